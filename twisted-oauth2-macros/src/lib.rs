@@ -1,0 +1,62 @@
+//! Procedural macros for `twisted-oauth2`.
+//!
+//! This crate is an implementation detail. `twisted-oauth2` re-exports [`macro@oauth`] (feature
+//! `macros`) and documents it in full. Depend on `twisted-oauth2`, never on this crate directly:
+//! the expansion names `::twisted_oauth2::__private` items that only the matching runtime provides.
+
+mod args;
+mod expand;
+mod route;
+mod scope;
+
+use proc_macro::TokenStream;
+
+/// Requires an OAuth 2 bearer token with the given scope on a Rocket route.
+///
+/// Write it **above** the route attribute, with the scope as one space-separated string
+/// (RFC 6749 §3.3). The token must carry every listed scope token:
+///
+/// ```ignore
+/// use rocket::get;
+/// use twisted_oauth2::oauth;
+///
+/// #[oauth(scope = "VIEW_CLOCK profile")]
+/// #[get("/clock")]
+/// async fn clock() -> String {
+///     "12:00".into()
+/// }
+/// ```
+///
+/// The attribute adds no behaviour of its own. It inserts one request guard as the handler's
+/// first parameter, so the token is checked before any other guard runs or the body is read:
+///
+/// ```ignore
+/// #[get("/clock")]
+/// async fn clock(
+///     __twisted_oauth2_auth: ::twisted_oauth2::__private::Authorized<__TwistedOAuth2Scope_clock>,
+/// ) -> String { /* ... */ }
+///
+/// #[doc(hidden)]
+/// struct __TwistedOAuth2Scope_clock;
+/// impl ::twisted_oauth2::__private::RequiredScope for __TwistedOAuth2Scope_clock {
+///     const SCOPE: &'static str = "VIEW_CLOCK profile";
+/// }
+/// ```
+///
+/// The scope string is checked at compile time: it must not be empty, tokens are separated by
+/// single spaces, and each token uses only printable ASCII other than space, `"` and `\`.
+/// Repeated tokens are dropped.
+#[proc_macro_attribute]
+pub fn oauth(args: TokenStream, item: TokenStream) -> TokenStream {
+    let item = proc_macro2::TokenStream::from(item);
+    match expand::oauth(args.into(), item.clone()) {
+        Ok(expanded) => expanded.into(),
+        // Keep the item so that the error is the only one: code naming the handler, such as
+        // `routes![handler]`, still resolves.
+        Err(error) => {
+            let mut tokens = error.into_compile_error();
+            tokens.extend(item);
+            tokens.into()
+        }
+    }
+}

@@ -1,0 +1,442 @@
+//! Registered clients (RFC 6749 §2): kind, redirect URIs, allowed grants and scopes, and
+//! hashed secrets compared in constant time.
+
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::ConfigError;
+use crate::scope::Scope;
+
+/// Whether a client can keep a secret (RFC 6749 §2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientKind {
+    /// A public client (native or browser app): identified by `client_id` only, must use PKCE.
+    Public,
+    /// A confidential client authenticated with a secret.
+    Confidential,
+}
+
+/// A client secret kept as its SHA-256 digest; the plain secret is never stored.
+#[derive(Clone)]
+pub struct SecretDigest([u8; 32]);
+
+impl SecretDigest {
+    /// Digests a plain secret.
+    pub fn of(secret: &str) -> Self {
+        SecretDigest(Sha256::digest(secret.as_bytes()).into())
+    }
+
+    /// Parses a hex-encoded SHA-256 digest (64 hex digits), as given in config
+    /// (`secret_sha256`).
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        let hex = hex.as_bytes();
+        if hex.len() != 64 {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (i, pair) in hex.chunks(2).enumerate() {
+            let hi = (pair[0] as char).to_digit(16)?;
+            let lo = (pair[1] as char).to_digit(16)?;
+            out[i] = (hi * 16 + lo) as u8;
+        }
+        Some(SecretDigest(out))
+    }
+
+    /// Compares a presented secret with this digest in constant time.
+    pub fn verify(&self, presented: &str) -> bool {
+        let d: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        d.ct_eq(&self.0).into()
+    }
+}
+
+impl fmt::Debug for SecretDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretDigest(..)")
+    }
+}
+
+/// A registered redirect URI: absolute, without fragment (RFC 6749 §3.1.2). Custom schemes
+/// (`com.example.app:/cb`) are allowed for native apps (RFC 8252 §7.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedirectUri {
+    raw: String,
+    loopback: Option<LoopbackParts>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct LoopbackParts {
+    host: String,
+    rest: String,
+}
+
+impl RedirectUri {
+    /// Validates a URI for registration.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let url =
+            url::Url::parse(raw).map_err(|e| format!("`{raw}` is not an absolute URI: {e}"))?;
+        if url.fragment().is_some() || raw.contains('#') {
+            return Err(format!("`{raw}` has a fragment (RFC 6749 section 3.1.2)"));
+        }
+        if matches!(url.scheme(), "http" | "https") && url.host_str().is_none_or(str::is_empty) {
+            return Err(format!("`{raw}` has no host"));
+        }
+        if url.scheme() == "javascript" || url.scheme() == "data" {
+            return Err(format!("`{raw}` uses a forbidden scheme"));
+        }
+        Ok(RedirectUri {
+            raw: raw.to_owned(),
+            loopback: loopback_parts(raw),
+        })
+    }
+
+    /// The URI as registered.
+    pub fn as_str(&self) -> &str {
+        &self.raw
+    }
+
+    /// Whether `requested` matches: byte-exact, except that loopback IP literals over
+    /// `http` (`http://127.0.0.1`, `http://[::1]`) may differ in port (RFC 8252 §7.3).
+    pub fn matches(&self, requested: &str) -> bool {
+        if self.raw == requested {
+            return true;
+        }
+        match (&self.loopback, loopback_parts(requested)) {
+            (Some(a), Some(b)) => *a == b,
+            _ => false,
+        }
+    }
+
+    /// Whether the URI is a plain-HTTP loopback URI.
+    pub fn is_loopback(&self) -> bool {
+        self.loopback.is_some()
+    }
+}
+
+/// Splits `http://127.0.0.1:PORT/rest` or `http://[::1]:PORT/rest` into host and rest.
+fn loopback_parts(raw: &str) -> Option<LoopbackParts> {
+    let after = raw.strip_prefix("http://")?;
+    let (host, after_host) = if let Some(v6) = after.strip_prefix("[::1]") {
+        ("[::1]", v6)
+    } else if let Some(v4) = after.strip_prefix("127.0.0.1") {
+        ("127.0.0.1", v4)
+    } else {
+        return None;
+    };
+    let rest = match after_host.strip_prefix(':') {
+        Some(p) => {
+            let digits = p.bytes().take_while(u8::is_ascii_digit).count();
+            if digits == 0 {
+                return None;
+            }
+            &p[digits..]
+        }
+        None => after_host,
+    };
+    if !(rest.is_empty() || rest.starts_with(['/', '?'])) {
+        return None;
+    }
+    Some(LoopbackParts {
+        host: host.to_owned(),
+        rest: rest.to_owned(),
+    })
+}
+
+/// Whether a redirect URI uses plain HTTP to a host other than a loopback address
+/// (refused at grant time unless allowed: RFC 9700 §4.1, txoauth2's `allowInsecureRedirectUri`).
+pub fn is_insecure_redirect(uri: &str) -> bool {
+    uri.starts_with("http://")
+        && loopback_parts(uri).is_none()
+        && !uri.starts_with("http://localhost")
+}
+
+/// A registered client (RFC 6749 §2).
+#[derive(Debug, Clone)]
+pub struct Client {
+    id: String,
+    secret: Option<SecretDigest>,
+    redirect_uris: Vec<RedirectUri>,
+    grant_types: Vec<String>,
+    scopes: Option<Scope>,
+    allow_insecure_redirect: bool,
+    may_introspect: bool,
+    name: Option<String>,
+}
+
+impl Client {
+    /// Starts building a client with this id.
+    pub fn builder(id: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            id: id.into(),
+            secret: None,
+            redirect_uris: Vec::new(),
+            grant_types: Vec::new(),
+            scopes: None,
+            allow_insecure_redirect: false,
+            may_introspect: false,
+            name: None,
+        }
+    }
+
+    /// The `client_id`.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// A display name for consent pages (defaults to the id).
+    pub fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.id)
+    }
+
+    /// Public or confidential.
+    pub fn kind(&self) -> ClientKind {
+        if self.secret.is_some() {
+            ClientKind::Confidential
+        } else {
+            ClientKind::Public
+        }
+    }
+
+    /// Whether the client is public.
+    pub fn is_public(&self) -> bool {
+        self.secret.is_none()
+    }
+
+    /// Checks a presented secret in constant time. Public clients have no secret: `false`.
+    pub fn verify_secret(&self, presented: &str) -> bool {
+        self.secret.as_ref().is_some_and(|d| d.verify(presented))
+    }
+
+    /// The registered redirect URIs.
+    pub fn redirect_uris(&self) -> &[RedirectUri] {
+        &self.redirect_uris
+    }
+
+    /// The registered redirect URI that `requested` matches, if any.
+    pub fn matching_redirect_uri(&self, requested: &str) -> Option<&RedirectUri> {
+        self.redirect_uris.iter().find(|u| u.matches(requested))
+    }
+
+    /// Whether the client may use `grant_type` (`authorization_code`, `refresh_token`,
+    /// `client_credentials`, `password`, `implicit`, or an extension URI).
+    pub fn allows_grant(&self, grant_type: &str) -> bool {
+        self.grant_types.iter().any(|g| g == grant_type)
+    }
+
+    /// The grant types the client may use.
+    pub fn grant_types(&self) -> &[String] {
+        &self.grant_types
+    }
+
+    /// The scopes the client may request; `None` means any scope the server accepts.
+    pub fn allowed_scopes(&self) -> Option<&Scope> {
+        self.scopes.as_ref()
+    }
+
+    /// Whether plain-HTTP, non-loopback redirect URIs may receive codes.
+    pub fn allows_insecure_redirect(&self) -> bool {
+        self.allow_insecure_redirect
+    }
+
+    /// Whether the client may call the introspection endpoint (RFC 7662).
+    pub fn may_introspect(&self) -> bool {
+        self.may_introspect
+    }
+}
+
+/// Builds a [`Client`], validating it.
+#[derive(Debug)]
+pub struct ClientBuilder {
+    id: String,
+    secret: Option<SecretDigest>,
+    redirect_uris: Vec<String>,
+    grant_types: Vec<String>,
+    scopes: Option<Vec<String>>,
+    allow_insecure_redirect: bool,
+    may_introspect: bool,
+    name: Option<String>,
+}
+
+impl ClientBuilder {
+    /// Makes the client confidential with this secret (kept only as a digest).
+    pub fn secret(mut self, secret: &str) -> Self {
+        self.secret = Some(SecretDigest::of(secret));
+        self
+    }
+
+    /// Makes the client confidential with an already-digested secret.
+    pub fn secret_digest(mut self, digest: SecretDigest) -> Self {
+        self.secret = Some(digest);
+        self
+    }
+
+    /// Adds a redirect URI.
+    pub fn redirect_uri(mut self, uri: impl Into<String>) -> Self {
+        self.redirect_uris.push(uri.into());
+        self
+    }
+
+    /// Adds a grant type the client may use.
+    pub fn grant_type(mut self, grant: impl Into<String>) -> Self {
+        self.grant_types.push(grant.into());
+        self
+    }
+
+    /// Sets the scopes the client may request (space-separated or one per call of
+    /// [`ClientBuilder::scope`]).
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        let s: String = scope.into();
+        self.scopes
+            .get_or_insert_with(Vec::new)
+            .extend(s.split(' ').filter(|t| !t.is_empty()).map(str::to_owned));
+        self
+    }
+
+    /// Allows plain-HTTP, non-loopback redirect URIs for this client (development only).
+    pub fn allow_insecure_redirect(mut self, allow: bool) -> Self {
+        self.allow_insecure_redirect = allow;
+        self
+    }
+
+    /// Lets the client call the introspection endpoint.
+    pub fn may_introspect(mut self, allow: bool) -> Self {
+        self.may_introspect = allow;
+        self
+    }
+
+    /// Sets a display name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Validates and builds the client.
+    pub fn build(self) -> Result<Client, ConfigError> {
+        let err = |reason: String| ConfigError::Client {
+            client: self.id.clone(),
+            reason,
+        };
+        if self.id.is_empty() {
+            return Err(err("client id is empty".into()));
+        }
+        if !self.id.chars().all(|c| (' '..='~').contains(&c)) {
+            return Err(err("client id must be printable ASCII".into()));
+        }
+        let mut uris = Vec::with_capacity(self.redirect_uris.len());
+        for raw in &self.redirect_uris {
+            uris.push(RedirectUri::parse(raw).map_err(err)?);
+        }
+        for g in &self.grant_types {
+            if g.is_empty() || g.contains(' ') {
+                return Err(err(format!("invalid grant type `{g}`")));
+            }
+        }
+        if self
+            .grant_types
+            .iter()
+            .any(|g| g == "authorization_code" || g == "implicit")
+            && uris.is_empty()
+        {
+            return Err(err(
+                "a client using authorization_code needs at least one redirect URI".into(),
+            ));
+        }
+        if self.secret.is_none() && self.grant_types.iter().any(|g| g == "client_credentials") {
+            return Err(err(
+                "client_credentials needs a confidential client (set a secret)".into(),
+            ));
+        }
+        let scopes = match self.scopes {
+            None => None,
+            Some(v) => Some(Scope::from_tokens(&v).map_err(|e| err(format!("scopes: {e}")))?),
+        };
+        Ok(Client {
+            id: self.id,
+            secret: self.secret,
+            redirect_uris: uris,
+            grant_types: self.grant_types,
+            scopes,
+            allow_insecure_redirect: self.allow_insecure_redirect,
+            may_introspect: self.may_introspect,
+            name: self.name,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_uris_must_be_absolute_without_fragment_rfc6749_3_1_2() {
+        assert!(RedirectUri::parse("https://app.example/cb").is_ok());
+        assert!(RedirectUri::parse("com.example.app:/callback").is_ok());
+        assert!(RedirectUri::parse("custom://callback").is_ok());
+        assert!(RedirectUri::parse("/relative").is_err());
+        assert!(RedirectUri::parse("https://app.example/cb#frag").is_err());
+        assert!(RedirectUri::parse("https://app.example/cb#").is_err());
+        let e = Client::builder("c")
+            .redirect_uri("nope")
+            .grant_type("authorization_code")
+            .build()
+            .unwrap_err();
+        assert!(e.to_string().contains("client `c`"), "{e}");
+    }
+
+    #[test]
+    fn redirect_match_is_exact() {
+        let u = RedirectUri::parse("https://app.example/cb").unwrap();
+        assert!(u.matches("https://app.example/cb"));
+        assert!(!u.matches("https://app.example/cb/"));
+        assert!(!u.matches("https://app.example/cb?x=1"));
+        assert!(!u.matches("https://APP.example/cb"));
+    }
+
+    #[test]
+    fn loopback_redirect_may_differ_in_port_rfc8252_7_3() {
+        let u = RedirectUri::parse("http://127.0.0.1/cb").unwrap();
+        assert!(u.matches("http://127.0.0.1:51004/cb"));
+        assert!(!u.matches("http://127.0.0.1:51004/other"));
+        let v6 = RedirectUri::parse("http://[::1]:9000/cb").unwrap();
+        assert!(v6.matches("http://[::1]:1234/cb"));
+        assert!(!v6.matches("http://127.0.0.1:1234/cb"));
+        let notloop = RedirectUri::parse("http://127.0.0.1.evil.example/cb").unwrap();
+        assert!(!notloop.is_loopback());
+    }
+
+    #[test]
+    fn secrets_are_hashed_and_verified() {
+        let c = Client::builder("svc")
+            .secret("s3cret")
+            .grant_type("client_credentials")
+            .build()
+            .unwrap();
+        assert_eq!(c.kind(), ClientKind::Confidential);
+        assert!(c.verify_secret("s3cret"));
+        assert!(!c.verify_secret("s3cre"));
+        assert!(!format!("{c:?}").contains("s3cret"));
+        let hex = "b1b3773a05c0ed0176787a4f1574ff0075f7521e"; // too short
+        assert!(SecretDigest::from_hex(hex).is_none());
+        let d = SecretDigest::of("x");
+        let hex: String = d.0.iter().map(|b| format!("{b:02x}")).collect();
+        assert!(SecretDigest::from_hex(&hex).unwrap().verify("x"));
+    }
+
+    #[test]
+    fn public_client_cannot_use_client_credentials() {
+        assert!(Client::builder("p")
+            .grant_type("client_credentials")
+            .build()
+            .is_err());
+    }
+
+    #[test]
+    fn insecure_redirect_detection() {
+        assert!(is_insecure_redirect("http://example.com/cb"));
+        assert!(!is_insecure_redirect("http://127.0.0.1:9000/cb"));
+        assert!(!is_insecure_redirect("https://example.com/cb"));
+        assert!(!is_insecure_redirect("com.example:/cb"));
+    }
+}

@@ -1,0 +1,341 @@
+//! Server configuration: read by the Rocket fairing from the `oauth2` table of Rocket's
+//! figment (`Rocket.toml`, `ROCKET_OAUTH2`), or built in code.
+//!
+//! Every key has a default; see the field docs and `docs/configuration.md`.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::client::{Client, SecretDigest};
+use crate::error::ConfigError;
+use crate::scope::Scope;
+
+/// The grant types enabled by default: the OAuth 2.1 set.
+pub const DEFAULT_GRANT_TYPES: &[&str] =
+    &["authorization_code", "refresh_token", "client_credentials"];
+
+/// Server-wide settings.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// The issuer identifier (RFC 8414 §2, RFC 9207): scheme, host, optional port and path.
+    /// Default `http://127.0.0.1:8000`.
+    pub issuer: String,
+    /// Where the endpoints are mounted. Default `/oauth2`.
+    pub base_path: String,
+    /// The realm named in `WWW-Authenticate` challenges. Default `twisted-oauth2`.
+    pub realm: String,
+    /// Accept plain-HTTP requests (development only; launch logs a warning). Default `false`.
+    pub allow_insecure_request_debug: bool,
+    /// A header set by a trusted reverse proxy that says `https` when the client used TLS,
+    /// such as `X-Forwarded-Proto`. Default: none (only Rocket's own TLS counts).
+    pub trusted_proxy_header: Option<String>,
+    /// Access token lifetime in seconds. Default 3600.
+    pub access_token_lifetime: u64,
+    /// Refresh token lifetime in seconds (each rotation starts a new period). Default 30 days.
+    pub refresh_token_lifetime: u64,
+    /// Authorization code lifetime in seconds. Default 60.
+    pub code_lifetime: u64,
+    /// Lifetime of a pending authorization request awaiting consent, in seconds. Default 600.
+    pub pending_lifetime: u64,
+    /// Grant types the token endpoint accepts. Default `authorization_code`, `refresh_token`,
+    /// `client_credentials`. `password` needs the `password-grant` feature, `implicit` the
+    /// `implicit-grant` feature; extension grants are enabled by registering them.
+    pub grant_types: Vec<String>,
+    /// Scope used when a request omits `scope` (txoauth2's `defaultScope`). Default: none,
+    /// so a request without scope is refused with `invalid_scope`.
+    pub default_scope: Option<String>,
+    /// Every scope the server knows; when set, other scopes are refused with `invalid_scope`
+    /// and the list is published in the metadata. Default: any syntactically valid scope.
+    pub scopes_supported: Option<Vec<String>>,
+    /// Require PKCE from confidential clients too (public clients always need it).
+    /// Default `false`.
+    pub pkce_required_for_all_clients: bool,
+    /// Accept `code_challenge_method=plain`. Default `false` (S256 only).
+    pub pkce_allow_plain: bool,
+    /// Largest accepted form body in bytes at the token, revocation and introspection
+    /// endpoints. Default 16384.
+    pub max_body_size: u64,
+    /// Accept `access_token` in the URL query at protected resources (RFC 6750 §2.3,
+    /// discouraged). Default `false`.
+    pub allow_access_token_in_query: bool,
+    /// Revoking an access token also revokes the refresh tokens of its grant. Default `false`.
+    pub revoke_grant_on_access_token_revocation: bool,
+    /// A bearer token holding this scope may call the introspection endpoint. Default none.
+    pub introspection_scope: Option<String>,
+    /// The clients (txoauth2's `ClientStorage` contents). Default none.
+    pub clients: Vec<ClientConfig>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            issuer: "http://127.0.0.1:8000".into(),
+            base_path: "/oauth2".into(),
+            realm: "twisted-oauth2".into(),
+            allow_insecure_request_debug: false,
+            trusted_proxy_header: None,
+            access_token_lifetime: 3600,
+            refresh_token_lifetime: 30 * 24 * 3600,
+            code_lifetime: 60,
+            pending_lifetime: 600,
+            grant_types: DEFAULT_GRANT_TYPES
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            default_scope: None,
+            scopes_supported: None,
+            pkce_required_for_all_clients: false,
+            pkce_allow_plain: false,
+            max_body_size: 16 * 1024,
+            allow_access_token_in_query: false,
+            revoke_grant_on_access_token_revocation: false,
+            introspection_scope: None,
+            clients: Vec::new(),
+        }
+    }
+}
+
+/// One `[[oauth2.clients]]` entry.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ClientConfig {
+    /// The `client_id`.
+    pub id: String,
+    /// The secret of a confidential client (hashed at load, never kept). Omit for a public client.
+    pub secret: Option<String>,
+    /// The SHA-256 of the secret in hex, instead of `secret`.
+    pub secret_sha256: Option<String>,
+    /// A display name for consent pages.
+    pub name: Option<String>,
+    /// Registered redirect URIs (exact match; loopback port may vary).
+    pub redirect_uris: Vec<String>,
+    /// Grant types the client may use.
+    pub grant_types: Vec<String>,
+    /// Scopes the client may request. Omitted: any scope the server accepts.
+    pub scopes: Option<Vec<String>>,
+    /// Allow plain-HTTP non-loopback redirect URIs (development only).
+    pub allow_insecure_redirect: bool,
+    /// May call the introspection endpoint.
+    pub introspect: bool,
+}
+
+impl fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("id", &self.id)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("redirect_uris", &self.redirect_uris)
+            .field("grant_types", &self.grant_types)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientConfig {
+    /// Builds the [`Client`].
+    pub fn to_client(&self) -> Result<Client, ConfigError> {
+        let mut b = Client::builder(self.id.clone());
+        match (&self.secret, &self.secret_sha256) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Client {
+                    client: self.id.clone(),
+                    reason: "set `secret` or `secret_sha256`, not both".into(),
+                })
+            }
+            (Some(s), None) => b = b.secret(s),
+            (None, Some(h)) => {
+                b = b.secret_digest(SecretDigest::from_hex(h).ok_or_else(|| {
+                    ConfigError::Client {
+                        client: self.id.clone(),
+                        reason: "`secret_sha256` must be 64 hex digits".into(),
+                    }
+                })?)
+            }
+            (None, None) => {}
+        }
+        for u in &self.redirect_uris {
+            b = b.redirect_uri(u.clone());
+        }
+        for g in &self.grant_types {
+            b = b.grant_type(g.clone());
+        }
+        if let Some(scopes) = &self.scopes {
+            b = b.scope(scopes.join(" "));
+        }
+        if let Some(n) = &self.name {
+            b = b.name(n.clone());
+        }
+        b.allow_insecure_redirect(self.allow_insecure_redirect)
+            .may_introspect(self.introspect)
+            .build()
+    }
+}
+
+impl ServerConfig {
+    /// Checks the settings and returns the parsed forms the server needs.
+    pub(crate) fn validate(&self) -> Result<ValidatedConfig, ConfigError> {
+        let issuer = url::Url::parse(&self.issuer).map_err(|e| ConfigError::Setting {
+            key: "issuer",
+            reason: format!("not a URL: {e}"),
+        })?;
+        if !matches!(issuer.scheme(), "http" | "https")
+            || issuer.query().is_some()
+            || issuer.fragment().is_some()
+        {
+            return Err(ConfigError::Setting {
+                key: "issuer",
+                reason: "must be an http(s) URL without query or fragment (RFC 8414 section 2)"
+                    .into(),
+            });
+        }
+        if !self.base_path.starts_with('/')
+            || self.base_path.ends_with('/') && self.base_path.len() > 1
+        {
+            return Err(ConfigError::Setting {
+                key: "base_path",
+                reason: "must start with `/` and not end with `/`".into(),
+            });
+        }
+        let default_scope = match &self.default_scope {
+            None => None,
+            Some(s) => Some(Scope::parse(s).map_err(|e| ConfigError::Setting {
+                key: "default_scope",
+                reason: e.to_string(),
+            })?),
+        };
+        let scopes_supported = match &self.scopes_supported {
+            None => None,
+            Some(v) => Some(Scope::from_tokens(v).map_err(|e| ConfigError::Setting {
+                key: "scopes_supported",
+                reason: e.to_string(),
+            })?),
+        };
+        for g in &self.grant_types {
+            let known = match g.as_str() {
+                "authorization_code" | "refresh_token" | "client_credentials" => true,
+                "password" => cfg!(feature = "password-grant"),
+                "implicit" => cfg!(feature = "implicit-grant"),
+                other => other.contains(':'),
+            };
+            if !known {
+                return Err(ConfigError::Setting {
+                    key: "grant_types",
+                    reason: format!(
+                        "`{g}` is not available (password and implicit need their cargo features; extension grants are URIs)"
+                    ),
+                });
+            }
+        }
+        for (key, v) in [
+            ("access_token_lifetime", self.access_token_lifetime),
+            ("code_lifetime", self.code_lifetime),
+            ("pending_lifetime", self.pending_lifetime),
+            ("refresh_token_lifetime", self.refresh_token_lifetime),
+        ] {
+            if v == 0 || v > i64::MAX as u64 / 4 {
+                return Err(ConfigError::Setting {
+                    key,
+                    reason: "must be a positive number of seconds".into(),
+                });
+            }
+        }
+        let mut clients = Vec::with_capacity(self.clients.len());
+        for c in &self.clients {
+            if clients.iter().any(|x: &Client| x.id() == c.id) {
+                return Err(ConfigError::Client {
+                    client: c.id.clone(),
+                    reason: "listed twice".into(),
+                });
+            }
+            clients.push(c.to_client()?);
+        }
+        Ok(ValidatedConfig {
+            issuer: self.issuer.trim_end_matches('/').to_owned(),
+            default_scope,
+            scopes_supported,
+            clients,
+        })
+    }
+}
+
+/// The parsed parts of a [`ServerConfig`].
+#[derive(Debug)]
+pub(crate) struct ValidatedConfig {
+    pub(crate) issuer: String,
+    pub(crate) default_scope: Option<Scope>,
+    pub(crate) scopes_supported: Option<Scope>,
+    pub(crate) clients: Vec<Client>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        ServerConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn bad_settings_name_their_key() {
+        let c = ServerConfig {
+            issuer: "not a url".into(),
+            ..Default::default()
+        };
+        assert!(c.validate().unwrap_err().to_string().contains("issuer"));
+        let c = ServerConfig {
+            default_scope: Some("a  b".into()),
+            ..Default::default()
+        };
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("default_scope"));
+        let c = ServerConfig {
+            code_lifetime: 0,
+            ..Default::default()
+        };
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("code_lifetime"));
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let c = ClientConfig {
+            id: "x".into(),
+            secret: Some("hunter2".into()),
+            ..Default::default()
+        };
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn duplicate_client_ids_are_refused() {
+        let c = ServerConfig {
+            clients: vec![
+                ClientConfig {
+                    id: "a".into(),
+                    ..Default::default()
+                },
+                ClientConfig {
+                    id: "a".into(),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("listed twice"));
+    }
+}

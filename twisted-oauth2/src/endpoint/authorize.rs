@@ -1,0 +1,674 @@
+//! The authorization endpoint (RFC 6749 §4.1.1, §4.1.2; OAuth 2.1; RFC 7636; RFC 9207).
+//!
+//! [`validate`] checks a request in a fixed order. Problems with `client_id` or
+//! `redirect_uri` are shown to the user ([`AuthorizeError::Page`]), never redirected, so the
+//! endpoint is no open redirector. Everything later is redirected to the client
+//! ([`AuthorizeError::Redirect`]) with `error`, `error_description`, `state` (only if sent)
+//! and `iss`. A valid request becomes a [`PendingAuthorization`] stored until the resource
+//! owner decides with [`grant`] or [`deny`].
+
+use std::sync::Arc;
+
+use crate::client::{is_insecure_redirect, Client};
+use crate::endpoint::{require_secure, Transport};
+use crate::error::{ErrorCode, OAuthError};
+use crate::form::Params;
+use crate::pkce::{ChallengeMethod, CodeChallenge};
+use crate::scope::Scope;
+use crate::server::AuthorizationServer;
+use crate::storage::{CodeRecord, GrantId, PendingRecord};
+use crate::token::{TokenDigest, TokenKind};
+
+/// Where the response parameters go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseMode {
+    /// In the query (`response_type=code`).
+    Query,
+    /// In the fragment (`response_type=token`, legacy implicit grant).
+    Fragment,
+}
+
+/// A redirect back to the client carrying a result or an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientRedirect {
+    location: String,
+}
+
+impl ClientRedirect {
+    /// Builds the URL: `redirect_uri` with `params` added to its query (keeping the
+    /// registered query) or put in the fragment.
+    pub fn new(redirect_uri: &str, mode: ResponseMode, params: &[(&str, &str)]) -> Self {
+        let location = match url::Url::parse(redirect_uri) {
+            Ok(mut url) => {
+                match mode {
+                    ResponseMode::Query => {
+                        let mut q = url.query_pairs_mut();
+                        for (k, v) in params {
+                            q.append_pair(k, v);
+                        }
+                    }
+                    ResponseMode::Fragment => {
+                        let frag = url::form_urlencoded::Serializer::new(String::new())
+                            .extend_pairs(params.iter())
+                            .finish();
+                        url.set_fragment(Some(&frag));
+                    }
+                }
+                url.to_string()
+            }
+            // Registered URIs are validated as absolute URLs; keep a safe fallback anyway.
+            Err(_) => redirect_uri.to_owned(),
+        };
+        ClientRedirect { location }
+    }
+
+    /// The `Location` header value.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+}
+
+/// Why an authorization request failed, and where the answer goes.
+#[derive(Debug, Clone)]
+pub enum AuthorizeError {
+    /// Shown to the user as an error page (HTTP 400); the client is not trusted with it.
+    Page(OAuthError),
+    /// Sent back to the client by redirect.
+    Redirect {
+        /// The redirect.
+        redirect: ClientRedirect,
+        /// The error, for logging and tests.
+        error: OAuthError,
+    },
+}
+
+impl AuthorizeError {
+    /// The wire error.
+    pub fn error(&self) -> &OAuthError {
+        match self {
+            AuthorizeError::Page(e) => e,
+            AuthorizeError::Redirect { error, .. } => error,
+        }
+    }
+}
+
+/// A validated authorization request awaiting the resource owner's decision.
+#[derive(Debug, Clone)]
+pub struct PendingAuthorization {
+    /// The client.
+    pub client: Arc<Client>,
+    /// `code`, or `token` for the legacy implicit grant.
+    pub response_type: String,
+    /// The requested scope.
+    pub scope: Scope,
+    /// The redirect URI the result will go to.
+    pub redirect_uri: String,
+    /// `state`, exactly as sent.
+    pub state: Option<String>,
+    /// The PKCE challenge.
+    pub code_challenge: Option<CodeChallenge>,
+    /// The handle that identifies this request in the decision form (`request_id`).
+    pub request_id: String,
+    /// The CSRF token the decision form must send back (`csrf_token`).
+    pub csrf_token: String,
+}
+
+/// An error redirect with `state` (only if sent) and `iss`.
+fn redirect_error(
+    server: &AuthorizationServer,
+    uri: &str,
+    mode: ResponseMode,
+    state: Option<&str>,
+    error: OAuthError,
+) -> AuthorizeError {
+    let mut params: Vec<(&str, &str)> = vec![("error", error.code().as_str())];
+    if let Some(d) = error.description() {
+        params.push(("error_description", d));
+    }
+    if let Some(u) = error.uri() {
+        params.push(("error_uri", u));
+    }
+    if let Some(s) = state {
+        params.push(("state", s));
+    }
+    params.push(("iss", server.issuer()));
+    AuthorizeError::Redirect {
+        redirect: ClientRedirect::new(uri, mode, &params),
+        error,
+    }
+}
+
+/// Validates an authorization request (query of a `GET`, or form body of a `POST`) and
+/// stores it as pending, bound to the user agent by `binding` (the value of a cookie the
+/// HTTP layer keeps for this browser).
+pub async fn validate(
+    server: &AuthorizationServer,
+    raw: &[u8],
+    transport: Transport,
+    binding: &str,
+) -> Result<PendingAuthorization, AuthorizeError> {
+    let params = Params::parse_keep_duplicates(raw).map_err(AuthorizeError::Page)?;
+    // 1. client_id: shown to the user.
+    let client_id = params
+        .unique("client_id")
+        .map_err(AuthorizeError::Page)?
+        .ok_or_else(|| AuthorizeError::Page(OAuthError::missing_parameter("client_id")))?;
+    let client = server
+        .client(client_id)
+        .await
+        .map_err(AuthorizeError::Page)?
+        .ok_or_else(|| AuthorizeError::Page(OAuthError::invalid_request("unknown client_id")))?;
+    // 2. redirect_uri: shown to the user.
+    let requested = params
+        .unique("redirect_uri")
+        .map_err(AuthorizeError::Page)?;
+    let (redirect_uri, redirect_uri_sent) = match requested {
+        Some(r) => {
+            if client.matching_redirect_uri(r).is_none() {
+                return Err(AuthorizeError::Page(OAuthError::invalid_request(
+                    "redirect_uri is not registered for this client",
+                )));
+            }
+            (r.to_owned(), true)
+        }
+        None => match client.redirect_uris() {
+            [only] => (only.as_str().to_owned(), false),
+            [] => {
+                return Err(AuthorizeError::Page(OAuthError::invalid_request(
+                    "the client has no registered redirect_uri",
+                )))
+            }
+            _ => {
+                return Err(AuthorizeError::Page(OAuthError::missing_parameter(
+                    "redirect_uri",
+                )));
+            }
+        },
+    };
+    // From here on, errors go back to the client.
+    let first_rt = params.get("response_type");
+    let implicit_on = cfg!(feature = "implicit-grant") && server.grant_enabled("implicit");
+    let mut mode = if first_rt == Some("token") && implicit_on {
+        ResponseMode::Fragment
+    } else {
+        ResponseMode::Query
+    };
+    let fail =
+        |mode, state: Option<&str>, e| Err(redirect_error(server, &redirect_uri, mode, state, e));
+    let state = match params.unique("state") {
+        Ok(s) => s,
+        Err(e) => return fail(mode, None, e),
+    };
+    let response_type = match params.unique("response_type") {
+        Ok(Some(rt)) => rt,
+        Ok(None) => return fail(mode, state, OAuthError::missing_parameter("response_type")),
+        Err(e) => return fail(mode, state, e),
+    };
+    let grant_type = match response_type {
+        "code" => "authorization_code",
+        "token" if implicit_on => "implicit",
+        _ => {
+            return fail(
+                ResponseMode::Query,
+                state,
+                OAuthError::with_description(
+                    ErrorCode::UnsupportedResponseType,
+                    "the response_type is not supported",
+                ),
+            )
+        }
+    };
+    if grant_type == "authorization_code" {
+        mode = ResponseMode::Query;
+    }
+    if let Err(e) = require_secure(server, transport) {
+        return fail(mode, state, e);
+    }
+    if !client.allows_grant(grant_type)
+        || (grant_type == "authorization_code" && !server.grant_enabled(grant_type))
+    {
+        return fail(
+            mode,
+            state,
+            OAuthError::unauthorized_client("the client is not allowed to use this response_type"),
+        );
+    }
+    let scope = match params.unique("scope") {
+        Ok(s) => match server.resolve_scope(s, &client) {
+            Ok(s) => s,
+            Err(e) => return fail(mode, state, e),
+        },
+        Err(e) => return fail(mode, state, e),
+    };
+    // PKCE (RFC 7636, OAuth 2.1 §4.1.1).
+    let challenge = match (
+        params.unique("code_challenge"),
+        params.unique("code_challenge_method"),
+    ) {
+        (Err(e), _) | (_, Err(e)) => return fail(mode, state, e),
+        (Ok(None), Ok(Some(_))) => {
+            return fail(
+                mode,
+                state,
+                OAuthError::invalid_request("code_challenge_method without code_challenge"),
+            )
+        }
+        (Ok(None), Ok(None)) => None,
+        (Ok(Some(ch)), Ok(m)) => {
+            let method = match m.map(ChallengeMethod::parse) {
+                None => {
+                    if server.config.pkce_allow_plain {
+                        ChallengeMethod::Plain
+                    } else {
+                        return fail(
+                            mode,
+                            state,
+                            OAuthError::invalid_request(
+                                "code_challenge_method is required (S256); plain is not enabled",
+                            ),
+                        );
+                    }
+                }
+                Some(None) => {
+                    return fail(
+                        mode,
+                        state,
+                        OAuthError::invalid_request("unsupported code_challenge_method"),
+                    )
+                }
+                Some(Some(m)) => m,
+            };
+            if method == ChallengeMethod::Plain && !server.config.pkce_allow_plain {
+                return fail(
+                    mode,
+                    state,
+                    OAuthError::invalid_request(
+                        "code_challenge_method plain is not allowed; use S256",
+                    ),
+                );
+            }
+            match CodeChallenge::new(ch, method) {
+                Ok(c) => Some(c),
+                Err(e) => return fail(mode, state, e),
+            }
+        }
+    };
+    if grant_type == "authorization_code"
+        && challenge.is_none()
+        && (client.is_public() || server.config.pkce_required_for_all_clients)
+    {
+        return fail(
+            mode,
+            state,
+            OAuthError::invalid_request("code_challenge is required (PKCE, RFC 7636)"),
+        );
+    }
+    let request_id = server
+        .new_value(TokenKind::Handle)
+        .map_err(|e| fail_page(e))?;
+    let csrf_token = server
+        .new_value(TokenKind::Handle)
+        .map_err(|e| fail_page(e))?;
+    let record = PendingRecord {
+        client_id: Arc::from(client.id()),
+        response_type: response_type.to_owned(),
+        redirect_uri: redirect_uri.clone(),
+        redirect_uri_sent,
+        scope: scope.clone(),
+        state: state.map(str::to_owned),
+        challenge: challenge.clone(),
+        csrf_token: csrf_token.clone(),
+        binding: TokenDigest::of(binding),
+        expires_at: server.now() + server.config.pending_lifetime as i64,
+    };
+    if let Err(e) = server
+        .stores
+        .pending
+        .put_pending(&TokenDigest::of(&request_id), &record)
+        .await
+    {
+        return fail(mode, state, e.into());
+    }
+    Ok(PendingAuthorization {
+        client,
+        response_type: response_type.to_owned(),
+        scope,
+        redirect_uri,
+        state: state.map(str::to_owned),
+        code_challenge: challenge,
+        request_id,
+        csrf_token,
+    })
+}
+
+fn fail_page(e: OAuthError) -> AuthorizeError {
+    AuthorizeError::Page(e)
+}
+
+/// Turns an error raised by the application's consent hook into the redirect it causes.
+pub fn reject(
+    server: &AuthorizationServer,
+    pending: &PendingAuthorization,
+    error: OAuthError,
+) -> AuthorizeError {
+    let mode = if pending.response_type == "token" {
+        ResponseMode::Fragment
+    } else {
+        ResponseMode::Query
+    };
+    redirect_error(
+        server,
+        &pending.redirect_uri,
+        mode,
+        pending.state.as_deref(),
+        error,
+    )
+}
+
+const UNKNOWN_REQUEST: &str = "this authorization request is unknown, expired or already decided";
+
+/// Loads a pending request for a consent page without consuming it. It must be bound to
+/// the same user agent (`binding`).
+pub async fn load(
+    server: &AuthorizationServer,
+    request_id: &str,
+    binding: Option<&str>,
+) -> Result<PendingAuthorization, OAuthError> {
+    let record = server
+        .stores
+        .pending
+        .pending(&TokenDigest::of(request_id))
+        .await?
+        .ok_or_else(|| OAuthError::invalid_request(UNKNOWN_REQUEST))?;
+    check_binding(server, &record, binding)?;
+    to_pending(server, record, request_id).await
+}
+
+fn check_binding(
+    server: &AuthorizationServer,
+    record: &PendingRecord,
+    binding: Option<&str>,
+) -> Result<(), OAuthError> {
+    if record.expires_at <= server.now() {
+        return Err(OAuthError::invalid_request(UNKNOWN_REQUEST));
+    }
+    let bound = binding.is_some_and(|b| {
+        use subtle::ConstantTimeEq;
+        TokenDigest::of(b).0.ct_eq(&record.binding.0).into()
+    });
+    if !bound {
+        return Err(OAuthError::with_description(
+            ErrorCode::AccessDenied,
+            "this authorization request was started in another browser",
+        ));
+    }
+    Ok(())
+}
+
+async fn to_pending(
+    server: &AuthorizationServer,
+    record: PendingRecord,
+    request_id: &str,
+) -> Result<PendingAuthorization, OAuthError> {
+    let client = server
+        .client(&record.client_id)
+        .await?
+        .ok_or_else(|| OAuthError::invalid_request("the client is no longer registered"))?;
+    Ok(PendingAuthorization {
+        client,
+        response_type: record.response_type,
+        scope: record.scope,
+        redirect_uri: record.redirect_uri,
+        state: record.state,
+        code_challenge: record.challenge,
+        request_id: request_id.to_owned(),
+        csrf_token: record.csrf_token,
+    })
+}
+
+/// Takes a pending request for a decision: checks the user-agent binding and the CSRF
+/// token, then removes it (single use).
+async fn take(
+    server: &AuthorizationServer,
+    request_id: &str,
+    binding: Option<&str>,
+    csrf_token: &str,
+) -> Result<PendingRecord, OAuthError> {
+    let digest = TokenDigest::of(request_id);
+    let record = server
+        .stores
+        .pending
+        .pending(&digest)
+        .await?
+        .ok_or_else(|| OAuthError::invalid_request(UNKNOWN_REQUEST))?;
+    check_binding(server, &record, binding)?;
+    let csrf_ok: bool = {
+        use subtle::ConstantTimeEq;
+        csrf_token
+            .as_bytes()
+            .ct_eq(record.csrf_token.as_bytes())
+            .into()
+    };
+    if !csrf_ok {
+        return Err(OAuthError::with_description(
+            ErrorCode::AccessDenied,
+            "the consent form's CSRF token is missing or wrong",
+        ));
+    }
+    server
+        .stores
+        .pending
+        .take_pending(&digest)
+        .await?
+        .ok_or_else(|| OAuthError::invalid_request(UNKNOWN_REQUEST))
+}
+
+/// What the resource owner granted.
+#[derive(Debug, Clone, Default)]
+pub struct Grant {
+    /// The resource owner (user id); becomes `sub`.
+    pub subject: Option<String>,
+    /// A narrower scope than requested, or `None` for the requested scope.
+    pub scope: Option<Scope>,
+    /// Application data kept with the tokens (txoauth2's `additionalData`).
+    pub extra: Option<serde_json::Value>,
+}
+
+/// The resource owner's decision: the pending request identified by `request_id` (bound to
+/// `binding`, proven by `csrf_token`) is granted. Returns the redirect carrying `code`,
+/// `state` and `iss` (or, for the implicit grant, the token in the fragment).
+///
+/// Errors before the pending request is consumed (unknown, expired, other browser, bad
+/// CSRF token) are for an error page; a refused insecure redirect URI is too.
+pub async fn grant(
+    server: &AuthorizationServer,
+    request_id: &str,
+    binding: Option<&str>,
+    csrf_token: &str,
+    decision: Grant,
+) -> Result<ClientRedirect, AuthorizeError> {
+    let record = take(server, request_id, binding, csrf_token)
+        .await
+        .map_err(AuthorizeError::Page)?;
+    let implicit = record.response_type == "token";
+    let mode = if implicit {
+        ResponseMode::Fragment
+    } else {
+        ResponseMode::Query
+    };
+    let state = record.state.as_deref();
+    let client = match server.client(&record.client_id).await {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return Err(redirect_error(
+                server,
+                &record.redirect_uri,
+                mode,
+                state,
+                OAuthError::invalid_request("the client is no longer registered"),
+            ))
+        }
+        Err(e) => return Err(redirect_error(server, &record.redirect_uri, mode, state, e)),
+    };
+    if is_insecure_redirect(&record.redirect_uri)
+        && !client.allows_insecure_redirect()
+        && !server.config.allow_insecure_request_debug
+    {
+        return Err(AuthorizeError::Page(OAuthError::invalid_request(
+            "refusing to send a code to a plain-HTTP redirect URI",
+        )));
+    }
+    let scope = match decision.scope {
+        Some(s) if !s.is_subset(&record.scope) => {
+            return Err(redirect_error(
+                server,
+                &record.redirect_uri,
+                mode,
+                state,
+                OAuthError::invalid_scope("granted scope exceeds the requested scope"),
+            ))
+        }
+        Some(s) => s,
+        None => record.scope.clone(),
+    };
+    let subject: Option<Arc<str>> = decision.subject.map(Arc::from);
+    let extra = decision.extra.map(Arc::new);
+    let iss = server.issuer().to_owned();
+    if implicit {
+        return implicit_grant(server, &client, &record, scope, subject, extra).await;
+    }
+    let code = server
+        .new_value(TokenKind::Code)
+        .map_err(|e| redirect_error(server, &record.redirect_uri, mode, state, e))?;
+    let code_record = CodeRecord {
+        client_id: record.client_id.clone(),
+        redirect_uri: record.redirect_uri.clone(),
+        redirect_uri_sent: record.redirect_uri_sent,
+        scope,
+        subject,
+        extra,
+        challenge: record.challenge.clone(),
+        grant_id: GrantId::random(),
+        expires_at: server.now() + server.config.code_lifetime as i64,
+    };
+    if let Err(e) = server
+        .stores
+        .codes
+        .put_code(&TokenDigest::of(&code), &code_record)
+        .await
+    {
+        return Err(redirect_error(
+            server,
+            &record.redirect_uri,
+            mode,
+            state,
+            e.into(),
+        ));
+    }
+    let mut params: Vec<(&str, &str)> = vec![("code", &code)];
+    if let Some(s) = state {
+        params.push(("state", s));
+    }
+    params.push(("iss", &iss));
+    Ok(ClientRedirect::new(
+        &record.redirect_uri,
+        ResponseMode::Query,
+        &params,
+    ))
+}
+
+#[cfg(feature = "implicit-grant")]
+async fn implicit_grant(
+    server: &AuthorizationServer,
+    client: &Client,
+    record: &PendingRecord,
+    scope: Scope,
+    subject: Option<Arc<str>>,
+    extra: Option<Arc<serde_json::Value>>,
+) -> Result<ClientRedirect, AuthorizeError> {
+    let state = record.state.as_deref();
+    let issue = crate::grant::Issue {
+        scope,
+        subject,
+        extra,
+        refresh_token: false,
+    };
+    let t = crate::grant::issue_tokens(server, client, issue, GrantId::random())
+        .await
+        .map_err(|e| {
+            redirect_error(
+                server,
+                &record.redirect_uri,
+                ResponseMode::Fragment,
+                state,
+                e,
+            )
+        })?;
+    let expires = t.expires_in.unwrap_or_default().to_string();
+    let mut params: Vec<(&str, &str)> = vec![
+        ("access_token", &t.access_token),
+        ("token_type", "Bearer"),
+        ("expires_in", &expires),
+        ("scope", &t.scope),
+    ];
+    if let Some(s) = state {
+        params.push(("state", s));
+    }
+    params.push(("iss", server.issuer()));
+    Ok(ClientRedirect::new(
+        &record.redirect_uri,
+        ResponseMode::Fragment,
+        &params,
+    ))
+}
+
+#[cfg(not(feature = "implicit-grant"))]
+async fn implicit_grant(
+    server: &AuthorizationServer,
+    _client: &Client,
+    record: &PendingRecord,
+    _scope: Scope,
+    _subject: Option<Arc<str>>,
+    _extra: Option<Arc<serde_json::Value>>,
+) -> Result<ClientRedirect, AuthorizeError> {
+    Err(redirect_error(
+        server,
+        &record.redirect_uri,
+        ResponseMode::Fragment,
+        record.state.as_deref(),
+        OAuthError::with_description(
+            ErrorCode::UnsupportedResponseType,
+            "the implicit grant is disabled",
+        ),
+    ))
+}
+
+/// The resource owner denied: `access_denied` to the client (RFC 6749 §4.1.2.1).
+pub async fn deny(
+    server: &AuthorizationServer,
+    request_id: &str,
+    binding: Option<&str>,
+    csrf_token: &str,
+) -> Result<ClientRedirect, AuthorizeError> {
+    let record = take(server, request_id, binding, csrf_token)
+        .await
+        .map_err(AuthorizeError::Page)?;
+    let mode = if record.response_type == "token" {
+        ResponseMode::Fragment
+    } else {
+        ResponseMode::Query
+    };
+    match redirect_error(
+        server,
+        &record.redirect_uri,
+        mode,
+        record.state.as_deref(),
+        OAuthError::with_description(
+            ErrorCode::AccessDenied,
+            "the resource owner denied the request",
+        ),
+    ) {
+        AuthorizeError::Redirect { redirect, .. } => Ok(redirect),
+        page => Err(page),
+    }
+}

@@ -1,0 +1,161 @@
+//! Client authentication at the token, revocation and introspection endpoints
+//! (RFC 6749 §2.3): HTTP Basic with form-urlencoded id and secret, or `client_id` and
+//! `client_secret` in the body, never both; public clients send `client_id` only.
+
+use std::sync::Arc;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+
+use crate::client::Client;
+use crate::error::{Challenge, OAuthError};
+use crate::form::{decode, Params};
+use crate::server::AuthorizationServer;
+
+/// How the client presented its credentials.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthMethod {
+    /// `client_secret_basic`.
+    Basic,
+    /// `client_secret_post`.
+    Post,
+    /// `none`: a public client identified by `client_id`.
+    None,
+}
+
+impl AuthMethod {
+    /// The RFC 8414 / RFC 7591 name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::Basic => "client_secret_basic",
+            AuthMethod::Post => "client_secret_post",
+            AuthMethod::None => "none",
+        }
+    }
+}
+
+/// An authenticated (or, for public clients, identified) client.
+#[derive(Debug, Clone)]
+pub struct AuthenticatedClient {
+    /// The client.
+    pub client: Arc<Client>,
+    /// How it authenticated.
+    pub method: AuthMethod,
+}
+
+/// Parses an `Authorization: Basic` value into id and secret, each form-urlencoded
+/// (RFC 6749 §2.3.1). `Ok(None)` when the header uses another scheme.
+pub fn parse_basic(header: &str) -> Result<Option<(String, String)>, OAuthError> {
+    let header = header.trim();
+    let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Ok(None);
+    }
+    let bad = || {
+        OAuthError::invalid_client("malformed HTTP Basic credentials")
+            .with_challenge(Challenge::Basic)
+    };
+    let raw = STANDARD.decode(rest.trim()).map_err(|_| bad())?;
+    let i = raw.iter().position(|b| *b == b':').ok_or_else(bad)?;
+    let id = decode(&raw[..i]).map_err(|_| bad())?;
+    let secret = decode(&raw[i + 1..]).map_err(|_| bad())?;
+    Ok(Some((id, secret)))
+}
+
+/// Authenticates the client of a request.
+pub async fn authenticate(
+    server: &AuthorizationServer,
+    params: &Params,
+    authorization: Option<&str>,
+) -> Result<AuthenticatedClient, OAuthError> {
+    let basic = match authorization {
+        Some(h) => match parse_basic(h)? {
+            Some(b) => Some(b),
+            None => {
+                return Err(OAuthError::invalid_client(
+                    "unsupported client authentication scheme",
+                ))
+            }
+        },
+        None => None,
+    };
+    let body_id = params.get("client_id");
+    let body_secret = params.get("client_secret");
+    let (id, secret, method) = match basic {
+        Some((id, secret)) => {
+            if params.contains("client_secret") {
+                return Err(OAuthError::invalid_request(
+                    "the client used more than one authentication method",
+                ));
+            }
+            if body_id.is_some_and(|b| b != id) {
+                return Err(OAuthError::invalid_request(
+                    "client_id in the body differs from the authenticated client",
+                ));
+            }
+            (id, secret, AuthMethod::Basic)
+        }
+        None => match (body_id, body_secret) {
+            (Some(id), Some(s)) => (id.to_owned(), s.to_owned(), AuthMethod::Post),
+            (Some(id), None) => (id.to_owned(), String::new(), AuthMethod::None),
+            (None, _) => {
+                return Err(OAuthError::invalid_client(
+                    "client authentication is required",
+                ));
+            }
+        },
+    };
+    let fail = |m: AuthMethod| {
+        let e = OAuthError::invalid_client("client authentication failed");
+        if m == AuthMethod::Basic {
+            e.with_challenge(Challenge::Basic)
+        } else {
+            e
+        }
+    };
+    let Some(client) = server.client(&id).await? else {
+        return Err(fail(method));
+    };
+    if client.is_public() {
+        // A public client has no secret: an empty Basic password is accepted as plain
+        // identification, anything else is a failed authentication.
+        if !secret.is_empty() {
+            return Err(fail(method));
+        }
+        return Ok(AuthenticatedClient {
+            client,
+            method: AuthMethod::None,
+        });
+    }
+    if method == AuthMethod::None || !client.verify_secret(&secret) {
+        return Err(fail(method));
+    }
+    Ok(AuthenticatedClient { client, method })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_values_are_form_urlencoded_rfc6749_2_3_1() {
+        let h = format!("Basic {}", STANDARD.encode("my%3Aclient:p%40ss+word"));
+        assert_eq!(
+            parse_basic(&h).unwrap(),
+            Some(("my:client".into(), "p@ss word".into()))
+        );
+        let h = format!("bAsIc {}", STANDARD.encode("a:b"));
+        assert_eq!(parse_basic(&h).unwrap(), Some(("a".into(), "b".into())));
+    }
+
+    #[test]
+    fn malformed_basic_is_invalid_client_with_challenge() {
+        let e = parse_basic("Basic !!!").unwrap_err();
+        assert_eq!(e.code(), crate::ErrorCode::InvalidClient);
+        assert_eq!(e.challenge(), Some(&Challenge::Basic));
+        let e = parse_basic(&format!("Basic {}", STANDARD.encode("nocolon"))).unwrap_err();
+        assert_eq!(e.code(), crate::ErrorCode::InvalidClient);
+        assert_eq!(parse_basic("Bearer x").unwrap(), None);
+    }
+}

@@ -1,0 +1,103 @@
+//! Endpoints as async functions over plain request data and the stores: no HTTP framework
+//! here, so protocol tests call them directly.
+
+pub mod authorize;
+pub mod client_auth;
+pub mod resource;
+pub mod token;
+
+use crate::error::OAuthError;
+
+/// The transport facts an endpoint needs about a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transport {
+    /// Whether the request came over TLS (directly, or per a trusted proxy header).
+    pub secure: bool,
+}
+
+/// Refuses plain HTTP unless the debug override is set.
+pub(crate) fn require_secure(
+    server: &crate::AuthorizationServer,
+    t: Transport,
+) -> Result<(), OAuthError> {
+    if t.secure || server.config.allow_insecure_request_debug {
+        Ok(())
+    } else {
+        Err(OAuthError::invalid_request(
+            "OAuth 2.0 requires requests over HTTPS",
+        ))
+    }
+}
+
+/// Whether a `Content-Type` value is `application/x-www-form-urlencoded` (parameters such
+/// as `charset=utf-8` allowed; another charset is not).
+pub(crate) fn is_form_content_type(ct: Option<&str>) -> bool {
+    let Some(ct) = ct else { return false };
+    let mut parts = ct.split(';');
+    let media = parts.next().unwrap_or("").trim();
+    if !media.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        return false;
+    }
+    parts.all(|p| {
+        let (k, v) = p.split_once('=').unwrap_or((p, ""));
+        !k.trim().eq_ignore_ascii_case("charset")
+            || v.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+    })
+}
+
+/// Parameters that must never travel in a URL query at the token, revocation and
+/// introspection endpoints (RFC 6749 §2.3.1, §3.2).
+pub(crate) const SECRET_PARAMS: &[&str] = &[
+    "client_secret",
+    "client_id",
+    "code",
+    "code_verifier",
+    "refresh_token",
+    "password",
+    "token",
+    "client_assertion",
+];
+
+/// Refuses a query string that carries credentials.
+pub(crate) fn refuse_query_credentials(query: Option<&str>) -> Result<(), OAuthError> {
+    let Some(q) = query else { return Ok(()) };
+    let Ok(params) = crate::form::Params::parse(q.as_bytes()) else {
+        return Err(OAuthError::invalid_request("malformed query string"));
+    };
+    if SECRET_PARAMS.iter().any(|p| params.contains(p)) {
+        return Err(OAuthError::invalid_request(
+            "credentials must be sent in the request body, not the URL query",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_content_type_detection() {
+        assert!(is_form_content_type(Some(
+            "application/x-www-form-urlencoded"
+        )));
+        assert!(is_form_content_type(Some(
+            "Application/X-WWW-Form-Urlencoded; charset=UTF-8"
+        )));
+        assert!(!is_form_content_type(Some(
+            "application/x-www-form-urlencoded; charset=latin1"
+        )));
+        assert!(!is_form_content_type(Some("application/json")));
+        assert!(!is_form_content_type(Some(
+            "application/x-www-form-urlencodedx"
+        )));
+        assert!(!is_form_content_type(None));
+    }
+
+    #[test]
+    fn query_credentials_are_refused_rfc6749_2_3_1() {
+        assert!(refuse_query_credentials(Some("client_secret=x")).is_err());
+        assert!(refuse_query_credentials(Some("foo=bar")).is_ok());
+        assert!(refuse_query_credentials(None).is_ok());
+    }
+}

@@ -1,0 +1,160 @@
+//! Protected resources (RFC 6750): extracting the bearer token, validating it, and the
+//! `invalid_token` / `insufficient_scope` answers with their challenges.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::endpoint::{require_secure, Transport};
+use crate::error::{Challenge, ErrorCode, OAuthError, MISSING_TOKEN};
+use crate::scope::Scope;
+use crate::server::AuthorizationServer;
+use crate::storage::GrantId;
+use crate::token::TokenDigest;
+
+/// What a valid access token stands for, handed to protected handlers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TokenInfo {
+    /// The client the token was issued to.
+    pub client_id: Arc<str>,
+    /// The granted scope.
+    pub scope: Scope,
+    /// The resource owner who granted it, if any.
+    #[serde(rename = "sub", skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Arc<str>>,
+    /// Data the application attached at grant time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extra: Option<Arc<serde_json::Value>>,
+    /// When the token was issued.
+    #[serde(with = "chrono::serde::ts_seconds", rename = "iat")]
+    pub issued_at: DateTime<Utc>,
+    /// When it expires.
+    #[serde(with = "chrono::serde::ts_seconds", rename = "exp")]
+    pub expires_at: DateTime<Utc>,
+    #[serde(skip)]
+    pub(crate) grant_id: GrantId,
+}
+
+impl TokenInfo {
+    pub(crate) fn from_record(r: crate::storage::TokenRecord) -> Self {
+        TokenInfo {
+            client_id: r.client_id,
+            scope: r.scope,
+            subject: r.subject,
+            extra: r.extra,
+            issued_at: DateTime::from_timestamp(r.issued_at, 0).unwrap_or_default(),
+            expires_at: DateTime::from_timestamp(r.expires_at, 0).unwrap_or_default(),
+            grant_id: r.grant_id,
+        }
+    }
+}
+
+/// Where a request may carry its token (RFC 6750 §2).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BearerRequest<'a> {
+    /// The `Authorization` header value.
+    pub authorization: Option<&'a str>,
+    /// `access_token` from the URL query (counted only when the server allows it).
+    pub query_token: Option<&'a str>,
+    /// Whether `access_token` appeared in the query more than once.
+    pub query_duplicate: bool,
+    /// `access_token` from a form body (RFC 6750 §2.2).
+    pub form_token: Option<&'a str>,
+}
+
+fn bearer_error(code: ErrorCode, description: &'static str, required: &str) -> OAuthError {
+    OAuthError::with_description(code, description).with_challenge(Challenge::Bearer {
+        scope: (!required.is_empty()).then(|| required.to_owned()),
+    })
+}
+
+/// Finds the single token of a request. More than one method → `invalid_request` (400);
+/// none → the "missing token" 401 whose challenge has no error code (RFC 6750 §3.1).
+pub fn extract<'a>(
+    server: &AuthorizationServer,
+    req: &BearerRequest<'a>,
+    required: &str,
+) -> Result<&'a str, OAuthError> {
+    let mut found: Option<&'a str> = None;
+    let mut count = 0;
+    if let Some(h) = req.authorization {
+        let h = h.trim();
+        let (scheme, rest) = h.split_once(' ').unwrap_or((h, ""));
+        if scheme.eq_ignore_ascii_case("bearer") {
+            let t = rest.trim();
+            if t.is_empty() || !crate::token::is_b64token(t) {
+                return Err(bearer_error(
+                    ErrorCode::InvalidRequest,
+                    "malformed Authorization header",
+                    required,
+                ));
+            }
+            found = Some(t);
+            count += 1;
+        }
+    }
+    if server.config.allow_access_token_in_query {
+        if req.query_duplicate {
+            return Err(bearer_error(
+                ErrorCode::InvalidRequest,
+                "the request carries more than one access token",
+                required,
+            ));
+        }
+        if let Some(t) = req.query_token {
+            found = Some(t);
+            count += 1;
+        }
+    }
+    if let Some(t) = req.form_token {
+        found = Some(t);
+        count += 1;
+    }
+    if count > 1 {
+        return Err(bearer_error(
+            ErrorCode::InvalidRequest,
+            "the request carries more than one access token",
+            required,
+        ));
+    }
+    found.ok_or_else(|| bearer_error(ErrorCode::InvalidRequest, MISSING_TOKEN, required))
+}
+
+/// Looks up an access token; unknown, expired or revoked → `invalid_token`.
+pub async fn lookup(
+    server: &AuthorizationServer,
+    token: &str,
+    required: &str,
+) -> Result<TokenInfo, OAuthError> {
+    let record = server.stores.access.access(&TokenDigest::of(token)).await?;
+    match record {
+        Some(r) if !r.is_expired(server.now()) => Ok(TokenInfo::from_record(r)),
+        _ => Err(bearer_error(
+            ErrorCode::InvalidToken,
+            "the access token is invalid, expired or revoked",
+            required,
+        )),
+    }
+}
+
+/// The whole check of a protected resource: transport, extraction, lookup and scope.
+/// `required` is a space-separated scope list; all of it must be granted.
+pub async fn authorize(
+    server: &AuthorizationServer,
+    req: &BearerRequest<'_>,
+    transport: Transport,
+    required: &str,
+) -> Result<TokenInfo, OAuthError> {
+    require_secure(server, transport)?;
+    let token = extract(server, req, required)?;
+    let info = lookup(server, token, required).await?;
+    if !info.scope.satisfies(required) {
+        return Err(bearer_error(
+            ErrorCode::InsufficientScope,
+            "the access token lacks a required scope",
+            required,
+        ));
+    }
+    Ok(info)
+}

@@ -1,0 +1,84 @@
+//! `authorization_code` (RFC 6749 §4.1.3, RFC 7636 §4.6): single-use codes bound to client,
+//! redirect URI, scope and PKCE challenge; a replayed code revokes its tokens.
+
+use crate::client::Client;
+use crate::error::OAuthError;
+use crate::form::Params;
+use crate::grant::{issue_tokens, revoke_grant, Issue};
+use crate::server::AuthorizationServer;
+use crate::storage::CodeTake;
+use crate::token::{TokenDigest, TokenResponse};
+
+const INVALID_CODE: &str = "the authorization code is invalid, expired or already used";
+
+/// Redeems a code for an authenticated (or identified public) client.
+///
+/// The code is taken atomically, so of any number of concurrent redemptions exactly one
+/// can succeed. A second use fails with `invalid_grant` and revokes every token issued from
+/// the code (RFC 6749 §4.1.2). A failed attempt (wrong client, redirect URI or verifier)
+/// burns the code: it is handed to no one. If storing the tokens fails, the code is
+/// released so the client can retry.
+pub async fn handle(
+    server: &AuthorizationServer,
+    client: &Client,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
+    let code = params.require("code")?;
+    let digest = TokenDigest::of(code);
+    let record = match server.stores.codes.take_code(&digest).await? {
+        CodeTake::Taken(r) => r,
+        CodeTake::Replayed(r) => {
+            log::warn!(
+                "twisted-oauth2: authorization code replayed by client `{}`",
+                client.id()
+            );
+            revoke_grant(server, r.grant_id).await?;
+            return Err(OAuthError::invalid_grant(INVALID_CODE));
+        }
+        CodeTake::Unknown => return Err(OAuthError::invalid_grant(INVALID_CODE)),
+    };
+    if record.expires_at <= server.now() || *record.client_id != *client.id() {
+        return Err(OAuthError::invalid_grant(INVALID_CODE));
+    }
+    match params.get("redirect_uri") {
+        Some(uri) if uri != record.redirect_uri => {
+            return Err(OAuthError::invalid_grant(
+                "redirect_uri does not match the authorization request",
+            ))
+        }
+        None if record.redirect_uri_sent => {
+            return Err(OAuthError::invalid_request(
+                "redirect_uri is required: it was sent in the authorization request",
+            ))
+        }
+        _ => {}
+    }
+    match (&record.challenge, params.get("code_verifier")) {
+        (Some(ch), Some(v)) if ch.verify(v) => {}
+        (Some(_), Some(_)) => {
+            return Err(OAuthError::invalid_grant("code_verifier does not match"))
+        }
+        (Some(_), None) => return Err(OAuthError::invalid_grant("code_verifier is required")),
+        (None, Some(_)) => {
+            return Err(OAuthError::invalid_grant(
+                "code_verifier sent but the authorization request had no code_challenge",
+            ))
+        }
+        (None, None) => {}
+    }
+    let issue = Issue {
+        scope: record.scope.clone(),
+        subject: record.subject.clone(),
+        extra: record.extra.clone(),
+        refresh_token: true,
+    };
+    match issue_tokens(server, client, issue, record.grant_id).await {
+        Ok(r) => Ok(r),
+        Err(e) => {
+            if let Err(re) = server.stores.codes.release_code(&digest).await {
+                log::error!("twisted-oauth2: could not release code after failed issuance: {re}");
+            }
+            Err(e)
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! The consent page: the application's [`OnAuthenticate`] hook, the [`Consent`] it returns,
+//! and the [`PendingRequests`] guard its decision route uses to grant or deny.
+
+use std::fmt;
+
+use rocket::http::{Cookie, SameSite, Status};
+use rocket::request::{self, FromRequest, Request};
+use rocket::response::{self, Responder};
+use rocket::{FromForm, Sentinel};
+
+use super::response::AuthorizeReply;
+use super::OAuth2State;
+use crate::endpoint::authorize::{self, Grant, PendingAuthorization};
+use crate::error::OAuthError;
+use crate::scope::Scope;
+use crate::server::AuthorizationServer;
+use crate::token::{is_b64token, TokenKind};
+
+/// The cookie that binds a pending authorization request to the browser that started it.
+pub const BINDING_COOKIE: &str = "twisted_oauth2_ua";
+
+/// The application's consent step (txoauth2's `onAuthenticate`).
+///
+/// Called by the authorization endpoint with a validated request. Return a [`Consent`]: a
+/// page that asks the user (its form posts `request_id`, `csrf_token` and the decision to
+/// the app's decision route), or a redirect to the app's login that comes back to a page
+/// that loads the request with [`PendingRequests::load`]. Return an [`OAuthError`] to refuse
+/// the request (e.g. a scope the app will not grant); it is redirected to the client.
+///
+/// The request gives access to the app's guards (`req.guard::<User>().await`), cookies
+/// and managed state.
+#[rocket::async_trait]
+pub trait OnAuthenticate: Send + Sync + 'static {
+    /// Shows the consent page for `pending`.
+    async fn on_authenticate(
+        &self,
+        req: &Request<'_>,
+        pending: PendingAuthorization,
+    ) -> Result<Consent, OAuthError>;
+}
+
+type RespondFn = Box<dyn for<'r> FnOnce(&'r Request<'_>) -> response::Result<'static> + Send>;
+
+/// Any Rocket response to show for a pending authorization request (a page or a
+/// redirect). The library adds `X-Frame-Options: DENY`,
+/// `Content-Security-Policy: frame-ancestors 'none'` and `Cache-Control: no-store`.
+pub struct Consent(RespondFn);
+
+impl Consent {
+    /// Wraps any responder, e.g. `RawHtml(String)`, a `Template`, or a `Redirect`.
+    pub fn new<R>(responder: R) -> Self
+    where
+        R: for<'r> Responder<'r, 'static> + Send + 'static,
+    {
+        Consent(Box::new(move |req| responder.respond_to(req)))
+    }
+}
+
+impl fmt::Debug for Consent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Consent(..)")
+    }
+}
+
+impl<'r> Responder<'r, 'static> for Consent {
+    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
+        (self.0)(req)
+    }
+}
+
+/// Returns the browser's binding value, setting the cookie if it is new.
+pub(crate) fn binding_cookie(
+    req: &Request<'_>,
+    server: &AuthorizationServer,
+) -> Result<String, OAuthError> {
+    if let Some(c) = req.cookies().get(BINDING_COOKIE) {
+        if is_b64token(c.value()) && c.value().len() >= 32 {
+            return Ok(c.value().to_owned());
+        }
+    }
+    let value = server.new_value(TokenKind::Handle)?;
+    let secure = super::transport(req, server).secure;
+    let cookie = Cookie::build((BINDING_COOKIE, value.clone()))
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure)
+        .path("/");
+    req.cookies().add(cookie);
+    Ok(value)
+}
+
+/// The fields of a consent form: `request_id`, `csrf_token` and `decision`
+/// (`allow` or anything else to deny).
+#[derive(Debug, Clone, FromForm)]
+pub struct DecisionForm {
+    /// [`PendingAuthorization::request_id`].
+    pub request_id: String,
+    /// [`PendingAuthorization::csrf_token`].
+    pub csrf_token: String,
+    /// `allow` grants; any other value denies.
+    pub decision: String,
+}
+
+impl DecisionForm {
+    /// Whether the user pressed "allow".
+    pub fn allowed(&self) -> bool {
+        self.decision == "allow"
+    }
+}
+
+/// Request guard for the application's decision route: loads, grants and denies pending
+/// authorization requests of this browser (txoauth2's `grantAccess` / `denyAccess`).
+///
+/// A pending request can only be decided from the browser that started it (a cookie
+/// binds it) and with its CSRF token; it is single use and expires.
+pub struct PendingRequests<'r> {
+    server: &'r AuthorizationServer,
+    binding: Option<String>,
+}
+
+impl fmt::Debug for PendingRequests<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PendingRequests(..)")
+    }
+}
+
+impl PendingRequests<'_> {
+    /// Loads a pending request for a consent page without consuming it (e.g. after the
+    /// login step came back). Failures are an error page.
+    pub async fn load(&self, request_id: &str) -> Result<PendingAuthorization, AuthorizeReply> {
+        authorize::load(self.server, request_id, self.binding.as_deref())
+            .await
+            .map_err(AuthorizeReply::Page)
+    }
+
+    /// Grants the request for `subject` (the user id, becomes `sub`), with `scope` narrowed
+    /// if given, and `extra` application data kept with the tokens. Returns the redirect
+    /// (`303`) to the client with `code`, `state` and `iss`.
+    pub async fn grant(
+        &self,
+        request_id: &str,
+        csrf_token: &str,
+        subject: impl Into<String>,
+        scope: Option<Scope>,
+        extra: Option<serde_json::Value>,
+    ) -> AuthorizeReply {
+        let decision = Grant {
+            subject: Some(subject.into()),
+            scope,
+            extra,
+        };
+        let r = authorize::grant(
+            self.server,
+            request_id,
+            self.binding.as_deref(),
+            csrf_token,
+            decision,
+        )
+        .await;
+        AuthorizeReply::from_result(r, Status::SeeOther)
+    }
+
+    /// Denies the request: redirect (`303`) to the client with `access_denied`.
+    pub async fn deny(&self, request_id: &str, csrf_token: &str) -> AuthorizeReply {
+        let r = authorize::deny(self.server, request_id, self.binding.as_deref(), csrf_token).await;
+        AuthorizeReply::from_result(r, Status::SeeOther)
+    }
+
+    /// Decides a submitted [`DecisionForm`] for `subject`.
+    pub async fn decide(&self, form: &DecisionForm, subject: impl Into<String>) -> AuthorizeReply {
+        if form.allowed() {
+            self.grant(&form.request_id, &form.csrf_token, subject, None, None)
+                .await
+        } else {
+            self.deny(&form.request_id, &form.csrf_token).await
+        }
+    }
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for PendingRequests<'r> {
+    type Error = &'static str;
+
+    async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
+        match req.rocket().state::<OAuth2State>() {
+            Some(state) => request::Outcome::Success(PendingRequests {
+                server: &state.server,
+                binding: req
+                    .cookies()
+                    .get(BINDING_COOKIE)
+                    .map(|c| c.value().to_owned()),
+            }),
+            None => request::Outcome::Error((
+                Status::InternalServerError,
+                "the twisted-oauth2 fairing is not attached",
+            )),
+        }
+    }
+}
+
+impl Sentinel for PendingRequests<'_> {
+    fn abort(rocket: &rocket::Rocket<rocket::Ignite>) -> bool {
+        super::guard::fairing_missing(rocket, "PendingRequests")
+    }
+}

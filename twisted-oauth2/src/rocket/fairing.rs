@@ -1,0 +1,293 @@
+//! The [`OAuth2`] fairing: reads the `oauth2` config, builds the server, manages it,
+//! mounts the endpoints, purges expired entries, and writes guard challenges onto
+//! responses.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rocket::fairing::{self, Fairing, Info, Kind};
+use rocket::http::Header;
+use rocket::request::Request;
+use rocket::response::Response;
+use rocket::{Build, Orbit, Rocket};
+
+use super::consent::OnAuthenticate;
+use super::guard::{ChallengeSlot, QueryTokenUsed};
+use super::{routes, OAuth2State};
+use crate::clock::Clock;
+use crate::config::ServerConfig;
+use crate::grant::ExtensionGrant;
+use crate::server::AuthorizationServer;
+use crate::storage::{ClientStore, PasswordVerifier, Stores};
+use crate::token::TokenGenerator;
+
+#[derive(Default)]
+struct Parts {
+    config: Option<ServerConfig>,
+    stores: Option<Stores>,
+    store_name: Option<String>,
+    client_store: Option<Arc<dyn ClientStore>>,
+    clock: Option<Arc<dyn Clock>>,
+    generator: Option<Arc<dyn TokenGenerator>>,
+    extensions: Vec<Arc<dyn ExtensionGrant>>,
+    password: Option<Arc<dyn PasswordVerifier>>,
+    on_authenticate: Option<Arc<dyn OnAuthenticate>>,
+    purge_interval: Option<Duration>,
+}
+
+/// The fairing that makes a Rocket app an OAuth 2 authorization server. Attach it once.
+///
+/// At ignite it reads the `oauth2` table of Rocket's configuration (unless a config was
+/// given with [`OAuth2::config`]), builds the [`AuthorizationServer`], manages an
+/// [`OAuth2State`], and mounts under the base path (default `/oauth2`): `POST /token`,
+/// and `GET`/`POST /authorize` when an [`OnAuthenticate`] hook is set.
+pub struct OAuth2 {
+    parts: Mutex<Option<Parts>>,
+}
+
+impl std::fmt::Debug for OAuth2 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OAuth2 { .. }")
+    }
+}
+
+impl OAuth2 {
+    /// A fairing that reads its configuration from Rocket's figment (`oauth2` key).
+    pub fn fairing() -> Self {
+        OAuth2 {
+            parts: Mutex::new(Some(Parts::default())),
+        }
+    }
+
+    fn with(self, f: impl FnOnce(&mut Parts)) -> Self {
+        if let Ok(mut g) = self.parts.lock() {
+            if let Some(p) = g.as_mut() {
+                f(p);
+            }
+        }
+        self
+    }
+
+    /// Uses this configuration instead of reading the figment.
+    pub fn config(self, config: ServerConfig) -> Self {
+        self.with(|p| p.config = Some(config))
+    }
+
+    /// Uses these stores (default: in memory).
+    pub fn stores(self, stores: Stores, name: impl Into<String>) -> Self {
+        let name = name.into();
+        self.with(|p| {
+            p.stores = Some(stores);
+            p.store_name = Some(name);
+        })
+    }
+
+    /// Looks clients up in this store after those listed in config.
+    pub fn client_store(self, store: Arc<dyn ClientStore>) -> Self {
+        self.with(|p| p.client_store = Some(store))
+    }
+
+    /// Uses this clock (tests).
+    pub fn clock(self, clock: Arc<dyn Clock>) -> Self {
+        self.with(|p| p.clock = Some(clock))
+    }
+
+    /// Uses this token generator.
+    pub fn generator(self, generator: Arc<dyn TokenGenerator>) -> Self {
+        self.with(|p| p.generator = Some(generator))
+    }
+
+    /// Registers an extension grant.
+    pub fn extension_grant(self, grant: Arc<dyn ExtensionGrant>) -> Self {
+        self.with(|p| p.extensions.push(grant))
+    }
+
+    /// Sets the password verifier for the `password` grant.
+    pub fn password_verifier(self, verifier: Arc<dyn PasswordVerifier>) -> Self {
+        self.with(|p| p.password = Some(verifier))
+    }
+
+    /// Sets the consent hook and mounts the authorization endpoint.
+    pub fn on_authenticate(self, hook: impl OnAuthenticate) -> Self {
+        let hook: Arc<dyn OnAuthenticate> = Arc::new(hook);
+        self.with(|p| p.on_authenticate = Some(hook))
+    }
+
+    /// How often expired codes, tokens and pending requests are purged (default 60 s).
+    pub fn purge_interval(self, every: Duration) -> Self {
+        self.with(|p| p.purge_interval = Some(every))
+    }
+}
+
+#[rocket::async_trait]
+impl Fairing for OAuth2 {
+    fn info(&self) -> Info {
+        Info {
+            name: "twisted-oauth2",
+            kind: Kind::Ignite | Kind::Liftoff | Kind::Response | Kind::Singleton,
+        }
+    }
+
+    async fn on_ignite(&self, rocket: Rocket<Build>) -> fairing::Result {
+        let Some(parts) = self.parts.lock().ok().and_then(|mut g| g.take()) else {
+            log::error!("twisted-oauth2: the OAuth2 fairing was ignited twice");
+            return Err(rocket);
+        };
+        let config = match parts.config {
+            Some(c) => c,
+            None if rocket.figment().contains("oauth2") => {
+                match rocket.figment().extract_inner::<ServerConfig>("oauth2") {
+                    Ok(c) => c,
+                    Err(e) => {
+                        for err in e {
+                            log::error!("twisted-oauth2: invalid `oauth2` configuration: {err}");
+                        }
+                        return Err(rocket);
+                    }
+                }
+            }
+            None => ServerConfig::default(),
+        };
+        let mut b = AuthorizationServer::builder(config);
+        if let Some(s) = parts.stores {
+            b = b.stores(s);
+        }
+        if let Some(c) = parts.client_store {
+            b = b.client_store(c);
+        }
+        if let Some(c) = parts.clock {
+            b = b.clock(c);
+        }
+        if let Some(g) = parts.generator {
+            b = b.generator(g);
+        }
+        for e in parts.extensions {
+            b = b.extension_grant(e);
+        }
+        if let Some(p) = parts.password {
+            b = b.password_verifier(p);
+        }
+        let server = match b.build() {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                log::error!("twisted-oauth2: invalid configuration: {e}");
+                return Err(rocket);
+            }
+        };
+        let base = server.config().base_path.clone();
+        let routes = routes::routes(&server, parts.on_authenticate);
+        let state = OAuth2State {
+            server,
+            scopes_used: Default::default(),
+        };
+        let info = LaunchInfo {
+            store: parts
+                .store_name
+                .unwrap_or_else(|| "memory (not durable)".into()),
+            purge_every: parts.purge_interval.unwrap_or(Duration::from_secs(60)),
+        };
+        Ok(rocket.manage(state).manage(info).mount(base, routes))
+    }
+
+    async fn on_liftoff(&self, rocket: &Rocket<Orbit>) {
+        let (Some(state), Some(info)) =
+            (rocket.state::<OAuth2State>(), rocket.state::<LaunchInfo>())
+        else {
+            return;
+        };
+        let server = state.server.clone();
+        let cfg = server.config();
+        let mut lines = vec![
+            "twisted-oauth2 authorization server".to_owned(),
+            format!("  issuer:    {}", server.issuer()),
+            format!("  token:     POST {}", server.endpoint_url("token")),
+        ];
+        let has_authorize = rocket
+            .routes()
+            .any(|r| r.uri.path() == format!("{}/authorize", cfg.base_path));
+        if has_authorize {
+            lines.push(format!(
+                "  authorize: GET|POST {}",
+                server.endpoint_url("authorize")
+            ));
+        }
+        lines.push(format!("  grants:    {}", cfg.grant_types.join(", ")));
+        lines.push(format!("  store:     {}", info.store));
+        let scopes = state.scopes_used();
+        if !scopes.is_empty() {
+            lines.push(format!(
+                "  protected routes require: {}",
+                scopes.into_iter().collect::<Vec<_>>().join(" ")
+            ));
+        }
+        log::info!("{}", lines.join("\n"));
+        if cfg.allow_insecure_request_debug {
+            log::warn!(
+                "twisted-oauth2: INSECURE: allow_insecure_request_debug = true: tokens, codes and secrets \
+                 are accepted over plain HTTP. Never use this setting in production."
+            );
+        } else if !rocket.config().tls_enabled() && cfg.trusted_proxy_header.is_none() {
+            log::warn!(
+                "twisted-oauth2: TLS is off and no trusted_proxy_header is set: every OAuth request over plain \
+                 HTTP will be refused with invalid_request"
+            );
+        }
+        if cfg.allow_access_token_in_query {
+            log::warn!("twisted-oauth2: access tokens are accepted in URL queries (RFC 6750 section 2.3 discourages this)");
+        }
+        if cfg.pkce_allow_plain {
+            log::warn!("twisted-oauth2: PKCE method `plain` is enabled; S256 is the safe choice");
+        }
+        let every = info.purge_every;
+        let shutdown = rocket.shutdown();
+        rocket::tokio::spawn(async move {
+            let mut shutdown = std::pin::pin!(shutdown);
+            loop {
+                rocket::tokio::select! {
+                    _ = &mut shutdown => break,
+                    _ = rocket::tokio::time::sleep(every) => {
+                        match server.stores().purge.purge_expired(server.now()).await {
+                            Ok(n) if n > 0 => log::debug!("twisted-oauth2: purged {n} expired entries"),
+                            Ok(_) => {}
+                            Err(e) => log::warn!("twisted-oauth2: purge failed: {e}"),
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
+        let pending = req
+            .local_cache(ChallengeSlot::default)
+            .0
+            .lock()
+            .ok()
+            .and_then(|mut s| s.take());
+        if let Some(err) = pending {
+            let code = res.status().code;
+            if matches!(code, 400 | 401 | 403) && !res.headers().contains("WWW-Authenticate") {
+                if let Some(state) = req.rocket().state::<OAuth2State>() {
+                    let realm = &state.server.config().realm;
+                    if let Some(v) = err.www_authenticate(realm, None) {
+                        res.set_header(Header::new("WWW-Authenticate", v));
+                    }
+                }
+            }
+        }
+        if req
+            .local_cache(QueryTokenUsed::default)
+            .0
+            .load(std::sync::atomic::Ordering::Relaxed)
+            && !res.headers().contains("Cache-Control")
+        {
+            res.set_header(Header::new("Cache-Control", "private"));
+        }
+    }
+}
+
+/// Facts for the launch log and the purge task.
+struct LaunchInfo {
+    store: String,
+    purge_every: Duration,
+}

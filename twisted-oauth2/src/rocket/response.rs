@@ -1,0 +1,155 @@
+//! Responders: the only place where statuses and headers of OAuth answers are decided.
+
+use std::io::Cursor;
+
+use rocket::http::{ContentType, Header, Status};
+use rocket::request::Request;
+use rocket::response::{self, Responder, Response};
+
+use crate::endpoint::authorize::{AuthorizeError, ClientRedirect};
+use crate::error::OAuthError;
+use crate::token::TokenResponse;
+
+/// Headers every token, revocation and introspection answer carries (RFC 6749 §5.1).
+pub(crate) fn no_store(res: &mut Response<'_>) {
+    res.set_header(Header::new("Cache-Control", "no-store"));
+    res.set_header(Header::new("Pragma", "no-cache"));
+}
+
+/// Headers of every page served through the library: no framing, no caching.
+pub(crate) fn page_headers(res: &mut Response<'_>) {
+    res.set_header(Header::new("X-Frame-Options", "DENY"));
+    res.set_header(Header::new(
+        "Content-Security-Policy",
+        "frame-ancestors 'none'",
+    ));
+    res.set_header(Header::new("Cache-Control", "no-store"));
+    res.set_header(Header::new("Referrer-Policy", "no-referrer"));
+}
+
+fn realm(req: &Request<'_>) -> String {
+    req.rocket()
+        .state::<super::OAuth2State>()
+        .map(|s| s.server.config().realm.clone())
+        .unwrap_or_else(|| "twisted-oauth2".into())
+}
+
+/// A JSON body with a status and `Cache-Control: no-store`.
+pub(crate) fn json<'r>(status: Status, body: String) -> Response<'r> {
+    let mut res = Response::build()
+        .status(status)
+        .header(ContentType::JSON)
+        .sized_body(body.len(), Cursor::new(body))
+        .finalize();
+    no_store(&mut res);
+    res
+}
+
+/// Answers an [`OAuthError`] directly: its status, JSON body, `no-store`, and its
+/// `WWW-Authenticate` challenge if it has one.
+impl<'r> Responder<'r, 'static> for OAuthError {
+    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
+        let status = Status::from_code(self.status()).unwrap_or(Status::BadRequest);
+        let mut res = json(status, self.to_json());
+        if let Some(v) = self.www_authenticate(&realm(req), None) {
+            res.set_header(Header::new("WWW-Authenticate", v));
+        }
+        Ok(res)
+    }
+}
+
+/// `200 OK` with the token JSON, `Cache-Control: no-store` and `Pragma: no-cache`.
+impl<'r> Responder<'r, 'static> for TokenResponse {
+    fn respond_to(self, _req: &'r Request<'_>) -> response::Result<'static> {
+        Ok(json(Status::Ok, self.to_json()))
+    }
+}
+
+/// The answer of the authorization endpoint and of a consent decision.
+#[derive(Debug)]
+pub enum AuthorizeReply {
+    /// A redirect to the client (`303 See Other` after a form `POST`, else `302 Found`).
+    Redirect(ClientRedirect, Status),
+    /// An error page for the user (the client is not trusted with the error).
+    Page(OAuthError),
+}
+
+impl AuthorizeReply {
+    pub(crate) fn from_error(e: AuthorizeError, status: Status) -> Self {
+        match e {
+            AuthorizeError::Page(e) => AuthorizeReply::Page(e),
+            AuthorizeError::Redirect { redirect, .. } => AuthorizeReply::Redirect(redirect, status),
+        }
+    }
+
+    pub(crate) fn from_result(r: Result<ClientRedirect, AuthorizeError>, status: Status) -> Self {
+        match r {
+            Ok(redirect) => AuthorizeReply::Redirect(redirect, status),
+            Err(e) => AuthorizeReply::from_error(e, status),
+        }
+    }
+
+    /// The `Location` of a redirect.
+    pub fn location(&self) -> Option<&str> {
+        match self {
+            AuthorizeReply::Redirect(r, _) => Some(r.location()),
+            AuthorizeReply::Page(_) => None,
+        }
+    }
+}
+
+impl<'r> Responder<'r, 'static> for AuthorizeReply {
+    fn respond_to(self, _req: &'r Request<'_>) -> response::Result<'static> {
+        match self {
+            AuthorizeReply::Redirect(r, status) => {
+                let mut res = Response::build()
+                    .status(status)
+                    .header(Header::new("Location", r.location().to_owned()))
+                    .finalize();
+                page_headers(&mut res);
+                Ok(res)
+            }
+            AuthorizeReply::Page(e) => Ok(error_page(&e)),
+        }
+    }
+}
+
+/// The library's error page for authorization problems the client must not learn about.
+pub(crate) fn error_page(e: &OAuthError) -> Response<'static> {
+    let status = match e.status() {
+        500 => Status::InternalServerError,
+        503 => Status::ServiceUnavailable,
+        403 => Status::Forbidden,
+        _ => Status::BadRequest,
+    };
+    let body = format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Authorization error</title></head>\
+         <body><h1>Authorization error</h1><p><code>{}</code>: {}</p>\
+         <p>The application that sent you here made an invalid request. You can close this page.</p></body></html>\n",
+        escape(e.code().as_str()),
+        escape(e.description().unwrap_or("")),
+    );
+    let mut res = Response::build()
+        .status(status)
+        .header(ContentType::HTML)
+        .sized_body(body.len(), Cursor::new(body))
+        .finalize();
+    page_headers(&mut res);
+    res
+}
+
+/// Escapes text for HTML.
+pub(crate) fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}

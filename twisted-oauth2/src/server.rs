@@ -1,0 +1,277 @@
+//! [`AuthorizationServer`]: configuration, stores, clock and token generator assembled.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::client::Client;
+use crate::clock::{Clock, SystemClock};
+use crate::config::ServerConfig;
+use crate::error::{ConfigError, ErrorCode, OAuthError};
+use crate::grant::ExtensionGrant;
+use crate::scope::Scope;
+use crate::storage::memory::MemoryStore;
+use crate::storage::{ChainedClients, ClientStore, PasswordVerifier, StaticClients, Stores};
+use crate::token::{is_b64token, RandomTokenGenerator, TokenGenerator, TokenKind};
+
+/// The assembled authorization server. Endpoint functions in [`crate::endpoint`] take it by
+/// reference; the Rocket fairing keeps one in managed state.
+pub struct AuthorizationServer {
+    pub(crate) config: ServerConfig,
+    pub(crate) issuer: String,
+    pub(crate) default_scope: Option<Scope>,
+    pub(crate) scopes_supported: Option<Scope>,
+    pub(crate) stores: Stores,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) generator: Arc<dyn TokenGenerator>,
+    pub(crate) extensions: HashMap<String, Arc<dyn ExtensionGrant>>,
+    #[cfg_attr(not(feature = "password-grant"), allow(dead_code))]
+    pub(crate) password: Option<Arc<dyn PasswordVerifier>>,
+}
+
+impl fmt::Debug for AuthorizationServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthorizationServer")
+            .field("issuer", &self.issuer)
+            .field("grant_types", &self.config.grant_types)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuthorizationServer {
+    /// Starts building a server from its configuration.
+    pub fn builder(config: ServerConfig) -> ServerBuilder {
+        ServerBuilder {
+            config,
+            stores: None,
+            client_store: None,
+            clock: None,
+            generator: None,
+            extensions: Vec::new(),
+            password: None,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// The issuer identifier, without trailing slash.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The stores.
+    pub fn stores(&self) -> &Stores {
+        &self.stores
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &dyn Clock {
+        &*self.clock
+    }
+
+    /// The current time in Unix seconds.
+    pub fn now(&self) -> i64 {
+        self.clock.unix()
+    }
+
+    /// Whether the token endpoint accepts `grant_type`.
+    pub fn grant_enabled(&self, grant_type: &str) -> bool {
+        self.config.grant_types.iter().any(|g| g == grant_type)
+    }
+
+    /// The full URL of an endpoint under the base path (`token`, `authorize`, ...).
+    pub fn endpoint_url(&self, name: &str) -> String {
+        format!(
+            "{}{}/{}",
+            self.issuer,
+            self.config.base_path.trim_end_matches('/'),
+            name
+        )
+    }
+
+    /// The scopes the server advertises, if configured.
+    pub fn scopes_supported(&self) -> Option<&Scope> {
+        self.scopes_supported.as_ref()
+    }
+
+    /// Looks up a client.
+    pub async fn client(&self, id: &str) -> Result<Option<Arc<Client>>, OAuthError> {
+        Ok(self.stores.clients.client(id).await?)
+    }
+
+    /// A fresh value from the generator, checked against RFC 6750 `b64token`.
+    pub(crate) fn new_value(&self, kind: TokenKind) -> Result<String, OAuthError> {
+        let v = self.generator.generate(kind).map_err(OAuthError::from)?;
+        if !is_b64token(&v) {
+            log::error!(
+                "twisted-oauth2: the token generator returned a value outside RFC 6750 b64token"
+            );
+            return Err(OAuthError::with_description(
+                ErrorCode::ServerError,
+                "the server encountered an unexpected condition",
+            ));
+        }
+        Ok(v)
+    }
+
+    /// Resolves a request's `scope`: parses it, falls back to the default scope, and checks
+    /// it against the server's and the client's allowed scopes.
+    pub(crate) fn resolve_scope(
+        &self,
+        requested: Option<&str>,
+        client: &Client,
+    ) -> Result<Scope, OAuthError> {
+        let scope = match requested {
+            Some(s) => Scope::parse_param(s)?,
+            None => match &self.default_scope {
+                Some(d) => d.clone(),
+                None => return Err(OAuthError::invalid_scope("scope is required")),
+            },
+        };
+        self.check_scope(&scope, client)?;
+        Ok(scope)
+    }
+
+    pub(crate) fn check_scope(&self, scope: &Scope, client: &Client) -> Result<(), OAuthError> {
+        if let Some(supported) = &self.scopes_supported {
+            if !scope.is_subset(supported) {
+                return Err(OAuthError::invalid_scope("unknown scope requested"));
+            }
+        }
+        if let Some(allowed) = client.allowed_scopes() {
+            if !scope.is_subset(allowed) {
+                return Err(OAuthError::invalid_scope(
+                    "scope exceeds what the client may request",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Builds an [`AuthorizationServer`].
+pub struct ServerBuilder {
+    config: ServerConfig,
+    stores: Option<Stores>,
+    client_store: Option<Arc<dyn ClientStore>>,
+    clock: Option<Arc<dyn Clock>>,
+    generator: Option<Arc<dyn TokenGenerator>>,
+    extensions: Vec<Arc<dyn ExtensionGrant>>,
+    password: Option<Arc<dyn PasswordVerifier>>,
+}
+
+impl fmt::Debug for ServerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerBuilder").finish_non_exhaustive()
+    }
+}
+
+impl ServerBuilder {
+    /// Uses these stores (default: one [`MemoryStore`]).
+    pub fn stores(mut self, stores: Stores) -> Self {
+        self.stores = Some(stores);
+        self
+    }
+
+    /// Looks clients up here after those listed in config.
+    pub fn client_store(mut self, store: Arc<dyn ClientStore>) -> Self {
+        self.client_store = Some(store);
+        self
+    }
+
+    /// Uses this clock (default: [`SystemClock`]).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Uses this generator (default: [`RandomTokenGenerator`]).
+    pub fn generator(mut self, generator: Arc<dyn TokenGenerator>) -> Self {
+        self.generator = Some(generator);
+        self
+    }
+
+    /// Registers an extension grant (RFC 6749 §4.5); its `grant_type` is enabled.
+    pub fn extension_grant(mut self, grant: Arc<dyn ExtensionGrant>) -> Self {
+        self.extensions.push(grant);
+        self
+    }
+
+    /// Sets the resource-owner password verifier for the `password` grant.
+    pub fn password_verifier(mut self, verifier: Arc<dyn PasswordVerifier>) -> Self {
+        self.password = Some(verifier);
+        self
+    }
+
+    /// Validates the configuration and assembles the server.
+    pub fn build(self) -> Result<AuthorizationServer, ConfigError> {
+        let mut config = self.config;
+        let v = config.validate()?;
+        let mut stores = self
+            .stores
+            .unwrap_or_else(|| Stores::from_backend(Arc::new(MemoryStore::new())));
+        if let Some(cs) = self.client_store {
+            stores.clients = Arc::new(ChainedClients(cs, stores.clients.clone()));
+        }
+        if !v.clients.is_empty() {
+            stores.clients = Arc::new(ChainedClients(
+                Arc::new(StaticClients::new(v.clients)),
+                stores.clients.clone(),
+            ));
+        }
+        let mut extensions = HashMap::new();
+        for e in self.extensions {
+            let name = e.grant_type().to_owned();
+            if matches!(
+                name.as_str(),
+                "authorization_code"
+                    | "refresh_token"
+                    | "client_credentials"
+                    | "password"
+                    | "implicit"
+            ) || name.is_empty()
+            {
+                return Err(ConfigError::Setting {
+                    key: "grant_types",
+                    reason: format!("extension grant `{name}` clashes with a built-in grant"),
+                });
+            }
+            if !config.grant_types.contains(&name) {
+                config.grant_types.push(name.clone());
+            }
+            extensions.insert(name, e);
+        }
+        for g in &config.grant_types {
+            if g.contains(':') && !extensions.contains_key(g) {
+                return Err(ConfigError::Setting {
+                    key: "grant_types",
+                    reason: format!(
+                        "extension grant `{g}` is enabled but no handler is registered"
+                    ),
+                });
+            }
+        }
+        if config.grant_types.iter().any(|g| g == "password") && self.password.is_none() {
+            return Err(ConfigError::Setting {
+                key: "grant_types",
+                reason: "the password grant needs a password verifier".into(),
+            });
+        }
+        Ok(AuthorizationServer {
+            issuer: v.issuer,
+            default_scope: v.default_scope,
+            scopes_supported: v.scopes_supported,
+            config,
+            stores,
+            clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            generator: self
+                .generator
+                .unwrap_or_else(|| Arc::new(RandomTokenGenerator)),
+            extensions,
+            password: self.password,
+        })
+    }
+}

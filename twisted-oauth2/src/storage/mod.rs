@@ -1,0 +1,344 @@
+//! Storage traits, narrow and per flow, and their records.
+//!
+//! Stores never see a token, code or handle: they are keyed by its [`TokenDigest`].
+//! Access and refresh tokens live in separate stores, so one is never accepted as the other.
+//! Code redemption ([`CodeStore::take_code`]) and refresh rotation
+//! ([`RefreshTokenStore::rotate_refresh`]) are atomic, so two concurrent attempts cannot
+//! both win.
+//!
+//! [`memory::MemoryStore`] implements every trait.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::client::Client;
+use crate::error::StorageError;
+use crate::pkce::CodeChallenge;
+use crate::scope::Scope;
+use crate::token::TokenDigest;
+
+pub mod memory;
+
+/// Identifies one authorization (the family of tokens issued from one code, one
+/// password grant, or one client-credentials request). Revoking a grant revokes every
+/// token of the family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GrantId(pub u128);
+
+impl GrantId {
+    /// A random id.
+    pub fn random() -> Self {
+        GrantId(rand::random())
+    }
+}
+
+impl Serialize for GrantId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{:032x}", self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for GrantId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        u128::from_str_radix(&s, 16)
+            .map(GrantId)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// What an access or refresh token stands for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// The client the token was issued to.
+    pub client_id: Arc<str>,
+    /// The granted scope.
+    pub scope: Scope,
+    /// The resource owner (user), when one granted it.
+    pub subject: Option<Arc<str>>,
+    /// Application data kept with the grant (txoauth2's `additionalData`).
+    pub extra: Option<Arc<serde_json::Value>>,
+    /// The grant the token belongs to.
+    pub grant_id: GrantId,
+    /// Issue time, Unix seconds.
+    pub issued_at: i64,
+    /// Expiry, Unix seconds.
+    pub expires_at: i64,
+}
+
+impl TokenRecord {
+    /// Whether the token has expired at `now` (Unix seconds).
+    pub fn is_expired(&self, now: i64) -> bool {
+        now >= self.expires_at
+    }
+}
+
+/// An issued authorization code and what it is bound to (RFC 6749 §4.1.2, RFC 7636).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CodeRecord {
+    /// The client the code was issued to.
+    pub client_id: Arc<str>,
+    /// The redirect URI the code was sent to.
+    pub redirect_uri: String,
+    /// Whether `redirect_uri` was present in the authorization request (then the token
+    /// request must repeat it, RFC 6749 §4.1.3).
+    pub redirect_uri_sent: bool,
+    /// The granted scope.
+    pub scope: Scope,
+    /// The resource owner.
+    pub subject: Option<Arc<str>>,
+    /// Application data kept with the grant.
+    pub extra: Option<Arc<serde_json::Value>>,
+    /// The PKCE challenge, if the request had one.
+    pub challenge: Option<CodeChallenge>,
+    /// The grant the tokens issued from this code will belong to.
+    pub grant_id: GrantId,
+    /// Expiry, Unix seconds.
+    pub expires_at: i64,
+}
+
+/// The outcome of [`CodeStore::take_code`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum CodeTake {
+    /// The code was unused; it is now marked used and this caller alone holds it.
+    Taken(CodeRecord),
+    /// The code had been used already (a replay): the record tells which grant to revoke.
+    Replayed(CodeRecord),
+    /// No such code (never issued, or purged after expiry).
+    Unknown,
+}
+
+/// The state of a stored refresh token.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum RefreshState {
+    /// Current and usable (if not expired).
+    Active(TokenRecord),
+    /// Rotated out: presenting it again is a reuse (RFC 9700 §4.14.2).
+    Rotated(TokenRecord),
+    /// No such token (never issued, revoked, or purged).
+    Unknown,
+}
+
+/// The outcome of [`RefreshTokenStore::rotate_refresh`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Rotation {
+    /// The old token was active; it is now rotated out and the new one stored.
+    Rotated,
+    /// The old token had already been rotated out (a concurrent or replayed use).
+    AlreadyRotated,
+    /// The old token no longer exists.
+    Unknown,
+}
+
+/// A pending authorization request awaiting the resource owner's decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PendingRecord {
+    /// The client.
+    pub client_id: Arc<str>,
+    /// `code` (or `token` for the legacy implicit grant).
+    pub response_type: String,
+    /// The resolved redirect URI.
+    pub redirect_uri: String,
+    /// Whether `redirect_uri` was present in the request.
+    pub redirect_uri_sent: bool,
+    /// The requested scope.
+    pub scope: Scope,
+    /// `state`, exactly as sent.
+    pub state: Option<String>,
+    /// The PKCE challenge.
+    pub challenge: Option<CodeChallenge>,
+    /// The CSRF token the decision form must carry.
+    pub csrf_token: String,
+    /// Digest of the user-agent binding cookie value.
+    pub binding: TokenDigest,
+    /// Expiry, Unix seconds.
+    pub expires_at: i64,
+}
+
+/// Looks up clients (txoauth2's `ClientStorage`).
+#[async_trait]
+pub trait ClientStore: Send + Sync + 'static {
+    /// The client with this id, if registered.
+    async fn client(&self, id: &str) -> Result<Option<Arc<Client>>, StorageError>;
+}
+
+/// Authorization codes (RFC 6749 §4.1.2): stored at grant time, taken once at the token
+/// endpoint.
+#[async_trait]
+pub trait CodeStore: Send + Sync + 'static {
+    /// Stores a new code.
+    async fn put_code(&self, code: &TokenDigest, record: &CodeRecord) -> Result<(), StorageError>;
+    /// Atomically marks the code used and returns its record. Exactly one of any number of
+    /// concurrent callers gets [`CodeTake::Taken`]. A used code stays known (as
+    /// [`CodeTake::Replayed`]) until it expires, so a replay can be detected.
+    async fn take_code(&self, code: &TokenDigest) -> Result<CodeTake, StorageError>;
+    /// Undoes a [`CodeStore::take_code`] whose token writes failed, so a store outage does
+    /// not burn the code.
+    async fn release_code(&self, code: &TokenDigest) -> Result<(), StorageError>;
+}
+
+/// Access tokens.
+#[async_trait]
+pub trait AccessTokenStore: Send + Sync + 'static {
+    /// Stores an access token.
+    async fn put_access(
+        &self,
+        token: &TokenDigest,
+        record: &TokenRecord,
+    ) -> Result<(), StorageError>;
+    /// The record of a live (not revoked) access token. Expiry is checked by the caller.
+    async fn access(&self, token: &TokenDigest) -> Result<Option<TokenRecord>, StorageError>;
+    /// Revokes one access token, returning its record if it existed.
+    async fn revoke_access(&self, token: &TokenDigest)
+        -> Result<Option<TokenRecord>, StorageError>;
+    /// Revokes every access token of a grant; returns how many were revoked.
+    async fn revoke_access_grant(&self, grant: GrantId) -> Result<u64, StorageError>;
+}
+
+/// Refresh tokens, with rotation.
+#[async_trait]
+pub trait RefreshTokenStore: Send + Sync + 'static {
+    /// Stores a refresh token.
+    async fn put_refresh(
+        &self,
+        token: &TokenDigest,
+        record: &TokenRecord,
+    ) -> Result<(), StorageError>;
+    /// The state of a refresh token.
+    async fn refresh(&self, token: &TokenDigest) -> Result<RefreshState, StorageError>;
+    /// Atomically rotates `old` out and stores `new` with `record`, if `old` is still active.
+    async fn rotate_refresh(
+        &self,
+        old: &TokenDigest,
+        new: &TokenDigest,
+        record: &TokenRecord,
+    ) -> Result<Rotation, StorageError>;
+    /// Revokes one refresh token, returning its record if it existed.
+    async fn revoke_refresh(
+        &self,
+        token: &TokenDigest,
+    ) -> Result<Option<TokenRecord>, StorageError>;
+    /// Revokes every refresh token of a grant (the whole rotation family).
+    async fn revoke_refresh_grant(&self, grant: GrantId) -> Result<u64, StorageError>;
+}
+
+/// Pending authorization requests between the authorization endpoint and the decision.
+#[async_trait]
+pub trait PendingStore: Send + Sync + 'static {
+    /// Stores a pending request under its handle's digest.
+    async fn put_pending(
+        &self,
+        handle: &TokenDigest,
+        record: &PendingRecord,
+    ) -> Result<(), StorageError>;
+    /// Reads a pending request without consuming it.
+    async fn pending(&self, handle: &TokenDigest) -> Result<Option<PendingRecord>, StorageError>;
+    /// Atomically removes and returns a pending request (single use).
+    async fn take_pending(
+        &self,
+        handle: &TokenDigest,
+    ) -> Result<Option<PendingRecord>, StorageError>;
+}
+
+/// Verifies resource-owner passwords for the password grant (txoauth2's `UserPasswordManager`).
+#[async_trait]
+pub trait PasswordVerifier: Send + Sync + 'static {
+    /// The subject (user id) if `username`/`password` are valid, `None` otherwise.
+    async fn verify(&self, username: &str, password: &str) -> Result<Option<String>, StorageError>;
+}
+
+/// Removes expired entries. Backends with native expiry (Redis TTLs) may do nothing.
+#[async_trait]
+pub trait Purge: Send + Sync + 'static {
+    /// Deletes everything that expired before `now` (Unix seconds); returns how many.
+    async fn purge_expired(&self, now: i64) -> Result<u64, StorageError>;
+}
+
+/// The full set of stores a server uses, as shared trait objects.
+#[derive(Clone)]
+pub struct Stores {
+    /// Clients.
+    pub clients: Arc<dyn ClientStore>,
+    /// Authorization codes.
+    pub codes: Arc<dyn CodeStore>,
+    /// Access tokens.
+    pub access: Arc<dyn AccessTokenStore>,
+    /// Refresh tokens.
+    pub refresh: Arc<dyn RefreshTokenStore>,
+    /// Pending authorization requests.
+    pub pending: Arc<dyn PendingStore>,
+    /// Expiry purge.
+    pub purge: Arc<dyn Purge>,
+}
+
+impl Stores {
+    /// Uses one backend for every store.
+    pub fn from_backend<B>(backend: Arc<B>) -> Self
+    where
+        B: ClientStore + CodeStore + AccessTokenStore + RefreshTokenStore + PendingStore + Purge,
+    {
+        Stores {
+            clients: backend.clone(),
+            codes: backend.clone(),
+            access: backend.clone(),
+            refresh: backend.clone(),
+            pending: backend.clone(),
+            purge: backend,
+        }
+    }
+}
+
+impl std::fmt::Debug for Stores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Stores { .. }")
+    }
+}
+
+/// A [`ClientStore`] over a fixed list (clients from config).
+#[derive(Debug, Default)]
+pub struct StaticClients(std::collections::HashMap<String, Arc<Client>>);
+
+impl StaticClients {
+    /// Holds these clients.
+    pub fn new(clients: impl IntoIterator<Item = Client>) -> Self {
+        StaticClients(
+            clients
+                .into_iter()
+                .map(|c| (c.id().to_owned(), Arc::new(c)))
+                .collect(),
+        )
+    }
+
+    /// Whether no clients are held.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+#[async_trait]
+impl ClientStore for StaticClients {
+    async fn client(&self, id: &str) -> Result<Option<Arc<Client>>, StorageError> {
+        Ok(self.0.get(id).cloned())
+    }
+}
+
+/// Looks in `first`, then in `second`.
+pub(crate) struct ChainedClients(
+    pub(crate) Arc<dyn ClientStore>,
+    pub(crate) Arc<dyn ClientStore>,
+);
+
+#[async_trait]
+impl ClientStore for ChainedClients {
+    async fn client(&self, id: &str) -> Result<Option<Arc<Client>>, StorageError> {
+        match self.0.client(id).await? {
+            Some(c) => Ok(Some(c)),
+            None => self.1.client(id).await,
+        }
+    }
+}
