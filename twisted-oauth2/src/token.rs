@@ -51,11 +51,9 @@ impl TokenGenerator for RandomTokenGenerator {
 }
 
 /// A deterministic generator for tests: `<prefix>-<kind>-<n>`.
-#[cfg(any(test, feature = "test-util"))]
 #[derive(Debug, Default)]
 pub struct SequentialTokenGenerator(std::sync::atomic::AtomicU64);
 
-#[cfg(any(test, feature = "test-util"))]
 impl TokenGenerator for SequentialTokenGenerator {
     fn generate(&self, kind: TokenKind) -> Result<String, StorageError> {
         let n = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
