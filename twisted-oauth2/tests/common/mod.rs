@@ -1,0 +1,165 @@
+//! Shared fixtures for protocol tests: a server with memory stores, a fixed clock and a
+//! sequential token generator.
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::Arc;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use twisted_oauth2::clock::FixedClock;
+use twisted_oauth2::config::{ClientConfig, ServerConfig};
+use twisted_oauth2::endpoint::authorize::{self, Grant};
+use twisted_oauth2::endpoint::token::{self, TokenRequest};
+use twisted_oauth2::endpoint::Transport;
+use twisted_oauth2::pkce::s256_challenge;
+use twisted_oauth2::token::{SequentialTokenGenerator, TokenResponse};
+use twisted_oauth2::{AuthorizationServer, OAuthError};
+
+pub const T0: i64 = 1_800_000_000;
+pub const REDIRECT: &str = "https://client.example/cb";
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub const BINDING: &str = "browser-binding-value-0123456789abcdef";
+
+pub fn client(id: &str, secret: Option<&str>, grants: &[&str], scopes: &[&str]) -> ClientConfig {
+    let mut c = ClientConfig::default();
+    c.id = id.into();
+    c.secret = secret.map(Into::into);
+    c.redirect_uris = vec![REDIRECT.into()];
+    c.grant_types = grants.iter().map(|s| s.to_string()).collect();
+    c.scopes = Some(scopes.iter().map(|s| s.to_string()).collect());
+    c
+}
+
+pub fn config() -> ServerConfig {
+    let mut cfg = ServerConfig::default();
+    cfg.issuer = "https://as.example".into();
+    cfg.clients = vec![
+        client(
+            "svc",
+            Some("svc-secret"),
+            &["client_credentials"],
+            &["a", "b"],
+        ),
+        client(
+            "web",
+            None,
+            &["authorization_code", "refresh_token"],
+            &["a", "b", "c"],
+        ),
+        client(
+            "app",
+            Some("app-secret"),
+            &["authorization_code", "refresh_token"],
+            &["a", "b", "c"],
+        ),
+        client(
+            "other",
+            Some("other-secret"),
+            &["authorization_code", "refresh_token", "client_credentials"],
+            &["a", "b", "c"],
+        ),
+    ];
+    cfg
+}
+
+pub struct Fixture {
+    pub server: Arc<AuthorizationServer>,
+    pub clock: Arc<FixedClock>,
+}
+
+pub fn fixture_with(cfg: ServerConfig) -> Fixture {
+    let clock = Arc::new(FixedClock::at(T0));
+    let server = AuthorizationServer::builder(cfg)
+        .clock(clock.clone())
+        .generator(Arc::new(SequentialTokenGenerator::default()))
+        .build()
+        .expect("valid test config");
+    Fixture {
+        server: Arc::new(server),
+        clock,
+    }
+}
+
+pub fn fixture() -> Fixture {
+    fixture_with(config())
+}
+
+pub const FORM: &str = "application/x-www-form-urlencoded";
+pub const SECURE: Transport = Transport { secure: true };
+
+pub fn basic(id: &str, secret: &str) -> String {
+    format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
+}
+
+impl Fixture {
+    /// POSTs `body` to the token endpoint with optional Basic credentials.
+    pub async fn token(
+        &self,
+        body: &str,
+        auth: Option<(&str, &str)>,
+    ) -> Result<TokenResponse, OAuthError> {
+        let header = auth.map(|(i, s)| basic(i, s));
+        token::handle(
+            &self.server,
+            TokenRequest {
+                body: body.as_bytes(),
+                content_type: Some(FORM),
+                authorization: header.as_deref(),
+                query: None,
+                transport: SECURE,
+            },
+        )
+        .await
+    }
+
+    /// Runs the authorization endpoint and grants for `alice`; returns the code.
+    pub async fn code(&self, client_id: &str, scope: &str, with_pkce: bool) -> String {
+        let mut q = format!("response_type=code&client_id={client_id}&scope={scope}&state=xyz");
+        if with_pkce {
+            q.push_str(&format!(
+                "&code_challenge={}&code_challenge_method=S256",
+                s256_challenge(VERIFIER)
+            ));
+        }
+        let pending = authorize::validate(&self.server, q.as_bytes(), SECURE, BINDING)
+            .await
+            .expect("valid authorization request");
+        let grant = Grant {
+            subject: Some("alice".into()),
+            scope: None,
+            extra: Some(serde_json::json!({"role": "admin"})),
+        };
+        let redirect = authorize::grant(
+            &self.server,
+            &pending.request_id,
+            Some(BINDING),
+            &pending.csrf_token,
+            grant,
+        )
+        .await
+        .expect("grant succeeds");
+        let url = url::Url::parse(redirect.location()).unwrap();
+        url.query_pairs()
+            .find(|(k, _)| k == "code")
+            .map(|(_, v)| v.into_owned())
+            .expect("code in redirect")
+    }
+
+    /// Exchanges a PKCE code of the public client `web`.
+    pub async fn redeem_web(&self, code: &str) -> Result<TokenResponse, OAuthError> {
+        self.token(
+            &format!(
+                "grant_type=authorization_code&code={code}&client_id=web&code_verifier={VERIFIER}"
+            ),
+            None,
+        )
+        .await
+    }
+
+    /// Whether `token` is accepted as an access token.
+    pub async fn access_ok(&self, token: &str) -> bool {
+        twisted_oauth2::endpoint::resource::lookup(&self.server, token, "")
+            .await
+            .is_ok()
+    }
+}
