@@ -46,11 +46,13 @@ fn scope_value(meta: &ParseNestedMeta<'_>) -> syn::Result<LitStr> {
     if value.is_empty() {
         return Err(value.error(EXPECTED_STRING));
     }
-    match value.parse::<TokenTree>()? {
-        TokenTree::Literal(literal) => match Lit::new(literal) {
+    // `Lit` parsing sees through the invisible group around a `macro_rules!` `$scope:literal`.
+    if value.peek(Lit) {
+        return match value.parse()? {
             Lit::Str(lit) if lit.suffix().is_empty() => Ok(lit),
             other => Err(syn::Error::new(other.span(), EXPECTED_STRING)),
-        },
-        other => Err(syn::Error::new(other.span(), EXPECTED_STRING)),
+        };
     }
+    let other: TokenTree = value.parse()?;
+    Err(syn::Error::new(other.span(), EXPECTED_STRING))
 }

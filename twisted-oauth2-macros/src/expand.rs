@@ -87,7 +87,7 @@ fn head(keyword: &dyn ToTokens, name: &dyn ToTokens) -> TokenStream {
 #[cfg(test)]
 mod tests {
     use super::oauth;
-    use proc_macro2::TokenStream;
+    use proc_macro2::{Delimiter, Group, TokenStream};
     use quote::quote;
     use syn::{FnArg, Item, ItemFn, ItemImpl, ItemStruct};
 
@@ -246,6 +246,14 @@ mod tests {
     #[test]
     fn accepts_raw_string_and_trailing_comma() {
         let items = expand(quote!(scope = r"a:b c/d",), clock());
+        assert_eq!(items.len(), 3);
+    }
+
+    #[test]
+    fn accepts_a_scope_literal_passed_through_macro_rules() {
+        // `macro_rules!` hands a `$scope:literal` over inside an invisible group.
+        let literal = Group::new(Delimiter::None, quote!("a b"));
+        let items = expand(quote!(scope = #literal), clock());
         assert_eq!(items.len(), 3);
     }
 

@@ -16,7 +16,7 @@ use proc_macro::TokenStream;
 /// Write it **above** the route attribute, with the scope as one space-separated string
 /// (RFC 6749 §3.3). The token must carry every listed scope token:
 ///
-/// ```ignore
+/// ```
 /// use rocket::get;
 /// use twisted_oauth2::oauth;
 ///
@@ -25,6 +25,9 @@ use proc_macro::TokenStream;
 /// async fn clock() -> String {
 ///     "12:00".into()
 /// }
+/// # fn main() {
+/// #     let _ = rocket::routes![clock];
+/// # }
 /// ```
 ///
 /// The attribute adds no behaviour of its own. It inserts one request guard as the handler's

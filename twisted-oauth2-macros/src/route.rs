@@ -20,8 +20,8 @@ const ROUTE_ATTRIBUTES: [&str; 8] = [
 
 const BELOW_ROUTE: &str =
     "`#[oauth]` must be written above the Rocket route attribute, not below it\n\
-     help: the route attribute above has already generated the route without the token guard; \
-     move `#[oauth(...)]` above `#[get(...)]`, `#[post(...)]`, ...";
+     help: the route attribute above `#[oauth]` has already generated the route, without the token \
+     guard; move `#[oauth(...)]` above `#[get(...)]`, `#[post(...)]`, ...";
 const NO_ROUTE: &str = "`#[oauth]` must be written above the Rocket route attribute \
      (`#[get]`, `#[post]`, ...); no route attribute follows it\n\
      help: write `#[oauth(...)]` directly above the route attribute, \

@@ -36,7 +36,7 @@ fn check(scope: &str) -> Result<String, String> {
     for token in scope.split(' ') {
         if token.is_empty() {
             return Err(format!(
-                "scope tokens must be separated by a single space, found several after `{}`",
+                "scope tokens must be separated by a single space, found two or more spaces after `{}`",
                 previous.escape_debug()
             ));
         }

@@ -303,12 +303,8 @@ pub async fn validate(
             OAuthError::invalid_request("code_challenge is required (PKCE, RFC 7636)"),
         );
     }
-    let request_id = server
-        .new_value(TokenKind::Handle)
-        .map_err(|e| fail_page(e))?;
-    let csrf_token = server
-        .new_value(TokenKind::Handle)
-        .map_err(|e| fail_page(e))?;
+    let request_id = server.new_value(TokenKind::Handle).map_err(fail_page)?;
+    let csrf_token = server.new_value(TokenKind::Handle).map_err(fail_page)?;
     let record = PendingRecord {
         client_id: Arc::from(client.id()),
         response_type: response_type.to_owned(),

@@ -30,7 +30,10 @@ async fn save_note(
 
 fn main() {
     // The guard is a request guard, not a URI parameter: `uri!` takes only `id` and `draft`.
-    assert_eq!(uri!(save_note(7, Some(true))).to_string(), "/notes/7?draft=true");
+    assert_eq!(
+        uri!(save_note(7, Some(true))).to_string(),
+        "/notes/7?draft=true"
+    );
     let _rocket = rocket::build()
         .manage(Greeting("hi"))
         .mount("/", routes![save_note]);
