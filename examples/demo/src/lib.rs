@@ -239,9 +239,9 @@ async fn consent_after_login(
     request_id: &str,
     user: LoggedIn,
     pending: PendingRequests<'_>,
-) -> Result<RawHtml<String>, AuthorizeReply> {
+) -> Result<Consent, AuthorizeReply> {
     let p = pending.load(request_id).await?;
-    Ok(consent_page(&user.0, &p))
+    Ok(Consent::new(consent_page(&user.0, &p)))
 }
 
 /// `POST /consent`: the decision. Contract: `decision` = `allow` or `deny`.

@@ -62,9 +62,13 @@ impl fmt::Debug for Consent {
     }
 }
 
+/// Responds with the wrapped responder plus the anti-framing and no-cache headers, so an
+/// application's own consent route (e.g. after its login step) is protected the same way.
 impl<'r> Responder<'r, 'static> for Consent {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
-        (self.0)(req)
+        let mut res = (self.0)(req)?;
+        super::response::page_headers(&mut res);
+        Ok(res)
     }
 }
 

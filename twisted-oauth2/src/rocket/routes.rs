@@ -124,10 +124,7 @@ impl Handler for AuthorizeHandler {
             .await
         {
             Ok(consent) => match consent.respond_to(req) {
-                Ok(mut res) => {
-                    super::response::page_headers(&mut res);
-                    Outcome::Success(res)
-                }
+                Ok(res) => Outcome::Success(res),
                 Err(status) => Outcome::Error(status),
             },
             Err(e) => {
