@@ -97,7 +97,7 @@ impl Browser {
         }
     }
 
-    async fn start<'c>(&mut self, app: &'c App, extra: &str) -> (Status, String, String) {
+    async fn start(&mut self, app: &App, extra: &str) -> (Status, String, String) {
         let r = app
             .client
             .get(authorize_query(extra))

@@ -362,8 +362,7 @@ async fn launch_without_fairing_but_with_oauth_route_aborts() {
         .mount("/", routes![need_a]);
     let e = Client::untracked(rocket)
         .await
-        .err()
-        .expect("launch must abort");
+        .expect_err("launch must abort");
     match e.kind() {
         rocket::error::ErrorKind::SentinelAborts(s) => {
             assert!(

@@ -38,7 +38,7 @@ async fn post<'c>(c: &'c Client, body: &str, auth: Option<String>) -> LocalRespo
         .post("/oauth2/token")
         .header(ContentType::Form)
         .header(Header::new("X-Forwarded-Proto", "https"))
-        .body(body.to_owned());
+        .body(body);
     if let Some(a) = auth {
         req = req.header(Header::new("Authorization", a));
     }
@@ -263,10 +263,7 @@ async fn credentials_in_query_are_refused() {
 async fn invalid_config_aborts_launch() {
     let bad = figment().merge(("oauth2.default_scope", "a  b"));
     let rocket = rocket::custom(bad).attach(OAuth2::fairing());
-    let e = Client::untracked(rocket)
-        .await
-        .err()
-        .expect("launch aborted");
+    let e = Client::untracked(rocket).await.expect_err("launch aborted");
     assert!(matches!(
         e.kind(),
         rocket::error::ErrorKind::FailedFairings(_)
@@ -275,8 +272,7 @@ async fn invalid_config_aborts_launch() {
     let rocket = rocket::custom(unknown_key).attach(OAuth2::fairing());
     let e = Client::untracked(rocket)
         .await
-        .err()
-        .expect("typos in config keys are refused");
+        .expect_err("typos in config keys are refused");
     assert!(matches!(
         e.kind(),
         rocket::error::ErrorKind::FailedFairings(_)
