@@ -155,7 +155,7 @@ pub fn is_insecure_redirect(uri: &str) -> bool {
 /// A registered client (RFC 6749 §2).
 #[derive(Debug, Clone)]
 pub struct Client {
-    id: String,
+    id: std::sync::Arc<str>,
     secret: Option<SecretDigest>,
     redirect_uris: Vec<RedirectUri>,
     grant_types: Vec<String>,
@@ -183,6 +183,11 @@ impl Client {
     /// The `client_id`.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// The `client_id`, shared (records keep it without copying).
+    pub fn shared_id(&self) -> std::sync::Arc<str> {
+        self.id.clone()
     }
 
     /// A display name for consent pages (defaults to the id).
@@ -353,7 +358,7 @@ impl ClientBuilder {
             Some(v) => Some(Scope::from_tokens(&v).map_err(|e| err(format!("scopes: {e}")))?),
         };
         Ok(Client {
-            id: self.id,
+            id: self.id.into(),
             secret: self.secret,
             redirect_uris: uris,
             grant_types: self.grant_types,

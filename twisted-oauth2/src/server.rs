@@ -27,7 +27,13 @@ pub struct AuthorizationServer {
     pub(crate) extensions: HashMap<String, Arc<dyn ExtensionGrant>>,
     #[cfg_attr(not(feature = "password-grant"), allow(dead_code))]
     pub(crate) password: Option<Arc<dyn PasswordVerifier>>,
+    /// Parsed forms of recently requested scope strings, so tokens with the same scope
+    /// share one [`Scope`] and requests skip re-parsing.
+    scope_cache: dashmap::DashMap<Box<str>, Scope>,
 }
+
+/// Most distinct scope strings kept parsed.
+const SCOPE_CACHE_LIMIT: usize = 1024;
 
 impl fmt::Debug for AuthorizationServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -125,7 +131,7 @@ impl AuthorizationServer {
         client: &Client,
     ) -> Result<Scope, OAuthError> {
         let scope = match requested {
-            Some(s) => Scope::parse_param(s)?,
+            Some(s) => self.parse_scope(s)?,
             None => match &self.default_scope {
                 Some(d) => d.clone(),
                 None => return Err(OAuthError::invalid_scope("scope is required")),
@@ -133,6 +139,18 @@ impl AuthorizationServer {
         };
         self.check_scope(&scope, client)?;
         Ok(scope)
+    }
+
+    /// Parses a requested scope, reusing the parsed form of a string seen before.
+    pub(crate) fn parse_scope(&self, s: &str) -> Result<Scope, OAuthError> {
+        if let Some(hit) = self.scope_cache.get(s) {
+            return Ok(hit.clone());
+        }
+        let parsed = Scope::parse_param(s)?;
+        if self.scope_cache.len() < SCOPE_CACHE_LIMIT {
+            self.scope_cache.insert(s.into(), parsed.clone());
+        }
+        Ok(parsed)
     }
 
     pub(crate) fn check_scope(&self, scope: &Scope, client: &Client) -> Result<(), OAuthError> {
@@ -272,6 +290,7 @@ impl ServerBuilder {
                 .unwrap_or_else(|| Arc::new(RandomTokenGenerator)),
             extensions,
             password: self.password,
+            scope_cache: dashmap::DashMap::new(),
         })
     }
 }

@@ -79,8 +79,51 @@ pub fn is_b64token(s: &str) -> bool {
 }
 
 /// The SHA-256 digest of a token, code or handle: what stores keep instead of the value.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct TokenDigest(pub [u8; 32]);
+
+/// Hashes as its first eight bytes: a SHA-256 output is already uniformly distributed, so
+/// hash maps keyed by digests need no further hashing (see [`DigestHasher`]).
+impl std::hash::Hash for TokenDigest {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&self.0[..8]);
+        state.write_u64(u64::from_le_bytes(first));
+    }
+}
+
+/// A [`std::hash::Hasher`] for keys that are already uniformly random ([`TokenDigest`],
+/// random grant ids): it keeps the last `u64`/`u128` written, folded to 64 bits. Other
+/// writes fall back to FNV-1a so it stays correct for any key.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DigestHasher(u64);
+
+impl std::hash::Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.0 = (v as u64) ^ ((v >> 64) as u64);
+    }
+}
+
+/// Builds [`DigestHasher`]s.
+pub type BuildDigestHasher = std::hash::BuildHasherDefault<DigestHasher>;
 
 impl TokenDigest {
     /// Digests a presented value.

@@ -51,7 +51,10 @@ fn form(form: Form<TokenLikeForm<'_>>) -> Json {
 
 #[rocket::launch]
 fn launch() -> _ {
-    let port: u16 = std::env::args().nth(1).and_then(|p| p.parse().ok()).unwrap_or(8300);
+    let port: u16 = std::env::args()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(8300);
     let mut client = ClientConfig::default();
     client.id = "bench".into();
     client.secret = Some("bench-secret".into());
@@ -64,7 +67,10 @@ fn launch() -> _ {
     let figment = rocket::Config::figment()
         .merge(("port", port))
         .merge(("address", "127.0.0.1"))
-        .merge(("log_level", std::env::var("ROCKET_LOG_LEVEL").unwrap_or_else(|_| "off".into())));
+        .merge((
+            "log_level",
+            std::env::var("ROCKET_LOG_LEVEL").unwrap_or_else(|_| "off".into()),
+        ));
     let _ = ContentType::JSON;
     rocket::custom(figment)
         .attach(OAuth2::fairing().config(cfg))

@@ -94,7 +94,7 @@ pub(crate) async fn issue_tokens(
     let now = server.now();
     let cfg = &server.config;
     let access = server.new_value(TokenKind::Access)?;
-    let client_id: Arc<str> = Arc::from(client.id());
+    let client_id: Arc<str> = client.shared_id();
     let record = TokenRecord {
         client_id: client_id.clone(),
         scope: issue.scope.clone(),
@@ -113,26 +113,27 @@ pub(crate) async fn issue_tokens(
         None
     };
     let access_digest = TokenDigest::of(&access);
-    server
-        .stores
-        .access
-        .put_access(&access_digest, &record)
-        .await?;
-    if let Some(rt) = &refresh {
+    // The refresh token is stored first, so stores that track token families know the
+    // grant has one when the access token arrives.
+    let refresh_digest = refresh.as_deref().map(TokenDigest::of);
+    if let Some(rd) = &refresh_digest {
         let rrecord = TokenRecord {
             expires_at: now + cfg.refresh_token_lifetime as i64,
             ..record.clone()
         };
-        if let Err(e) = server
-            .stores
-            .refresh
-            .put_refresh(&TokenDigest::of(rt), &rrecord)
-            .await
-        {
-            // Do not leave an orphan access token behind (txoauth2 did).
-            let _ = server.stores.access.revoke_access(&access_digest).await;
-            return Err(e.into());
+        server.stores.refresh.put_refresh(rd, &rrecord).await?;
+    }
+    if let Err(e) = server
+        .stores
+        .access
+        .put_access(&access_digest, &record)
+        .await
+    {
+        // Do not leave an orphan refresh token behind (txoauth2 left orphans).
+        if let Some(rd) = &refresh_digest {
+            let _ = server.stores.refresh.revoke_refresh(rd).await;
         }
+        return Err(e.into());
     }
     Ok(TokenResponse {
         access_token: access,

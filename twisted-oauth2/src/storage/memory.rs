@@ -15,18 +15,18 @@ use super::{
 };
 use crate::client::Client;
 use crate::error::StorageError;
-use crate::token::TokenDigest;
+use crate::token::{BuildDigestHasher, TokenDigest};
 
 /// All stores in memory.
 #[derive(Default)]
 pub struct MemoryStore {
     clients: DashMap<String, Arc<Client>>,
-    codes: DashMap<TokenDigest, (CodeRecord, bool)>,
-    access: DashMap<TokenDigest, TokenRecord>,
-    access_by_grant: DashMap<GrantId, Vec<TokenDigest>>,
-    refresh: DashMap<TokenDigest, (TokenRecord, bool)>,
-    refresh_by_grant: DashMap<GrantId, Vec<TokenDigest>>,
-    pending: DashMap<TokenDigest, PendingRecord>,
+    codes: DashMap<TokenDigest, (CodeRecord, bool), BuildDigestHasher>,
+    access: DashMap<TokenDigest, TokenRecord, BuildDigestHasher>,
+    access_by_grant: DashMap<GrantId, Vec<TokenDigest>, BuildDigestHasher>,
+    refresh: DashMap<TokenDigest, (TokenRecord, bool), BuildDigestHasher>,
+    refresh_by_grant: DashMap<GrantId, Vec<TokenDigest>, BuildDigestHasher>,
+    pending: DashMap<TokenDigest, PendingRecord, BuildDigestHasher>,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -111,7 +111,11 @@ impl CodeStore for MemoryStore {
     }
 }
 
-fn index(map: &DashMap<GrantId, Vec<TokenDigest>>, grant: GrantId, token: TokenDigest) {
+fn index(
+    map: &DashMap<GrantId, Vec<TokenDigest>, BuildDigestHasher>,
+    grant: GrantId,
+    token: TokenDigest,
+) {
     map.entry(grant).or_default().push(token);
 }
 
@@ -256,7 +260,10 @@ impl Purge for MemoryStore {
     }
 }
 
-fn prune_index(map: &DashMap<GrantId, Vec<TokenDigest>>, live: impl Fn(&TokenDigest) -> bool) {
+fn prune_index(
+    map: &DashMap<GrantId, Vec<TokenDigest>, BuildDigestHasher>,
+    live: impl Fn(&TokenDigest) -> bool,
+) {
     map.retain(|_, v| {
         v.retain(&live);
         !v.is_empty()
