@@ -2,7 +2,8 @@
 //! `VIEW_CLOCK` scope) with a login page, a consent page and a token-info route.
 //!
 //! Routes: `GET /clock` (scope `VIEW_CLOCK`), `GET /me` (any token), `GET|POST /login`,
-//! `GET|POST /consent`, and the library's endpoints under `/oauth2`.
+//! `GET|POST /consent`, `GET /client` (a browser client), and the library's endpoints under
+//! `/oauth2`.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -254,6 +255,13 @@ async fn decide(
     pending.decide(&form, user.0).await
 }
 
+/// `GET /client`: a public browser client (PKCE in JavaScript) that signs in and reads
+/// `/clock` with the access token: the code flow end to end in a browser.
+#[get("/client")]
+fn browser_client() -> RawHtml<&'static str> {
+    RawHtml(include_str!("../static/client.html"))
+}
+
 /// `GET /`: links.
 #[get("/")]
 fn index() -> RawHtml<String> {
@@ -261,7 +269,8 @@ fn index() -> RawHtml<String> {
         "twisted-oauth2 demo",
         "<p>See the README: start the code flow at <code>/oauth2/authorize</code>, \
          get tokens at <code>/oauth2/token</code>, and read <a href=\"/clock\">/clock</a> with a \
-         token holding <code>VIEW_CLOCK</code>.</p><p><a href=\"/login\">Sign in</a></p>",
+         token holding <code>VIEW_CLOCK</code>.</p><p><a href=\"/client\">Try the browser client</a> \
+         (sign in as alice / wonderland).</p>",
     )
 }
 
@@ -283,7 +292,8 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
                 login_page,
                 login,
                 consent_after_login,
-                decide
+                decide,
+                browser_client
             ],
         )
 }

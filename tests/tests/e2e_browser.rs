@@ -1,0 +1,66 @@
+//! End to end in a real browser: headless Chromium, driven by `tests/browser/consent_flow.mjs`
+//! (playwright-core), against the demo served on a loopback port. Screenshots are kept in
+//! `tests/artifacts/`.
+//!
+//! Skips with a notice when Node.js, Chromium or playwright-core are missing, unless
+//! `TWISTED_OAUTH2_REQUIRE_BROWSER=1` (set by `.ci/run`, which installs them).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+fn missing_tools(dir: &Path) -> Option<String> {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !Path::new(&chromium).exists() {
+        return Some(format!("{chromium} not found"));
+    }
+    if Command::new("node").arg("--version").output().is_err() {
+        return Some("node not found".into());
+    }
+    if !dir.join("node_modules/playwright-core").exists() {
+        return Some("playwright-core not installed (cd tests/browser && npm ci)".into());
+    }
+    None
+}
+
+#[rocket::async_test]
+async fn chromium_logs_in_consents_and_lands_on_the_client_with_code_and_state() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
+    if let Some(why) = missing_tools(&dir) {
+        if std::env::var("TWISTED_OAUTH2_REQUIRE_BROWSER").is_ok_and(|v| v == "1") {
+            panic!("browser test required but {why}");
+        }
+        eprintln!("skipping the Chromium test: {why}");
+        return;
+    }
+    let demo = serve_demo(demo_figment(free_port())).await;
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("artifacts");
+    let base = demo.base.clone();
+    let out = rocket::tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg(dir.join("consent_flow.mjs"))
+            .arg(&base)
+            .arg(&artifacts)
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "browser flow failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("landed on the client with a code"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("GET /clock -> 200"), "{stdout}");
+    assert!(Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("artifacts/consent-page.png")
+        .exists());
+}
