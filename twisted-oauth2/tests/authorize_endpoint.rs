@@ -575,3 +575,57 @@ async fn plain_http_redirect_uri_is_refused_at_grant_time_unless_allowed() {
     .await
     .unwrap();
 }
+
+#[tokio::test]
+async fn earlier_checks_win_when_several_fail() {
+    let f = fixture();
+    // client_id before redirect_uri: both bad → the client problem is shown.
+    let (_, d) = page_code(
+        validate(
+            &f,
+            "client_id=nobody&redirect_uri=https%3A%2F%2Fevil.example%2F&response_type=bogus",
+        )
+        .await,
+    );
+    assert_eq!(d, "unknown client_id");
+    // redirect_uri before everything redirected: shown, never redirected.
+    let (_, d) = page_code(validate(&f, "client_id=web&redirect_uri=https%3A%2F%2Fevil.example%2F&response_type=bogus&state=a&state=b").await);
+    assert_eq!(d, "redirect_uri is not registered for this client");
+    // duplicate state before response_type.
+    let (_, p) = redirect_params(validate(&f, "client_id=web&state=a&state=b&scope=zzz").await);
+    assert_eq!(
+        get(&p, "error_description"),
+        Some("duplicate parameter: state")
+    );
+    // response_type before transport, client permission, scope and PKCE.
+    let r = authorize::validate(
+        &f.server,
+        b"client_id=svc&response_type=bogus&scope=zzz&state=s",
+        Transport { secure: false },
+        BINDING,
+    )
+    .await;
+    let (_, p) = redirect_params(r);
+    assert_eq!(get(&p, "error"), Some("unsupported_response_type"));
+    // transport before client permission.
+    let r = authorize::validate(
+        &f.server,
+        b"client_id=svc&response_type=code&scope=zzz&state=s",
+        Transport { secure: false },
+        BINDING,
+    )
+    .await;
+    let (_, p) = redirect_params(r);
+    assert_eq!(
+        get(&p, "error_description"),
+        Some("OAuth 2.0 requires requests over HTTPS")
+    );
+    // client permission before scope.
+    let (_, p) =
+        redirect_params(validate(&f, "client_id=svc&response_type=code&scope=zzz&state=s").await);
+    assert_eq!(get(&p, "error"), Some("unauthorized_client"));
+    // scope before PKCE.
+    let (_, p) =
+        redirect_params(validate(&f, "client_id=web&response_type=code&scope=zzz&state=s").await);
+    assert_eq!(get(&p, "error"), Some("invalid_scope"));
+}
