@@ -65,6 +65,14 @@ pub struct ServerConfig {
     pub revoke_grant_on_access_token_revocation: bool,
     /// A bearer token holding this scope may call the introspection endpoint. Default none.
     pub introspection_scope: Option<String>,
+    /// The protected resource identifier published in the RFC 9728 protected resource
+    /// metadata (an `http(s)` URL without query or fragment); its well-known document is
+    /// served at `/.well-known/oauth-protected-resource` plus the URL's path.
+    /// Default: the issuer.
+    pub resource: Option<String>,
+    /// A human-readable name of the protected resource (RFC 9728 `resource_name`).
+    /// Default none.
+    pub resource_name: Option<String>,
     /// The clients (txoauth2's `ClientStorage` contents). Default none.
     pub clients: Vec<ClientConfig>,
 }
@@ -93,6 +101,8 @@ impl Default for ServerConfig {
             allow_access_token_in_query: false,
             revoke_grant_on_access_token_revocation: false,
             introspection_scope: None,
+            resource: None,
+            resource_name: None,
             clients: Vec::new(),
         }
     }
@@ -214,6 +224,24 @@ impl ServerConfig {
                 reason: e.to_string(),
             })?),
         };
+        if let Some(s) = &self.introspection_scope {
+            Scope::parse(s).map_err(|e| ConfigError::Setting {
+                key: "introspection_scope",
+                reason: e.to_string(),
+            })?;
+        }
+        if let Some(r) = &self.resource {
+            let ok = url::Url::parse(r)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.query().is_none());
+            if !ok || r.contains(['#', '?']) {
+                return Err(ConfigError::Setting {
+                    key: "resource",
+                    reason:
+                        "must be an http(s) URL without query or fragment (RFC 9728 section 1.2)"
+                            .into(),
+                });
+            }
+        }
         for g in &self.grant_types {
             let known = match g.as_str() {
                 "authorization_code" | "refresh_token" | "client_credentials" => true,

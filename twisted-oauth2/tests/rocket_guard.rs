@@ -145,7 +145,7 @@ async fn no_token_is_401_with_challenge_without_error_rfc6750_3_1() {
     assert_eq!(s, Status::Unauthorized);
     assert_eq!(
         www.as_deref(),
-        Some("Bearer realm=\"twisted-oauth2\", scope=\"a b\"")
+        Some("Bearer realm=\"twisted-oauth2\", scope=\"a b\", resource_metadata=\"https://as.example/.well-known/oauth-protected-resource\"")
     );
 }
 
@@ -156,7 +156,7 @@ async fn unknown_token_is_401_invalid_token() {
     assert_eq!(s, Status::Unauthorized);
     assert_eq!(
         www.as_deref(),
-        Some("Bearer realm=\"twisted-oauth2\", error=\"invalid_token\", error_description=\"the access token is invalid, expired or revoked\"")
+        Some("Bearer realm=\"twisted-oauth2\", error=\"invalid_token\", error_description=\"the access token is invalid, expired or revoked\", resource_metadata=\"https://as.example/.well-known/oauth-protected-resource\"")
     );
 }
 
@@ -196,7 +196,7 @@ async fn missing_scope_is_403_insufficient_scope_with_scope() {
     assert_eq!(s, Status::Forbidden);
     assert_eq!(
         www.as_deref(),
-        Some("Bearer realm=\"twisted-oauth2\", error=\"insufficient_scope\", error_description=\"the access token lacks a required scope\", scope=\"a b\"")
+        Some("Bearer realm=\"twisted-oauth2\", error=\"insufficient_scope\", error_description=\"the access token lacks a required scope\", scope=\"a b\", resource_metadata=\"https://as.example/.well-known/oauth-protected-resource\"")
     );
 }
 
@@ -208,7 +208,7 @@ async fn two_token_methods_are_400_invalid_request_rfc6750_2() {
     assert_eq!(s, Status::BadRequest);
     assert_eq!(
         www.as_deref(),
-        Some("Bearer realm=\"twisted-oauth2\", error=\"invalid_request\", error_description=\"the request carries more than one access token\"")
+        Some("Bearer realm=\"twisted-oauth2\", error=\"invalid_request\", error_description=\"the request carries more than one access token\", resource_metadata=\"https://as.example/.well-known/oauth-protected-resource\"")
     );
     let (s, _, _) = app
         .get(&format!("/a?access_token={t}&access_token={t}"), None)
@@ -288,7 +288,7 @@ async fn challenge_reaches_response_through_app_catchers() {
     assert_eq!((s, body.as_str()), (Status::Unauthorized, "plain 401 page"));
     assert_eq!(
         www.as_deref(),
-        Some("Bearer realm=\"twisted-oauth2\", scope=\"a\"")
+        Some("Bearer realm=\"twisted-oauth2\", scope=\"a\", resource_metadata=\"https://as.example/.well-known/oauth-protected-resource\"")
     );
     let t = app.token("a").await;
     let (s, www, body) = app.get("/ab", Some(&t)).await;
@@ -341,7 +341,10 @@ async fn token_info_guard_gives_client_scope_and_expiry() {
     assert!(v.get("sub").is_none(), "client_credentials has no user");
     let (s, www, _) = app.get("/me", None).await;
     assert_eq!(s, Status::Unauthorized);
-    assert_eq!(www.as_deref(), Some("Bearer realm=\"twisted-oauth2\""));
+    assert_eq!(
+        www.as_deref(),
+        Some("Bearer realm=\"twisted-oauth2\", resource_metadata=\"https://as.example/.well-known/oauth-protected-resource\"")
+    );
 }
 
 #[rocket::async_test]

@@ -3,7 +3,10 @@
 
 pub mod authorize;
 pub mod client_auth;
+pub mod introspect;
+pub mod metadata;
 pub mod resource;
+pub mod revoke;
 pub mod token;
 
 use crate::error::OAuthError;

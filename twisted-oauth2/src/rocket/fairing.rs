@@ -40,7 +40,11 @@ struct Parts {
 /// At ignite it reads the `oauth2` table of Rocket's configuration (unless a config was
 /// given with [`OAuth2::config`]), builds the [`AuthorizationServer`], manages an
 /// [`OAuth2State`], and mounts under the base path (default `/oauth2`): `POST /token`,
-/// and `GET`/`POST /authorize` when an [`OnAuthenticate`] hook is set.
+/// `POST /revoke`, `POST /introspect`, and `GET`/`POST /authorize` when an
+/// [`OnAuthenticate`] hook is set; at the application root it mounts the discovery
+/// documents `GET /.well-known/oauth-authorization-server[/issuer path]` and
+/// `GET /.well-known/oauth-protected-resource[/resource path]`
+/// (see [`crate::endpoint::metadata`]).
 pub struct OAuth2 {
     parts: Mutex<Option<Parts>>,
 }
@@ -175,8 +179,17 @@ impl Fairing for OAuth2 {
             }
         };
         let base = server.config().base_path.clone();
+        let authorize_mounted = parts.on_authenticate.is_some();
         let routes = routes::routes(&server, parts.on_authenticate);
+        let well_known = match routes::well_known_routes(&server, authorize_mounted) {
+            Ok(r) => r,
+            Err(e) => {
+                log::error!("twisted-oauth2: invalid configuration: {e}");
+                return Err(rocket);
+            }
+        };
         let state = OAuth2State {
+            resource_metadata: crate::endpoint::metadata::protected_resource_metadata_url(&server),
             server,
             scopes_used: Default::default(),
         };
@@ -186,7 +199,11 @@ impl Fairing for OAuth2 {
                 .unwrap_or_else(|| "memory (not durable)".into()),
             purge_every: parts.purge_interval.unwrap_or(Duration::from_secs(60)),
         };
-        Ok(rocket.manage(state).manage(info).mount(base, routes))
+        Ok(rocket
+            .manage(state)
+            .manage(info)
+            .mount(base, routes)
+            .mount("/", well_known))
     }
 
     async fn on_liftoff(&self, rocket: &Rocket<Orbit>) {
@@ -199,20 +216,32 @@ impl Fairing for OAuth2 {
         let cfg = server.config();
         let mut lines = vec![
             "twisted-oauth2 authorization server".to_owned(),
-            format!("  issuer:    {}", server.issuer()),
-            format!("  token:     POST {}", server.endpoint_url("token")),
+            format!("  issuer:     {}", server.issuer()),
+            format!("  token:      POST {}", server.endpoint_url("token")),
         ];
         let has_authorize = rocket
             .routes()
             .any(|r| r.uri.path() == format!("{}/authorize", cfg.base_path));
         if has_authorize {
             lines.push(format!(
-                "  authorize: GET|POST {}",
+                "  authorize:  GET|POST {}",
                 server.endpoint_url("authorize")
             ));
         }
-        lines.push(format!("  grants:    {}", cfg.grant_types.join(", ")));
-        lines.push(format!("  store:     {}", info.store));
+        lines.push(format!(
+            "  revoke:     POST {}",
+            server.endpoint_url("revoke")
+        ));
+        lines.push(format!(
+            "  introspect: POST {}",
+            server.endpoint_url("introspect")
+        ));
+        lines.push(format!(
+            "  metadata:   GET {}",
+            crate::endpoint::metadata::authorization_server_metadata_url(&server)
+        ));
+        lines.push(format!("  grants:     {}", cfg.grant_types.join(", ")));
+        lines.push(format!("  store:      {}", info.store));
         let scopes = state.scopes_used();
         if !scopes.is_empty() {
             lines.push(format!(
@@ -269,7 +298,7 @@ impl Fairing for OAuth2 {
             if matches!(code, 400 | 401 | 403) && !res.headers().contains("WWW-Authenticate") {
                 if let Some(state) = req.rocket().state::<OAuth2State>() {
                     let realm = &state.server.config().realm;
-                    if let Some(v) = err.www_authenticate(realm, None) {
+                    if let Some(v) = err.www_authenticate(realm, Some(&state.resource_metadata)) {
                         res.set_header(Header::new("WWW-Authenticate", v));
                     }
                 }

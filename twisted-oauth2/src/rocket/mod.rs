@@ -43,6 +43,7 @@ pub use response::AuthorizeReply;
 pub struct OAuth2State {
     server: Arc<AuthorizationServer>,
     scopes_used: Mutex<BTreeSet<String>>,
+    resource_metadata: String,
 }
 
 impl std::fmt::Debug for OAuth2State {
@@ -57,6 +58,12 @@ impl OAuth2State {
     /// The authorization server.
     pub fn server(&self) -> &Arc<AuthorizationServer> {
         &self.server
+    }
+
+    /// The URL of the protected resource metadata (RFC 9728), sent as `resource_metadata`
+    /// in the guards' `WWW-Authenticate` challenges.
+    pub fn resource_metadata_url(&self) -> &str {
+        &self.resource_metadata
     }
 
     /// Every scope required by a guard of a mounted route (collected at ignite).

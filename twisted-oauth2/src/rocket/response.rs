@@ -27,11 +27,15 @@ pub(crate) fn page_headers(res: &mut Response<'_>) {
     res.set_header(Header::new("Referrer-Policy", "no-referrer"));
 }
 
-fn realm(req: &Request<'_>) -> String {
-    req.rocket()
-        .state::<super::OAuth2State>()
-        .map(|s| s.server.config().realm.clone())
-        .unwrap_or_else(|| "twisted-oauth2".into())
+/// The realm and the protected resource metadata URL of challenges.
+fn realm(req: &Request<'_>) -> (String, Option<String>) {
+    match req.rocket().state::<super::OAuth2State>() {
+        Some(s) => (
+            s.server.config().realm.clone(),
+            Some(s.resource_metadata.clone()),
+        ),
+        None => ("twisted-oauth2".into(), None),
+    }
 }
 
 /// A JSON body with a status and `Cache-Control: no-store`.
@@ -51,7 +55,8 @@ impl<'r> Responder<'r, 'static> for OAuthError {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
         let status = Status::from_code(self.status()).unwrap_or(Status::BadRequest);
         let mut res = json(status, self.to_json());
-        if let Some(v) = self.www_authenticate(&realm(req), None) {
+        let (realm, resource_metadata) = realm(req);
+        if let Some(v) = self.www_authenticate(&realm, resource_metadata.as_deref()) {
             res.set_header(Header::new("WWW-Authenticate", v));
         }
         Ok(res)

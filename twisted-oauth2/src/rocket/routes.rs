@@ -12,7 +12,11 @@ use rocket::route::{Handler, Outcome, Route};
 use super::consent::{binding_cookie, OnAuthenticate};
 use super::response::{json, AuthorizeReply};
 use super::transport;
+use super::OAuth2State;
 use crate::endpoint::authorize;
+use crate::endpoint::introspect::{self, IntrospectRequest};
+use crate::endpoint::metadata;
+use crate::endpoint::revoke::{self, RevokeRequest};
 use crate::endpoint::token::{self, TokenRequest};
 use crate::error::OAuthError;
 use crate::server::AuthorizationServer;
@@ -64,6 +68,137 @@ impl Handler for TokenHandler {
             Err(e) => Outcome::from(req, e),
         }
     }
+}
+
+/// `POST <base>/revoke` (RFC 7009): `200 OK` with `{}` whether or not a token was revoked.
+#[derive(Clone)]
+pub(crate) struct RevokeHandler(pub(crate) Arc<AuthorizationServer>);
+
+#[rocket::async_trait]
+impl Handler for RevokeHandler {
+    async fn handle<'r>(&self, req: &'r Request<'_>, data: Data<'r>) -> Outcome<'r> {
+        let server = &*self.0;
+        let body = match read_body(data, server.config().max_body_size).await {
+            Ok(b) => b,
+            Err(e) => return body_error(req, e),
+        };
+        let rreq = RevokeRequest {
+            body: &body,
+            content_type: req.headers().get_one("Content-Type"),
+            authorization: req.headers().get_one("Authorization"),
+            query: req.uri().query().map(|q| q.as_str()),
+            transport: transport(req, server),
+        };
+        match revoke::handle(server, rreq).await {
+            Ok(()) => Outcome::Success(json(Status::Ok, "{}".to_owned())),
+            Err(e) => Outcome::from(req, e),
+        }
+    }
+}
+
+/// `POST <base>/introspect` (RFC 7662): the introspection JSON with `no-store`.
+#[derive(Clone)]
+pub(crate) struct IntrospectHandler(pub(crate) Arc<AuthorizationServer>);
+
+#[rocket::async_trait]
+impl Handler for IntrospectHandler {
+    async fn handle<'r>(&self, req: &'r Request<'_>, data: Data<'r>) -> Outcome<'r> {
+        let server = &*self.0;
+        let body = match read_body(data, server.config().max_body_size).await {
+            Ok(b) => b,
+            Err(e) => return body_error(req, e),
+        };
+        let ireq = IntrospectRequest {
+            body: &body,
+            content_type: req.headers().get_one("Content-Type"),
+            authorization: req.headers().get_one("Authorization"),
+            query: req.uri().query().map(|q| q.as_str()),
+            transport: transport(req, server),
+        };
+        match introspect::handle(server, ireq).await {
+            Ok(answer) => Outcome::Success(json(Status::Ok, answer.to_json())),
+            Err(e) => Outcome::from(req, e),
+        }
+    }
+}
+
+/// A public discovery document: `200 OK` JSON, readable cross-origin (browser-based
+/// clients fetch it before they have any credentials).
+fn document<'r>(body: String) -> Outcome<'r> {
+    let res = rocket::Response::build()
+        .status(Status::Ok)
+        .header(rocket::http::ContentType::JSON)
+        .header(Header::new("Access-Control-Allow-Origin", "*"))
+        .sized_body(body.len(), std::io::Cursor::new(body))
+        .finalize();
+    Outcome::Success(res)
+}
+
+/// `GET /.well-known/oauth-authorization-server[/issuer path]` (RFC 8414).
+#[derive(Clone)]
+pub(crate) struct ServerMetadataHandler {
+    pub(crate) server: Arc<AuthorizationServer>,
+    pub(crate) authorize_mounted: bool,
+}
+
+#[rocket::async_trait]
+impl Handler for ServerMetadataHandler {
+    async fn handle<'r>(&self, _req: &'r Request<'_>, _data: Data<'r>) -> Outcome<'r> {
+        let doc = metadata::authorization_server_metadata(&self.server, self.authorize_mounted);
+        document(doc.to_json())
+    }
+}
+
+/// `GET /.well-known/oauth-protected-resource[/resource path]` (RFC 9728), listing the
+/// scopes the application's protected routes require.
+#[derive(Clone)]
+pub(crate) struct ResourceMetadataHandler(pub(crate) Arc<AuthorizationServer>);
+
+#[rocket::async_trait]
+impl Handler for ResourceMetadataHandler {
+    async fn handle<'r>(&self, req: &'r Request<'_>, _data: Data<'r>) -> Outcome<'r> {
+        let scopes = req
+            .rocket()
+            .state::<OAuth2State>()
+            .map(OAuth2State::scopes_used)
+            .unwrap_or_default();
+        document(metadata::protected_resource_metadata(&self.0, scopes).to_json())
+    }
+}
+
+/// Whether `path` can be mounted as a static Rocket route.
+fn mountable(path: &str) -> bool {
+    !path.contains(['<', '>'])
+        && rocket::http::uri::Origin::parse(path).is_ok_and(|o| o.query().is_none())
+}
+
+/// The discovery routes, mounted at the application root. `Err` names a well-known path
+/// that cannot be mounted (an issuer or resource path with characters Rocket refuses).
+pub(crate) fn well_known_routes(
+    server: &Arc<AuthorizationServer>,
+    authorize_mounted: bool,
+) -> Result<Vec<Route>, String> {
+    let as_path = metadata::authorization_server_metadata_path(server);
+    let rs_path = metadata::protected_resource_metadata_path(server);
+    for p in [&as_path, &rs_path] {
+        if !mountable(p) {
+            return Err(format!(
+                "the well-known path `{p}` derived from the issuer or resource cannot be mounted"
+            ));
+        }
+    }
+    let as_handler = ServerMetadataHandler {
+        server: server.clone(),
+        authorize_mounted,
+    };
+    Ok(vec![
+        Route::new(Method::Get, &as_path, as_handler),
+        Route::new(
+            Method::Get,
+            &rs_path,
+            ResourceMetadataHandler(server.clone()),
+        ),
+    ])
 }
 
 /// Any other method on a POST-only endpoint: `405` with `Allow: POST`.
@@ -153,8 +288,20 @@ pub(crate) fn routes(
         "/token",
         TokenHandler(server.clone()),
     )];
-    for m in [Method::Get, Method::Put, Method::Delete, Method::Patch] {
-        routes.push(Route::new(m, "/token", PostOnly));
+    routes.push(Route::new(
+        Method::Post,
+        "/revoke",
+        RevokeHandler(server.clone()),
+    ));
+    routes.push(Route::new(
+        Method::Post,
+        "/introspect",
+        IntrospectHandler(server.clone()),
+    ));
+    for path in ["/token", "/revoke", "/introspect"] {
+        for m in [Method::Get, Method::Put, Method::Delete, Method::Patch] {
+            routes.push(Route::new(m, path, PostOnly));
+        }
     }
     if let Some(on_auth) = on_auth {
         let h = AuthorizeHandler {

@@ -1,0 +1,206 @@
+//! The revocation endpoint (RFC 7009).
+//!
+//! The request is checked like a token request: HTTPS (unless the debug override is set),
+//! `application/x-www-form-urlencoded`, no credentials in the URL query, no repeated
+//! parameter. The client authenticates as at the token endpoint
+//! ([`client_auth::authenticate`](crate::endpoint::client_auth::authenticate)):
+//! `client_secret_basic`, `client_secret_post`, or `none` for a public client, which may
+//! revoke its own tokens (RFC 7009 §5).
+//!
+//! # Policy
+//!
+//! - `token` is required; `token_type_hint` is optional and only a hint (RFC 7009 §2.1):
+//!   `access_token` looks in the access-token store first, `refresh_token` in the
+//!   refresh-token store first, and a token of the other type is still found and revoked.
+//!   Any other hint value is refused with `unsupported_token_type` (RFC 7009 §2.2.1).
+//! - An unknown, expired or already revoked token is answered with success, as is a token
+//!   issued to another client: that token is left alone and the caller learns nothing
+//!   about it (RFC 7009 §2.1, §2.2).
+//! - Revoking a refresh token revokes its whole grant: every refresh token of its rotation
+//!   family (including rotated-out ones) and every access token issued from the same grant
+//!   (RFC 7009 §2.1 "SHOULD also invalidate all access tokens based on the same
+//!   authorization grant"). A rotated-out refresh token of the client counts as its
+//!   family's: revoking it ends the grant too.
+//! - Revoking an access token revokes that access token only; the refresh tokens of its
+//!   grant stay usable. With
+//!   [`ServerConfig::revoke_grant_on_access_token_revocation`](crate::config::ServerConfig::revoke_grant_on_access_token_revocation)
+//!   set, the whole grant (its access and refresh tokens) is revoked instead.
+
+use crate::client::Client;
+use crate::endpoint::client_auth::authenticate;
+use crate::endpoint::{is_form_content_type, refuse_query_credentials, require_secure, Transport};
+use crate::error::{ErrorCode, OAuthError};
+use crate::form::Params;
+use crate::server::AuthorizationServer;
+use crate::storage::{GrantId, RefreshState};
+use crate::token::TokenDigest;
+
+/// A revocation request as the HTTP layer received it.
+#[derive(Debug, Clone, Copy)]
+pub struct RevokeRequest<'a> {
+    /// The raw body.
+    pub body: &'a [u8],
+    /// The `Content-Type` header.
+    pub content_type: Option<&'a str>,
+    /// The `Authorization` header.
+    pub authorization: Option<&'a str>,
+    /// The raw URL query, if any.
+    pub query: Option<&'a str>,
+    /// Transport facts.
+    pub transport: Transport,
+}
+
+/// The `token_type_hint` values of RFC 7009 §2.1 (also used by RFC 7662 §2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenTypeHint {
+    /// `access_token`.
+    AccessToken,
+    /// `refresh_token`.
+    RefreshToken,
+}
+
+impl TokenTypeHint {
+    /// Parses a `token_type_hint` parameter; absent → `Ok(None)`, an unknown value →
+    /// `unsupported_token_type` (RFC 7009 §2.2.1).
+    pub fn parse(params: &Params) -> Result<Option<Self>, OAuthError> {
+        match params.get("token_type_hint") {
+            None => Ok(None),
+            Some("access_token") => Ok(Some(TokenTypeHint::AccessToken)),
+            Some("refresh_token") => Ok(Some(TokenTypeHint::RefreshToken)),
+            Some(_) => Err(OAuthError::with_description(
+                ErrorCode::UnsupportedTokenType,
+                "the token_type_hint is not supported by this server",
+            )),
+        }
+    }
+
+    /// The registered name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenTypeHint::AccessToken => "access_token",
+            TokenTypeHint::RefreshToken => "refresh_token",
+        }
+    }
+}
+
+/// Checks the request line, content type and query, and parses the body strictly (the
+/// shared prelude of the revocation and introspection endpoints).
+pub(crate) fn parse_form(
+    server: &AuthorizationServer,
+    body: &[u8],
+    content_type: Option<&str>,
+    query: Option<&str>,
+    transport: Transport,
+) -> Result<Params, OAuthError> {
+    require_secure(server, transport)?;
+    if !is_form_content_type(content_type) {
+        return Err(OAuthError::invalid_request(
+            "the Content-Type must be application/x-www-form-urlencoded",
+        ));
+    }
+    refuse_query_credentials(query)?;
+    Params::parse(body)
+}
+
+/// Handles a revocation request. `Ok(())` is answered `200 OK` whether or not a token was
+/// revoked; every failure is the RFC 7009 §2.2.1 / RFC 6749 §5.2 error to answer.
+pub async fn handle(
+    server: &AuthorizationServer,
+    req: RevokeRequest<'_>,
+) -> Result<(), OAuthError> {
+    let params = parse_form(server, req.body, req.content_type, req.query, req.transport)?;
+    let auth = authenticate(server, &params, req.authorization).await?;
+    let client: &Client = &auth.client;
+    let token = params.require("token")?;
+    let hint = TokenTypeHint::parse(&params)?;
+    let digest = TokenDigest::of(token);
+    let outcome = match hint {
+        Some(TokenTypeHint::RefreshToken) => match revoke_refresh(server, client, &digest).await? {
+            Outcome::NotFound => revoke_access(server, client, &digest).await?,
+            found => found,
+        },
+        _ => match revoke_access(server, client, &digest).await? {
+            Outcome::NotFound => revoke_refresh(server, client, &digest).await?,
+            found => found,
+        },
+    };
+    match outcome {
+        Outcome::Revoked => {}
+        Outcome::NotFound => log::debug!(
+            "twisted-oauth2: revocation by client `{}` of an unknown token ({} method)",
+            client.id(),
+            auth.method.as_str()
+        ),
+        Outcome::OtherClient => log::info!(
+            "twisted-oauth2: client `{}` tried to revoke another client's token; left alone",
+            client.id()
+        ),
+    }
+    Ok(())
+}
+
+enum Outcome {
+    Revoked,
+    NotFound,
+    OtherClient,
+}
+
+async fn revoke_access(
+    server: &AuthorizationServer,
+    client: &Client,
+    digest: &TokenDigest,
+) -> Result<Outcome, OAuthError> {
+    let Some(record) = server.stores.access.access(digest).await? else {
+        return Ok(Outcome::NotFound);
+    };
+    if *record.client_id != *client.id() {
+        return Ok(Outcome::OtherClient);
+    }
+    // The presented token itself first: a store may index only grants that have a refresh
+    // family, so a grant-wide revocation alone might not reach it.
+    server.stores.access.revoke_access(digest).await?;
+    if server.config.revoke_grant_on_access_token_revocation {
+        revoke_whole_grant(server, record.grant_id, client).await?;
+    } else {
+        log::debug!(
+            "twisted-oauth2: client `{}` revoked an access token of grant {:032x}",
+            client.id(),
+            record.grant_id.0
+        );
+    }
+    Ok(Outcome::Revoked)
+}
+
+async fn revoke_refresh(
+    server: &AuthorizationServer,
+    client: &Client,
+    digest: &TokenDigest,
+) -> Result<Outcome, OAuthError> {
+    let record = match server.stores.refresh.refresh(digest).await? {
+        RefreshState::Active(r) | RefreshState::Rotated(r) => r,
+        _ => return Ok(Outcome::NotFound),
+    };
+    if *record.client_id != *client.id() {
+        return Ok(Outcome::OtherClient);
+    }
+    // The presented token first, so it is gone even if a family index is incomplete.
+    server.stores.refresh.revoke_refresh(digest).await?;
+    revoke_whole_grant(server, record.grant_id, client).await?;
+    Ok(Outcome::Revoked)
+}
+
+async fn revoke_whole_grant(
+    server: &AuthorizationServer,
+    grant: GrantId,
+    client: &Client,
+) -> Result<(), OAuthError> {
+    let r = server.stores.refresh.revoke_refresh_grant(grant).await?;
+    let a = server.stores.access.revoke_access_grant(grant).await?;
+    log::debug!(
+        "twisted-oauth2: client `{}` revoked grant {:032x} ({a} access, {r} refresh tokens)",
+        client.id(),
+        grant.0
+    );
+    Ok(())
+}
