@@ -138,7 +138,7 @@ async fn denial_lands_on_the_client_with_access_denied() {
 }
 
 #[rocket::async_test]
-async fn client_credentials_via_oauth2_crate() {
+async fn client_credentials_revocation_and_clock_via_oauth2_crate() {
     let demo = serve_demo(demo_figment(free_port())).await;
     let base = demo.base.clone();
     let client = BasicClient::new(ClientId::new("demo-svc".into()))
@@ -160,6 +160,33 @@ async fn client_credentials_via_oauth2_crate() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
+
+    // RFC 7009 revocation. The oauth2 crate sends revocation requests only to https URLs
+    // (`ConfigurationError::InsecureUrl`), so over the loopback demo the request is made
+    // with the same HTTP client directly.
+    let r = http
+        .post(format!("{base}/oauth2/revoke"))
+        .basic_auth("demo-svc", Some("secret"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "token={}&token_type_hint=access_token",
+            access.secret()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = http
+        .get(format!("{base}/clock"))
+        .bearer_auth(access.secret())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    assert!(r.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .contains("invalid_token"));
 }
 
 #[rocket::async_test]
