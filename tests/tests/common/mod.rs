@@ -74,8 +74,12 @@ pub struct Browser {
 
 impl Browser {
     pub fn new() -> Self {
+        Browser::with_client(http_client())
+    }
+
+    pub fn with_client(http: reqwest::Client) -> Self {
         Browser {
-            http: http_client(),
+            http,
             cookies: BTreeMap::new(),
         }
     }
@@ -132,6 +136,16 @@ impl Browser {
         self.keep(&r);
         r
     }
+}
+
+/// An HTTPS client trusting `cert_pem`, not following redirects.
+pub fn https_client(cert_pem: &str) -> reqwest::Client {
+    let cert = reqwest::Certificate::from_pem(cert_pem.as_bytes()).expect("PEM certificate");
+    reqwest::ClientBuilder::new()
+        .redirect(reqwest::redirect::Policy::none())
+        .add_root_certificate(cert)
+        .build()
+        .expect("reqwest client")
 }
 
 /// An HTTP client that does not follow redirects (as the oauth2 crate recommends).
