@@ -39,8 +39,6 @@ use serde::Serialize;
 
 use crate::endpoint::client_auth::{authenticate, AuthMethod};
 use crate::endpoint::resource::{self, BearerRequest, TokenInfo};
-use crate::endpoint::revoke::parse_form;
-use crate::endpoint::Transport;
 use crate::error::{Challenge, ErrorCode, OAuthError};
 use crate::form::Params;
 use crate::server::AuthorizationServer;
@@ -48,19 +46,7 @@ use crate::storage::{RefreshState, TokenRecord};
 use crate::token::TokenDigest;
 
 /// An introspection request as the HTTP layer received it.
-#[derive(Debug, Clone, Copy)]
-pub struct IntrospectRequest<'a> {
-    /// The raw body.
-    pub body: &'a [u8],
-    /// The `Content-Type` header.
-    pub content_type: Option<&'a str>,
-    /// The `Authorization` header.
-    pub authorization: Option<&'a str>,
-    /// The raw URL query, if any.
-    pub query: Option<&'a str>,
-    /// Transport facts.
-    pub transport: Transport,
-}
+pub type IntrospectRequest<'a> = crate::endpoint::FormRequest<'a>;
 
 /// Who called the introspection endpoint.
 #[derive(Debug, Clone)]
@@ -152,7 +138,7 @@ pub async fn handle(
     server: &AuthorizationServer,
     req: IntrospectRequest<'_>,
 ) -> Result<Introspection, OAuthError> {
-    let params = parse_form(server, req.body, req.content_type, req.query, req.transport)?;
+    let params = req.params(server)?;
     let caller = authorize_caller(server, &params, req.authorization).await?;
     let token = params.require("token")?;
     let refresh_first = params.get("token_type_hint") == Some("refresh_token");

@@ -18,6 +18,42 @@ pub struct Transport {
     pub secure: bool,
 }
 
+/// A form `POST` as the HTTP layer received it: the shape of token, revocation and
+/// introspection requests.
+#[derive(Debug, Clone, Copy)]
+pub struct FormRequest<'a> {
+    /// The raw body.
+    pub body: &'a [u8],
+    /// The `Content-Type` header.
+    pub content_type: Option<&'a str>,
+    /// The `Authorization` header.
+    pub authorization: Option<&'a str>,
+    /// The raw URL query, if any.
+    pub query: Option<&'a str>,
+    /// Transport facts.
+    pub transport: Transport,
+}
+
+impl FormRequest<'_> {
+    /// The checks every such endpoint makes before reading parameters, in order: HTTPS
+    /// (unless the debug override is set), `application/x-www-form-urlencoded`, no
+    /// credentials in the URL query (RFC 6749 §2.3.1), and a strict parse of the body (no
+    /// repeated parameter, valid percent-encoding and UTF-8).
+    pub fn params(
+        &self,
+        server: &crate::AuthorizationServer,
+    ) -> Result<crate::form::Params, OAuthError> {
+        require_secure(server, self.transport)?;
+        if !is_form_content_type(self.content_type) {
+            return Err(OAuthError::invalid_request(
+                "the Content-Type must be application/x-www-form-urlencoded",
+            ));
+        }
+        refuse_query_credentials(self.query)?;
+        crate::form::Params::parse(self.body)
+    }
+}
+
 /// Refuses plain HTTP unless the debug override is set.
 pub(crate) fn require_secure(
     server: &crate::AuthorizationServer,

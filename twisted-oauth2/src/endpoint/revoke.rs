@@ -28,7 +28,6 @@
 
 use crate::client::Client;
 use crate::endpoint::client_auth::authenticate;
-use crate::endpoint::{is_form_content_type, refuse_query_credentials, require_secure, Transport};
 use crate::error::{ErrorCode, OAuthError};
 use crate::form::Params;
 use crate::server::AuthorizationServer;
@@ -36,19 +35,7 @@ use crate::storage::{GrantId, RefreshState};
 use crate::token::TokenDigest;
 
 /// A revocation request as the HTTP layer received it.
-#[derive(Debug, Clone, Copy)]
-pub struct RevokeRequest<'a> {
-    /// The raw body.
-    pub body: &'a [u8],
-    /// The `Content-Type` header.
-    pub content_type: Option<&'a str>,
-    /// The `Authorization` header.
-    pub authorization: Option<&'a str>,
-    /// The raw URL query, if any.
-    pub query: Option<&'a str>,
-    /// Transport facts.
-    pub transport: Transport,
-}
+pub type RevokeRequest<'a> = crate::endpoint::FormRequest<'a>;
 
 /// The `token_type_hint` values of RFC 7009 §2.1 (also used by RFC 7662 §2.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,32 +71,13 @@ impl TokenTypeHint {
     }
 }
 
-/// Checks the request line, content type and query, and parses the body strictly (the
-/// shared prelude of the revocation and introspection endpoints).
-pub(crate) fn parse_form(
-    server: &AuthorizationServer,
-    body: &[u8],
-    content_type: Option<&str>,
-    query: Option<&str>,
-    transport: Transport,
-) -> Result<Params, OAuthError> {
-    require_secure(server, transport)?;
-    if !is_form_content_type(content_type) {
-        return Err(OAuthError::invalid_request(
-            "the Content-Type must be application/x-www-form-urlencoded",
-        ));
-    }
-    refuse_query_credentials(query)?;
-    Params::parse(body)
-}
-
 /// Handles a revocation request. `Ok(())` is answered `200 OK` whether or not a token was
 /// revoked; every failure is the RFC 7009 §2.2.1 / RFC 6749 §5.2 error to answer.
 pub async fn handle(
     server: &AuthorizationServer,
     req: RevokeRequest<'_>,
 ) -> Result<(), OAuthError> {
-    let params = parse_form(server, req.body, req.content_type, req.query, req.transport)?;
+    let params = req.params(server)?;
     let auth = authenticate(server, &params, req.authorization).await?;
     let client: &Client = &auth.client;
     let token = params.require("token")?;

@@ -2,41 +2,20 @@
 //! client once, then hands over to the handler of the `grant_type` in [`crate::grant`].
 
 use crate::endpoint::client_auth::authenticate;
-use crate::endpoint::{is_form_content_type, refuse_query_credentials, require_secure, Transport};
 use crate::error::{ErrorCode, OAuthError};
-use crate::form::Params;
 use crate::grant;
 use crate::server::AuthorizationServer;
 use crate::token::TokenResponse;
 
 /// A token request as the HTTP layer received it.
-#[derive(Debug, Clone, Copy)]
-pub struct TokenRequest<'a> {
-    /// The raw body.
-    pub body: &'a [u8],
-    /// The `Content-Type` header.
-    pub content_type: Option<&'a str>,
-    /// The `Authorization` header.
-    pub authorization: Option<&'a str>,
-    /// The raw URL query, if any.
-    pub query: Option<&'a str>,
-    /// Transport facts.
-    pub transport: Transport,
-}
+pub type TokenRequest<'a> = crate::endpoint::FormRequest<'a>;
 
 /// Handles a token request. Every failure is the RFC 6749 §5.2 error to answer.
 pub async fn handle(
     server: &AuthorizationServer,
     req: TokenRequest<'_>,
 ) -> Result<TokenResponse, OAuthError> {
-    require_secure(server, req.transport)?;
-    if !is_form_content_type(req.content_type) {
-        return Err(OAuthError::invalid_request(
-            "the Content-Type must be application/x-www-form-urlencoded",
-        ));
-    }
-    refuse_query_credentials(req.query)?;
-    let params = Params::parse(req.body)?;
+    let params = req.params(server)?;
     let grant_type = params.require("grant_type")?;
     let builtin = matches!(
         grant_type,

@@ -14,10 +14,8 @@ use super::response::{json, AuthorizeReply};
 use super::transport;
 use super::OAuth2State;
 use crate::endpoint::authorize;
-use crate::endpoint::introspect::{self, IntrospectRequest};
 use crate::endpoint::metadata;
-use crate::endpoint::revoke::{self, RevokeRequest};
-use crate::endpoint::token::{self, TokenRequest};
+use crate::endpoint::{introspect, revoke, token, FormRequest};
 use crate::error::OAuthError;
 use crate::server::AuthorizationServer;
 
@@ -43,80 +41,47 @@ fn body_error<'r>(req: &'r Request<'_>, e: OAuthError) -> Outcome<'r> {
     Outcome::from(req, e)
 }
 
-/// `POST <base>/token`.
-#[derive(Clone)]
-pub(crate) struct TokenHandler(pub(crate) Arc<AuthorizationServer>);
-
-#[rocket::async_trait]
-impl Handler for TokenHandler {
-    async fn handle<'r>(&self, req: &'r Request<'_>, data: Data<'r>) -> Outcome<'r> {
-        let server = &*self.0;
-        let body = match read_body(data, server.config().max_body_size).await {
-            Ok(b) => b,
-            Err(e) => return body_error(req, e),
-        };
-        let ct = req.headers().get_one("Content-Type");
-        let treq = TokenRequest {
-            body: &body,
-            content_type: ct,
-            authorization: req.headers().get_one("Authorization"),
-            query: req.uri().query().map(|q| q.as_str()),
-            transport: transport(req, server),
-        };
-        match token::handle(server, treq).await {
-            Ok(r) => Outcome::from(req, r),
-            Err(e) => Outcome::from(req, e),
-        }
-    }
+/// The form-POST endpoints under the base path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FormEndpoint {
+    /// `POST <base>/token` (RFC 6749 §3.2).
+    Token,
+    /// `POST <base>/revoke` (RFC 7009): `200 OK` with `{}` whether or not a token was revoked.
+    Revoke,
+    /// `POST <base>/introspect` (RFC 7662): the introspection JSON.
+    Introspect,
 }
 
-/// `POST <base>/revoke` (RFC 7009): `200 OK` with `{}` whether or not a token was revoked.
+/// Handles one of the [`FormEndpoint`]s: reads the capped body, hands the request to the
+/// protocol core, answers JSON with `no-store`.
 #[derive(Clone)]
-pub(crate) struct RevokeHandler(pub(crate) Arc<AuthorizationServer>);
+pub(crate) struct FormHandler {
+    pub(crate) server: Arc<AuthorizationServer>,
+    pub(crate) endpoint: FormEndpoint,
+}
 
 #[rocket::async_trait]
-impl Handler for RevokeHandler {
+impl Handler for FormHandler {
     async fn handle<'r>(&self, req: &'r Request<'_>, data: Data<'r>) -> Outcome<'r> {
-        let server = &*self.0;
+        let server = &*self.server;
         let body = match read_body(data, server.config().max_body_size).await {
             Ok(b) => b,
             Err(e) => return body_error(req, e),
         };
-        let rreq = RevokeRequest {
+        let form = FormRequest {
             body: &body,
             content_type: req.headers().get_one("Content-Type"),
             authorization: req.headers().get_one("Authorization"),
             query: req.uri().query().map(|q| q.as_str()),
             transport: transport(req, server),
         };
-        match revoke::handle(server, rreq).await {
-            Ok(()) => Outcome::Success(json(Status::Ok, "{}".to_owned())),
-            Err(e) => Outcome::from(req, e),
-        }
-    }
-}
-
-/// `POST <base>/introspect` (RFC 7662): the introspection JSON with `no-store`.
-#[derive(Clone)]
-pub(crate) struct IntrospectHandler(pub(crate) Arc<AuthorizationServer>);
-
-#[rocket::async_trait]
-impl Handler for IntrospectHandler {
-    async fn handle<'r>(&self, req: &'r Request<'_>, data: Data<'r>) -> Outcome<'r> {
-        let server = &*self.0;
-        let body = match read_body(data, server.config().max_body_size).await {
-            Ok(b) => b,
-            Err(e) => return body_error(req, e),
+        let answer = match self.endpoint {
+            FormEndpoint::Token => token::handle(server, form).await.map(|r| r.to_json()),
+            FormEndpoint::Revoke => revoke::handle(server, form).await.map(|()| "{}".to_owned()),
+            FormEndpoint::Introspect => introspect::handle(server, form).await.map(|a| a.to_json()),
         };
-        let ireq = IntrospectRequest {
-            body: &body,
-            content_type: req.headers().get_one("Content-Type"),
-            authorization: req.headers().get_one("Authorization"),
-            query: req.uri().query().map(|q| q.as_str()),
-            transport: transport(req, server),
-        };
-        match introspect::handle(server, ireq).await {
-            Ok(answer) => Outcome::Success(json(Status::Ok, answer.to_json())),
+        match answer {
+            Ok(body) => Outcome::Success(json(Status::Ok, body)),
             Err(e) => Outcome::from(req, e),
         }
     }
@@ -283,21 +248,18 @@ pub(crate) fn routes(
     server: &Arc<AuthorizationServer>,
     on_auth: Option<Arc<dyn OnAuthenticate>>,
 ) -> Vec<Route> {
-    let mut routes = vec![Route::new(
-        Method::Post,
-        "/token",
-        TokenHandler(server.clone()),
-    )];
-    routes.push(Route::new(
-        Method::Post,
-        "/revoke",
-        RevokeHandler(server.clone()),
-    ));
-    routes.push(Route::new(
-        Method::Post,
-        "/introspect",
-        IntrospectHandler(server.clone()),
-    ));
+    let mut routes = Vec::new();
+    for (path, endpoint) in [
+        ("/token", FormEndpoint::Token),
+        ("/revoke", FormEndpoint::Revoke),
+        ("/introspect", FormEndpoint::Introspect),
+    ] {
+        let handler = FormHandler {
+            server: server.clone(),
+            endpoint,
+        };
+        routes.push(Route::new(Method::Post, path, handler));
+    }
     for path in ["/token", "/revoke", "/introspect"] {
         for m in [Method::Get, Method::Put, Method::Delete, Method::Patch] {
             routes.push(Route::new(m, path, PostOnly));
