@@ -73,6 +73,11 @@ pub struct ServerConfig {
     /// A human-readable name of the protected resource (RFC 9728 `resource_name`).
     /// Default none.
     pub resource_name: Option<String>,
+    /// Where codes, tokens and pending requests are kept, as a storage URL: `memory`,
+    /// `sqlite://path.db`, `postgres://...` or `redis://...` (each durable kind needs its
+    /// cargo feature; see [`crate::storage::connect`]). Used by the Rocket fairing when no
+    /// stores are given in code. Default `memory`.
+    pub storage: String,
     /// The clients (txoauth2's `ClientStorage` contents). Default none.
     pub clients: Vec<ClientConfig>,
 }
@@ -103,6 +108,7 @@ impl Default for ServerConfig {
             introspection_scope: None,
             resource: None,
             resource_name: None,
+            storage: "memory".into(),
             clients: Vec::new(),
         }
     }

@@ -77,7 +77,9 @@ impl OAuth2 {
         self.with(|p| p.config = Some(config))
     }
 
-    /// Uses these stores (default: in memory).
+    /// Uses these stores, named `name` in the launch log. Default: the stores the
+    /// configuration's `storage` URL names (see [`crate::storage::connect`]), in memory
+    /// unless set.
     pub fn stores(self, stores: Stores, name: impl Into<String>) -> Self {
         let name = name.into();
         self.with(|p| {
@@ -152,8 +154,30 @@ impl Fairing for OAuth2 {
             }
             None => ServerConfig::default(),
         };
+        // Stores given in code win; otherwise the `storage` URL (default `memory`) decides.
+        let mut store_name = parts.store_name;
+        let stores = match parts.stores {
+            Some(s) => Some(s),
+            None if crate::storage::storage_kind(&config.storage) == "memory" => None,
+            None => {
+                let what = crate::storage::describe_storage(&config.storage);
+                match crate::storage::connect(&config.storage).await {
+                    Ok(s) => {
+                        store_name = Some(what);
+                        Some(s)
+                    }
+                    Err(e) => {
+                        log::error!(
+                            "twisted-oauth2: cannot open the `storage` {what}: {}",
+                            error_chain(&e)
+                        );
+                        return Err(rocket);
+                    }
+                }
+            }
+        };
         let mut b = AuthorizationServer::builder(config);
-        if let Some(s) = parts.stores {
+        if let Some(s) = stores {
             b = b.stores(s);
         }
         if let Some(c) = parts.client_store {
@@ -194,9 +218,7 @@ impl Fairing for OAuth2 {
             scopes_used: Default::default(),
         };
         let info = LaunchInfo {
-            store: parts
-                .store_name
-                .unwrap_or_else(|| "memory (not durable)".into()),
+            store: store_name.unwrap_or_else(|| "memory (not durable)".into()),
             purge_every: parts.purge_interval.unwrap_or(Duration::from_secs(60)),
         };
         Ok(rocket
@@ -313,6 +335,18 @@ impl Fairing for OAuth2 {
             res.set_header(Header::new("Cache-Control", "private"));
         }
     }
+}
+
+/// An error and its sources, `: `-separated (causes never carry secrets).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }
 
 /// Facts for the launch log and the purge task.

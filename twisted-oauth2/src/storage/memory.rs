@@ -3,11 +3,17 @@
 //! Nothing survives a restart and nothing is shared between processes; use a durable
 //! backend for that. Expired entries are dropped by [`Purge::purge_expired`], which the
 //! Rocket fairing calls periodically.
+//!
+//! Access and refresh tokens, the entries a busy server holds by the million, live in a
+//! compact sharded table: records sit in fixed-size slabs and two hash indexes (by
+//! digest, by grant) hold 4-byte slot numbers, about 140 bytes per live access token in
+//! all (see `docs/benchmarks.md`). Slots freed by revocation or purge are reused.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use dashmap::DashMap;
+use hashbrown::HashTable;
 
 use super::{
     AccessTokenStore, ClientStore, CodeRecord, CodeStore, CodeTake, GrantId, PendingRecord,
@@ -22,10 +28,8 @@ use crate::token::{BuildDigestHasher, TokenDigest};
 pub struct MemoryStore {
     clients: DashMap<String, Arc<Client>>,
     codes: DashMap<TokenDigest, (CodeRecord, bool), BuildDigestHasher>,
-    access: DashMap<TokenDigest, TokenRecord, BuildDigestHasher>,
-    access_by_grant: DashMap<GrantId, Vec<TokenDigest>, BuildDigestHasher>,
-    refresh: DashMap<TokenDigest, (TokenRecord, bool), BuildDigestHasher>,
-    refresh_by_grant: DashMap<GrantId, Vec<TokenDigest>, BuildDigestHasher>,
+    access: TokenTable<TokenRecord>,
+    refresh: TokenTable<(TokenRecord, bool)>,
     pending: DashMap<TokenDigest, PendingRecord, BuildDigestHasher>,
 }
 
@@ -111,14 +115,6 @@ impl CodeStore for MemoryStore {
     }
 }
 
-fn index(
-    map: &DashMap<GrantId, Vec<TokenDigest>, BuildDigestHasher>,
-    grant: GrantId,
-    token: TokenDigest,
-) {
-    map.entry(grant).or_default().push(token);
-}
-
 #[async_trait]
 impl AccessTokenStore for MemoryStore {
     async fn put_access(
@@ -126,34 +122,23 @@ impl AccessTokenStore for MemoryStore {
         token: &TokenDigest,
         record: &TokenRecord,
     ) -> Result<(), StorageError> {
-        index(&self.access_by_grant, record.grant_id, *token);
         self.access.insert(*token, record.clone());
         Ok(())
     }
 
     async fn access(&self, token: &TokenDigest) -> Result<Option<TokenRecord>, StorageError> {
-        Ok(self.access.get(token).map(|r| r.clone()))
+        Ok(self.access.get(token))
     }
 
     async fn revoke_access(
         &self,
         token: &TokenDigest,
     ) -> Result<Option<TokenRecord>, StorageError> {
-        Ok(self.access.remove(token).map(|(_, r)| r))
+        Ok(self.access.remove(token))
     }
 
     async fn revoke_access_grant(&self, grant: GrantId) -> Result<u64, StorageError> {
-        let Some((_, tokens)) = self.access_by_grant.remove(&grant) else {
-            return Ok(0);
-        };
-        Ok(tokens
-            .iter()
-            .filter(|t| {
-                self.access
-                    .remove_if(t, |_, r| r.grant_id == grant)
-                    .is_some()
-            })
-            .count() as u64)
+        Ok(self.access.remove_grant(grant))
     }
 }
 
@@ -164,7 +149,6 @@ impl RefreshTokenStore for MemoryStore {
         token: &TokenDigest,
         record: &TokenRecord,
     ) -> Result<(), StorageError> {
-        index(&self.refresh_by_grant, record.grant_id, *token);
         self.refresh.insert(*token, (record.clone(), false));
         Ok(())
     }
@@ -172,8 +156,8 @@ impl RefreshTokenStore for MemoryStore {
     async fn refresh(&self, token: &TokenDigest) -> Result<RefreshState, StorageError> {
         Ok(match self.refresh.get(token) {
             None => RefreshState::Unknown,
-            Some(e) if e.1 => RefreshState::Rotated(e.0.clone()),
-            Some(e) => RefreshState::Active(e.0.clone()),
+            Some((r, true)) => RefreshState::Rotated(r),
+            Some((r, false)) => RefreshState::Active(r),
         })
     }
 
@@ -186,14 +170,17 @@ impl RefreshTokenStore for MemoryStore {
         // The new token is inserted first (nobody knows it yet), so a family revocation
         // racing with this rotation also removes it.
         self.put_refresh(new, record).await?;
-        let outcome = match self.refresh.get_mut(old) {
-            None => Rotation::Unknown,
-            Some(e) if e.1 => Rotation::AlreadyRotated,
-            Some(mut e) => {
-                e.1 = true;
-                Rotation::Rotated
-            }
-        };
+        let outcome = self
+            .refresh
+            .update(old, |(_, rotated)| {
+                if *rotated {
+                    Rotation::AlreadyRotated
+                } else {
+                    *rotated = true;
+                    Rotation::Rotated
+                }
+            })
+            .unwrap_or(Rotation::Unknown);
         if outcome != Rotation::Rotated {
             self.refresh.remove(new);
         }
@@ -204,21 +191,11 @@ impl RefreshTokenStore for MemoryStore {
         &self,
         token: &TokenDigest,
     ) -> Result<Option<TokenRecord>, StorageError> {
-        Ok(self.refresh.remove(token).map(|(_, (r, _))| r))
+        Ok(self.refresh.remove(token).map(|(r, _)| r))
     }
 
     async fn revoke_refresh_grant(&self, grant: GrantId) -> Result<u64, StorageError> {
-        let Some((_, tokens)) = self.refresh_by_grant.remove(&grant) else {
-            return Ok(0);
-        };
-        Ok(tokens
-            .iter()
-            .filter(|t| {
-                self.refresh
-                    .remove_if(t, |_, (r, _)| r.grant_id == grant)
-                    .is_some()
-            })
-            .count() as u64)
+        Ok(self.refresh.remove_grant(grant))
     }
 }
 
@@ -248,24 +225,351 @@ impl PendingStore for MemoryStore {
 #[async_trait]
 impl Purge for MemoryStore {
     async fn purge_expired(&self, now: i64) -> Result<u64, StorageError> {
-        let before = self.codes.len() + self.access.len() + self.refresh.len() + self.pending.len();
+        let before = self.codes.len() + self.pending.len();
         self.codes.retain(|_, (r, _)| r.expires_at > now);
-        self.access.retain(|_, r| !r.is_expired(now));
-        self.refresh.retain(|_, (r, _)| !r.is_expired(now));
         self.pending.retain(|_, r| r.expires_at > now);
-        prune_index(&self.access_by_grant, |t| self.access.contains_key(t));
-        prune_index(&self.refresh_by_grant, |t| self.refresh.contains_key(t));
-        let after = self.codes.len() + self.access.len() + self.refresh.len() + self.pending.len();
-        Ok(before.saturating_sub(after) as u64)
+        let after = self.codes.len() + self.pending.len();
+        let tokens = self.access.retain(|r| !r.is_expired(now))
+            + self.refresh.retain(|(r, _)| !r.is_expired(now));
+        Ok(before.saturating_sub(after) as u64 + tokens)
     }
 }
 
-fn prune_index(
-    map: &DashMap<GrantId, Vec<TokenDigest>, BuildDigestHasher>,
-    live: impl Fn(&TokenDigest) -> bool,
-) {
-    map.retain(|_, v| {
-        v.retain(&live);
-        !v.is_empty()
-    });
+/// What the token table indexes a value under.
+trait Granted {
+    fn grant(&self) -> GrantId;
+}
+
+impl Granted for TokenRecord {
+    fn grant(&self) -> GrantId {
+        self.grant_id
+    }
+}
+
+impl Granted for (TokenRecord, bool) {
+    fn grant(&self) -> GrantId {
+        self.0.grant_id
+    }
+}
+
+/// Shards (a power of two), chosen by a digest byte the hash indexes do not use.
+const SHARDS: usize = 32;
+/// Slots per slab: slabs are allocated whole and never move.
+const SLAB: usize = 1024;
+
+/// A sharded map from token digest to value, with a secondary index by grant.
+///
+/// Each shard keeps its entries in fixed-size slabs (no reallocation, no per-entry heap
+/// allocation) and two [`HashTable`]s of 4-byte slot numbers: one hashed by digest, one by
+/// grant. Freed slots go on a free list and are reused.
+struct TokenTable<V> {
+    shards: Box<[RwLock<Shard<V>>]>,
+}
+
+struct Slot<V> {
+    digest: TokenDigest,
+    value: V,
+}
+
+struct Shard<V> {
+    slabs: Vec<Vec<Option<Slot<V>>>>,
+    free: Vec<u32>,
+    by_digest: HashTable<u32>,
+    by_grant: HashTable<u32>,
+}
+
+impl<V> Default for TokenTable<V> {
+    fn default() -> Self {
+        TokenTable {
+            shards: (0..SHARDS)
+                .map(|_| {
+                    RwLock::new(Shard {
+                        slabs: Vec::new(),
+                        free: Vec::new(),
+                        by_digest: HashTable::new(),
+                        by_grant: HashTable::new(),
+                    })
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A digest's hash: its first eight bytes (SHA-256 output is already uniform).
+fn digest_hash(d: &TokenDigest) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&d.0[..8]);
+    u64::from_le_bytes(b)
+}
+
+/// A grant id's hash: folded and mixed, so patterned ids spread too.
+fn grant_hash(g: GrantId) -> u64 {
+    let m = (g.0 as u64 ^ (g.0 >> 64) as u64) as u128 * 0x9E37_79B9_7F4A_7C15;
+    m as u64 ^ (m >> 64) as u64
+}
+
+fn slot_in<V>(slabs: &[Vec<Option<Slot<V>>>], i: u32) -> Option<&Slot<V>> {
+    slabs
+        .get(i as usize / SLAB)?
+        .get(i as usize % SLAB)?
+        .as_ref()
+}
+
+impl<V: Granted> Shard<V> {
+    fn slot(&self, i: u32) -> Option<&Slot<V>> {
+        slot_in(&self.slabs, i)
+    }
+
+    fn cell(&mut self, i: u32) -> Option<&mut Option<Slot<V>>> {
+        self.slabs
+            .get_mut(i as usize / SLAB)?
+            .get_mut(i as usize % SLAB)
+    }
+
+    fn find(&self, d: &TokenDigest) -> Option<u32> {
+        self.by_digest
+            .find(digest_hash(d), |&i| {
+                self.slot(i).is_some_and(|s| s.digest == *d)
+            })
+            .copied()
+    }
+
+    fn unlink_grant(&mut self, i: u32, grant: GrantId) {
+        if let Ok(e) = self.by_grant.find_entry(grant_hash(grant), |&j| j == i) {
+            e.remove();
+        }
+    }
+
+    fn link_grant(&mut self, i: u32, grant: GrantId) {
+        let Shard {
+            slabs, by_grant, ..
+        } = self;
+        by_grant.insert_unique(grant_hash(grant), i, |&j| {
+            slot_in(slabs, j).map_or(0, |s| grant_hash(s.value.grant()))
+        });
+    }
+
+    fn insert(&mut self, digest: TokenDigest, value: V) {
+        let grant = value.grant();
+        if let Some(i) = self.find(&digest) {
+            let mut old_grant = grant;
+            if let Some(Some(slot)) = self.cell(i) {
+                old_grant = slot.value.grant();
+                slot.value = value;
+            }
+            if old_grant != grant {
+                self.unlink_grant(i, old_grant);
+                self.link_grant(i, grant);
+            }
+            return;
+        }
+        let slot = Some(Slot { digest, value });
+        let i = match self.free.pop() {
+            Some(i) => {
+                if let Some(cell) = self.cell(i) {
+                    *cell = slot;
+                }
+                i
+            }
+            None => {
+                if self.slabs.last().is_none_or(|s| s.len() == SLAB) {
+                    self.slabs.push(Vec::with_capacity(SLAB));
+                }
+                let n = self.slabs.len() - 1;
+                let last = &mut self.slabs[n];
+                last.push(slot);
+                (n * SLAB + last.len() - 1) as u32
+            }
+        };
+        let Shard {
+            slabs, by_digest, ..
+        } = self;
+        by_digest.insert_unique(digest_hash(&digest), i, |&j| {
+            slot_in(slabs, j).map_or(0, |s| digest_hash(&s.digest))
+        });
+        self.link_grant(i, grant);
+    }
+
+    fn remove_at(&mut self, i: u32) -> Option<V> {
+        let slot = self.cell(i)?.take()?;
+        if let Ok(e) = self
+            .by_digest
+            .find_entry(digest_hash(&slot.digest), |&j| j == i)
+        {
+            e.remove();
+        }
+        self.unlink_grant(i, slot.value.grant());
+        self.free.push(i);
+        Some(slot.value)
+    }
+
+    /// Gives memory back after a purge left the indexes mostly empty.
+    fn compact(&mut self) {
+        let Shard {
+            slabs,
+            by_digest,
+            by_grant,
+            ..
+        } = self;
+        if by_digest.capacity() > 64 && by_digest.len() < by_digest.capacity() / 4 {
+            by_digest.shrink_to_fit(|&j| slot_in(slabs, j).map_or(0, |s| digest_hash(&s.digest)));
+            by_grant
+                .shrink_to_fit(|&j| slot_in(slabs, j).map_or(0, |s| grant_hash(s.value.grant())));
+        }
+        if by_digest.is_empty() {
+            self.slabs = Vec::new();
+            self.free = Vec::new();
+        }
+    }
+}
+
+impl<V: Granted + Clone> TokenTable<V> {
+    fn shard(&self, d: &TokenDigest) -> &RwLock<Shard<V>> {
+        &self.shards[d.0[31] as usize & (SHARDS - 1)]
+    }
+
+    fn read(lock: &RwLock<Shard<V>>) -> RwLockReadGuard<'_, Shard<V>> {
+        lock.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(lock: &RwLock<Shard<V>>) -> RwLockWriteGuard<'_, Shard<V>> {
+        lock.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn insert(&self, digest: TokenDigest, value: V) {
+        Self::write(self.shard(&digest)).insert(digest, value);
+    }
+
+    fn get(&self, digest: &TokenDigest) -> Option<V> {
+        let shard = Self::read(self.shard(digest));
+        let i = shard.find(digest)?;
+        shard.slot(i).map(|s| s.value.clone())
+    }
+
+    /// Applies `f` to the value under `digest`, if any, under the shard's write lock.
+    fn update<R>(&self, digest: &TokenDigest, f: impl FnOnce(&mut V) -> R) -> Option<R> {
+        let mut shard = Self::write(self.shard(digest));
+        let i = shard.find(digest)?;
+        match shard.cell(i) {
+            Some(Some(slot)) => Some(f(&mut slot.value)),
+            _ => None,
+        }
+    }
+
+    fn remove(&self, digest: &TokenDigest) -> Option<V> {
+        let mut shard = Self::write(self.shard(digest));
+        let i = shard.find(digest)?;
+        shard.remove_at(i)
+    }
+
+    /// Removes every entry of `grant`; returns how many.
+    fn remove_grant(&self, grant: GrantId) -> u64 {
+        let mut n = 0;
+        for lock in self.shards.iter() {
+            let mut shard = Self::write(lock);
+            loop {
+                let found = shard
+                    .by_grant
+                    .find(grant_hash(grant), |&j| {
+                        shard.slot(j).is_some_and(|s| s.value.grant() == grant)
+                    })
+                    .copied();
+                match found {
+                    Some(i) if shard.remove_at(i).is_some() => n += 1,
+                    _ => break,
+                }
+            }
+        }
+        n
+    }
+
+    /// Keeps the entries `keep` accepts; returns how many were removed.
+    fn retain(&self, mut keep: impl FnMut(&V) -> bool) -> u64 {
+        let mut n = 0;
+        for lock in self.shards.iter() {
+            let mut shard = Self::write(lock);
+            let slots = shard.slabs.iter().map(Vec::len).sum::<usize>();
+            for i in 0..slots as u32 {
+                if shard.slot(i).is_some_and(|s| !keep(&s.value)) && shard.remove_at(i).is_some() {
+                    n += 1;
+                }
+            }
+            shard.compact();
+        }
+        n
+    }
+
+    fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| Self::read(s).by_digest.len())
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scope::Scope;
+
+    fn rec(grant: u128, expires_at: i64) -> TokenRecord {
+        TokenRecord {
+            client_id: Arc::from("c"),
+            scope: Scope::empty(),
+            subject: None,
+            extra: None,
+            grant_id: GrantId(grant),
+            issued_at: 0,
+            expires_at,
+        }
+    }
+
+    fn d(n: u32) -> TokenDigest {
+        let mut b = [0u8; 32];
+        b[..4].copy_from_slice(&n.to_le_bytes());
+        b[31] = n as u8;
+        TokenDigest(b)
+    }
+
+    #[test]
+    fn overwrite_moves_the_token_to_its_new_grant() {
+        let t = TokenTable::<TokenRecord>::default();
+        t.insert(d(1), rec(1, 10));
+        t.insert(d(1), rec(2, 10));
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.remove_grant(GrantId(1)), 0);
+        assert_eq!(t.remove_grant(GrantId(2)), 1);
+        assert_eq!(t.get(&d(1)), None);
+    }
+
+    #[test]
+    fn freed_slots_are_reused_and_indexes_stay_consistent() {
+        let t = TokenTable::<TokenRecord>::default();
+        for n in 0..5000 {
+            t.insert(d(n), rec(u128::from(n % 7), i64::from(n)));
+        }
+        assert_eq!(t.retain(|r| r.expires_at >= 2500), 2500);
+        let slabs: usize = t
+            .shards
+            .iter()
+            .map(|s| TokenTable::read(s).slabs.len())
+            .sum();
+        for n in 5000..7500 {
+            t.insert(d(n), rec(u128::from(n % 7), i64::from(n)));
+        }
+        let after: usize = t
+            .shards
+            .iter()
+            .map(|s| TokenTable::read(s).slabs.len())
+            .sum();
+        assert_eq!(slabs, after, "refilled freed slots, no new slabs");
+        assert_eq!(t.len(), 5000);
+        for n in 0..7500 {
+            assert_eq!(t.get(&d(n)).is_some(), n >= 2500, "{n}");
+        }
+        let by_grant: u64 = (0..7).map(|g| t.remove_grant(GrantId(g))).sum();
+        assert_eq!(by_grant, 5000);
+        assert_eq!(t.len(), 0);
+        assert_eq!(t.retain(|_| false), 0);
+    }
 }

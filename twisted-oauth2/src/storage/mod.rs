@@ -6,7 +6,11 @@
 //! ([`RefreshTokenStore::rotate_refresh`]) are atomic, so two concurrent attempts cannot
 //! both win.
 //!
-//! [`memory::MemoryStore`] implements every trait.
+//! [`memory::MemoryStore`] implements every trait; so do the durable backends, each
+//! behind its cargo feature: `sql::SqlStore` (features `sqlite`, `postgres`) and
+//! `redis::RedisStore` (feature `redis`). [`connect`] opens any of them from a storage
+//! URL. The `testkit` feature's `twisted_oauth2::testkit` module holds the behavioural
+//! suite every store must pass.
 
 use std::sync::Arc;
 
@@ -19,7 +23,16 @@ use crate::pkce::CodeChallenge;
 use crate::scope::Scope;
 use crate::token::TokenDigest;
 
+mod connect;
 pub mod memory;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
+pub mod sql;
+
+pub use connect::{connect, describe_storage, storage_kind};
 
 /// Identifies one authorization (the family of tokens issued from one code, one
 /// password grant, or one client-credentials request). Revoking a grant revokes every

@@ -1,0 +1,871 @@
+//! SQL stores over [`sqlx`]: a SQLite file (feature `sqlite`) or PostgreSQL (feature
+//! `postgres`), one [`SqlStore`] implementing every storage trait.
+//!
+//! - **Schema**: four tables (`oauth2_codes`, `oauth2_access_tokens`,
+//!   `oauth2_refresh_tokens`, `oauth2_pending`) plus `oauth2_schema_version`. The versioned
+//!   DDL is embedded and applied at connect, idempotently and under a lock (a PostgreSQL
+//!   advisory lock, a SQLite `BEGIN IMMEDIATE`), so several instances may start at once.
+//!   On PostgreSQL the tables live in the connection's `search_path` (choose a schema with
+//!   `?options=-c%20search_path%3Dmyschema` in the URL).
+//! - **Rows** are keyed by the 32-byte [`TokenDigest`] (`BLOB`/`BYTEA`); records are stored
+//!   as JSON text beside the columns the store queries (`grant_id`, `expires_at`, the
+//!   `used`/`rotated` flags).
+//! - **Atomicity**: a code is taken with one conditional
+//!   `UPDATE ... SET used = TRUE WHERE digest = $1 AND used = FALSE RETURNING record`;
+//!   refresh rotation is a conditional update of the old row and an insert of the new one
+//!   in one transaction. Of any number of concurrent callers, on any number of server
+//!   instances, exactly one wins.
+//! - **Expiry**: rows are never honoured past `expires_at` (the callers check), and
+//!   [`Purge::purge_expired`] deletes them; the Rocket fairing runs it periodically.
+//! - **Failures**: acquiring a connection and every operation are bounded by timeouts
+//!   (default 3 s and 5 s); an unreachable database, a timeout or a busy SQLite file is
+//!   [`StorageError::Unavailable`] (answered `temporarily_unavailable`), anything else
+//!   [`StorageError::Other`]. The pool reconnects by itself when the database returns.
+//! - **Clients**: the [`ClientStore`] implementation knows no clients (it answers `None`):
+//!   clients come from the configuration or from a [`ClientStore`] given to the server,
+//!   which are consulted first.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), twisted_oauth2::error::StorageError> {
+//! use std::sync::Arc;
+//! use twisted_oauth2::storage::{sql::SqlStore, Stores};
+//!
+//! let store = SqlStore::connect("sqlite://oauth2.db").await?;
+//! let stores = Stores::from_backend(Arc::new(store));
+//! # let _ = stores; Ok(()) }
+//! ```
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::Row;
+
+use super::{
+    AccessTokenStore, ClientStore, CodeRecord, CodeStore, CodeTake, GrantId, PendingRecord,
+    PendingStore, Purge, RefreshState, RefreshTokenStore, Rotation, TokenRecord,
+};
+use crate::client::Client;
+use crate::error::{ConfigError, StorageError};
+use crate::token::TokenDigest;
+
+/// Pool and timeout settings of a [`SqlStore`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SqlOptions {
+    /// Most connections the pool opens. Default 10 (SQLite: 4; an in-memory SQLite
+    /// database always uses 1).
+    pub max_connections: u32,
+    /// How long a request waits for a connection (including opening one) before the store
+    /// reports [`StorageError::Unavailable`]. Default 3 s.
+    pub acquire_timeout: Duration,
+    /// The longest one store operation may take before it is abandoned as
+    /// [`StorageError::Unavailable`]. Default 5 s.
+    pub operation_timeout: Duration,
+    /// How long SQLite waits for a lock held by another connection or process. Default 5 s.
+    pub sqlite_busy_timeout: Duration,
+}
+
+impl Default for SqlOptions {
+    fn default() -> Self {
+        SqlOptions {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(3),
+            operation_timeout: Duration::from_secs(5),
+            sqlite_busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl SqlOptions {
+    /// Sets [`SqlOptions::max_connections`].
+    pub fn max_connections(mut self, n: u32) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// Sets [`SqlOptions::acquire_timeout`].
+    pub fn acquire_timeout(mut self, t: Duration) -> Self {
+        self.acquire_timeout = t;
+        self
+    }
+
+    /// Sets [`SqlOptions::operation_timeout`].
+    pub fn operation_timeout(mut self, t: Duration) -> Self {
+        self.operation_timeout = t;
+        self
+    }
+}
+
+enum Pool {
+    #[cfg(feature = "sqlite")]
+    Sqlite(sqlx::SqlitePool),
+    #[cfg(feature = "postgres")]
+    Postgres(sqlx::PgPool),
+}
+
+/// Runs `$body` with `$p` bound to the concrete pool. The SQL is shared: both SQLite and
+/// PostgreSQL accept `$n` placeholders, `ON CONFLICT` upserts and `RETURNING`.
+macro_rules! on_pool {
+    ($self:expr, |$p:ident| $body:expr) => {
+        match &$self.pool {
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite($p) => $body,
+            #[cfg(feature = "postgres")]
+            Pool::Postgres($p) => $body,
+        }
+    };
+}
+
+/// `fetch_optional` of one text column.
+macro_rules! opt_text {
+    ($self:expr, $sql:expr $(, $bind:expr)* $(,)?) => {
+        on_pool!($self, |p| {
+            sqlx::query($sql)
+                $(.bind($bind))*
+                .fetch_optional(p)
+                .await?
+                .map(|r| r.try_get::<String, usize>(0))
+                .transpose()
+        })
+    };
+}
+
+/// `execute`, giving the number of rows affected.
+macro_rules! exec {
+    ($self:expr, $sql:expr $(, $bind:expr)* $(,)?) => {
+        on_pool!($self, |p| {
+            sqlx::query($sql)
+                $(.bind($bind))*
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected())
+        })
+    };
+}
+
+/// All stores in one SQL database. See the [module docs](self).
+pub struct SqlStore {
+    pool: Pool,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for SqlStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlStore")
+            .field("kind", &self.kind())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The schema, one entry per version; each entry's statements run in one transaction.
+/// Never edit a released entry: append a new version.
+#[cfg(feature = "sqlite")]
+const SQLITE_MIGRATIONS: &[&[&str]] = &[&[
+    "CREATE TABLE IF NOT EXISTS oauth2_codes (digest BLOB PRIMARY KEY NOT NULL, \
+     grant_id BLOB NOT NULL, record TEXT NOT NULL, used BOOLEAN NOT NULL DEFAULT FALSE, \
+     expires_at BIGINT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS oauth2_codes_expires ON oauth2_codes (expires_at)",
+    "CREATE TABLE IF NOT EXISTS oauth2_access_tokens (digest BLOB PRIMARY KEY NOT NULL, \
+     grant_id BLOB NOT NULL, record TEXT NOT NULL, expires_at BIGINT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS oauth2_access_grant ON oauth2_access_tokens (grant_id)",
+    "CREATE INDEX IF NOT EXISTS oauth2_access_expires ON oauth2_access_tokens (expires_at)",
+    "CREATE TABLE IF NOT EXISTS oauth2_refresh_tokens (digest BLOB PRIMARY KEY NOT NULL, \
+     grant_id BLOB NOT NULL, record TEXT NOT NULL, rotated BOOLEAN NOT NULL DEFAULT FALSE, \
+     expires_at BIGINT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS oauth2_refresh_grant ON oauth2_refresh_tokens (grant_id)",
+    "CREATE INDEX IF NOT EXISTS oauth2_refresh_expires ON oauth2_refresh_tokens (expires_at)",
+    "CREATE TABLE IF NOT EXISTS oauth2_pending (digest BLOB PRIMARY KEY NOT NULL, \
+     record TEXT NOT NULL, expires_at BIGINT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS oauth2_pending_expires ON oauth2_pending (expires_at)",
+]];
+
+/// The PostgreSQL twin of `SQLITE_MIGRATIONS` (`BYTEA` instead of `BLOB`).
+#[cfg(feature = "postgres")]
+const POSTGRES_MIGRATIONS: &[&[&str]] = &[&[
+    "CREATE TABLE IF NOT EXISTS oauth2_codes (digest BYTEA PRIMARY KEY, \
+     grant_id BYTEA NOT NULL, record TEXT NOT NULL, used BOOLEAN NOT NULL DEFAULT FALSE, \
+     expires_at BIGINT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS oauth2_codes_expires ON oauth2_codes (expires_at)",
+    "CREATE TABLE IF NOT EXISTS oauth2_access_tokens (digest BYTEA PRIMARY KEY, \
+     grant_id BYTEA NOT NULL, record TEXT NOT NULL, expires_at BIGINT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS oauth2_access_grant ON oauth2_access_tokens (grant_id)",
+    "CREATE INDEX IF NOT EXISTS oauth2_access_expires ON oauth2_access_tokens (expires_at)",
+    "CREATE TABLE IF NOT EXISTS oauth2_refresh_tokens (digest BYTEA PRIMARY KEY, \
+     grant_id BYTEA NOT NULL, record TEXT NOT NULL, rotated BOOLEAN NOT NULL DEFAULT FALSE, \
+     expires_at BIGINT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS oauth2_refresh_grant ON oauth2_refresh_tokens (grant_id)",
+    "CREATE INDEX IF NOT EXISTS oauth2_refresh_expires ON oauth2_refresh_tokens (expires_at)",
+    "CREATE TABLE IF NOT EXISTS oauth2_pending (digest BYTEA PRIMARY KEY, \
+     record TEXT NOT NULL, expires_at BIGINT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS oauth2_pending_expires ON oauth2_pending (expires_at)",
+]];
+
+/// The schema version this library writes.
+pub const SCHEMA_VERSION: i64 = 1;
+
+const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS oauth2_schema_version \
+     (version BIGINT PRIMARY KEY NOT NULL, applied_at BIGINT NOT NULL)";
+const CURRENT_VERSION: &str = "SELECT COALESCE(MAX(version), 0) FROM oauth2_schema_version";
+const RECORD_VERSION: &str =
+    "INSERT INTO oauth2_schema_version (version, applied_at) VALUES ($1, $2)";
+/// A fixed key for `pg_advisory_xact_lock`, so concurrent instances migrate one at a time.
+#[cfg(feature = "postgres")]
+const MIGRATION_LOCK: i64 = 0x7477_6f61_7574_6832; // "twoauth2"
+
+impl SqlStore {
+    /// Connects to `url` (`sqlite://path`, `sqlite::memory:`, `postgres://...`) with
+    /// default [`SqlOptions`] and applies the schema. A SQLite file is created if missing.
+    pub async fn connect(url: &str) -> Result<Self, StorageError> {
+        SqlStore::connect_with(url, SqlOptions::default()).await
+    }
+
+    /// Connects with explicit options and applies the schema.
+    pub async fn connect_with(url: &str, options: SqlOptions) -> Result<Self, StorageError> {
+        let scheme = url.split(':').next().unwrap_or_default();
+        let store = match scheme {
+            #[cfg(feature = "sqlite")]
+            "sqlite" => SqlStore::sqlite(url, &options).await?,
+            #[cfg(feature = "postgres")]
+            "postgres" | "postgresql" => SqlStore::postgres(url, &options).await?,
+            other => {
+                return Err(StorageError::other(ConfigError::Setting {
+                    key: "storage",
+                    reason: format!(
+                        "`{other}` is not a SQL URL scheme enabled in this build of twisted-oauth2"
+                    ),
+                }))
+            }
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    #[cfg(feature = "sqlite")]
+    async fn sqlite(url: &str, o: &SqlOptions) -> Result<Self, StorageError> {
+        use std::str::FromStr;
+
+        use sqlx::sqlite::{
+            SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+        };
+        let opts = SqliteConnectOptions::from_str(url)
+            .map_err(|e| bad_url(e.to_string()))?
+            .create_if_missing(true)
+            .busy_timeout(o.sqlite_busy_timeout);
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let opts = if in_memory {
+            opts
+        } else {
+            opts.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+        };
+        // An embedded connection cannot go stale: skip the ping before each use.
+        let mut pool = SqlitePoolOptions::new()
+            .acquire_timeout(o.acquire_timeout)
+            .test_before_acquire(false);
+        pool = if in_memory {
+            // One connection, never closed: the database lives as long as it does.
+            pool.max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+        } else {
+            pool.max_connections(o.max_connections.min(4))
+        };
+        let pool = connect_timed(o, pool.connect_with(opts)).await?;
+        Ok(SqlStore {
+            pool: Pool::Sqlite(pool),
+            timeout: o.operation_timeout,
+        })
+    }
+
+    #[cfg(feature = "postgres")]
+    async fn postgres(url: &str, o: &SqlOptions) -> Result<Self, StorageError> {
+        use std::str::FromStr;
+
+        use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+        let opts = PgConnectOptions::from_str(url)
+            .map_err(|e| bad_url(e.to_string()))?
+            .application_name("twisted-oauth2");
+        let pool = PgPoolOptions::new()
+            .max_connections(o.max_connections)
+            .acquire_timeout(o.acquire_timeout);
+        let pool = connect_timed(o, pool.connect_with(opts)).await?;
+        Ok(SqlStore {
+            pool: Pool::Postgres(pool),
+            timeout: o.operation_timeout,
+        })
+    }
+
+    /// Wraps an existing SQLite pool (the caller chose its options) and applies the schema.
+    #[cfg(feature = "sqlite")]
+    pub async fn from_sqlite_pool(pool: sqlx::SqlitePool) -> Result<Self, StorageError> {
+        let store = SqlStore {
+            pool: Pool::Sqlite(pool),
+            timeout: SqlOptions::default().operation_timeout,
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Wraps an existing PostgreSQL pool (the caller chose its options) and applies the
+    /// schema.
+    #[cfg(feature = "postgres")]
+    pub async fn from_postgres_pool(pool: sqlx::PgPool) -> Result<Self, StorageError> {
+        let store = SqlStore {
+            pool: Pool::Postgres(pool),
+            timeout: SqlOptions::default().operation_timeout,
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// `"sqlite"` or `"postgres"`.
+    pub fn kind(&self) -> &'static str {
+        match &self.pool {
+            #[cfg(feature = "sqlite")]
+            Pool::Sqlite(_) => "sqlite",
+            #[cfg(feature = "postgres")]
+            Pool::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Closes the pool: waits for connections in use to be returned, then closes them all.
+    pub async fn close(&self) {
+        on_pool!(self, |p| p.close().await)
+    }
+
+    /// Applies the embedded schema migrations that the database lacks. Idempotent; run by
+    /// [`SqlStore::connect`]. Fails if the database has a newer schema than this library
+    /// knows (a downgrade).
+    pub async fn migrate(&self) -> Result<(), StorageError> {
+        self.timed(async {
+            on_pool!(self, |p| {
+                #[allow(unused_mut)]
+                let mut tx = match &self.pool {
+                    #[cfg(feature = "sqlite")]
+                    Pool::Sqlite(_) => p.begin_with("BEGIN IMMEDIATE").await?,
+                    #[cfg(feature = "postgres")]
+                    Pool::Postgres(_) => p.begin().await?,
+                };
+                #[cfg(feature = "postgres")]
+                if matches!(self.pool, Pool::Postgres(_)) {
+                    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                        .bind(MIGRATION_LOCK)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                sqlx::query(VERSION_TABLE).execute(&mut *tx).await?;
+                let current: i64 = sqlx::query(CURRENT_VERSION)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get(0)?;
+                let steps = match &self.pool {
+                    #[cfg(feature = "sqlite")]
+                    Pool::Sqlite(_) => SQLITE_MIGRATIONS,
+                    #[cfg(feature = "postgres")]
+                    Pool::Postgres(_) => POSTGRES_MIGRATIONS,
+                };
+                if current > steps.len() as i64 {
+                    return Ok(Err(current));
+                }
+                for (i, stmts) in steps.iter().enumerate().skip(current.max(0) as usize) {
+                    for s in *stmts {
+                        sqlx::query(*s).execute(&mut *tx).await?;
+                    }
+                    sqlx::query(RECORD_VERSION)
+                        .bind(i as i64 + 1)
+                        .bind(unix_now())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(Ok(()))
+            })
+        })
+        .await?
+        .map_err(|found| {
+            StorageError::other(ConfigError::Setting {
+                key: "storage",
+                reason: format!(
+                    "the database schema is version {found}, newer than this library's \
+                     {SCHEMA_VERSION}: upgrade twisted-oauth2"
+                ),
+            })
+        })
+    }
+
+    /// Runs a database operation under the operation timeout, mapping its error.
+    async fn timed<T>(
+        &self,
+        op: impl Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, StorageError> {
+        match tokio::time::timeout(self.timeout, op).await {
+            Ok(r) => r.map_err(map_err),
+            Err(_) => Err(StorageError::unavailable(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "SQL store operation timed out",
+            ))),
+        }
+    }
+}
+
+async fn connect_timed<P>(
+    o: &SqlOptions,
+    connect: impl Future<Output = Result<P, sqlx::Error>>,
+) -> Result<P, StorageError> {
+    // `acquire_timeout` bounds the pool's first connection; this is a backstop.
+    match tokio::time::timeout(o.acquire_timeout + Duration::from_secs(1), connect).await {
+        Ok(r) => r.map_err(map_err),
+        Err(_) => Err(StorageError::unavailable(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "connecting to the SQL store timed out",
+        ))),
+    }
+}
+
+fn bad_url(reason: String) -> StorageError {
+    StorageError::other(ConfigError::Setting {
+        key: "storage",
+        reason,
+    })
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Whether a database error code means "try again later": PostgreSQL connection,
+/// resource, shutdown and serialization classes; SQLite busy, locked, I/O and full.
+fn transient_code(code: &str) -> bool {
+    // A PostgreSQL SQLSTATE is always five characters; SQLite's numeric codes are shorter.
+    if code.len() < 5 {
+        let n = code.parse::<i64>().unwrap_or(0);
+        // SQLite (extended) result code: the primary code is the low byte.
+        return matches!(n & 0xff, 5 | 6 | 10 | 13 | 14);
+    }
+    code.starts_with("08")
+        || code.starts_with("53")
+        || code.starts_with("57P")
+        || matches!(code, "40001" | "40P01" | "55P03")
+}
+
+/// Maps a sqlx error: unreachable, timed out or busy is [`StorageError::Unavailable`],
+/// undecodable data [`StorageError::Corrupt`], the rest [`StorageError::Other`].
+fn map_err(e: sqlx::Error) -> StorageError {
+    use sqlx::Error as E;
+    match e {
+        E::Io(_) | E::Tls(_) | E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed => {
+            StorageError::unavailable(e)
+        }
+        E::Database(ref db) if db.code().is_some_and(|c| transient_code(&c)) => {
+            StorageError::unavailable(e)
+        }
+        E::ColumnDecode { .. } | E::Decode(_) => StorageError::Corrupt(Box::new(e)),
+        _ => StorageError::other(e),
+    }
+}
+
+fn encode<T: serde::Serialize>(record: &T) -> Result<String, StorageError> {
+    serde_json::to_string(record).map_err(StorageError::other)
+}
+
+fn decode<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, StorageError> {
+    serde_json::from_str(json).map_err(|e| StorageError::Corrupt(Box::new(e)))
+}
+
+fn grant_bytes(g: GrantId) -> [u8; 16] {
+    g.0.to_be_bytes()
+}
+
+#[async_trait]
+impl ClientStore for SqlStore {
+    /// Always `None`: clients come from the configuration or a dedicated [`ClientStore`].
+    async fn client(&self, _id: &str) -> Result<Option<Arc<Client>>, StorageError> {
+        Ok(None)
+    }
+}
+
+#[async_trait]
+impl CodeStore for SqlStore {
+    async fn put_code(&self, code: &TokenDigest, record: &CodeRecord) -> Result<(), StorageError> {
+        let json = encode(record)?;
+        self.timed(async {
+            exec!(
+                self,
+                "INSERT INTO oauth2_codes (digest, grant_id, record, used, expires_at) \
+                 VALUES ($1, $2, $3, FALSE, $4) ON CONFLICT (digest) DO UPDATE SET \
+                 grant_id = excluded.grant_id, record = excluded.record, used = FALSE, \
+                 expires_at = excluded.expires_at",
+                &code.0[..],
+                &grant_bytes(record.grant_id)[..],
+                json.as_str(),
+                record.expires_at,
+            )
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn take_code(&self, code: &TokenDigest) -> Result<CodeTake, StorageError> {
+        // A release between the conditional update and the read makes the code unused
+        // again; then try again (bounded).
+        for _ in 0..4 {
+            let taken = self
+                .timed(async {
+                    opt_text!(
+                        self,
+                        "UPDATE oauth2_codes SET used = TRUE WHERE digest = $1 AND used = FALSE \
+                         RETURNING record",
+                        &code.0[..],
+                    )
+                })
+                .await?;
+            if let Some(json) = taken {
+                return Ok(CodeTake::Taken(decode(&json)?));
+            }
+            let row = self
+                .timed(async {
+                    on_pool!(self, |p| {
+                        sqlx::query("SELECT record, used FROM oauth2_codes WHERE digest = $1")
+                            .bind(&code.0[..])
+                            .fetch_optional(p)
+                            .await?
+                            .map(|r| -> Result<(String, bool), sqlx::Error> {
+                                Ok((r.try_get(0)?, r.try_get(1)?))
+                            })
+                            .transpose()
+                    })
+                })
+                .await?;
+            match row {
+                None => return Ok(CodeTake::Unknown),
+                Some((json, true)) => return Ok(CodeTake::Replayed(decode(&json)?)),
+                Some((_, false)) => continue,
+            }
+        }
+        Err(StorageError::unavailable(std::io::Error::other(
+            "authorization code contended; retry",
+        )))
+    }
+
+    async fn release_code(&self, code: &TokenDigest) -> Result<(), StorageError> {
+        self.timed(async {
+            exec!(
+                self,
+                "UPDATE oauth2_codes SET used = FALSE WHERE digest = $1",
+                &code.0[..]
+            )
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl AccessTokenStore for SqlStore {
+    async fn put_access(
+        &self,
+        token: &TokenDigest,
+        record: &TokenRecord,
+    ) -> Result<(), StorageError> {
+        let json = encode(record)?;
+        self.timed(async {
+            exec!(
+                self,
+                "INSERT INTO oauth2_access_tokens (digest, grant_id, record, expires_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (digest) DO UPDATE SET \
+                 grant_id = excluded.grant_id, record = excluded.record, \
+                 expires_at = excluded.expires_at",
+                &token.0[..],
+                &grant_bytes(record.grant_id)[..],
+                json.as_str(),
+                record.expires_at,
+            )
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn access(&self, token: &TokenDigest) -> Result<Option<TokenRecord>, StorageError> {
+        let row = self
+            .timed(async {
+                opt_text!(
+                    self,
+                    "SELECT record FROM oauth2_access_tokens WHERE digest = $1",
+                    &token.0[..]
+                )
+            })
+            .await?;
+        row.map(|j| decode(&j)).transpose()
+    }
+
+    async fn revoke_access(
+        &self,
+        token: &TokenDigest,
+    ) -> Result<Option<TokenRecord>, StorageError> {
+        let row = self
+            .timed(async {
+                opt_text!(
+                    self,
+                    "DELETE FROM oauth2_access_tokens WHERE digest = $1 RETURNING record",
+                    &token.0[..]
+                )
+            })
+            .await?;
+        row.map(|j| decode(&j)).transpose()
+    }
+
+    async fn revoke_access_grant(&self, grant: GrantId) -> Result<u64, StorageError> {
+        self.delete_grant(
+            "DELETE FROM oauth2_access_tokens WHERE grant_id = $1",
+            grant,
+        )
+        .await
+    }
+}
+
+impl SqlStore {
+    /// Deletes a grant's rows, repeating until none is left: under PostgreSQL's read
+    /// committed isolation a row committed by a concurrent rotation while the first
+    /// `DELETE` waited is invisible to it, but not to the next.
+    async fn delete_grant(&self, sql: &'static str, grant: GrantId) -> Result<u64, StorageError> {
+        let g = grant_bytes(grant);
+        let mut total = 0;
+        for _ in 0..8 {
+            let n = self.timed(async { exec!(self, sql, &g[..]) }).await?;
+            total += n;
+            if n == 0 {
+                break;
+            }
+        }
+        Ok(total)
+    }
+}
+
+#[async_trait]
+impl RefreshTokenStore for SqlStore {
+    async fn put_refresh(
+        &self,
+        token: &TokenDigest,
+        record: &TokenRecord,
+    ) -> Result<(), StorageError> {
+        let json = encode(record)?;
+        self.timed(async {
+            exec!(
+                self,
+                "INSERT INTO oauth2_refresh_tokens (digest, grant_id, record, rotated, expires_at) \
+                 VALUES ($1, $2, $3, FALSE, $4) ON CONFLICT (digest) DO UPDATE SET \
+                 grant_id = excluded.grant_id, record = excluded.record, rotated = FALSE, \
+                 expires_at = excluded.expires_at",
+                &token.0[..],
+                &grant_bytes(record.grant_id)[..],
+                json.as_str(),
+                record.expires_at,
+            )
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn refresh(&self, token: &TokenDigest) -> Result<RefreshState, StorageError> {
+        let row = self
+            .timed(async {
+                on_pool!(self, |p| {
+                    sqlx::query(
+                        "SELECT record, rotated FROM oauth2_refresh_tokens WHERE digest = $1",
+                    )
+                    .bind(&token.0[..])
+                    .fetch_optional(p)
+                    .await?
+                    .map(|r| -> Result<(String, bool), sqlx::Error> {
+                        Ok((r.try_get(0)?, r.try_get(1)?))
+                    })
+                    .transpose()
+                })
+            })
+            .await?;
+        Ok(match row {
+            None => RefreshState::Unknown,
+            Some((json, true)) => RefreshState::Rotated(decode(&json)?),
+            Some((json, false)) => RefreshState::Active(decode(&json)?),
+        })
+    }
+
+    async fn rotate_refresh(
+        &self,
+        old: &TokenDigest,
+        new: &TokenDigest,
+        record: &TokenRecord,
+    ) -> Result<Rotation, StorageError> {
+        let json = encode(record)?;
+        let grant = grant_bytes(record.grant_id);
+        let rotated = self
+            .timed(async {
+                on_pool!(self, |p| {
+                    let mut tx = p.begin().await?;
+                    // The conditional update locks the old row: of concurrent rotations
+                    // exactly one sees `rotated = FALSE`.
+                    let n = sqlx::query(
+                        "UPDATE oauth2_refresh_tokens SET rotated = TRUE \
+                         WHERE digest = $1 AND rotated = FALSE",
+                    )
+                    .bind(&old.0[..])
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if n != 1 {
+                        tx.rollback().await?;
+                        return Ok(false);
+                    }
+                    sqlx::query(
+                        "INSERT INTO oauth2_refresh_tokens \
+                         (digest, grant_id, record, rotated, expires_at) \
+                         VALUES ($1, $2, $3, FALSE, $4) ON CONFLICT (digest) DO UPDATE SET \
+                         grant_id = excluded.grant_id, record = excluded.record, \
+                         rotated = FALSE, expires_at = excluded.expires_at",
+                    )
+                    .bind(&new.0[..])
+                    .bind(&grant[..])
+                    .bind(json.as_str())
+                    .bind(record.expires_at)
+                    .execute(&mut *tx)
+                    .await?;
+                    tx.commit().await?;
+                    Ok(true)
+                })
+            })
+            .await?;
+        if rotated {
+            return Ok(Rotation::Rotated);
+        }
+        Ok(match self.refresh(old).await? {
+            RefreshState::Unknown => Rotation::Unknown,
+            // Active again means it was revoked and re-put meanwhile; report the race.
+            _ => Rotation::AlreadyRotated,
+        })
+    }
+
+    async fn revoke_refresh(
+        &self,
+        token: &TokenDigest,
+    ) -> Result<Option<TokenRecord>, StorageError> {
+        let row = self
+            .timed(async {
+                opt_text!(
+                    self,
+                    "DELETE FROM oauth2_refresh_tokens WHERE digest = $1 RETURNING record",
+                    &token.0[..]
+                )
+            })
+            .await?;
+        row.map(|j| decode(&j)).transpose()
+    }
+
+    async fn revoke_refresh_grant(&self, grant: GrantId) -> Result<u64, StorageError> {
+        self.delete_grant(
+            "DELETE FROM oauth2_refresh_tokens WHERE grant_id = $1",
+            grant,
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl PendingStore for SqlStore {
+    async fn put_pending(
+        &self,
+        handle: &TokenDigest,
+        record: &PendingRecord,
+    ) -> Result<(), StorageError> {
+        let json = encode(record)?;
+        self.timed(async {
+            exec!(
+                self,
+                "INSERT INTO oauth2_pending (digest, record, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (digest) DO UPDATE SET record = excluded.record, \
+                 expires_at = excluded.expires_at",
+                &handle.0[..],
+                json.as_str(),
+                record.expires_at,
+            )
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn pending(&self, handle: &TokenDigest) -> Result<Option<PendingRecord>, StorageError> {
+        let row = self
+            .timed(async {
+                opt_text!(
+                    self,
+                    "SELECT record FROM oauth2_pending WHERE digest = $1",
+                    &handle.0[..]
+                )
+            })
+            .await?;
+        row.map(|j| decode(&j)).transpose()
+    }
+
+    async fn take_pending(
+        &self,
+        handle: &TokenDigest,
+    ) -> Result<Option<PendingRecord>, StorageError> {
+        let row = self
+            .timed(async {
+                opt_text!(
+                    self,
+                    "DELETE FROM oauth2_pending WHERE digest = $1 RETURNING record",
+                    &handle.0[..]
+                )
+            })
+            .await?;
+        row.map(|j| decode(&j)).transpose()
+    }
+}
+
+#[async_trait]
+impl Purge for SqlStore {
+    async fn purge_expired(&self, now: i64) -> Result<u64, StorageError> {
+        let mut total = 0;
+        for sql in [
+            "DELETE FROM oauth2_codes WHERE expires_at <= $1",
+            "DELETE FROM oauth2_access_tokens WHERE expires_at <= $1",
+            "DELETE FROM oauth2_refresh_tokens WHERE expires_at <= $1",
+            "DELETE FROM oauth2_pending WHERE expires_at <= $1",
+        ] {
+            total += self.timed(async { exec!(self, sql, now) }).await?;
+        }
+        Ok(total)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_codes_are_unavailable() {
+        assert!(transient_code("08006"));
+        assert!(transient_code("57P01"));
+        assert!(transient_code("40001"));
+        assert!(transient_code("5")); // SQLITE_BUSY
+        assert!(transient_code("517")); // SQLITE_BUSY_SNAPSHOT
+        assert!(!transient_code("23505"));
+        assert!(!transient_code("19")); // SQLITE_CONSTRAINT
+    }
+
+    #[cfg(all(feature = "sqlite", feature = "postgres"))]
+    #[test]
+    fn migrations_have_the_same_shape() {
+        assert_eq!(SQLITE_MIGRATIONS.len(), POSTGRES_MIGRATIONS.len());
+        assert_eq!(SQLITE_MIGRATIONS.len() as i64, SCHEMA_VERSION);
+        for (a, b) in SQLITE_MIGRATIONS.iter().zip(POSTGRES_MIGRATIONS) {
+            assert_eq!(a.len(), b.len());
+        }
+    }
+}

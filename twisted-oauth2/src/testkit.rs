@@ -1,0 +1,741 @@
+//! The store test kit (feature `testkit`): the behavioural suite every set of [`Stores`]
+//! must pass, whichever backend holds them.
+//!
+//! Run it against your own store in one call from any Tokio test:
+//!
+//! ```no_run
+//! # async fn my_stores() -> twisted_oauth2::storage::Stores { unimplemented!() }
+//! #[tokio::test(flavor = "multi_thread")]
+//! async fn my_store_passes_the_kit() {
+//!     let passed = twisted_oauth2::testkit::run_all(my_stores().await).await;
+//!     assert_eq!(passed, twisted_oauth2::testkit::CASES.len());
+//! }
+//! ```
+//!
+//! or get one `#[test]` per case (named after the case, so a failure names the broken
+//! behaviour) with [`store_test_kit!`](crate::store_test_kit), given an async function
+//! that returns the [`Stores`] (or `Option<Stores>`, `None` to skip with a notice):
+//!
+//! ```no_run
+//! async fn my_stores() -> twisted_oauth2::storage::Stores {
+//!     # unimplemented!()
+//!     // connect to the store under test
+//! }
+//!
+//! mod my_store_kit {
+//!     twisted_oauth2::store_test_kit!(super::my_stores);
+//! }
+//! # fn main() {}
+//! ```
+//!
+//! Every case uses fresh random digests and grant ids, so a store with shared state (one
+//! database used by several test runs) can run it repeatedly and in parallel. Expiry is
+//! judged on the system clock: records are written with `expires_at` relative to now, as
+//! a server with the system clock would.
+//!
+//! A failing case panics with the case name and what went wrong.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::pkce::{ChallengeMethod, CodeChallenge};
+use crate::scope::Scope;
+use crate::storage::{
+    CodeRecord, CodeTake, GrantId, PendingRecord, RefreshState, Rotation, Stores, TokenRecord,
+};
+use crate::token::TokenDigest;
+
+/// The future a [`Case`] returns.
+pub type CaseFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// One case of the kit: takes the stores under test, panics on failure.
+pub type Case = fn(Stores) -> CaseFuture;
+
+macro_rules! cases {
+    ($($name:ident),* $(,)?) => {
+        /// Every case of the kit, by name, in the order [`run_all`] runs them.
+        pub const CASES: &[(&str, Case)] = &[
+            $((stringify!($name), |s| Box::pin(cases::$name(s)))),*
+        ];
+
+        /// Expands to one `#[test]` per kit case (see the [module docs](crate::testkit)).
+        #[doc(hidden)]
+        #[macro_export]
+        macro_rules! __store_test_kit_cases {
+            ($make:path) => {
+                $(
+                    #[test]
+                    fn $name() {
+                        $crate::testkit::run_case_with($make, $crate::testkit::cases::$name);
+                    }
+                )*
+            };
+        }
+    };
+}
+
+cases!(
+    access_put_get_revoke,
+    access_revoke_by_grant,
+    refresh_put_get_revoke,
+    refresh_revoke_by_grant_includes_rotated,
+    access_and_refresh_are_separate,
+    records_round_trip_exactly,
+    code_taken_once_then_replayed,
+    code_concurrent_take_has_one_winner,
+    code_release_allows_retry,
+    refresh_rotation_outcomes,
+    refresh_concurrent_rotation_has_one_winner,
+    pending_peek_then_take_once,
+    pending_concurrent_take_has_one_winner,
+    purge_removes_expired_keeps_live,
+);
+
+/// Generates one `#[test]` per kit case in the current module, each building a fresh
+/// multi-threaded Tokio runtime and calling `$make().await` for the stores under test.
+/// `$make` is the path of an async function returning [`Stores`] or `Option<Stores>`
+/// (`None` skips the case; print why).
+///
+/// ```no_run
+/// async fn stores() -> Option<twisted_oauth2::storage::Stores> {
+///     let url = std::env::var("MY_STORE_URL").ok()?;
+///     twisted_oauth2::storage::connect(&url).await.ok()
+/// }
+/// mod kit {
+///     twisted_oauth2::store_test_kit!(super::stores);
+/// }
+/// # fn main() {}
+/// ```
+#[macro_export]
+macro_rules! store_test_kit {
+    ($make:path) => {
+        $crate::__store_test_kit_cases!($make);
+    };
+}
+
+/// What a kit factory may return: the stores, or `None` to skip.
+pub trait KitStores {
+    /// The stores, or `None` to skip.
+    fn into_stores(self) -> Option<Stores>;
+}
+
+impl KitStores for Stores {
+    fn into_stores(self) -> Option<Stores> {
+        Some(self)
+    }
+}
+
+impl KitStores for Option<Stores> {
+    fn into_stores(self) -> Option<Stores> {
+        self
+    }
+}
+
+/// Runs every case against `stores`, in order; returns how many passed (all of them:
+/// a failure panics, naming the case).
+pub async fn run_all(stores: Stores) -> usize {
+    for (name, case) in CASES {
+        log::debug!("twisted-oauth2 store kit: {name}");
+        case(stores.clone()).await;
+    }
+    CASES.len()
+}
+
+/// Runs the case called `name` against `stores`; `false` if there is no such case.
+pub async fn run_case(name: &str, stores: Stores) -> bool {
+    match CASES.iter().find(|(n, _)| *n == name) {
+        Some((_, case)) => {
+            case(stores).await;
+            true
+        }
+        None => false,
+    }
+}
+
+/// Builds a two-worker Tokio runtime, makes the stores with `make` and runs `case` on
+/// them: the body of each test that [`store_test_kit!`](crate::store_test_kit) generates.
+pub fn run_case_with<M, MF, K, CF>(make: M, case: fn(Stores) -> CF)
+where
+    M: FnOnce() -> MF,
+    MF: Future<Output = K>,
+    K: KitStores,
+    CF: Future<Output = ()>,
+{
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => panic!("store kit: cannot build a Tokio runtime: {e}"),
+    };
+    rt.block_on(async move {
+        if let Some(stores) = make().await.into_stores() {
+            case(stores).await;
+        }
+    });
+}
+
+/// The current Unix time in seconds (the kit's clock).
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// A fresh random digest.
+pub fn digest() -> TokenDigest {
+    TokenDigest(rand::random())
+}
+
+/// A token record of `grant` that expires `ttl` seconds from now.
+pub fn token_record(grant: GrantId, ttl: i64) -> TokenRecord {
+    let now = now();
+    TokenRecord {
+        client_id: Arc::from("kit-client"),
+        scope: Scope::from_tokens(["read", "write"]).unwrap_or_default(),
+        subject: Some(Arc::from("kit-user")),
+        extra: None,
+        grant_id: grant,
+        issued_at: now,
+        expires_at: now + ttl,
+    }
+}
+
+/// A code record of `grant` that expires `ttl` seconds from now.
+pub fn code_record(grant: GrantId, ttl: i64) -> CodeRecord {
+    CodeRecord {
+        client_id: Arc::from("kit-client"),
+        redirect_uri: "https://client.example/cb".into(),
+        redirect_uri_sent: true,
+        scope: Scope::from_tokens(["read"]).unwrap_or_default(),
+        subject: Some(Arc::from("kit-user")),
+        extra: None,
+        challenge: Some(CodeChallenge {
+            challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+            method: ChallengeMethod::S256,
+        }),
+        grant_id: grant,
+        expires_at: now() + ttl,
+    }
+}
+
+/// A pending request that expires `ttl` seconds from now.
+pub fn pending_record(ttl: i64) -> PendingRecord {
+    PendingRecord {
+        client_id: Arc::from("kit-client"),
+        response_type: "code".into(),
+        redirect_uri: "https://client.example/cb".into(),
+        redirect_uri_sent: false,
+        scope: Scope::from_tokens(["read"]).unwrap_or_default(),
+        state: Some("kit-state".into()),
+        challenge: None,
+        csrf_token: "kit-csrf".into(),
+        binding: digest(),
+        expires_at: now() + ttl,
+    }
+}
+
+/// Unwraps a store result, failing the case with `what` on error.
+fn ok<T, E: std::fmt::Display>(case: &str, what: &str, r: Result<T, E>) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => panic!("store kit `{case}`: {what} failed: {e}"),
+    }
+}
+
+/// The cases, one function each. Each takes the stores under test and panics on failure.
+pub mod cases {
+    use super::*;
+
+    const HOUR: i64 = 3600;
+
+    /// Put, get and revoke an access token; revoking again finds nothing.
+    pub async fn access_put_get_revoke(s: Stores) {
+        let c = "access_put_get_revoke";
+        let (t, rec) = (digest(), token_record(GrantId::random(), HOUR));
+        assert_eq!(
+            ok(c, "access", s.access.access(&t).await),
+            None,
+            "{c}: unknown"
+        );
+        ok(c, "put_access", s.access.put_access(&t, &rec).await);
+        assert_eq!(
+            ok(c, "access", s.access.access(&t).await).as_ref(),
+            Some(&rec),
+            "{c}"
+        );
+        let revoked = ok(c, "revoke_access", s.access.revoke_access(&t).await);
+        assert_eq!(
+            revoked.as_ref(),
+            Some(&rec),
+            "{c}: revoke returns the record"
+        );
+        assert_eq!(
+            ok(c, "access", s.access.access(&t).await),
+            None,
+            "{c}: revoked"
+        );
+        let again = ok(c, "revoke_access", s.access.revoke_access(&t).await);
+        assert_eq!(again, None, "{c}: second revoke finds nothing");
+    }
+
+    /// Revoking a grant removes its access tokens and no others, and reports how many.
+    pub async fn access_revoke_by_grant(s: Stores) {
+        let c = "access_revoke_by_grant";
+        let (g, h) = (GrantId::random(), GrantId::random());
+        let mine: Vec<_> = (0..3).map(|_| digest()).collect();
+        let other = digest();
+        for t in &mine {
+            ok(
+                c,
+                "put_access",
+                s.access.put_access(t, &token_record(g, HOUR)).await,
+            );
+        }
+        ok(
+            c,
+            "put_access",
+            s.access.put_access(&other, &token_record(h, HOUR)).await,
+        );
+        let n = ok(
+            c,
+            "revoke_access_grant",
+            s.access.revoke_access_grant(g).await,
+        );
+        assert_eq!(n, 3, "{c}: count");
+        for t in &mine {
+            assert_eq!(
+                ok(c, "access", s.access.access(t).await),
+                None,
+                "{c}: revoked"
+            );
+        }
+        assert!(
+            ok(c, "access", s.access.access(&other).await).is_some(),
+            "{c}: another grant's token survives"
+        );
+        let n = ok(
+            c,
+            "revoke_access_grant",
+            s.access.revoke_access_grant(g).await,
+        );
+        assert_eq!(n, 0, "{c}: nothing left");
+    }
+
+    /// Put, read and revoke a refresh token.
+    pub async fn refresh_put_get_revoke(s: Stores) {
+        let c = "refresh_put_get_revoke";
+        let (t, rec) = (digest(), token_record(GrantId::random(), HOUR));
+        let st = ok(c, "refresh", s.refresh.refresh(&t).await);
+        assert_eq!(st, RefreshState::Unknown, "{c}: unknown");
+        ok(c, "put_refresh", s.refresh.put_refresh(&t, &rec).await);
+        let st = ok(c, "refresh", s.refresh.refresh(&t).await);
+        assert_eq!(st, RefreshState::Active(rec.clone()), "{c}: active");
+        let revoked = ok(c, "revoke_refresh", s.refresh.revoke_refresh(&t).await);
+        assert_eq!(revoked, Some(rec), "{c}: revoke returns the record");
+        let st = ok(c, "refresh", s.refresh.refresh(&t).await);
+        assert_eq!(st, RefreshState::Unknown, "{c}: revoked");
+        let again = ok(c, "revoke_refresh", s.refresh.revoke_refresh(&t).await);
+        assert_eq!(again, None, "{c}: second revoke finds nothing");
+    }
+
+    /// Revoking a grant removes its whole rotation family, rotated-out tokens included.
+    pub async fn refresh_revoke_by_grant_includes_rotated(s: Stores) {
+        let c = "refresh_revoke_by_grant_includes_rotated";
+        let (g, h) = (GrantId::random(), GrantId::random());
+        let (r1, r2, other) = (digest(), digest(), digest());
+        ok(
+            c,
+            "put_refresh",
+            s.refresh.put_refresh(&r1, &token_record(g, HOUR)).await,
+        );
+        let rot = s
+            .refresh
+            .rotate_refresh(&r1, &r2, &token_record(g, HOUR))
+            .await;
+        assert_eq!(ok(c, "rotate_refresh", rot), Rotation::Rotated, "{c}");
+        ok(
+            c,
+            "put_refresh",
+            s.refresh.put_refresh(&other, &token_record(h, HOUR)).await,
+        );
+        let n = ok(
+            c,
+            "revoke_refresh_grant",
+            s.refresh.revoke_refresh_grant(g).await,
+        );
+        assert_eq!(n, 2, "{c}: the rotated-out and the current token");
+        for t in [&r1, &r2] {
+            let st = ok(c, "refresh", s.refresh.refresh(t).await);
+            assert_eq!(st, RefreshState::Unknown, "{c}: revoked");
+        }
+        let st = ok(c, "refresh", s.refresh.refresh(&other).await);
+        assert!(
+            matches!(st, RefreshState::Active(_)),
+            "{c}: other grant survives"
+        );
+    }
+
+    /// Access and refresh tokens live apart: a digest stored as one is unknown as the
+    /// other, and revoking a grant's access tokens leaves its refresh tokens.
+    pub async fn access_and_refresh_are_separate(s: Stores) {
+        let c = "access_and_refresh_are_separate";
+        let g = GrantId::random();
+        let (a, r) = (digest(), digest());
+        ok(
+            c,
+            "put_access",
+            s.access.put_access(&a, &token_record(g, HOUR)).await,
+        );
+        ok(
+            c,
+            "put_refresh",
+            s.refresh.put_refresh(&r, &token_record(g, HOUR)).await,
+        );
+        assert_eq!(
+            ok(c, "access", s.access.access(&r).await),
+            None,
+            "{c}: refresh as access"
+        );
+        let st = ok(c, "refresh", s.refresh.refresh(&a).await);
+        assert_eq!(st, RefreshState::Unknown, "{c}: access as refresh");
+        let n = ok(
+            c,
+            "revoke_access_grant",
+            s.access.revoke_access_grant(g).await,
+        );
+        assert_eq!(n, 1, "{c}: only the access token");
+        let st = ok(c, "refresh", s.refresh.refresh(&r).await);
+        assert!(
+            matches!(st, RefreshState::Active(_)),
+            "{c}: refresh token kept"
+        );
+        let n = ok(
+            c,
+            "revoke_refresh_grant",
+            s.refresh.revoke_refresh_grant(g).await,
+        );
+        assert_eq!(n, 1, "{c}: then the refresh token");
+    }
+
+    /// Every field of every record comes back exactly, including optional ones, extra
+    /// JSON and non-ASCII text.
+    pub async fn records_round_trip_exactly(s: Stores) {
+        let c = "records_round_trip_exactly";
+        let g = GrantId(u128::MAX - 7);
+        let mut tr = token_record(g, HOUR);
+        tr.subject = Some(Arc::from("usér ✓ \"quoted\""));
+        tr.extra = Some(Arc::new(serde_json::json!({
+            "role": "admin", "n": 42, "nested": {"list": [1, 2.5, null, true]}
+        })));
+        tr.scope = Scope::from_tokens(["a", "b:c", "https://api.example/x"]).unwrap_or_default();
+        let t = digest();
+        ok(c, "put_access", s.access.put_access(&t, &tr).await);
+        assert_eq!(
+            ok(c, "access", s.access.access(&t).await),
+            Some(tr.clone()),
+            "{c}: access"
+        );
+        let mut bare = token_record(GrantId(0), HOUR);
+        bare.subject = None;
+        bare.scope = Scope::empty();
+        let r = digest();
+        ok(c, "put_refresh", s.refresh.put_refresh(&r, &bare).await);
+        let st = ok(c, "refresh", s.refresh.refresh(&r).await);
+        assert_eq!(st, RefreshState::Active(bare), "{c}: refresh");
+        let mut cr = code_record(g, 60);
+        cr.extra = tr.extra.clone();
+        let k = digest();
+        ok(c, "put_code", s.codes.put_code(&k, &cr).await);
+        let got = ok(c, "take_code", s.codes.take_code(&k).await);
+        assert_eq!(got, CodeTake::Taken(cr), "{c}: code");
+        let mut pr = pending_record(600);
+        pr.challenge = Some(CodeChallenge {
+            challenge: "plain-verifier-plain-verifier-plain-verifier".into(),
+            method: ChallengeMethod::Plain,
+        });
+        pr.state = Some("ünïcode & spaces".into());
+        let p = digest();
+        ok(c, "put_pending", s.pending.put_pending(&p, &pr).await);
+        assert_eq!(
+            ok(c, "pending", s.pending.pending(&p).await),
+            Some(pr),
+            "{c}: pending"
+        );
+    }
+
+    /// A code is taken once; then it is a replay (with its record) until it expires.
+    pub async fn code_taken_once_then_replayed(s: Stores) {
+        let c = "code_taken_once_then_replayed";
+        let (k, rec) = (digest(), code_record(GrantId::random(), 60));
+        let got = ok(c, "take_code", s.codes.take_code(&k).await);
+        assert_eq!(got, CodeTake::Unknown, "{c}: unknown");
+        ok(c, "put_code", s.codes.put_code(&k, &rec).await);
+        let got = ok(c, "take_code", s.codes.take_code(&k).await);
+        assert_eq!(got, CodeTake::Taken(rec.clone()), "{c}: first take");
+        for _ in 0..2 {
+            let got = ok(c, "take_code", s.codes.take_code(&k).await);
+            assert_eq!(got, CodeTake::Replayed(rec.clone()), "{c}: replay");
+        }
+    }
+
+    /// Sixteen concurrent takers of one code: exactly one gets it, the others see a replay.
+    pub async fn code_concurrent_take_has_one_winner(s: Stores) {
+        let c = "code_concurrent_take_has_one_winner";
+        let (k, rec) = (digest(), code_record(GrantId::random(), 60));
+        ok(c, "put_code", s.codes.put_code(&k, &rec).await);
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let codes = s.codes.clone();
+                tokio::spawn(async move { codes.take_code(&k).await })
+            })
+            .collect();
+        let (mut taken, mut replayed) = (0, 0);
+        for t in tasks {
+            match ok(c, "take_code", ok(c, "task", t.await)) {
+                CodeTake::Taken(r) => {
+                    assert_eq!(r, rec, "{c}");
+                    taken += 1;
+                }
+                CodeTake::Replayed(_) => replayed += 1,
+                other => panic!("store kit `{c}`: unexpected {other:?}"),
+            }
+        }
+        assert_eq!((taken, replayed), (1, 15), "{c}: exactly one winner");
+    }
+
+    /// A released code can be taken again (a failed token write must not burn it);
+    /// releasing an unknown code creates nothing.
+    pub async fn code_release_allows_retry(s: Stores) {
+        let c = "code_release_allows_retry";
+        let (k, rec) = (digest(), code_record(GrantId::random(), 60));
+        ok(c, "put_code", s.codes.put_code(&k, &rec).await);
+        let got = ok(c, "take_code", s.codes.take_code(&k).await);
+        assert_eq!(got, CodeTake::Taken(rec.clone()), "{c}: first take");
+        ok(c, "release_code", s.codes.release_code(&k).await);
+        let got = ok(c, "take_code", s.codes.take_code(&k).await);
+        assert_eq!(
+            got,
+            CodeTake::Taken(rec.clone()),
+            "{c}: taken again after release"
+        );
+        let got = ok(c, "take_code", s.codes.take_code(&k).await);
+        assert_eq!(got, CodeTake::Replayed(rec), "{c}: then replayed");
+        let unknown = digest();
+        ok(c, "release_code", s.codes.release_code(&unknown).await);
+        let got = ok(c, "take_code", s.codes.take_code(&unknown).await);
+        assert_eq!(got, CodeTake::Unknown, "{c}: release creates nothing");
+    }
+
+    /// Rotation: `Rotated` once (old becomes rotated-out, new active), then
+    /// `AlreadyRotated`; `Unknown` for an unknown token; losers store nothing.
+    pub async fn refresh_rotation_outcomes(s: Stores) {
+        let c = "refresh_rotation_outcomes";
+        let g = GrantId::random();
+        let (r1, r2, r3, r4) = (digest(), digest(), digest(), digest());
+        let (rec1, rec2) = (token_record(g, HOUR), token_record(g, 2 * HOUR));
+        ok(c, "put_refresh", s.refresh.put_refresh(&r1, &rec1).await);
+        let rot = ok(
+            c,
+            "rotate_refresh",
+            s.refresh.rotate_refresh(&r1, &r2, &rec2).await,
+        );
+        assert_eq!(rot, Rotation::Rotated, "{c}: first rotation");
+        let st = ok(c, "refresh", s.refresh.refresh(&r1).await);
+        assert_eq!(st, RefreshState::Rotated(rec1), "{c}: old is rotated out");
+        let st = ok(c, "refresh", s.refresh.refresh(&r2).await);
+        assert_eq!(st, RefreshState::Active(rec2.clone()), "{c}: new is active");
+        let rot = ok(
+            c,
+            "rotate_refresh",
+            s.refresh.rotate_refresh(&r1, &r3, &rec2).await,
+        );
+        assert_eq!(rot, Rotation::AlreadyRotated, "{c}: second rotation");
+        let st = ok(c, "refresh", s.refresh.refresh(&r3).await);
+        assert_eq!(st, RefreshState::Unknown, "{c}: loser's token not stored");
+        let rot = ok(
+            c,
+            "rotate_refresh",
+            s.refresh.rotate_refresh(&digest(), &r4, &rec2).await,
+        );
+        assert_eq!(rot, Rotation::Unknown, "{c}: unknown token");
+        let st = ok(c, "refresh", s.refresh.refresh(&r4).await);
+        assert_eq!(st, RefreshState::Unknown, "{c}: nothing stored for unknown");
+        let rot = ok(
+            c,
+            "rotate_refresh",
+            s.refresh.rotate_refresh(&r2, &r3, &rec2).await,
+        );
+        assert_eq!(rot, Rotation::Rotated, "{c}: the new token rotates in turn");
+    }
+
+    /// Sixteen concurrent rotations of one refresh token: one `Rotated`, the rest
+    /// `AlreadyRotated`, and only the winner's new token exists.
+    pub async fn refresh_concurrent_rotation_has_one_winner(s: Stores) {
+        let c = "refresh_concurrent_rotation_has_one_winner";
+        let g = GrantId::random();
+        let old = digest();
+        ok(
+            c,
+            "put_refresh",
+            s.refresh.put_refresh(&old, &token_record(g, HOUR)).await,
+        );
+        let news: Vec<_> = (0..16).map(|_| digest()).collect();
+        let tasks: Vec<_> = news
+            .iter()
+            .map(|n| {
+                let (store, n) = (s.refresh.clone(), *n);
+                let rec = token_record(g, HOUR);
+                tokio::spawn(async move { store.rotate_refresh(&old, &n, &rec).await })
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for t in tasks {
+            outcomes.push(ok(c, "rotate_refresh", ok(c, "task", t.await)));
+        }
+        let won = outcomes.iter().filter(|o| **o == Rotation::Rotated).count();
+        let lost = outcomes
+            .iter()
+            .filter(|o| **o == Rotation::AlreadyRotated)
+            .count();
+        assert_eq!((won, lost), (1, 15), "{c}: exactly one winner");
+        let mut active = 0;
+        for (n, o) in news.iter().zip(&outcomes) {
+            match ok(c, "refresh", s.refresh.refresh(n).await) {
+                RefreshState::Active(_) => {
+                    assert_eq!(*o, Rotation::Rotated, "{c}: only the winner's token");
+                    active += 1;
+                }
+                RefreshState::Unknown => {}
+                other => panic!("store kit `{c}`: unexpected {other:?}"),
+            }
+        }
+        assert_eq!(active, 1, "{c}: one new token");
+    }
+
+    /// A pending request can be read any number of times, then taken once.
+    pub async fn pending_peek_then_take_once(s: Stores) {
+        let c = "pending_peek_then_take_once";
+        let (h, rec) = (digest(), pending_record(600));
+        assert_eq!(
+            ok(c, "pending", s.pending.pending(&h).await),
+            None,
+            "{c}: unknown"
+        );
+        ok(c, "put_pending", s.pending.put_pending(&h, &rec).await);
+        for _ in 0..2 {
+            let got = ok(c, "pending", s.pending.pending(&h).await);
+            assert_eq!(got.as_ref(), Some(&rec), "{c}: peek does not consume");
+        }
+        let got = ok(c, "take_pending", s.pending.take_pending(&h).await);
+        assert_eq!(got, Some(rec), "{c}: take");
+        let got = ok(c, "take_pending", s.pending.take_pending(&h).await);
+        assert_eq!(got, None, "{c}: single use");
+        assert_eq!(
+            ok(c, "pending", s.pending.pending(&h).await),
+            None,
+            "{c}: gone"
+        );
+    }
+
+    /// Sixteen concurrent takers of one pending request: exactly one gets it.
+    pub async fn pending_concurrent_take_has_one_winner(s: Stores) {
+        let c = "pending_concurrent_take_has_one_winner";
+        let h = digest();
+        ok(
+            c,
+            "put_pending",
+            s.pending.put_pending(&h, &pending_record(600)).await,
+        );
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let store = s.pending.clone();
+                tokio::spawn(async move { store.take_pending(&h).await })
+            })
+            .collect();
+        let mut won = 0;
+        for t in tasks {
+            if ok(c, "take_pending", ok(c, "task", t.await)).is_some() {
+                won += 1;
+            }
+        }
+        assert_eq!(won, 1, "{c}: exactly one winner");
+    }
+
+    /// After a purge at `now`, expired codes, tokens and pending requests are gone and
+    /// live ones are kept. (Stores with native expiry may drop expired entries earlier.)
+    pub async fn purge_removes_expired_keeps_live(s: Stores) {
+        let c = "purge_removes_expired_keeps_live";
+        let g = GrantId::random();
+        let (a_old, a_new, r_old, r_new) = (digest(), digest(), digest(), digest());
+        let (k_old, k_new, p_old, p_new) = (digest(), digest(), digest(), digest());
+        ok(
+            c,
+            "put_access",
+            s.access.put_access(&a_old, &token_record(g, -10)).await,
+        );
+        ok(
+            c,
+            "put_access",
+            s.access.put_access(&a_new, &token_record(g, HOUR)).await,
+        );
+        ok(
+            c,
+            "put_refresh",
+            s.refresh.put_refresh(&r_old, &token_record(g, -10)).await,
+        );
+        ok(
+            c,
+            "put_refresh",
+            s.refresh.put_refresh(&r_new, &token_record(g, HOUR)).await,
+        );
+        ok(
+            c,
+            "put_code",
+            s.codes.put_code(&k_old, &code_record(g, -10)).await,
+        );
+        ok(
+            c,
+            "put_code",
+            s.codes.put_code(&k_new, &code_record(g, 60)).await,
+        );
+        ok(
+            c,
+            "put_pending",
+            s.pending.put_pending(&p_old, &pending_record(-10)).await,
+        );
+        ok(
+            c,
+            "put_pending",
+            s.pending.put_pending(&p_new, &pending_record(600)).await,
+        );
+        ok(c, "purge_expired", s.purge.purge_expired(now()).await);
+        assert_eq!(
+            ok(c, "access", s.access.access(&a_old).await),
+            None,
+            "{c}: access"
+        );
+        assert!(
+            ok(c, "access", s.access.access(&a_new).await).is_some(),
+            "{c}: live access"
+        );
+        let st = ok(c, "refresh", s.refresh.refresh(&r_old).await);
+        assert_eq!(st, RefreshState::Unknown, "{c}: refresh");
+        let st = ok(c, "refresh", s.refresh.refresh(&r_new).await);
+        assert!(matches!(st, RefreshState::Active(_)), "{c}: live refresh");
+        let got = ok(c, "take_code", s.codes.take_code(&k_old).await);
+        assert_eq!(got, CodeTake::Unknown, "{c}: code");
+        let got = ok(c, "take_code", s.codes.take_code(&k_new).await);
+        assert!(matches!(got, CodeTake::Taken(_)), "{c}: live code");
+        assert_eq!(
+            ok(c, "pending", s.pending.pending(&p_old).await),
+            None,
+            "{c}: pending"
+        );
+        let got = ok(c, "pending", s.pending.pending(&p_new).await);
+        assert!(got.is_some(), "{c}: live pending");
+    }
+}
