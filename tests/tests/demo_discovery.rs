@@ -9,7 +9,9 @@ use serde_json::Value;
 const ISSUER: &str = "http://127.0.0.1:8000";
 
 async fn demo() -> Client {
-    let figment = rocket::Config::figment().merge(("log_level", "off"));
+    let figment = rocket::Config::figment()
+        .merge(("log_level", "off"))
+        .merge(("oauth2.storage", "memory"));
     Client::untracked(twisted_oauth2_demo::rocket(figment))
         .await
         .expect("the demo ignites")

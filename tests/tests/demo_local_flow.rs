@@ -8,7 +8,9 @@ use twisted_oauth2::pkce::s256_challenge;
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 
 async fn demo() -> Client {
-    let figment = rocket::Config::figment().merge(("log_level", "off"));
+    let figment = rocket::Config::figment()
+        .merge(("log_level", "off"))
+        .merge(("oauth2.storage", "memory"));
     Client::tracked(twisted_oauth2_demo::rocket(figment))
         .await
         .expect("demo launches")

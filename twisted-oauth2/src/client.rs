@@ -147,9 +147,11 @@ fn loopback_parts(raw: &str) -> Option<LoopbackParts> {
 /// Whether a redirect URI uses plain HTTP to a host other than a loopback address
 /// (refused at grant time unless allowed: RFC 9700 §4.1, txoauth2's `allowInsecureRedirectUri`).
 pub fn is_insecure_redirect(uri: &str) -> bool {
-    uri.starts_with("http://")
-        && loopback_parts(uri).is_none()
-        && !uri.starts_with("http://localhost")
+    if !uri.starts_with("http://") || loopback_parts(uri).is_some() {
+        return false;
+    }
+    // `localhost` (exactly that host) resolves to the loopback interface as well.
+    !url::Url::parse(uri).is_ok_and(|u| u.host_str() == Some("localhost"))
 }
 
 /// A registered client (RFC 6749 §2).
@@ -443,5 +445,8 @@ mod tests {
         assert!(!is_insecure_redirect("http://127.0.0.1:9000/cb"));
         assert!(!is_insecure_redirect("https://example.com/cb"));
         assert!(!is_insecure_redirect("com.example:/cb"));
+        assert!(!is_insecure_redirect("http://localhost:8080/cb"));
+        assert!(is_insecure_redirect("http://localhost.evil.example/cb"));
+        assert!(is_insecure_redirect("http://localhostx/cb"));
     }
 }

@@ -130,27 +130,26 @@ impl AuthorizationServer {
         requested: Option<&str>,
         client: &Client,
     ) -> Result<Scope, OAuthError> {
-        let scope = match requested {
-            Some(s) => self.parse_scope(s)?,
-            None => match &self.default_scope {
+        let Some(s) = requested else {
+            let scope = match &self.default_scope {
                 Some(d) => d.clone(),
                 None => return Err(OAuthError::invalid_scope("scope is required")),
-            },
+            };
+            self.check_scope(&scope, client)?;
+            return Ok(scope);
+        };
+        let cached = self.scope_cache.get(s).map(|hit| hit.clone());
+        let scope = match cached {
+            Some(scope) => scope,
+            None => Scope::parse_param(s)?,
         };
         self.check_scope(&scope, client)?;
+        // Only scopes that passed the checks are remembered, so requests with junk scopes
+        // cannot fill the cache.
+        if self.scope_cache.len() < SCOPE_CACHE_LIMIT && !self.scope_cache.contains_key(s) {
+            self.scope_cache.insert(s.into(), scope.clone());
+        }
         Ok(scope)
-    }
-
-    /// Parses a requested scope, reusing the parsed form of a string seen before.
-    pub(crate) fn parse_scope(&self, s: &str) -> Result<Scope, OAuthError> {
-        if let Some(hit) = self.scope_cache.get(s) {
-            return Ok(hit.clone());
-        }
-        let parsed = Scope::parse_param(s)?;
-        if self.scope_cache.len() < SCOPE_CACHE_LIMIT {
-            self.scope_cache.insert(s.into(), parsed.clone());
-        }
-        Ok(parsed)
     }
 
     pub(crate) fn check_scope(&self, scope: &Scope, client: &Client) -> Result<(), OAuthError> {

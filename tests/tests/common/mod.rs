@@ -40,6 +40,7 @@ pub fn demo_figment(port: u16) -> Figment {
         .merge(("shutdown.mercy", 0))
         .merge(("shutdown.ctrlc", false))
         .merge(("oauth2.issuer", format!("http://127.0.0.1:{port}")))
+        .merge(("oauth2.storage", "memory"))
 }
 
 /// Serves the demo on a loopback port until the returned value is dropped.

@@ -34,6 +34,7 @@ mod guard;
 mod response;
 mod routes;
 
+pub use crate::endpoint::authorize::PendingAuthorization;
 pub use consent::{Consent, DecisionForm, OnAuthenticate, PendingRequests, BINDING_COOKIE};
 pub use fairing::OAuth2;
 pub use guard::{AuthResult, Authorized, NoScope, RequiredScope};
