@@ -24,24 +24,29 @@ TOKEN=$(curl -s -u bench:bench-secret -d grant_type=client_credentials -d scope=
 [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOKEN" "$BASE/protected")" = 200 ]
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/protected")" = 401 ]
 RESULTS=$(mktemp)
-bench() {  # NAME SCRIPT PATH [TOKEN]
-  local name=$1 script=$2 path=$3 tok=${4:-} i out t0 t1 reqs
-  RESOURCE_PATH=$path TOKEN_PATH=$path TOKEN=$tok wrk -t1 -c4 -d2s -s "$script" "$BASE" >/dev/null 2>&1
+once() {  # NAME SCRIPT PATH TOKEN RUN
+  local name=$1 script=$2 path=$3 tok=$4 i=$5 out t0 t1 reqs cpu_us
+  t0=$(ticks)
+  out=$(RESOURCE_PATH=$path TOKEN_PATH=$path TOKEN=$tok wrk -t"$THREADS" -c"$CONN" -d"$DUR" -s "$script" "$BASE" | grep SUMMARY)
+  t1=$(ticks)
+  reqs=$(echo "$out" | sed -n 's/.*requests=\([0-9]*\).*/\1/p')
+  cpu_us=$(awk -v t=$((t1 - t0)) -v r="$reqs" -v hz="$HZ" 'BEGIN{printf "%.1f", t / hz / r * 1e6}')
+  echo "$name run$i ${out#SUMMARY } cpu_us_per_req=$cpu_us rss_mb=$(rss_mb)" | tee -a "$RESULTS"
+  sleep 1
+}
+# Each pair runs alternately (A B A B ...) so drift in machine speed hits both alike. /open
+# gets the same Authorization header as /protected: identical requests, one route checks it.
+pair() {  # NAME_A PATH_A NAME_B PATH_B SCRIPT TOKEN
+  RESOURCE_PATH=$2 TOKEN_PATH=$2 TOKEN=$6 wrk -t1 -c4 -d2s -s "$5" "$BASE" >/dev/null 2>&1
+  RESOURCE_PATH=$4 TOKEN_PATH=$4 TOKEN=$6 wrk -t1 -c4 -d2s -s "$5" "$BASE" >/dev/null 2>&1
   for i in $(seq 1 "$REPS"); do
-    t0=$(ticks)
-    out=$(RESOURCE_PATH=$path TOKEN_PATH=$path TOKEN=$tok wrk -t"$THREADS" -c"$CONN" -d"$DUR" -s "$script" "$BASE" | grep SUMMARY)
-    t1=$(ticks)
-    reqs=$(echo "$out" | sed -n 's/.*requests=\([0-9]*\).*/\1/p')
-    cpu_us=$(awk -v t=$((t1 - t0)) -v r="$reqs" -v hz="$HZ" 'BEGIN{printf "%.1f", t / hz / r * 1e6}')
-    echo "$name run$i ${out#SUMMARY } cpu_us_per_req=$cpu_us rss_mb=$(rss_mb)" | tee -a "$RESULTS"
-    sleep 1
+    once "$1" "$5" "$2" "$6" "$i"
+    once "$3" "$5" "$4" "$6" "$i"
   done
 }
 echo "# wrk -t$THREADS -c$CONN -d$DUR, $REPS runs, $(nproc) cores, $(date -u +%FT%TZ)"
-bench open bench/wrk/get.lua /open
-bench protected bench/wrk/get.lua /protected "$TOKEN"
-bench form bench/wrk/token.lua /form
-bench token bench/wrk/token.lua /oauth2/token
+pair open /open protected /protected bench/wrk/get.lua "$TOKEN"
+pair form /form token /oauth2/token bench/wrk/token.lua ""
 python3 - "$RESULTS" <<'PY'
 import sys, statistics, collections
 rows = collections.defaultdict(list)

@@ -581,25 +581,7 @@ async fn redirect_uri_required_iff_sent_and_must_match_rfc6749_4_1_3() {
         "response_type=code&client_id=app&scope=a&redirect_uri={}",
         urlenc(REDIRECT)
     );
-    let p = twisted_oauth2::endpoint::authorize::validate(&f.server, q.as_bytes(), SECURE, BINDING)
-        .await
-        .unwrap();
-    let r = twisted_oauth2::endpoint::authorize::grant(
-        &f.server,
-        &p.request_id,
-        Some(BINDING),
-        &p.csrf_token,
-        Default::default(),
-    )
-    .await
-    .unwrap();
-    let code = url::Url::parse(r.location())
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
+    let code = f.code_for_query(&q).await;
     let e = f
         .token(
             &format!("grant_type=authorization_code&code={code}"),
@@ -609,50 +591,14 @@ async fn redirect_uri_required_iff_sent_and_must_match_rfc6749_4_1_3() {
         .unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidRequest);
 
-    let p = twisted_oauth2::endpoint::authorize::validate(&f.server, q.as_bytes(), SECURE, BINDING)
-        .await
-        .unwrap();
-    let r = twisted_oauth2::endpoint::authorize::grant(
-        &f.server,
-        &p.request_id,
-        Some(BINDING),
-        &p.csrf_token,
-        Default::default(),
-    )
-    .await
-    .unwrap();
-    let code = url::Url::parse(r.location())
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
+    let code = f.code_for_query(&q).await;
     let e = f
         .token(&format!("grant_type=authorization_code&code={code}&redirect_uri=https%3A%2F%2Fevil.example%2Fcb"), Some(("app", "app-secret")))
         .await
         .unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidGrant);
 
-    let p = twisted_oauth2::endpoint::authorize::validate(&f.server, q.as_bytes(), SECURE, BINDING)
-        .await
-        .unwrap();
-    let r = twisted_oauth2::endpoint::authorize::grant(
-        &f.server,
-        &p.request_id,
-        Some(BINDING),
-        &p.csrf_token,
-        Default::default(),
-    )
-    .await
-    .unwrap();
-    let code = url::Url::parse(r.location())
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "code")
-        .unwrap()
-        .1
-        .into_owned();
+    let code = f.code_for_query(&q).await;
     f.token(
         &format!(
             "grant_type=authorization_code&code={code}&redirect_uri={}",

@@ -121,6 +121,12 @@ impl Fixture {
                 s256_challenge(VERIFIER)
             ));
         }
+        self.code_for_query(&q).await
+    }
+
+    /// Runs the authorization endpoint with query `q`, grants for `alice` with extra data,
+    /// and returns the code from the redirect.
+    pub async fn code_for_query(&self, q: &str) -> String {
         let pending = authorize::validate(&self.server, q.as_bytes(), SECURE, BINDING)
             .await
             .expect("valid authorization request");
