@@ -16,7 +16,10 @@ pub const DEFAULT_GRANT_TYPES: &[&str] =
     &["authorization_code", "refresh_token", "client_credentials"];
 
 /// Server-wide settings.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+///
+/// Its `Debug` output shows the `storage` URL without user name, password or query (see
+/// [`crate::storage::describe_storage`]) and client secrets as `<redacted>`, so it can be logged.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ServerConfig {
@@ -111,6 +114,47 @@ impl Default for ServerConfig {
             storage: "memory".into(),
             clients: Vec::new(),
         }
+    }
+}
+
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("issuer", &self.issuer)
+            .field("base_path", &self.base_path)
+            .field("realm", &self.realm)
+            .field(
+                "allow_insecure_request_debug",
+                &self.allow_insecure_request_debug,
+            )
+            .field("trusted_proxy_header", &self.trusted_proxy_header)
+            .field("access_token_lifetime", &self.access_token_lifetime)
+            .field("refresh_token_lifetime", &self.refresh_token_lifetime)
+            .field("code_lifetime", &self.code_lifetime)
+            .field("pending_lifetime", &self.pending_lifetime)
+            .field("grant_types", &self.grant_types)
+            .field("default_scope", &self.default_scope)
+            .field("scopes_supported", &self.scopes_supported)
+            .field(
+                "pkce_required_for_all_clients",
+                &self.pkce_required_for_all_clients,
+            )
+            .field("pkce_allow_plain", &self.pkce_allow_plain)
+            .field("max_body_size", &self.max_body_size)
+            .field(
+                "allow_access_token_in_query",
+                &self.allow_access_token_in_query,
+            )
+            .field(
+                "revoke_grant_on_access_token_revocation",
+                &self.revoke_grant_on_access_token_revocation,
+            )
+            .field("introspection_scope", &self.introspection_scope)
+            .field("resource", &self.resource)
+            .field("resource_name", &self.resource_name)
+            .field("storage", &crate::storage::describe_storage(&self.storage))
+            .field("clients", &self.clients)
+            .finish()
     }
 }
 
@@ -349,6 +393,23 @@ mod tests {
             ..Default::default()
         };
         assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn storage_credentials_are_redacted_in_debug() {
+        let c = ServerConfig {
+            storage: "postgres://app:s3cret@db.internal:5432/oauth?sslmode=require".into(),
+            clients: vec![ClientConfig {
+                id: "x".into(),
+                secret: Some("hunter2".into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("db.internal:5432/oauth"), "{shown}");
     }
 
     #[test]

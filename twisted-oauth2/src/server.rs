@@ -88,6 +88,22 @@ impl AuthorizationServer {
         self.config.grant_types.iter().any(|g| g == grant_type)
     }
 
+    /// The path under which the endpoints are served: the issuer's path (if any) followed
+    /// by [`ServerConfig::base_path`], without trailing slash unless it is `/`
+    /// (`/oauth2` for the issuer `https://h`, `/tenant/oauth2` for `https://h/tenant`).
+    /// The Rocket fairing mounts the endpoints here, so the URLs the metadata advertises
+    /// ([`Self::endpoint_url`]) are the ones served.
+    pub fn endpoints_path(&self) -> String {
+        let issuer_path = crate::endpoint::metadata::split(&self.issuer).1;
+        let base = self.config.base_path.trim_end_matches('/');
+        let path = format!("{issuer_path}{base}");
+        if path.is_empty() {
+            "/".to_owned()
+        } else {
+            path
+        }
+    }
+
     /// The full URL of an endpoint under the base path (`token`, `authorize`, ...).
     pub fn endpoint_url(&self, name: &str) -> String {
         format!(
@@ -291,5 +307,37 @@ impl ServerBuilder {
             password: self.password,
             scope_cache: dashmap::DashMap::new(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(issuer: &str, base_path: &str) -> AuthorizationServer {
+        let cfg = ServerConfig {
+            issuer: issuer.into(),
+            base_path: base_path.into(),
+            ..Default::default()
+        };
+        AuthorizationServer::builder(cfg)
+            .build()
+            .expect("valid config")
+    }
+
+    #[test]
+    fn endpoints_are_served_under_the_issuer_path() {
+        let s = server("https://h", "/oauth2");
+        assert_eq!(s.endpoints_path(), "/oauth2");
+        assert_eq!(s.endpoint_url("token"), "https://h/oauth2/token");
+        let s = server("https://h/tenant/", "/oauth2");
+        assert_eq!(s.endpoints_path(), "/tenant/oauth2");
+        assert_eq!(s.endpoint_url("token"), "https://h/tenant/oauth2/token");
+        let s = server("https://h/tenant", "/");
+        assert_eq!(s.endpoints_path(), "/tenant");
+        assert_eq!(s.endpoint_url("token"), "https://h/tenant/token");
+        let s = server("https://h:8443", "/");
+        assert_eq!(s.endpoints_path(), "/");
+        assert_eq!(s.endpoint_url("token"), "https://h:8443/token");
     }
 }

@@ -635,7 +635,54 @@ async fn issuer_with_path_is_served_at_the_inserted_location_rfc8414_3_1() {
         .dispatch()
         .await;
     assert_eq!(r.status(), Status::Ok);
-    assert_eq!(json(r).await["issuer"], "https://as.example/tenant");
+    let doc = json(r).await;
+    assert_eq!(doc["issuer"], "https://as.example/tenant");
+    // The advertised endpoints live under the issuer's path, and are served there.
+    let at = |key: &str| {
+        doc[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("{key} advertised"))
+            .strip_prefix(ISSUER)
+            .unwrap_or_else(|| panic!("{key} under the issuer's origin"))
+            .to_owned()
+    };
+    assert_eq!(at("token_endpoint"), "/tenant/oauth2/token");
+    let r = post_form(
+        &c,
+        &at("token_endpoint"),
+        "grant_type=client_credentials&scope=introspect",
+        Auth::Basic("bearer-rs", "bearer-secret"),
+    )
+    .await;
+    assert_eq!(r.status(), Status::Ok);
+    let token = json(r).await["access_token"].as_str().unwrap().to_owned();
+    let r = post_form(
+        &c,
+        &at("introspection_endpoint"),
+        &format!("token={token}"),
+        Auth::Basic("rs", "rs-secret"),
+    )
+    .await;
+    assert_eq!(json(r).await["active"], true);
+    let r = post_form(
+        &c,
+        &at("revocation_endpoint"),
+        &format!("token={token}"),
+        Auth::Basic("bearer-rs", "bearer-secret"),
+    )
+    .await;
+    assert_eq!(r.status(), Status::Ok);
+    let r = c.get(at("authorization_endpoint")).dispatch().await;
+    assert_eq!(
+        r.status(),
+        Status::BadRequest,
+        "served, refusing a request without client_id"
+    );
+    assert_eq!(
+        c.post("/oauth2/token").dispatch().await.status(),
+        Status::NotFound,
+        "nothing served outside the issuer's path"
+    );
     assert_eq!(
         c.get("/.well-known/oauth-authorization-server")
             .dispatch()

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use common::*;
 use twisted_oauth2::error::StorageError;
 use twisted_oauth2::storage::memory::MemoryStore;
-use twisted_oauth2::storage::{AccessTokenStore, GrantId, Stores, TokenRecord};
+use twisted_oauth2::storage::{AccessTokenStore, GrantId, RefreshTokenStore, Stores, TokenRecord};
 use twisted_oauth2::token::{SequentialTokenGenerator, TokenDigest};
 use twisted_oauth2::{AuthorizationServer, ErrorCode};
 
@@ -86,6 +86,126 @@ async fn failed_token_write_does_not_burn_the_code_and_answers_temporarily_unava
         .await
         .expect("the code survived the outage");
     assert!(f.access_ok(&t.access_token).await);
+}
+
+#[tokio::test]
+async fn failed_token_write_does_not_burn_the_refresh_token_rfc9700_4_14_2() {
+    let mem = Arc::new(MemoryStore::new());
+    let flaky = Arc::new(Flaky {
+        inner: mem.clone(),
+        down: AtomicBool::new(false),
+    });
+    let mut stores = Stores::from_backend(mem);
+    stores.access = flaky.clone();
+    let clock = Arc::new(twisted_oauth2::clock::FixedClock::at(T0));
+    let server = AuthorizationServer::builder(config())
+        .stores(stores)
+        .clock(clock.clone())
+        .generator(Arc::new(SequentialTokenGenerator::default()))
+        .build()
+        .unwrap();
+    let f = Fixture {
+        server: Arc::new(server),
+        clock,
+    };
+    let code = f.code("web", "a", true).await;
+    let first = f.redeem_web(&code).await.unwrap();
+    let refresh = first.refresh_token.expect("refresh token issued");
+    let body = format!("grant_type=refresh_token&refresh_token={refresh}&client_id=web");
+
+    flaky.down.store(true, Ordering::SeqCst);
+    let e = f.token(&body, None).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::TemporarilyUnavailable);
+
+    flaky.down.store(false, Ordering::SeqCst);
+    // The retry is not taken for reuse of a rotated-out token: the family lives on.
+    let second = f
+        .token(&body, None)
+        .await
+        .expect("the refresh token survived the outage");
+    assert!(f.access_ok(&second.access_token).await);
+    assert!(f.access_ok(&first.access_token).await);
+    let next = second.refresh_token.expect("rotated");
+    f.token(
+        &format!("grant_type=refresh_token&refresh_token={next}&client_id=web"),
+        None,
+    )
+    .await
+    .expect("the new refresh token works");
+}
+
+/// An access-token store before whose writes the grant is revoked, as a revocation request
+/// racing a refresh would; it remembers what was written.
+struct RevokedMeanwhile {
+    inner: Arc<MemoryStore>,
+    armed: AtomicBool,
+    written: std::sync::Mutex<Vec<TokenDigest>>,
+}
+
+#[async_trait]
+impl AccessTokenStore for RevokedMeanwhile {
+    async fn put_access(&self, t: &TokenDigest, r: &TokenRecord) -> Result<(), StorageError> {
+        if self.armed.swap(false, Ordering::SeqCst) {
+            self.inner.revoke_refresh_grant(r.grant_id).await?;
+            self.inner.revoke_access_grant(r.grant_id).await?;
+        }
+        self.written.lock().unwrap().push(t.clone());
+        self.inner.put_access(t, r).await
+    }
+    async fn access(&self, t: &TokenDigest) -> Result<Option<TokenRecord>, StorageError> {
+        self.inner.access(t).await
+    }
+    async fn revoke_access(&self, t: &TokenDigest) -> Result<Option<TokenRecord>, StorageError> {
+        self.inner.revoke_access(t).await
+    }
+    async fn revoke_access_grant(&self, g: GrantId) -> Result<u64, StorageError> {
+        self.inner.revoke_access_grant(g).await
+    }
+}
+
+#[tokio::test]
+async fn grant_revoked_during_a_refresh_leaves_no_live_token_rfc7009_2_1() {
+    let mem = Arc::new(MemoryStore::new());
+    let racing = Arc::new(RevokedMeanwhile {
+        inner: mem.clone(),
+        armed: AtomicBool::new(false),
+        written: Default::default(),
+    });
+    let mut stores = Stores::from_backend(mem.clone());
+    stores.access = racing.clone();
+    let clock = Arc::new(twisted_oauth2::clock::FixedClock::at(T0));
+    let server = AuthorizationServer::builder(config())
+        .stores(stores)
+        .clock(clock.clone())
+        .generator(Arc::new(SequentialTokenGenerator::default()))
+        .build()
+        .unwrap();
+    let f = Fixture {
+        server: Arc::new(server),
+        clock,
+    };
+    let code = f.code("web", "a", true).await;
+    let first = f.redeem_web(&code).await.unwrap();
+    let refresh = first.refresh_token.expect("refresh token issued");
+
+    racing.armed.store(true, Ordering::SeqCst);
+    let outcome = f
+        .token(
+            &format!("grant_type=refresh_token&refresh_token={refresh}&client_id=web"),
+            None,
+        )
+        .await;
+    assert!(
+        outcome.is_err(),
+        "a refresh racing the revocation of its grant issues nothing usable: {outcome:?}"
+    );
+    assert!(!f.access_ok(&first.access_token).await);
+    for digest in racing.written.lock().unwrap().iter() {
+        assert!(
+            mem.access(digest).await.unwrap().is_none(),
+            "no access token of the revoked grant stays live"
+        );
+    }
 }
 
 #[tokio::test]

@@ -62,12 +62,34 @@ pub async fn handle(
         ..old.clone()
     };
     let new_digest = TokenDigest::of(&new_refresh);
-    match server
+    let access_digest = TokenDigest::of(&access);
+    let access_record = TokenRecord {
+        scope: scope.clone(),
+        issued_at: now,
+        expires_at: now + cfg.access_token_lifetime as i64,
+        ..old.clone()
+    };
+    // The access token is stored before the rotation, so a failed write leaves the
+    // presented refresh token active (a retry is not mistaken for reuse), and a revocation
+    // of the grant racing this request reaches the new access token: after it the rotation
+    // finds the presented token revoked and the access token is withdrawn below.
+    server
+        .stores
+        .access
+        .put_access(&access_digest, &access_record)
+        .await?;
+    let rotation = server
         .stores
         .refresh
         .rotate_refresh(&digest, &new_digest, &new_record)
-        .await?
-    {
+        .await;
+    if !matches!(rotation, Ok(Rotation::Rotated)) {
+        // Nobody holds this access token yet: withdraw it.
+        if let Err(e) = server.stores.access.revoke_access(&access_digest).await {
+            log::warn!("twisted-oauth2: could not withdraw an unissued access token: {e}");
+        }
+    }
+    match rotation? {
         Rotation::Rotated => {}
         Rotation::AlreadyRotated => {
             revoke_grant(server, old.grant_id).await?;
@@ -75,17 +97,6 @@ pub async fn handle(
         }
         Rotation::Unknown => return Err(OAuthError::invalid_grant(INVALID_REFRESH)),
     }
-    let access_record = TokenRecord {
-        scope: scope.clone(),
-        issued_at: now,
-        expires_at: now + cfg.access_token_lifetime as i64,
-        ..old
-    };
-    server
-        .stores
-        .access
-        .put_access(&TokenDigest::of(&access), &access_record)
-        .await?;
     Ok(TokenResponse {
         access_token: access,
         token_type: "Bearer".into(),

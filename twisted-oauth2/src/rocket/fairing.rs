@@ -202,7 +202,7 @@ impl Fairing for OAuth2 {
                 return Err(rocket);
             }
         };
-        let base = server.config().base_path.clone();
+        let base = server.endpoints_path();
         let authorize_mounted = parts.on_authenticate.is_some();
         let routes = routes::routes(&server, parts.on_authenticate);
         let well_known = match routes::well_known_routes(&server, authorize_mounted) {
@@ -241,9 +241,13 @@ impl Fairing for OAuth2 {
             format!("  issuer:     {}", server.issuer()),
             format!("  token:      POST {}", server.endpoint_url("token")),
         ];
+        let authorize_path = format!(
+            "{}/authorize",
+            server.endpoints_path().trim_end_matches('/')
+        );
         let has_authorize = rocket
             .routes()
-            .any(|r| r.uri.path() == format!("{}/authorize", cfg.base_path));
+            .any(|r| r.uri.path() == authorize_path.as_str());
         if has_authorize {
             lines.push(format!(
                 "  authorize:  GET|POST {}",
