@@ -149,7 +149,7 @@ impl AccessTokenStore for RevokedMeanwhile {
             self.inner.revoke_refresh_grant(r.grant_id).await?;
             self.inner.revoke_access_grant(r.grant_id).await?;
         }
-        self.written.lock().unwrap().push(t.clone());
+        self.written.lock().unwrap().push(*t);
         self.inner.put_access(t, r).await
     }
     async fn access(&self, t: &TokenDigest) -> Result<Option<TokenRecord>, StorageError> {
@@ -200,7 +200,8 @@ async fn grant_revoked_during_a_refresh_leaves_no_live_token_rfc7009_2_1() {
         "a refresh racing the revocation of its grant issues nothing usable: {outcome:?}"
     );
     assert!(!f.access_ok(&first.access_token).await);
-    for digest in racing.written.lock().unwrap().iter() {
+    let written = racing.written.lock().unwrap().clone();
+    for digest in &written {
         assert!(
             mem.access(digest).await.unwrap().is_none(),
             "no access token of the revoked grant stays live"
