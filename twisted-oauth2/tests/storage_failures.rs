@@ -48,15 +48,10 @@ impl AccessTokenStore for Flaky {
     }
 }
 
-#[tokio::test]
-async fn failed_token_write_does_not_burn_the_code_and_answers_temporarily_unavailable() {
-    let mem = Arc::new(MemoryStore::new());
-    let flaky = Arc::new(Flaky {
-        inner: mem.clone(),
-        down: AtomicBool::new(false),
-    });
+/// A fixture over a memory store whose access tokens go through `access`.
+fn fixture_over(mem: Arc<MemoryStore>, access: Arc<dyn AccessTokenStore>) -> Fixture {
     let mut stores = Stores::from_backend(mem);
-    stores.access = flaky.clone();
+    stores.access = access;
     let clock = Arc::new(twisted_oauth2::clock::FixedClock::at(T0));
     let server = AuthorizationServer::builder(config())
         .stores(stores)
@@ -64,10 +59,26 @@ async fn failed_token_write_does_not_burn_the_code_and_answers_temporarily_unava
         .generator(Arc::new(SequentialTokenGenerator::default()))
         .build()
         .unwrap();
-    let f = Fixture {
+    Fixture {
         server: Arc::new(server),
         clock,
-    };
+    }
+}
+
+/// A flaky access-token store over a fresh memory store, and a fixture using it.
+fn flaky_fixture() -> (Arc<Flaky>, Fixture) {
+    let mem = Arc::new(MemoryStore::new());
+    let flaky = Arc::new(Flaky {
+        inner: mem.clone(),
+        down: AtomicBool::new(false),
+    });
+    let f = fixture_over(mem, flaky.clone());
+    (flaky, f)
+}
+
+#[tokio::test]
+async fn failed_token_write_does_not_burn_the_code_and_answers_temporarily_unavailable() {
+    let (flaky, f) = flaky_fixture();
     let code = f.code("web", "a", true).await;
 
     flaky.down.store(true, Ordering::SeqCst);
@@ -90,24 +101,7 @@ async fn failed_token_write_does_not_burn_the_code_and_answers_temporarily_unava
 
 #[tokio::test]
 async fn failed_token_write_does_not_burn_the_refresh_token_rfc9700_4_14_2() {
-    let mem = Arc::new(MemoryStore::new());
-    let flaky = Arc::new(Flaky {
-        inner: mem.clone(),
-        down: AtomicBool::new(false),
-    });
-    let mut stores = Stores::from_backend(mem);
-    stores.access = flaky.clone();
-    let clock = Arc::new(twisted_oauth2::clock::FixedClock::at(T0));
-    let server = AuthorizationServer::builder(config())
-        .stores(stores)
-        .clock(clock.clone())
-        .generator(Arc::new(SequentialTokenGenerator::default()))
-        .build()
-        .unwrap();
-    let f = Fixture {
-        server: Arc::new(server),
-        clock,
-    };
+    let (flaky, f) = flaky_fixture();
     let code = f.code("web", "a", true).await;
     let first = f.redeem_web(&code).await.unwrap();
     let refresh = first.refresh_token.expect("refresh token issued");
@@ -171,19 +165,7 @@ async fn grant_revoked_during_a_refresh_leaves_no_live_token_rfc7009_2_1() {
         armed: AtomicBool::new(false),
         written: Default::default(),
     });
-    let mut stores = Stores::from_backend(mem.clone());
-    stores.access = racing.clone();
-    let clock = Arc::new(twisted_oauth2::clock::FixedClock::at(T0));
-    let server = AuthorizationServer::builder(config())
-        .stores(stores)
-        .clock(clock.clone())
-        .generator(Arc::new(SequentialTokenGenerator::default()))
-        .build()
-        .unwrap();
-    let f = Fixture {
-        server: Arc::new(server),
-        clock,
-    };
+    let f = fixture_over(mem.clone(), racing.clone());
     let code = f.code("web", "a", true).await;
     let first = f.redeem_web(&code).await.unwrap();
     let refresh = first.refresh_token.expect("refresh token issued");
@@ -211,21 +193,7 @@ async fn grant_revoked_during_a_refresh_leaves_no_live_token_rfc7009_2_1() {
 
 #[tokio::test]
 async fn lookup_during_outage_is_temporarily_unavailable_not_invalid_token() {
-    let mem = Arc::new(MemoryStore::new());
-    let flaky = Arc::new(Flaky {
-        inner: mem.clone(),
-        down: AtomicBool::new(false),
-    });
-    let mut stores = Stores::from_backend(mem);
-    stores.access = flaky.clone();
-    let server = AuthorizationServer::builder(config())
-        .stores(stores)
-        .build()
-        .unwrap();
-    let f = Fixture {
-        server: Arc::new(server),
-        clock: Arc::new(twisted_oauth2::clock::FixedClock::at(T0)),
-    };
+    let (flaky, f) = flaky_fixture();
     let t = f
         .token(
             "grant_type=client_credentials&scope=a",
