@@ -35,6 +35,28 @@ async fn svc_token(c: &Client) -> String {
         .to_owned()
 }
 
+/// The README's command, `curl -u demo-svc:secret -d grant_type=client_credentials
+/// http://127.0.0.1:8000/oauth2/token`: Basic credentials, no scope (the default applies).
+#[rocket::async_test]
+async fn demo_answers_the_readme_client_credentials_curl_with_a_token() {
+    let c = demo().await;
+    let r = c
+        .post("/oauth2/token")
+        .header(ContentType::Form)
+        .header(Header::new(
+            "Authorization",
+            "Basic ZGVtby1zdmM6c2VjcmV0", // demo-svc:secret
+        ))
+        .body("grant_type=client_credentials")
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::Ok);
+    let body = json(r).await;
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["scope"], "VIEW_CLOCK");
+    assert!(body["access_token"].as_str().is_some_and(|t| !t.is_empty()));
+}
+
 fn bearer(t: &str) -> Header<'static> {
     Header::new("Authorization", format!("Bearer {t}"))
 }

@@ -147,7 +147,10 @@ fn loopback_parts(raw: &str) -> Option<LoopbackParts> {
 /// Whether a redirect URI uses plain HTTP to a host other than a loopback address
 /// (refused at grant time unless allowed: RFC 9700 §4.1, txoauth2's `allowInsecureRedirectUri`).
 pub fn is_insecure_redirect(uri: &str) -> bool {
-    if !uri.starts_with("http://") || loopback_parts(uri).is_some() {
+    let plain_http = uri
+        .get(..7)
+        .is_some_and(|s| s.eq_ignore_ascii_case("http://"));
+    if !plain_http || loopback_parts(uri).is_some() {
         return false;
     }
     // `localhost` (exactly that host) resolves to the loopback interface as well.
@@ -442,6 +445,10 @@ mod tests {
     #[test]
     fn insecure_redirect_detection() {
         assert!(is_insecure_redirect("http://example.com/cb"));
+        assert!(
+            is_insecure_redirect("HTTP://example.com/cb"),
+            "the scheme is case-insensitive"
+        );
         assert!(!is_insecure_redirect("http://127.0.0.1:9000/cb"));
         assert!(!is_insecure_redirect("https://example.com/cb"));
         assert!(!is_insecure_redirect("com.example:/cb"));

@@ -184,7 +184,7 @@ fn me(info: TokenInfo) -> Json<TokenInfo> {
 #[get("/login?<next>")]
 fn login_page(next: Option<String>) -> RawHtml<String> {
     let next = next
-        .filter(|n| n.starts_with('/') && !n.starts_with("//"))
+        .filter(|n| is_local_path(n))
         .unwrap_or_else(|| "/".into());
     page(
         "Sign in",
@@ -229,7 +229,7 @@ fn login(
     let next = form
         .next
         .clone()
-        .filter(|n| n.starts_with('/') && !n.starts_with("//"))
+        .filter(|n| is_local_path(n))
         .unwrap_or_else(|| "/".into());
     Ok(Redirect::to(next))
 }
@@ -296,4 +296,27 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
                 browser_client
             ],
         )
+}
+
+/// Whether `next` is a path on this site: `/...`, but not `//host` or `/\\host` (which
+/// browsers read as another host), and without control characters.
+fn is_local_path(next: &str) -> bool {
+    next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.starts_with("/\\")
+        && !next.chars().any(|c| c.is_control())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_local_path;
+
+    #[test]
+    fn next_must_stay_on_this_site() {
+        assert!(is_local_path("/consent?request_id=x"));
+        assert!(!is_local_path("//evil.example"));
+        assert!(!is_local_path("/\\evil.example"));
+        assert!(!is_local_path("https://evil.example"));
+        assert!(!is_local_path("/\tevil"));
+    }
 }
