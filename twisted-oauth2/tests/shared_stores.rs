@@ -267,11 +267,14 @@ async fn sqlite_restart_keeps_access_and_refresh_tokens() {
             me_status(&first, v["access_token"].as_str().unwrap_or_default()).await,
             Status::Ok
         );
-        (
+        let tokens = (
             v["access_token"].as_str().unwrap_or_default().to_owned(),
             v["refresh_token"].as_str().unwrap_or_default().to_owned(),
-        )
-        // `first` and every pool on the file are dropped here: the server is gone.
+        );
+        // Shut the first server down (its purge task ends and releases its pool) before
+        // the second one opens the file.
+        first.terminate().await;
+        tokens
     };
     let second = server(&url).await;
     assert_eq!(
