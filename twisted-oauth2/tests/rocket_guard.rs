@@ -29,6 +29,22 @@ async fn need_ab(info: TokenInfo) -> String {
     format!("ab-ok for {}", info.client_id)
 }
 
+/// A handler that marks its answer cacheable by anyone.
+#[oauth(scope = "a")]
+#[get("/public")]
+fn public_cache() -> PublicAnswer {
+    PublicAnswer {
+        body: "shared",
+        cache: rocket::http::Header::new("Cache-Control", "public, max-age=60"),
+    }
+}
+
+#[derive(rocket::Responder)]
+struct PublicAnswer {
+    body: &'static str,
+    cache: rocket::http::Header<'static>,
+}
+
 #[oauth(scope = "a")]
 #[post("/echo/<id>?<q>", data = "<body>")]
 async fn echo(id: u32, q: Option<&str>, body: String) -> String {
@@ -87,7 +103,7 @@ async fn app_with(query_tokens: bool, catchers: Vec<rocket::Catcher>) -> App {
         .merge(("oauth2", cfg));
     let rocket = rocket::custom(figment)
         .attach(OAuth2::fairing().clock(clock.clone()))
-        .mount("/", routes![need_a, need_ab, echo, me, maybe])
+        .mount("/", routes![need_a, need_ab, echo, me, maybe, public_cache])
         .register("/", catchers);
     App {
         client: Client::untracked(rocket).await.expect("launch"),
@@ -233,6 +249,32 @@ async fn query_token_only_when_enabled_and_response_is_private_rfc6750_2_3() {
         .await;
     assert_eq!(r.status(), Status::Ok);
     assert_eq!(r.headers().get_one("Cache-Control"), Some("private"));
+    let r = app
+        .client
+        .get(format!("/public?access_token={t}"))
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::Ok);
+    assert_eq!(
+        r.headers().get_one("Cache-Control"),
+        Some("private"),
+        "a handler's `public` does not let shared caches keep a query-token answer"
+    );
+    // A malformed query is a malformed request, not a request without a query token: with
+    // a header token as well it is still two methods.
+    let r = app
+        .client
+        .get(format!("/a?access_token={t}&x=%ZZ"))
+        .header(Header::new("Authorization", format!("Bearer {t}")))
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::BadRequest);
+    let r = app
+        .client
+        .get(format!("/a?access_token={t}&x=%ZZ"))
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::BadRequest);
 }
 
 #[rocket::async_test]

@@ -334,8 +334,13 @@ impl Fairing for OAuth2 {
             .local_cache(QueryTokenUsed::default)
             .0
             .load(std::sync::atomic::Ordering::Relaxed)
-            && !res.headers().contains("Cache-Control")
+            && !res.headers().get("Cache-Control").any(|v| {
+                let v = v.to_ascii_lowercase();
+                v.contains("private") || v.contains("no-store")
+            })
         {
+            // RFC 6750 §2.3: a response to a request authorized by a query token must not
+            // be stored by shared caches, whatever the handler set.
             res.set_header(Header::new("Cache-Control", "private"));
         }
     }

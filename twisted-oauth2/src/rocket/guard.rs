@@ -82,7 +82,9 @@ async fn lookup<'r>(
         let params;
         if server.config().allow_access_token_in_query {
             if let Some(q) = req.uri().query() {
-                params = Params::parse_keep_duplicates(q.as_str().as_bytes()).unwrap_or_default();
+                // A query that is not valid form encoding is a malformed request (RFC 6750
+                // §3.1 `invalid_request`), not a request without a query token.
+                params = Params::parse_keep_duplicates(q.as_str().as_bytes())?;
                 match params.unique("access_token") {
                     Ok(t) => breq.query_token = t,
                     Err(_) => breq.query_duplicate = true,
