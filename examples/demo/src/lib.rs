@@ -298,7 +298,7 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
         )
 }
 
-/// Whether `next` is a path on this site: `/...`, but not `//host` or `/\\host` (which
+/// Whether `next` is a path on this site: `/...`, but not `//host` or `/\host` (which
 /// browsers read as another host), and without control characters.
 fn is_local_path(next: &str) -> bool {
     next.starts_with('/')

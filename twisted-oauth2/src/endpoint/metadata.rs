@@ -227,7 +227,6 @@ pub fn resource_identifier(server: &AuthorizationServer) -> &str {
 
 /// Splits an `http(s)` URL without query or fragment into origin and path, dropping a
 /// terminating `/` from the path.
-/// Splits an identifier URL into its origin and its path without trailing slash.
 pub(crate) fn split(identifier: &str) -> (&str, &str) {
     let after_scheme = identifier.find("://").map_or(0, |i| i + 3);
     let (origin, path) = match identifier[after_scheme..].find('/') {
