@@ -169,7 +169,7 @@ async fn secure_cookie_and_no_debug_override_over_tls() {
         .get_all("set-cookie")
         .iter()
         .map(|v| v.to_str().unwrap().to_owned())
-        .find(|c| c.starts_with("twisted_oauth2_ua="))
+        .find(|c| c.starts_with("__Host-twisted_oauth2_ua="))
         .expect("binding cookie");
     assert!(cookie.contains("Secure"), "{cookie}");
     assert!(cookie.contains("HttpOnly"), "{cookie}");

@@ -61,6 +61,26 @@ pub struct ServerConfig {
     /// Largest accepted form body in bytes at the token, revocation and introspection
     /// endpoints. Default 16384.
     pub max_body_size: u64,
+    /// Longest accepted URL query in bytes at every endpoint that reads one (the
+    /// authorization endpoint's `GET`, and the query of the form endpoints). Longer is
+    /// `invalid_request` (an error page at the authorization endpoint). Default 8192.
+    pub max_query_length: u64,
+    /// Most parameters accepted in one form body or URL query. More is `invalid_request`.
+    /// Default 64.
+    pub max_parameters: usize,
+    /// Longest accepted `state` in bytes (authorization endpoint). Longer is
+    /// `invalid_request`. Default 2048.
+    pub max_state_length: usize,
+    /// Longest accepted `scope` parameter in bytes (authorization and token endpoints).
+    /// Longer is `invalid_scope`. Default 1024.
+    pub max_scope_length: usize,
+    /// Most pending authorization requests (awaiting the user's decision) this server
+    /// holds at once. When full, new requests get an error page (503) until older ones
+    /// are decided or expire. Default 10000.
+    pub max_pending_requests: usize,
+    /// Most pending authorization requests per browser (per user-agent binding cookie).
+    /// A browser that starts more loses its oldest. Default 32.
+    pub max_pending_per_user_agent: usize,
     /// Accept `access_token` in the URL query at protected resources (RFC 6750 §2.3,
     /// discouraged). Default `false`.
     pub allow_access_token_in_query: bool,
@@ -106,6 +126,12 @@ impl Default for ServerConfig {
             pkce_required_for_all_clients: false,
             pkce_allow_plain: false,
             max_body_size: 16 * 1024,
+            max_query_length: 8 * 1024,
+            max_parameters: crate::form::DEFAULT_MAX_PARAMETERS,
+            max_state_length: 2048,
+            max_scope_length: 1024,
+            max_pending_requests: 10_000,
+            max_pending_per_user_agent: 32,
             allow_access_token_in_query: false,
             revoke_grant_on_access_token_revocation: false,
             introspection_scope: None,
@@ -141,6 +167,15 @@ impl fmt::Debug for ServerConfig {
             )
             .field("pkce_allow_plain", &self.pkce_allow_plain)
             .field("max_body_size", &self.max_body_size)
+            .field("max_query_length", &self.max_query_length)
+            .field("max_parameters", &self.max_parameters)
+            .field("max_state_length", &self.max_state_length)
+            .field("max_scope_length", &self.max_scope_length)
+            .field("max_pending_requests", &self.max_pending_requests)
+            .field(
+                "max_pending_per_user_agent",
+                &self.max_pending_per_user_agent,
+            )
             .field(
                 "allow_access_token_in_query",
                 &self.allow_access_token_in_query,
@@ -318,6 +353,25 @@ impl ServerConfig {
                 return Err(ConfigError::Setting {
                     key,
                     reason: "must be a positive number of seconds".into(),
+                });
+            }
+        }
+        for (key, v) in [
+            ("max_body_size", self.max_body_size),
+            ("max_query_length", self.max_query_length),
+            ("max_parameters", self.max_parameters as u64),
+            ("max_state_length", self.max_state_length as u64),
+            ("max_scope_length", self.max_scope_length as u64),
+            ("max_pending_requests", self.max_pending_requests as u64),
+            (
+                "max_pending_per_user_agent",
+                self.max_pending_per_user_agent as u64,
+            ),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::Setting {
+                    key,
+                    reason: "must be a positive limit".into(),
                 });
             }
         }

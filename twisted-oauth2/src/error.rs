@@ -110,6 +110,7 @@ pub struct OAuthError {
     description: Option<Cow<'static, str>>,
     uri: Option<Cow<'static, str>>,
     challenge: Option<Challenge>,
+    status: Option<u16>,
 }
 
 impl fmt::Debug for OAuthError {
@@ -126,6 +127,7 @@ impl OAuthError {
             description: None,
             uri: None,
             challenge: None,
+            status: None,
         }
     }
 
@@ -153,6 +155,31 @@ impl OAuthError {
         self
     }
 
+    /// Overrides the HTTP status of a direct answer, for errors whose RFC code is right but
+    /// whose HTTP meaning is more precise: `413` for an oversize body, `414` for an
+    /// oversize URL query, `503` when a bounded table is full. Codes outside 400–599 are
+    /// ignored.
+    pub fn with_status(mut self, status: u16) -> Self {
+        if (400..600).contains(&status) {
+            self.status = Some(status);
+        }
+        self
+    }
+
+    /// `invalid_request` for a body larger than the configured limit (`413`).
+    pub fn body_too_large(limit: u64) -> Self {
+        OAuthError::invalid_request(format!(
+            "the request body is too large (limit {limit} bytes)"
+        ))
+        .with_status(413)
+    }
+
+    /// `invalid_request` for a URL query longer than the configured limit (`414`).
+    pub fn query_too_long(limit: u64) -> Self {
+        OAuthError::invalid_request(format!("the URL query is too long (limit {limit} bytes)"))
+            .with_status(414)
+    }
+
     /// `invalid_request` with a description.
     pub fn invalid_request(description: impl Into<Cow<'static, str>>) -> Self {
         OAuthError::with_description(ErrorCode::InvalidRequest, description)
@@ -178,9 +205,11 @@ impl OAuthError {
         OAuthError::with_description(ErrorCode::InvalidScope, description)
     }
 
-    /// `invalid_client` with a description.
+    /// `invalid_client` with a description and a `Basic` challenge: its answer is a 401,
+    /// and every 401 names an authentication scheme (RFC 9110 §15.5.2, RFC 6749 §5.2).
     pub fn invalid_client(description: impl Into<Cow<'static, str>>) -> Self {
         OAuthError::with_description(ErrorCode::InvalidClient, description)
+            .with_challenge(Challenge::Basic)
     }
 
     /// `unauthorized_client` with a description.
@@ -220,7 +249,9 @@ impl OAuthError {
 
     /// The HTTP status of a direct (non-redirect) answer. See [`ErrorCode::status`].
     pub fn status(&self) -> u16 {
-        if self.missing_token() {
+        if let Some(s) = self.status {
+            s
+        } else if self.missing_token() {
             401
         } else {
             self.code.status()

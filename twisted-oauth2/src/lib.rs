@@ -133,6 +133,7 @@ pub mod endpoint;
 pub mod error;
 pub mod form;
 pub mod grant;
+mod pending_limit;
 #[cfg(feature = "macros")]
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub mod guide;

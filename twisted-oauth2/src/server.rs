@@ -30,6 +30,8 @@ pub struct AuthorizationServer {
     /// Parsed forms of recently requested scope strings, so tokens with the same scope
     /// share one [`Scope`] and requests skip re-parsing.
     scope_cache: dashmap::DashMap<Box<str>, Scope>,
+    /// Live pending authorization requests, bounded in total and per browser.
+    pub(crate) pending_limit: crate::pending_limit::PendingLimiter,
 }
 
 /// Most distinct scope strings kept parsed.
@@ -146,6 +148,12 @@ impl AuthorizationServer {
         requested: Option<&str>,
         client: &Client,
     ) -> Result<Scope, OAuthError> {
+        if requested.is_some_and(|s| s.len() > self.config.max_scope_length) {
+            return Err(OAuthError::invalid_scope(format!(
+                "scope is too long (at most {} bytes)",
+                self.config.max_scope_length
+            )));
+        }
         let Some(s) = requested else {
             let scope = match &self.default_scope {
                 Some(d) => d.clone(),
@@ -160,12 +168,28 @@ impl AuthorizationServer {
             None => Scope::parse_param(s)?,
         };
         self.check_scope(&scope, client)?;
-        // Only scopes that passed the checks are remembered, so requests with junk scopes
-        // cannot fill the cache.
-        if self.scope_cache.len() < SCOPE_CACHE_LIMIT && !self.scope_cache.contains_key(s) {
+        // Only scopes that passed the checks against a known set (the server's
+        // `scopes_supported` or the client's registered scopes) are remembered, so requests
+        // with made-up scopes cannot fill the cache; the entry count is capped too.
+        let known = self.scopes_supported.is_some() || client.allowed_scopes().is_some();
+        if known && self.scope_cache.len() < SCOPE_CACHE_LIMIT && !self.scope_cache.contains_key(s)
+        {
             self.scope_cache.insert(s.into(), scope.clone());
         }
         Ok(scope)
+    }
+
+    /// Number of parsed scope strings cached (for tests of the cache's bounds).
+    #[doc(hidden)]
+    pub fn scope_cache_len(&self) -> usize {
+        self.scope_cache.len()
+    }
+
+    /// Number of pending authorization requests this server counts as live (for tests of
+    /// the bound on pending requests).
+    #[doc(hidden)]
+    pub fn pending_count(&self) -> usize {
+        self.pending_limit.len()
     }
 
     pub(crate) fn check_scope(&self, scope: &Scope, client: &Client) -> Result<(), OAuthError> {
@@ -293,6 +317,10 @@ impl ServerBuilder {
                 reason: "the password grant needs a password verifier".into(),
             });
         }
+        let pending_limit = crate::pending_limit::PendingLimiter::new(
+            config.max_pending_requests,
+            config.max_pending_per_user_agent,
+        );
         Ok(AuthorizationServer {
             issuer: v.issuer,
             default_scope: v.default_scope,
@@ -306,6 +334,7 @@ impl ServerBuilder {
             extensions,
             password: self.password,
             scope_cache: dashmap::DashMap::new(),
+            pending_limit,
         })
     }
 }

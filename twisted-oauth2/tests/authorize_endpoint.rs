@@ -8,6 +8,8 @@ use common::*;
 use twisted_oauth2::endpoint::authorize::{self, AuthorizeError, Grant, PendingAuthorization};
 use twisted_oauth2::endpoint::Transport;
 use twisted_oauth2::pkce::s256_challenge;
+use twisted_oauth2::storage::memory::MemoryStore;
+use twisted_oauth2::storage::Stores;
 use twisted_oauth2::ErrorCode;
 
 fn challenge() -> String {
@@ -628,4 +630,153 @@ async fn earlier_checks_win_when_several_fail() {
     let (_, p) =
         redirect_params(validate(&f, "client_id=web&response_type=code&scope=zzz&state=s").await);
     assert_eq!(get(&p, "error"), Some("invalid_scope"));
+}
+
+// --- bounds on what an unauthenticated request can make the server hold -----------------
+
+fn flood_fixture(max_total: usize, max_per_agent: usize) -> (Fixture, std::sync::Arc<MemoryStore>) {
+    let mut cfg = config();
+    cfg.max_pending_requests = max_total;
+    cfg.max_pending_per_user_agent = max_per_agent;
+    let store = std::sync::Arc::new(MemoryStore::new());
+    let clock = std::sync::Arc::new(twisted_oauth2::clock::FixedClock::at(T0));
+    let server = twisted_oauth2::AuthorizationServer::builder(cfg)
+        .stores(Stores::from_backend(store.clone()))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    (
+        Fixture {
+            server: std::sync::Arc::new(server),
+            clock,
+        },
+        store,
+    )
+}
+
+fn web_query() -> String {
+    format!(
+        "response_type=code&client_id=web&scope=a&state=s&{}",
+        challenge()
+    )
+}
+
+#[tokio::test]
+async fn pending_requests_are_bounded_in_total_under_a_flood() {
+    let (f, store) = flood_fixture(100, 32);
+    let q = web_query();
+    let (mut admitted, mut refused) = (0, 0);
+    for i in 0..1_000 {
+        let binding = format!("flooding-browser-{i:08}-0123456789abcdef");
+        match authorize::validate(&f.server, q.as_bytes(), SECURE, &binding).await {
+            Ok(_) => admitted += 1,
+            Err(AuthorizeError::Page(e)) => {
+                assert_eq!(e.code(), ErrorCode::TemporarilyUnavailable);
+                assert_eq!(e.status(), 503);
+                refused += 1;
+            }
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((admitted, refused), (100, 900));
+    assert_eq!(store.pending_count(), 100);
+    assert_eq!(f.server.pending_count(), 100);
+    // Expired requests free their places.
+    f.clock.advance(f.server.config().pending_lifetime as i64);
+    assert!(
+        authorize::validate(&f.server, q.as_bytes(), SECURE, BINDING)
+            .await
+            .is_ok(),
+        "room again once the flood expired"
+    );
+    assert_eq!(f.server.pending_count(), 1);
+}
+
+#[tokio::test]
+async fn one_browser_keeps_only_its_newest_pending_requests() {
+    let (f, store) = flood_fixture(1_000, 4);
+    let q = web_query();
+    let mut ids = vec![];
+    for _ in 0..10 {
+        ids.push(
+            authorize::validate(&f.server, q.as_bytes(), SECURE, BINDING)
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(store.pending_count(), 4, "older requests were dropped from the store");
+    assert!(authorize::load(&f.server, &ids[0].request_id, Some(BINDING))
+        .await
+        .is_err());
+    assert!(authorize::load(&f.server, &ids[9].request_id, Some(BINDING))
+        .await
+        .is_ok());
+    // A decided request frees its place.
+    let p = &ids[9];
+    authorize::deny(&f.server, &p.request_id, Some(BINDING), &p.csrf_token)
+        .await
+        .unwrap();
+    assert_eq!(f.server.pending_count(), 3);
+}
+
+#[tokio::test]
+async fn long_state_is_refused_without_echoing_it() {
+    let f = fixture();
+    let state = "s".repeat(f.server.config().max_state_length + 1);
+    let q = format!("response_type=code&client_id=web&scope=a&state={state}&{}", challenge());
+    let (_, p) = redirect_params(validate(&f, &q).await);
+    assert_eq!(get(&p, "error"), Some("invalid_request"));
+    assert_eq!(get(&p, "state"), None);
+    assert!(get(&p, "error_description").unwrap().contains("state is too long"));
+    let ok = "s".repeat(f.server.config().max_state_length);
+    let q = format!("response_type=code&client_id=web&scope=a&state={ok}&{}", challenge());
+    assert!(validate(&f, &q).await.is_ok());
+}
+
+#[tokio::test]
+async fn long_scope_is_invalid_scope() {
+    let f = fixture();
+    let scope = vec!["a"; 600].join("+");
+    let q = format!("response_type=code&client_id=web&scope={scope}&state=s&{}", challenge());
+    let (_, p) = redirect_params(validate(&f, &q).await);
+    assert_eq!(get(&p, "error"), Some("invalid_scope"));
+    assert!(get(&p, "error_description").unwrap().contains("too long"));
+}
+
+#[tokio::test]
+async fn too_many_parameters_is_an_error_page() {
+    let f = fixture();
+    let extra: String = (0..70).map(|i| format!("&x{i}=1")).collect();
+    let q = format!("{}{extra}", web_query());
+    let (code, desc) = page_code(validate(&f, &q).await);
+    assert_eq!(code, ErrorCode::InvalidRequest);
+    assert!(desc.contains("too many parameters"), "{desc}");
+}
+
+#[tokio::test]
+async fn only_scopes_from_a_known_set_enter_the_scope_cache() {
+    // No scopes_supported and a client without registered scopes: any valid scope is
+    // accepted, and none is cached.
+    let mut cfg = config();
+    let mut open = client("open", Some("open-secret"), &["client_credentials"], &[]);
+    open.scopes = None;
+    cfg.clients.push(open);
+    let f = fixture_with(cfg);
+    for i in 0..2_000 {
+        let scope = format!("made-up-scope-{i}-{}", "x".repeat(500));
+        f.token(
+            &format!("grant_type=client_credentials&scope={scope}"),
+            Some(("open", "open-secret")),
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(f.server.scope_cache_len(), 0);
+    // Registered scopes are cached, once per distinct string.
+    for _ in 0..10 {
+        f.token("grant_type=client_credentials&scope=a", Some(("svc", "svc-secret")))
+            .await
+            .unwrap();
+    }
+    assert_eq!(f.server.scope_cache_len(), 1);
 }

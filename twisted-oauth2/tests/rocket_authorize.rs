@@ -362,3 +362,223 @@ async fn authorization_request_by_form_post_is_accepted() {
         .await;
     assert_eq!(r.status(), Status::BadRequest);
 }
+
+// --- hardening: what the user is told, what the binding cookie accepts, bounds -------------
+
+async fn page_text(r: LocalResponse<'_>) -> String {
+    r.into_string().await.unwrap_or_default()
+}
+
+#[rocket::async_test]
+async fn stale_requests_tell_the_user_to_start_again_without_blaming_the_client() {
+    let app = app().await;
+    let mut b = Browser::new();
+    let (_, rid, csrf) = b.start(&app, "").await;
+    assert_eq!(
+        b.decide(&app, &rid, &csrf, "allow").await.status(),
+        Status::SeeOther
+    );
+    let used = page_text(b.decide(&app, &rid, &csrf, "allow").await).await;
+    let (_, rid2, csrf2) = b.start(&app, "").await;
+    let foreign = page_text(Browser::new().decide(&app, &rid2, &csrf2, "allow").await).await;
+    app.clock.advance(600);
+    let expired = page_text(b.decide(&app, &rid2, &csrf2, "allow").await).await;
+    for (what, page) in [("used", used), ("foreign", foreign), ("expired", expired)] {
+        assert!(page.contains("start again"), "{what}: {page}");
+        assert!(
+            !page.contains("application that sent you here made"),
+            "{what} blames the client: {page}"
+        );
+    }
+    // A bad request from the client still says so.
+    let r = app
+        .client
+        .get("/oauth2/authorize?response_type=code&client_id=nobody")
+        .dispatch()
+        .await;
+    assert!(page_text(r)
+        .await
+        .contains("application that sent you here made a request"));
+}
+
+#[rocket::async_test]
+async fn decision_post_missing_csrf_token_gets_the_library_page_not_a_422() {
+    let app = app().await;
+    let mut b = Browser::new();
+    let (_, rid, _) = b.start(&app, "").await;
+    for body in [
+        format!("request_id={rid}&decision=allow"),
+        "decision=allow".to_owned(),
+        String::new(),
+    ] {
+        let r = app
+            .client
+            .post("/decide")
+            .header(ContentType::Form)
+            .cookies(b.cookies.clone())
+            .body(body.clone())
+            .dispatch()
+            .await;
+        assert!(
+            r.status() == Status::Forbidden || r.status() == Status::BadRequest,
+            "{body}: {}",
+            r.status()
+        );
+        assert_eq!(r.headers().get_one("X-Frame-Options"), Some("DENY"), "{body}");
+        assert!(page_text(r).await.contains("start again"), "{body}");
+    }
+}
+
+#[rocket::async_test]
+async fn binding_cookie_accepts_only_values_the_server_issued() {
+    let app = app().await;
+    // A value of the right shape, chosen by an attacker and planted in the victim's browser.
+    let planted = Cookie::new(
+        twisted_oauth2::rocket::BINDING_COOKIE,
+        "planted-by-mallory-0123456789abcdefABCDEF_-",
+    );
+    let r = app
+        .client
+        .get(authorize_query(""))
+        .cookie(planted.clone())
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::Ok);
+    let issued = r
+        .cookies()
+        .get(twisted_oauth2::rocket::BINDING_COOKIE)
+        .map(|c| c.value().to_owned())
+        .expect("the planted value is replaced by an issued one");
+    assert_ne!(issued, planted.value());
+    let body = page_text(r).await;
+    let field = |name: &str| {
+        body.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .unwrap()
+            .to_owned()
+    };
+    // Mallory, holding only her planted value, cannot decide the request.
+    let r = app
+        .client
+        .post("/decide")
+        .header(ContentType::Form)
+        .cookie(planted)
+        .body(format!(
+            "request_id={}&csrf_token={}&decision=allow",
+            field("request_id"),
+            field("csrf_token")
+        ))
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::Forbidden);
+}
+
+#[rocket::async_test]
+async fn binding_cookie_is_host_prefixed_secure_httponly_lax_over_tls_and_never_set_by_error_pages(
+) {
+    let clock = Arc::new(FixedClock::at(common::T0));
+    let mut cfg = common::config();
+    cfg.trusted_proxy_header = Some("X-Forwarded-Proto".into());
+    let figment = rocket::Config::figment()
+        .merge(("log_level", "off"))
+        .merge(("oauth2", cfg));
+    let rocket = rocket::custom(figment).attach(
+        OAuth2::fairing()
+            .clock(clock)
+            .on_authenticate(TestConsent),
+    );
+    let client = Client::untracked(rocket).await.unwrap();
+    let r = client
+        .get(authorize_query(""))
+        .header(Header::new("X-Forwarded-Proto", "https"))
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::Ok);
+    let set: Vec<String> = r
+        .headers()
+        .get("Set-Cookie")
+        .map(str::to_owned)
+        .collect();
+    let c = set
+        .iter()
+        .find(|c| c.starts_with("__Host-twisted_oauth2_ua="))
+        .unwrap_or_else(|| panic!("{set:?}"));
+    for attr in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(c.contains(attr), "{attr} missing: {c}");
+    }
+    assert!(!c.contains("Domain"), "{c}");
+    for q in [
+        "/oauth2/authorize?response_type=code&client_id=nobody".to_owned(),
+        format!("/oauth2/authorize?pad={}", "x".repeat(9000)),
+    ] {
+        let r = client
+            .get(q.clone())
+            .header(Header::new("X-Forwarded-Proto", "https"))
+            .dispatch()
+            .await;
+        assert!(r.status().code >= 400, "{q}");
+        assert!(r.headers().get_one("Set-Cookie").is_none(), "{q}");
+    }
+}
+
+#[rocket::async_test]
+async fn authorize_get_query_is_capped_like_the_form_body() {
+    let app = app().await;
+    let r = app
+        .client
+        .get(format!("{}&pad={}", authorize_query(""), "x".repeat(8 * 1024)))
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::UriTooLong);
+    assert_eq!(r.content_type(), Some(ContentType::HTML));
+    assert!(r.headers().get_one("Location").is_none());
+    let r = app
+        .client
+        .post("/oauth2/authorize")
+        .header(ContentType::Form)
+        .body(format!("client_id=web&pad={}", "x".repeat(17 * 1024)))
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::PayloadTooLarge);
+}
+
+#[rocket::async_test]
+async fn a_flood_of_authorization_requests_is_bounded_and_answered_with_a_clear_page() {
+    let clock = Arc::new(FixedClock::at(common::T0));
+    let mut cfg = common::config();
+    cfg.allow_insecure_request_debug = true;
+    cfg.max_pending_requests = 50;
+    let figment = rocket::Config::figment()
+        .merge(("log_level", "off"))
+        .merge(("oauth2", cfg));
+    let rocket = rocket::custom(figment).attach(
+        OAuth2::fairing()
+            .clock(clock)
+            .on_authenticate(TestConsent),
+    );
+    let client = Client::untracked(rocket).await.unwrap();
+    let state = "s".repeat(2048);
+    let mut full = 0;
+    for _ in 0..300 {
+        // No cookie: every request looks like a new browser.
+        let r = client
+            .get(format!("{}&state={state}", authorize_query("").replace("&state=st", "")))
+            .dispatch()
+            .await;
+        if r.status() == Status::ServiceUnavailable {
+            full += 1;
+            assert_eq!(r.headers().get_one("X-Frame-Options"), Some("DENY"));
+            assert!(r.headers().get_one("Set-Cookie").is_none());
+            assert!(page_text(r).await.contains("try again"));
+        } else {
+            assert_eq!(r.status(), Status::Ok);
+        }
+    }
+    assert_eq!(full, 250);
+    let server = &client
+        .rocket()
+        .state::<twisted_oauth2::rocket::OAuth2State>()
+        .unwrap()
+        .server();
+    assert_eq!(server.pending_count(), 50);
+}

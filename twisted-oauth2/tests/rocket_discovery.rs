@@ -279,13 +279,13 @@ async fn revocation_errors_are_json_rfc7009_2_2_1() {
     let r = post_form(
         &c,
         "/oauth2/revoke",
-        "token=x&token_type_hint=id_token",
+        "token_type_hint=access_token",
         Auth::Basic("svc", "svc-secret"),
     )
     .await;
     assert_eq!(r.status(), Status::BadRequest);
     assert_no_store(&r);
-    assert_eq!(json(r).await["error"], "unsupported_token_type");
+    assert_eq!(json(r).await["error"], "invalid_request");
     let r = post_form(&c, "/oauth2/revoke", "token=x", Auth::Basic("svc", "wrong")).await;
     assert_eq!(r.status(), Status::Unauthorized);
     assert_eq!(

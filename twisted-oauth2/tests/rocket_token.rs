@@ -115,8 +115,8 @@ async fn failed_basic_auth_is_401_with_basic_challenge() {
     assert_eq!(r.status(), Status::Unauthorized);
     assert_eq!(
         r.headers().get_one("WWW-Authenticate"),
-        None,
-        "Basic was not tried"
+        Some("Basic realm=\"twisted-oauth2\""),
+        "Basic was not tried, yet a 401 always names a scheme (RFC 9110 section 15.5.2)"
     );
 }
 
@@ -294,4 +294,59 @@ async fn base_path_is_configurable() {
         .dispatch()
         .await;
     assert_eq!(r.status(), Status::Ok);
+}
+
+async fn post_to<'c>(c: &'c Client, path: &str, body: &str) -> LocalResponse<'c> {
+    c.post(path.to_owned())
+        .header(ContentType::Form)
+        .header(Header::new("X-Forwarded-Proto", "https"))
+        .body(body)
+        .dispatch()
+        .await
+}
+
+#[rocket::async_test]
+async fn every_form_endpoint_caps_the_query_with_414_and_the_parameter_count_with_400() {
+    let c = client().await;
+    let long = format!("?pad={}", "x".repeat(8 * 1024));
+    let many: String = (0..65).map(|i| format!("p{i}=1&")).collect();
+    for ep in ["/oauth2/token", "/oauth2/revoke", "/oauth2/introspect"] {
+        let r = post_to(&c, &format!("{ep}{long}"), "grant_type=client_credentials").await;
+        assert_eq!(r.status(), Status::UriTooLong, "{ep}");
+        assert_no_store(&r);
+        let v = json(r).await;
+        assert_eq!(v["error"], "invalid_request", "{ep}");
+        assert!(v["error_description"].as_str().unwrap().contains("8192"), "{ep}");
+        let r = post_to(&c, &format!("{ep}?{many}"), "grant_type=client_credentials").await;
+        assert_eq!(r.status(), Status::BadRequest, "{ep} query");
+        assert_eq!(json(r).await["error"], "invalid_request");
+        let r = post_to(&c, ep, &many).await;
+        assert_eq!(r.status(), Status::BadRequest, "{ep} body");
+        let v = json(r).await;
+        assert!(
+            v["error_description"].as_str().unwrap().contains("too many parameters"),
+            "{ep}: {v}"
+        );
+    }
+}
+
+#[rocket::async_test]
+async fn a_401_without_credentials_carries_a_basic_challenge_rfc9110_15_5_2() {
+    let c = client().await;
+    for (ep, body) in [
+        ("/oauth2/token", "grant_type=client_credentials"),
+        ("/oauth2/revoke", "token=abc"),
+        ("/oauth2/introspect", "token=abc"),
+        ("/oauth2/token", "grant_type=client_credentials&client_id=svc&client_secret=no"),
+        ("/oauth2/revoke", "token=abc&client_id=svc&client_secret=no"),
+    ] {
+        let r = post_to(&c, ep, body).await;
+        assert_eq!(r.status(), Status::Unauthorized, "{ep} {body}");
+        assert_eq!(
+            r.headers().get_one("WWW-Authenticate"),
+            Some("Basic realm=\"twisted-oauth2\""),
+            "{ep} {body}"
+        );
+        assert_eq!(json(r).await["error"], "invalid_client");
+    }
 }

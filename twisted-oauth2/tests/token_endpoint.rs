@@ -245,7 +245,7 @@ async fn failed_basic_auth_is_401_invalid_client_with_basic_challenge_rfc6749_5_
 }
 
 #[tokio::test]
-async fn failed_post_auth_is_invalid_client_without_challenge() {
+async fn every_invalid_client_401_carries_a_basic_challenge_rfc9110_15_5_2() {
     let f = fixture();
     let e = f
         .token(
@@ -255,7 +255,8 @@ async fn failed_post_auth_is_invalid_client_without_challenge() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidClient);
-    assert_eq!(e.challenge(), None);
+    assert_eq!(e.status(), 401);
+    assert_eq!(e.challenge(), Some(&Challenge::Basic));
     let e = f
         .token("grant_type=client_credentials", None)
         .await
@@ -264,6 +265,11 @@ async fn failed_post_auth_is_invalid_client_without_challenge() {
         e.code(),
         ErrorCode::InvalidClient,
         "no authentication at all"
+    );
+    assert_eq!(
+        e.www_authenticate("r", None).as_deref(),
+        Some("Basic realm=\"r\""),
+        "no credentials sent: still a challenge"
     );
     let e = f
         .token("grant_type=client_credentials&client_id=svc", None)
@@ -548,6 +554,44 @@ async fn pkce_verifier_is_checked_rfc7636_4_6() {
         ErrorCode::InvalidGrant,
         "verifier without challenge (OAuth 2.1)"
     );
+}
+
+#[tokio::test]
+async fn malformed_code_verifier_says_it_is_malformed_rfc7636_4_1() {
+    let f = fixture();
+    for bad in [
+        "x".repeat(42),
+        "x".repeat(129),
+        format!("{}%2B", "x".repeat(43)),
+        format!("{}%20", "x".repeat(43)),
+    ] {
+        let code = f.code("web", "a", true).await;
+        let e = f
+            .token(
+                &format!(
+                    "grant_type=authorization_code&code={code}&client_id=web&code_verifier={bad}"
+                ),
+                None,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidRequest, "{bad}");
+        let d = e.description().unwrap();
+        assert!(d.contains("malformed") && !d.contains("does not match"), "{d}");
+    }
+    // A well-formed wrong verifier still "does not match".
+    let code = f.code("web", "a", true).await;
+    let e = f
+        .token(
+            &format!(
+                "grant_type=authorization_code&code={code}&client_id=web&code_verifier={}",
+                "y".repeat(43)
+            ),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.description(), Some("code_verifier does not match"));
 }
 
 #[tokio::test]

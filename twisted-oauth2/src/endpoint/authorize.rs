@@ -17,6 +17,7 @@ use crate::pkce::{ChallengeMethod, CodeChallenge};
 use crate::scope::Scope;
 use crate::server::AuthorizationServer;
 use crate::storage::{CodeRecord, GrantId, PendingRecord};
+use crate::pending_limit::Admission;
 use crate::token::{TokenDigest, TokenKind};
 
 /// Where the response parameters go.
@@ -147,7 +148,8 @@ pub async fn validate(
     transport: Transport,
     binding: &str,
 ) -> Result<PendingAuthorization, AuthorizeError> {
-    let params = Params::parse_keep_duplicates(raw).map_err(AuthorizeError::Page)?;
+    let params = Params::parse_keep_duplicates_limited(raw, server.config.max_parameters)
+        .map_err(AuthorizeError::Page)?;
     // 1. client_id: shown to the user.
     let client_id = params
         .unique("client_id")
@@ -196,6 +198,17 @@ pub async fn validate(
     let fail =
         |mode, state: Option<&str>, e| Err(redirect_error(server, &redirect_uri, mode, state, e));
     let state = match params.unique("state") {
+        Ok(Some(s)) if s.len() > server.config.max_state_length => {
+            // Too long to echo back: the error goes without it.
+            return fail(
+                mode,
+                None,
+                OAuthError::invalid_request(format!(
+                    "state is too long (at most {} bytes)",
+                    server.config.max_state_length
+                )),
+            );
+        }
         Ok(s) => s,
         Err(e) => return fail(mode, None, e),
     };
@@ -305,6 +318,34 @@ pub async fn validate(
     }
     let request_id = server.new_value(TokenKind::Handle).map_err(fail_page)?;
     let csrf_token = server.new_value(TokenKind::Handle).map_err(fail_page)?;
+    let handle = TokenDigest::of(&request_id);
+    let agent = TokenDigest::of(binding);
+    let expires_at = server.now() + server.config.pending_lifetime as i64;
+    match server
+        .pending_limit
+        .admit(handle, agent, expires_at, server.now())
+    {
+        Admission::Admitted(None) => {}
+        Admission::Admitted(Some(dropped)) => {
+            // This browser's oldest pending request makes room; it can no longer be decided.
+            if let Err(e) = server.stores.pending.take_pending(&dropped).await {
+                log::warn!("twisted-oauth2: could not drop an old pending request: {e}");
+            }
+        }
+        Admission::Full => {
+            log::warn!(
+                "twisted-oauth2: {} pending authorization requests held (max_pending_requests): refusing new ones until some expire",
+                server.config.max_pending_requests
+            );
+            return Err(AuthorizeError::Page(
+                OAuthError::with_description(
+                    ErrorCode::TemporarilyUnavailable,
+                    "too many authorization requests are waiting for a decision; try again in a few minutes",
+                )
+                .with_status(503),
+            ));
+        }
+    }
     let record = PendingRecord {
         client_id: Arc::from(client.id()),
         response_type: response_type.to_owned(),
@@ -314,15 +355,11 @@ pub async fn validate(
         state: state.map(str::to_owned),
         challenge: challenge.clone(),
         csrf_token: csrf_token.clone(),
-        binding: TokenDigest::of(binding),
-        expires_at: server.now() + server.config.pending_lifetime as i64,
+        binding: agent,
+        expires_at,
     };
-    if let Err(e) = server
-        .stores
-        .pending
-        .put_pending(&TokenDigest::of(&request_id), &record)
-        .await
-    {
+    if let Err(e) = server.stores.pending.put_pending(&handle, &record).await {
+        server.pending_limit.release(&handle);
         return fail(mode, state, e.into());
     }
     Ok(PendingAuthorization {
@@ -423,8 +460,10 @@ async fn to_pending(
 }
 
 /// Takes a pending request for a decision: checks the user-agent binding and the CSRF
-/// token, then removes it (single use).
-async fn take(
+/// token, then removes it (single use). Every error means the user must start again from
+/// the application (the request is unknown, expired, decided, from another browser, or
+/// the form's CSRF token is wrong), or is a store failure (5xx).
+pub async fn take(
     server: &AuthorizationServer,
     request_id: &str,
     binding: Option<&str>,
@@ -451,12 +490,22 @@ async fn take(
             "the consent form's CSRF token is missing or wrong",
         ));
     }
-    server
+    let taken = server
         .stores
         .pending
         .take_pending(&digest)
         .await?
-        .ok_or_else(|| OAuthError::invalid_request(UNKNOWN_REQUEST))
+        .ok_or_else(|| OAuthError::invalid_request(UNKNOWN_REQUEST));
+    server.pending_limit.release(&digest);
+    taken
+}
+
+/// Drops a pending request that will not be decided (the consent hook refused it).
+pub async fn discard(server: &AuthorizationServer, request_id: &str) -> Result<(), OAuthError> {
+    let digest = TokenDigest::of(request_id);
+    server.pending_limit.release(&digest);
+    server.stores.pending.take_pending(&digest).await?;
+    Ok(())
 }
 
 /// What the resource owner granted.
@@ -486,6 +535,15 @@ pub async fn grant(
     let record = take(server, request_id, binding, csrf_token)
         .await
         .map_err(AuthorizeError::Page)?;
+    grant_taken(server, record, decision).await
+}
+
+/// [`grant`] for a request already [`take`]n.
+pub async fn grant_taken(
+    server: &AuthorizationServer,
+    record: PendingRecord,
+    decision: Grant,
+) -> Result<ClientRedirect, AuthorizeError> {
     let implicit = record.response_type == "token";
     let mode = if implicit {
         ResponseMode::Fragment
@@ -649,6 +707,14 @@ pub async fn deny(
     let record = take(server, request_id, binding, csrf_token)
         .await
         .map_err(AuthorizeError::Page)?;
+    deny_taken(server, record)
+}
+
+/// [`deny`] for a request already [`take`]n.
+pub fn deny_taken(
+    server: &AuthorizationServer,
+    record: PendingRecord,
+) -> Result<ClientRedirect, AuthorizeError> {
     let mode = if record.response_type == "token" {
         ResponseMode::Fragment
     } else {

@@ -12,7 +12,8 @@
 //! - `token` is required; `token_type_hint` is optional and only a hint (RFC 7009 §2.1):
 //!   `access_token` looks in the access-token store first, `refresh_token` in the
 //!   refresh-token store first, and a token of the other type is still found and revoked.
-//!   Any other hint value is refused with `unsupported_token_type` (RFC 7009 §2.2.1).
+//!   Any other hint value is ignored and both stores are searched (RFC 7009 §2.1: the
+//!   server extends its search across all supported token types), as at introspection.
 //! - An unknown, expired or already revoked token is answered with success, as is a token
 //!   issued to another client: that token is left alone and the caller learns nothing
 //!   about it (RFC 7009 §2.1, §2.2).
@@ -28,7 +29,7 @@
 
 use crate::client::Client;
 use crate::endpoint::client_auth::authenticate;
-use crate::error::{ErrorCode, OAuthError};
+use crate::error::OAuthError;
 use crate::form::Params;
 use crate::server::AuthorizationServer;
 use crate::storage::{GrantId, RefreshState};
@@ -48,17 +49,14 @@ pub enum TokenTypeHint {
 }
 
 impl TokenTypeHint {
-    /// Parses a `token_type_hint` parameter; absent → `Ok(None)`, an unknown value →
-    /// `unsupported_token_type` (RFC 7009 §2.2.1).
+    /// Parses a `token_type_hint` parameter; absent or an unknown value → `Ok(None)`
+    /// (RFC 7009 §2.1: a hint the server does not know only widens its search).
     pub fn parse(params: &Params) -> Result<Option<Self>, OAuthError> {
         match params.get("token_type_hint") {
             None => Ok(None),
             Some("access_token") => Ok(Some(TokenTypeHint::AccessToken)),
             Some("refresh_token") => Ok(Some(TokenTypeHint::RefreshToken)),
-            Some(_) => Err(OAuthError::with_description(
-                ErrorCode::UnsupportedTokenType,
-                "the token_type_hint is not supported by this server",
-            )),
+            Some(_) => Ok(None),
         }
     }
 

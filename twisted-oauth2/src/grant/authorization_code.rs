@@ -53,6 +53,13 @@ pub async fn handle(
         }
         _ => {}
     }
+    if let Some(v) = params.get("code_verifier") {
+        if !crate::pkce::is_valid_syntax(v) {
+            return Err(OAuthError::invalid_request(
+                "code_verifier is malformed: RFC 7636 section 4.1 requires 43 to 128 characters of A-Z a-z 0-9 - . _ ~",
+            ));
+        }
+    }
     match (&record.challenge, params.get("code_verifier")) {
         (Some(ch), Some(v)) if ch.verify(v) => {}
         (Some(_), Some(_)) => {

@@ -16,7 +16,8 @@ use crate::scope::Scope;
 use crate::server::AuthorizationServer;
 use crate::token::{is_b64token, TokenKind};
 
-/// The cookie that binds a pending authorization request to the browser that started it.
+/// The cookie that binds a pending authorization request to the browser that started it
+/// (over plain HTTP; over TLS it is [`SECURE_BINDING_COOKIE`]).
 pub const BINDING_COOKIE: &str = "twisted_oauth2_ua";
 
 /// The application's consent step (txoauth2's `onAuthenticate`).
@@ -72,36 +73,86 @@ impl<'r> Responder<'r, 'static> for Consent {
     }
 }
 
-/// Returns the browser's binding value, setting the cookie if it is new.
-pub(crate) fn binding_cookie(
-    req: &Request<'_>,
-    server: &AuthorizationServer,
-) -> Result<String, OAuthError> {
-    if let Some(c) = req.cookies().get(BINDING_COOKIE) {
-        if is_b64token(c.value()) && c.value().len() >= 32 {
-            return Ok(c.value().to_owned());
-        }
+/// The cookie name over TLS: the `__Host-` prefix makes browsers refuse it unless it is
+/// `Secure`, has `Path=/` and no `Domain`, so a sibling subdomain cannot plant it.
+pub const SECURE_BINDING_COOKIE: &str = "__Host-twisted_oauth2_ua";
+
+fn binding_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        SECURE_BINDING_COOKIE
+    } else {
+        BINDING_COOKIE
     }
-    let value = server.new_value(TokenKind::Handle)?;
+}
+
+/// The browser's binding value, if it carries one this server issued. The cookie is
+/// private (authenticated encryption with Rocket's `secret_key`), so a value chosen by
+/// anyone else, or copied from another cookie, is not accepted.
+pub(crate) fn read_binding(req: &Request<'_>, server: &AuthorizationServer) -> Option<String> {
     let secure = super::transport(req, server).secure;
-    let cookie = Cookie::build((BINDING_COOKIE, value.clone()))
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(secure)
-        .path("/");
-    req.cookies().add(cookie);
-    Ok(value)
+    let c = req.cookies().get_private(binding_cookie_name(secure))?;
+    let v = c.value();
+    (is_b64token(v) && v.len() >= 32).then(|| v.to_owned())
+}
+
+/// The user-agent binding of an authorization request: the browser's issued value, or a
+/// new one that [`Binding::set`] sends once the request is stored.
+pub(crate) struct Binding {
+    value: String,
+    fresh: bool,
+}
+
+impl Binding {
+    /// Reads the browser's binding or makes a new value (not yet sent).
+    pub(crate) fn of(req: &Request<'_>, server: &AuthorizationServer) -> Result<Self, OAuthError> {
+        if let Some(value) = read_binding(req, server) {
+            return Ok(Binding {
+                value,
+                fresh: false,
+            });
+        }
+        Ok(Binding {
+            value: server.new_value(TokenKind::Handle)?,
+            fresh: true,
+        })
+    }
+
+    /// The binding value.
+    pub(crate) fn value(&self) -> &str {
+        &self.value
+    }
+
+    /// Sends the cookie if the value is new: `HttpOnly`, `SameSite=Lax`, and over TLS
+    /// `Secure` with the `__Host-` name.
+    pub(crate) fn set(&self, req: &Request<'_>, server: &AuthorizationServer) {
+        if !self.fresh {
+            return;
+        }
+        let secure = super::transport(req, server).secure;
+        let cookie = Cookie::build((binding_cookie_name(secure), self.value.clone()))
+            .http_only(true)
+            .same_site(SameSite::Lax)
+            .secure(secure)
+            .path("/");
+        req.cookies().add_private(cookie);
+    }
 }
 
 /// The fields of a consent form: `request_id`, `csrf_token` and `decision`
 /// (`allow` or anything else to deny).
+///
+/// A missing field parses as empty, so a form without `csrf_token` or `request_id` reaches
+/// [`PendingRequests::decide`] and gets the library's error page (not Rocket's `422`).
 #[derive(Debug, Clone, FromForm)]
 pub struct DecisionForm {
     /// [`PendingAuthorization::request_id`].
+    #[field(default = String::new())]
     pub request_id: String,
     /// [`PendingAuthorization::csrf_token`].
+    #[field(default = String::new())]
     pub csrf_token: String,
     /// `allow` grants; any other value denies.
+    #[field(default = String::new())]
     pub decision: String,
 }
 
@@ -134,7 +185,7 @@ impl PendingRequests<'_> {
     pub async fn load(&self, request_id: &str) -> Result<PendingAuthorization, AuthorizeReply> {
         authorize::load(self.server, request_id, self.binding.as_deref())
             .await
-            .map_err(AuthorizeReply::Page)
+            .map_err(AuthorizeReply::Restart)
     }
 
     /// Grants the request for `subject` (the user id, becomes `sub`), with `scope` narrowed
@@ -153,21 +204,34 @@ impl PendingRequests<'_> {
             scope,
             extra,
         };
-        let r = authorize::grant(
-            self.server,
-            request_id,
-            self.binding.as_deref(),
-            csrf_token,
-            decision,
-        )
-        .await;
+        let record = match self.take(request_id, csrf_token).await {
+            Ok(r) => r,
+            Err(reply) => return reply,
+        };
+        let r = authorize::grant_taken(self.server, record, decision).await;
         AuthorizeReply::from_result(r, Status::SeeOther)
     }
 
     /// Denies the request: redirect (`303`) to the client with `access_denied`.
     pub async fn deny(&self, request_id: &str, csrf_token: &str) -> AuthorizeReply {
-        let r = authorize::deny(self.server, request_id, self.binding.as_deref(), csrf_token).await;
-        AuthorizeReply::from_result(r, Status::SeeOther)
+        let record = match self.take(request_id, csrf_token).await {
+            Ok(r) => r,
+            Err(reply) => return reply,
+        };
+        AuthorizeReply::from_result(
+            authorize::deny_taken(self.server, record),
+            Status::SeeOther,
+        )
+    }
+
+    async fn take(
+        &self,
+        request_id: &str,
+        csrf_token: &str,
+    ) -> Result<crate::storage::PendingRecord, AuthorizeReply> {
+        authorize::take(self.server, request_id, self.binding.as_deref(), csrf_token)
+            .await
+            .map_err(AuthorizeReply::Restart)
     }
 
     /// Decides a submitted [`DecisionForm`] for `subject`.
@@ -189,10 +253,7 @@ impl<'r> FromRequest<'r> for PendingRequests<'r> {
         match req.rocket().state::<OAuth2State>() {
             Some(state) => request::Outcome::Success(PendingRequests {
                 server: &state.server,
-                binding: req
-                    .cookies()
-                    .get(BINDING_COOKIE)
-                    .map(|c| c.value().to_owned()),
+                binding: read_binding(req, &state.server),
             }),
             None => request::Outcome::Error((
                 Status::InternalServerError,

@@ -35,7 +35,9 @@ mod response;
 mod routes;
 
 pub use crate::endpoint::authorize::PendingAuthorization;
-pub use consent::{Consent, DecisionForm, OnAuthenticate, PendingRequests, BINDING_COOKIE};
+pub use consent::{
+    Consent, DecisionForm, OnAuthenticate, PendingRequests, BINDING_COOKIE, SECURE_BINDING_COOKIE,
+};
 pub use fairing::OAuth2;
 pub use guard::{AuthResult, Authorized, NoScope, RequiredScope};
 pub use response::AuthorizeReply;

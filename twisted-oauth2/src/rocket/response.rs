@@ -72,11 +72,17 @@ impl<'r> Responder<'r, 'static> for TokenResponse {
 
 /// The answer of the authorization endpoint and of a consent decision.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum AuthorizeReply {
     /// A redirect to the client (`303 See Other` after a form `POST`, else `302 Found`).
     Redirect(ClientRedirect, Status),
-    /// An error page for the user (the client is not trusted with the error).
+    /// An error page for the user about the client's request (the client is not trusted
+    /// with the error).
     Page(OAuthError),
+    /// An error page telling the user to start again from the application: the pending
+    /// request is unknown, expired, already decided or was started in another browser, or
+    /// the consent form was incomplete. Nothing is blamed on the client.
+    Restart(OAuthError),
 }
 
 impl AuthorizeReply {
@@ -98,7 +104,7 @@ impl AuthorizeReply {
     pub fn location(&self) -> Option<&str> {
         match self {
             AuthorizeReply::Redirect(r, _) => Some(r.location()),
-            AuthorizeReply::Page(_) => None,
+            AuthorizeReply::Page(_) | AuthorizeReply::Restart(_) => None,
         }
     }
 }
@@ -114,23 +120,51 @@ impl<'r> Responder<'r, 'static> for AuthorizeReply {
                 page_headers(&mut res);
                 Ok(res)
             }
-            AuthorizeReply::Page(e) => Ok(error_page(&e)),
+            AuthorizeReply::Page(e) => Ok(error_page(&e, PageKind::ClientRequest)),
+            AuthorizeReply::Restart(e) => Ok(error_page(&e, PageKind::Restart)),
         }
     }
 }
 
+/// What an error page tells the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PageKind {
+    /// The client's authorization request was invalid.
+    ClientRequest,
+    /// The pending request is gone or not this browser's: start again.
+    Restart,
+}
+
 /// The library's error page for authorization problems the client must not learn about.
-pub(crate) fn error_page(e: &OAuthError) -> Response<'static> {
-    let status = match e.status() {
-        500 => Status::InternalServerError,
-        503 => Status::ServiceUnavailable,
-        403 => Status::Forbidden,
-        _ => Status::BadRequest,
+/// Server-side failures (5xx) say so and blame no one.
+pub(crate) fn error_page(e: &OAuthError, kind: PageKind) -> Response<'static> {
+    let status = Status::from_code(e.status()).unwrap_or(Status::BadRequest);
+    let (title, advice) = if status.code >= 500 {
+        (
+            "Please try again later",
+            "The authorization server cannot handle this request right now. Nothing was \
+             shared with the application. Wait a moment, then start again from the application.",
+        )
+    } else {
+        match kind {
+            PageKind::Restart => (
+                "This request is no longer valid",
+                "This authorization request has expired, was already answered, or was started \
+                 in another browser. Nothing was shared with the application. Go back to the \
+                 application and start again.",
+            ),
+            PageKind::ClientRequest => (
+                "Authorization error",
+                "The application that sent you here made a request this server cannot accept. \
+                 Nothing was shared with it. You can close this page.",
+            ),
+        }
     };
     let body = format!(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Authorization error</title></head>\
-         <body><h1>Authorization error</h1><p><code>{}</code>: {}</p>\
-         <p>The application that sent you here made an invalid request. You can close this page.</p></body></html>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title}</title></head>\
+         <body><h1>{title}</h1><p>{advice}</p><p><small><code>{}</code>: {}</small></p></body></html>\n",
         escape(e.code().as_str()),
         escape(e.description().unwrap_or("")),
     );

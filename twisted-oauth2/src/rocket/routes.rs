@@ -9,7 +9,7 @@ use rocket::request::Request;
 use rocket::response::Responder;
 use rocket::route::{Handler, Outcome, Route};
 
-use super::consent::{binding_cookie, OnAuthenticate};
+use super::consent::{Binding, OnAuthenticate};
 use super::response::{json, AuthorizeReply};
 use super::transport;
 use super::OAuth2State;
@@ -23,7 +23,7 @@ use crate::server::AuthorizationServer;
 pub(crate) async fn read_body<'r>(data: Data<'r>, limit: u64) -> Result<Vec<u8>, OAuthError> {
     match data.open(limit.bytes()).into_bytes().await {
         Ok(b) if b.is_complete() => Ok(b.into_inner()),
-        Ok(_) => Err(OAuthError::invalid_request("the request body is too large")),
+        Ok(_) => Err(OAuthError::body_too_large(limit)),
         Err(e) => {
             log::warn!("twisted-oauth2: could not read request body: {e}");
             Err(OAuthError::invalid_request(
@@ -33,12 +33,16 @@ pub(crate) async fn read_body<'r>(data: Data<'r>, limit: u64) -> Result<Vec<u8>,
     }
 }
 
-/// Answers an error, with `413 Payload Too Large` for an oversize body.
-fn body_error<'r>(req: &'r Request<'_>, e: OAuthError) -> Outcome<'r> {
-    if e.description() == Some("the request body is too large") {
-        return Outcome::Success(json(Status::PayloadTooLarge, e.to_json()));
+/// The request's URL query, refused when longer than `max_query_length` (`414`).
+pub(crate) fn capped_query<'a>(
+    req: &'a Request<'_>,
+    server: &AuthorizationServer,
+) -> Result<Option<&'a str>, OAuthError> {
+    let limit = server.config().max_query_length;
+    match req.uri().query() {
+        Some(q) if q.as_str().len() as u64 > limit => Err(OAuthError::query_too_long(limit)),
+        q => Ok(q.map(|q| q.as_str())),
     }
-    Outcome::from(req, e)
 }
 
 /// The form-POST endpoints under the base path.
@@ -64,15 +68,19 @@ pub(crate) struct FormHandler {
 impl Handler for FormHandler {
     async fn handle<'r>(&self, req: &'r Request<'_>, data: Data<'r>) -> Outcome<'r> {
         let server = &*self.server;
+        let query = match capped_query(req, server) {
+            Ok(q) => q,
+            Err(e) => return Outcome::from(req, e),
+        };
         let body = match read_body(data, server.config().max_body_size).await {
             Ok(b) => b,
-            Err(e) => return body_error(req, e),
+            Err(e) => return Outcome::from(req, e),
         };
         let form = FormRequest {
             body: &body,
             content_type: req.headers().get_one("Content-Type"),
             authorization: req.headers().get_one("Authorization"),
-            query: req.uri().query().map(|q| q.as_str()),
+            query,
             transport: transport(req, server),
         };
         let answer = match self.endpoint {
@@ -203,20 +211,23 @@ impl Handler for AuthorizeHandler {
                 Err(e) => return Outcome::from(req, AuthorizeReply::Page(e)),
             }
         } else {
-            req.uri()
-                .query()
-                .map(|q| q.as_str().as_bytes().to_vec())
-                .unwrap_or_default()
+            match capped_query(req, server) {
+                Ok(q) => q.map(|q| q.as_bytes().to_vec()).unwrap_or_default(),
+                Err(e) => return Outcome::from(req, AuthorizeReply::Page(e)),
+            }
         };
-        let binding = match binding_cookie(req, server) {
+        let binding = match Binding::of(req, server) {
             Ok(b) => b,
             Err(e) => return Outcome::from(req, AuthorizeReply::Page(e)),
         };
         let pending =
-            match authorize::validate(server, &raw, transport(req, server), &binding).await {
+            match authorize::validate(server, &raw, transport(req, server), binding.value()).await
+            {
                 Ok(p) => p,
                 Err(e) => return Outcome::from(req, AuthorizeReply::from_error(e, Status::Found)),
             };
+        // Only a stored pending request sets the cookie: error pages never do.
+        binding.set(req, server);
         let request_id = pending.request_id.clone();
         match self
             .on_authenticate
@@ -228,11 +239,9 @@ impl Handler for AuthorizeHandler {
                 Err(status) => Outcome::Error(status),
             },
             Err(e) => {
-                let _ = server
-                    .stores()
-                    .pending
-                    .take_pending(&crate::token::TokenDigest::of(&request_id))
-                    .await;
+                if let Err(de) = authorize::discard(server, &request_id).await {
+                    log::warn!("twisted-oauth2: could not drop a refused pending request: {de}");
+                }
                 let reply = AuthorizeReply::from_error(
                     authorize::reject(server, &pending, e),
                     Status::Found,
