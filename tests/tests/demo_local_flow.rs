@@ -167,3 +167,144 @@ async fn wrong_password_does_not_log_in() {
         .unwrap()
         .contains("Wrong username or password"));
 }
+
+async fn demo_with(figment: rocket::figment::Figment) -> Client {
+    Client::tracked(twisted_oauth2_demo::rocket(figment))
+        .await
+        .expect("demo launches")
+}
+
+fn has_session(c: &Client) -> bool {
+    c.cookies().get("demo_session").is_some()
+}
+
+#[rocket::async_test]
+async fn cross_site_login_post_is_refused_login_csrf() {
+    let c = demo().await;
+    for (name, value) in [
+        ("Origin", "https://evil.example"),
+        ("Origin", "null"),
+        ("Sec-Fetch-Site", "cross-site"),
+        ("Sec-Fetch-Site", "same-site"),
+    ] {
+        let r = c
+            .post("/login")
+            .header(ContentType::Form)
+            .header(rocket::http::Header::new("Host", "127.0.0.1:8000"))
+            .header(rocket::http::Header::new(name, value))
+            .body("username=alice&password=wonderland&next=%2F")
+            .dispatch()
+            .await;
+        assert_eq!(r.status(), Status::Forbidden, "{name}: {value}");
+        assert!(!has_session(&c), "{name}: {value} signed the browser in");
+    }
+    // The same site's own form (and clients that are not browsers) still sign in.
+    let r = c
+        .post("/login")
+        .header(ContentType::Form)
+        .header(rocket::http::Header::new("Host", "127.0.0.1:8000"))
+        .header(rocket::http::Header::new("Origin", "http://127.0.0.1:8000"))
+        .header(rocket::http::Header::new("Sec-Fetch-Site", "same-origin"))
+        .body("username=alice&password=wonderland&next=%2F")
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::SeeOther);
+    assert!(has_session(&c));
+}
+
+#[rocket::async_test]
+async fn odd_next_values_never_give_a_500() {
+    let c = demo().await;
+    for next in ["/a%20b", "/\u{e9}", "/\"", "/a b", "/%zz", "/<x>"] {
+        let r = c
+            .get(format!("/login?next={}", urlenc(next)))
+            .dispatch()
+            .await;
+        assert_eq!(r.status(), Status::Ok, "GET {next}");
+        let r = c
+            .post("/login")
+            .header(ContentType::Form)
+            .body(format!(
+                "username=alice&password=wonderland&next={}",
+                urlenc(next)
+            ))
+            .dispatch()
+            .await;
+        assert_eq!(r.status(), Status::SeeOther, "POST {next}");
+        let loc = location(&r);
+        assert!(loc.starts_with('/') && !loc.starts_with("//"), "{next} -> {loc}");
+        assert!(rocket::http::uri::Origin::parse(&loc).is_ok(), "{next} -> {loc}");
+    }
+}
+
+#[rocket::async_test]
+async fn failed_sign_in_keeps_the_pending_authorization() {
+    let c = demo().await;
+    let r = c
+        .get(format!(
+            "/oauth2/authorize?response_type=code&client_id=demo-web&redirect_uri=http%3A%2F%2F127.0.0.1%3A9000%2Fcallback\
+             &scope=VIEW_CLOCK&state=k&code_challenge={}&code_challenge_method=S256",
+            s256_challenge(VERIFIER)
+        ))
+        .dispatch()
+        .await;
+    let page = c
+        .get(location(&r))
+        .dispatch()
+        .await
+        .into_string()
+        .await
+        .unwrap();
+    let next = input(&page, "next");
+    assert!(next.starts_with("/consent?request_id="), "{next}");
+    let r = c
+        .post("/login")
+        .header(ContentType::Form)
+        .body(format!("username=alice&password=nope&next={}", urlenc(&next)))
+        .dispatch()
+        .await;
+    let again = r.into_string().await.unwrap();
+    assert!(again.contains("Wrong username or password"));
+    assert_eq!(input(&again, "next"), next, "the retry goes back to the request");
+    let r = c
+        .post("/login")
+        .header(ContentType::Form)
+        .body(format!(
+            "username=alice&password=wonderland&next={}",
+            urlenc(&next)
+        ))
+        .dispatch()
+        .await;
+    assert_eq!(location(&r), next);
+    let r = c.get(next).dispatch().await;
+    assert_eq!(r.status(), Status::Ok, "the consent page of the same request");
+}
+
+#[rocket::async_test]
+async fn demo_sessions_expire() {
+    let figment = rocket::Config::figment()
+        .merge(("log_level", "off"))
+        .merge(("oauth2.storage", "memory"))
+        .merge(("demo.session_lifetime", 1));
+    let c = demo_with(figment).await;
+    let r = c
+        .post("/login")
+        .header(ContentType::Form)
+        .body("username=alice&password=wonderland&next=%2Fconsent%3Frequest_id%3Dx")
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::SeeOther);
+    let cookie = c.cookies().get("demo_session").unwrap().clone();
+    assert_eq!(cookie.max_age(), Some(rocket::time::Duration::seconds(1)));
+    // Signed in: the consent route runs (and refuses the unknown request id).
+    let r = c.get("/consent?request_id=x").dispatch().await;
+    assert_ne!(r.status(), Status::Unauthorized);
+    std::thread::sleep(std::time::Duration::from_millis(1_100));
+    // Expired on the server even if the browser kept the cookie.
+    let r = c
+        .get("/consent?request_id=x")
+        .cookie(cookie)
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::Unauthorized, "the session expired");
+}

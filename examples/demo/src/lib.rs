@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use rocket::figment::Figment;
 use rocket::form::{Form, FromForm};
@@ -26,6 +27,12 @@ use twisted_oauth2::{oauth, OAuthError, TokenInfo};
 /// The session cookie of the demo's login.
 const SESSION_COOKIE: &str = "demo_session";
 
+/// How long a demo login lasts by default (the cookie and the server-side session alike).
+const DEFAULT_SESSION_LIFETIME: Duration = Duration::from_secs(8 * 3600);
+
+/// Most live login sessions held; the oldest go first.
+const MAX_SESSIONS: usize = 10_000;
+
 /// A demo user from `[[default.demo.users]]`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct DemoUser {
@@ -35,17 +42,30 @@ pub struct DemoUser {
     pub password: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(default)]
 struct DemoConfig {
     users: Vec<DemoUser>,
+    /// Seconds a login lasts (`[default.demo] session_lifetime`). Default 8 hours.
+    session_lifetime: u64,
 }
 
-/// The demo's users and login sessions.
+impl Default for DemoConfig {
+    fn default() -> Self {
+        DemoConfig {
+            users: Vec::new(),
+            session_lifetime: DEFAULT_SESSION_LIFETIME.as_secs(),
+        }
+    }
+}
+
+/// The demo's users and login sessions. Sessions expire after the configured lifetime
+/// (8 hours by default) and at most [`MAX_SESSIONS`] are held.
 #[derive(Debug, Default)]
 pub struct Users {
     users: Vec<DemoUser>,
-    sessions: Mutex<HashMap<String, String>>,
+    lifetime: Duration,
+    sessions: Mutex<HashMap<String, (String, Instant)>>,
 }
 
 impl Users {
@@ -56,24 +76,40 @@ impl Users {
         })
     }
 
-    fn start_session(&self, username: &str) -> String {
-        let id = random_id();
-        if let Ok(mut s) = self.sessions.lock() {
-            s.insert(id.clone(), username.to_owned());
+    /// A new session id for `username`, or `None` when no random id could be made.
+    fn start_session(&self, username: &str) -> Option<String> {
+        let id = random_id()?;
+        let now = Instant::now();
+        let mut s = self.sessions.lock().ok()?;
+        s.retain(|_, (_, expires)| *expires > now);
+        if s.len() >= MAX_SESSIONS {
+            let oldest = s.iter().min_by_key(|(_, (_, e))| *e).map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                s.remove(&k);
+            }
         }
-        id
+        s.insert(id.clone(), (username.to_owned(), now + self.lifetime));
+        Some(id)
     }
 
     fn user_of(&self, session: &str) -> Option<String> {
-        self.sessions.lock().ok()?.get(session).cloned()
+        let mut s = self.sessions.lock().ok()?;
+        match s.get(session) {
+            Some((user, expires)) if *expires > Instant::now() => Some(user.clone()),
+            Some(_) => {
+                s.remove(session);
+                None
+            }
+            None => None,
+        }
     }
 }
 
-fn random_id() -> String {
+/// A random session id from the OS generator; `None` if the generator failed (the
+/// login then fails: never a guessable fallback).
+fn random_id() -> Option<String> {
     use twisted_oauth2::token::{RandomTokenGenerator, TokenGenerator, TokenKind};
-    RandomTokenGenerator
-        .generate(TokenKind::Handle)
-        .unwrap_or_else(|_| "unavailable".into())
+    RandomTokenGenerator.generate(TokenKind::Handle).ok()
 }
 
 /// The logged-in demo user.
@@ -180,23 +216,28 @@ fn me(info: TokenInfo) -> Json<TokenInfo> {
     Json(info)
 }
 
-/// `GET /login`: the login form. Contract: inputs `username` and `password`.
-#[get("/login?<next>")]
-fn login_page(next: Option<String>) -> RawHtml<String> {
-    let next = next
-        .filter(|n| is_local_path(n))
-        .unwrap_or_else(|| "/".into());
+/// The login form, posting `next` back; `problem` is shown above it.
+fn login_form(next: &str, problem: Option<&str>) -> RawHtml<String> {
+    let problem = problem
+        .map(|p| format!("<p role=\"alert\"><b>{}</b></p>", esc(p)))
+        .unwrap_or_default();
     page(
         "Sign in",
         &format!(
-            "<form method=\"post\" action=\"/login\">\
+            "{problem}<form method=\"post\" action=\"/login\">\
              <input type=\"hidden\" name=\"next\" value=\"{}\">\
              <p><label>Username <input name=\"username\" autocomplete=\"username\"></label></p>\
              <p><label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\"></label></p>\
              <button type=\"submit\">Sign in</button></form>",
-            esc(&next)
+            esc(next)
         ),
     )
+}
+
+/// `GET /login`: the login form. Contract: inputs `username` and `password`.
+#[get("/login?<next>")]
+fn login_page(next: Option<String>) -> RawHtml<String> {
+    login_form(&safe_next(next.as_deref()), None)
 }
 
 #[derive(Debug, FromForm)]
@@ -206,31 +247,79 @@ struct LoginForm {
     next: Option<String>,
 }
 
-/// `POST /login`.
+/// Refuses a login `POST` another site made the browser send (login CSRF: a cross-site
+/// form posting the attacker's credentials would sign the victim in as the attacker).
+/// Browsers label cross-site requests with `Sec-Fetch-Site` and `Origin`; clients that
+/// send neither (curl, tests) are not browsers being misled and pass.
+pub struct SameOrigin;
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for SameOrigin {
+    type Error = ();
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, ()> {
+        let h = req.headers();
+        let fetch_ok = h
+            .get_one("Sec-Fetch-Site")
+            .is_none_or(|v| v.eq_ignore_ascii_case("same-origin") || v.eq_ignore_ascii_case("none"));
+        let origin_ok = match (h.get_one("Origin"), h.get_one("Host")) {
+            (None, _) => true,
+            (Some(origin), Some(host)) => rocket::http::uri::Absolute::parse(origin)
+                .ok()
+                .and_then(|o| o.authority().map(|a| a.to_string()))
+                .is_some_and(|a| a.eq_ignore_ascii_case(host)),
+            (Some(_), None) => false,
+        };
+        if fetch_ok && origin_ok {
+            Outcome::Success(SameOrigin)
+        } else {
+            Outcome::Error((rocket::http::Status::Forbidden, ()))
+        }
+    }
+}
+
+/// `POST /login`. A wrong password shows the form again, keeping `next` (the pending
+/// authorization); a cross-site post is refused.
 #[post("/login", data = "<form>")]
 fn login(
+    origin: Result<SameOrigin, ()>,
     form: Form<LoginForm>,
     users: &State<Users>,
     cookies: &CookieJar<'_>,
-) -> Result<Redirect, RawHtml<String>> {
-    if !users.check(&form.username, &form.password) {
-        return Err(page(
-            "Sign in failed",
-            "<p>Wrong username or password. <a href=\"/login\">Try again</a>.</p>",
+) -> Result<Redirect, (rocket::http::Status, RawHtml<String>)> {
+    use rocket::http::Status;
+    let next = safe_next(form.next.as_deref());
+    if origin.is_err() {
+        return Err((
+            Status::Forbidden,
+            page(
+                "Sign in refused",
+                "<p>This sign-in was sent from another site, so it was refused. \
+                 Open the sign-in page of this site and sign in there.</p>",
+            ),
         ));
     }
-    let session = users.start_session(&form.username);
+    if !users.check(&form.username, &form.password) {
+        // 200 with the form again (a 401 would need a WWW-Authenticate challenge).
+        return Err((
+            Status::Ok,
+            login_form(&next, Some("Wrong username or password. Try again.")),
+        ));
+    }
+    let Some(session) = users.start_session(&form.username) else {
+        return Err((
+            Status::ServiceUnavailable,
+            login_form(&next, Some("Signing in is not possible right now. Try again in a moment.")),
+        ));
+    };
     cookies.add(
         Cookie::build((SESSION_COOKIE, session))
             .http_only(true)
             .same_site(SameSite::Lax)
+            .max_age(rocket::time::Duration::seconds(
+                users.lifetime.as_secs().min(i64::MAX as u64) as i64,
+            ))
             .path("/"),
     );
-    let next = form
-        .next
-        .clone()
-        .filter(|n| is_local_path(n))
-        .unwrap_or_else(|| "/".into());
     Ok(Redirect::to(next))
 }
 
@@ -280,6 +369,7 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
     rocket::custom(figment)
         .manage(Users {
             users: demo.users,
+            lifetime: Duration::from_secs(demo.session_lifetime),
             sessions: Mutex::default(),
         })
         .attach(OAuth2::fairing().on_authenticate(DemoConsent))
@@ -298,6 +388,27 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
         )
 }
 
+/// The `next` target as a URI Rocket can send in `Location`: a local path (see
+/// [`is_local_path`]) with characters a URI cannot hold (spaces, quotes, non-ASCII)
+/// percent-encoded; anything else is `/`.
+fn safe_next(next: Option<&str>) -> String {
+    const ENCODE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+        .add(b' ')
+        .add(b'"')
+        .add(b'<')
+        .add(b'>')
+        .add(b'\\')
+        .add(b'^')
+        .add(b'`')
+        .add(b'{')
+        .add(b'|')
+        .add(b'}');
+    next.filter(|n| is_local_path(n))
+        .map(|n| percent_encoding::utf8_percent_encode(n, ENCODE).to_string())
+        .filter(|n| rocket::http::uri::Origin::parse(n).is_ok())
+        .unwrap_or_else(|| "/".into())
+}
+
 /// Whether `next` is a path on this site: `/...`, but not `//host` or `/\host` (which
 /// browsers read as another host), and without control characters.
 fn is_local_path(next: &str) -> bool {
@@ -309,7 +420,7 @@ fn is_local_path(next: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::is_local_path;
+    use super::{is_local_path, safe_next};
 
     #[test]
     fn next_must_stay_on_this_site() {
@@ -318,5 +429,23 @@ mod tests {
         assert!(!is_local_path("/\\evil.example"));
         assert!(!is_local_path("https://evil.example"));
         assert!(!is_local_path("/\tevil"));
+    }
+
+    #[test]
+    fn next_is_always_a_sendable_uri() {
+        assert_eq!(safe_next(Some("/a b")), "/a%20b");
+        assert_eq!(safe_next(Some("/a%20b")), "/a%20b");
+        assert_eq!(safe_next(Some("/\u{e9}")), "/%C3%A9");
+        assert_eq!(safe_next(Some("/\"")), "/%22");
+        for odd in ["/100%", "/%zz", "/a#b", "/[x]", "/\u{0}", "/a?b=c d&e"] {
+            let n = safe_next(Some(odd));
+            assert!(rocket::http::uri::Origin::parse(&n).is_ok(), "{odd} -> {n}");
+        }
+        assert_eq!(safe_next(Some("//evil.example")), "/");
+        assert_eq!(safe_next(None), "/");
+        assert_eq!(
+            safe_next(Some("/consent?request_id=abc")),
+            "/consent?request_id=abc"
+        );
     }
 }
