@@ -293,6 +293,13 @@ impl Fairing for OAuth2 {
         if cfg.pkce_allow_plain {
             log::warn!("twisted-oauth2: PKCE method `plain` is enabled; S256 is the safe choice");
         }
+        if log::max_level() >= log::LevelFilter::Debug && !super::RedactingLogger::is_installed() {
+            log::warn!(
+                "twisted-oauth2: SECRETS WILL BE LOGGED: at log level debug Rocket prints Authorization and Cookie \
+                 headers, form fields (passwords, client secrets, codes, tokens) and redirects with codes; call \
+                 twisted_oauth2::rocket::RedactingLogger::install() before rocket::build() (docs/security.md, Logging)"
+            );
+        }
         let every = info.purge_every;
         let shutdown = rocket.shutdown();
         rocket::tokio::spawn(async move {

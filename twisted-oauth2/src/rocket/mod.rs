@@ -31,6 +31,7 @@ use crate::server::AuthorizationServer;
 mod consent;
 mod fairing;
 mod guard;
+mod logger;
 mod response;
 mod routes;
 
@@ -40,6 +41,7 @@ pub use consent::{
 };
 pub use fairing::OAuth2;
 pub use guard::{AuthResult, Authorized, NoScope, RequiredScope};
+pub use logger::{redact, RedactingLogger};
 pub use response::AuthorizeReply;
 
 /// The state the fairing manages: the server and what the guards need.
