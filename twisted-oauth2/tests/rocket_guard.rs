@@ -278,6 +278,25 @@ async fn query_token_only_when_enabled_and_response_is_private_rfc6750_2_3() {
 }
 
 #[rocket::async_test]
+async fn query_tokens_on_parse_a_capped_query() {
+    let app = app_with(true, vec![]).await;
+    let t = app.token("a").await;
+    let r = app
+        .client
+        .get(format!("/a?access_token={t}&pad={}", "x".repeat(8 * 1024)))
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::UriTooLong);
+    let many: String = (0..70).map(|i| format!("&p{i}=1")).collect();
+    let r = app
+        .client
+        .get(format!("/a?access_token={t}{many}"))
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::BadRequest);
+}
+
+#[rocket::async_test]
 async fn bearer_scheme_is_case_insensitive() {
     let app = app().await;
     let t = app.token("a").await;

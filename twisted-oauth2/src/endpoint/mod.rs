@@ -49,8 +49,9 @@ impl FormRequest<'_> {
                 "the Content-Type must be application/x-www-form-urlencoded",
             ));
         }
-        refuse_query_credentials(self.query)?;
-        crate::form::Params::parse(self.body)
+        let max = server.config.max_parameters;
+        refuse_query_credentials(self.query, max)?;
+        crate::form::Params::parse_limited(self.body, max)
     }
 }
 
@@ -97,12 +98,11 @@ pub(crate) const SECRET_PARAMS: &[&str] = &[
     "client_assertion",
 ];
 
-/// Refuses a query string that carries credentials.
-pub(crate) fn refuse_query_credentials(query: Option<&str>) -> Result<(), OAuthError> {
+/// Refuses a query string that carries credentials (or more than `max` parameters).
+pub(crate) fn refuse_query_credentials(query: Option<&str>, max: usize) -> Result<(), OAuthError> {
     let Some(q) = query else { return Ok(()) };
-    let Ok(params) = crate::form::Params::parse(q.as_bytes()) else {
-        return Err(OAuthError::invalid_request("malformed query string"));
-    };
+    // A malformed query (bad escape, repeated or too many parameters) is refused as such.
+    let params = crate::form::Params::parse_limited(q.as_bytes(), max)?;
     if SECRET_PARAMS.iter().any(|p| params.contains(p)) {
         return Err(OAuthError::invalid_request(
             "credentials must be sent in the request body, not the URL query",
@@ -135,8 +135,9 @@ mod tests {
 
     #[test]
     fn query_credentials_are_refused_rfc6749_2_3_1() {
-        assert!(refuse_query_credentials(Some("client_secret=x")).is_err());
-        assert!(refuse_query_credentials(Some("foo=bar")).is_ok());
-        assert!(refuse_query_credentials(None).is_ok());
+        assert!(refuse_query_credentials(Some("client_secret=x"), 64).is_err());
+        assert!(refuse_query_credentials(Some("foo=bar"), 64).is_ok());
+        assert!(refuse_query_credentials(None, 64).is_ok());
+        assert!(refuse_query_credentials(Some("a=1&b=2"), 1).is_err());
     }
 }

@@ -81,10 +81,11 @@ async fn lookup<'r>(
         };
         let params;
         if server.config().allow_access_token_in_query {
-            if let Some(q) = req.uri().query() {
+            if let Some(q) = super::routes::capped_query(req, server)? {
                 // A query that is not valid form encoding is a malformed request (RFC 6750
                 // §3.1 `invalid_request`), not a request without a query token.
-                params = Params::parse_keep_duplicates(q.as_str().as_bytes())?;
+                params =
+                    Params::parse_keep_duplicates_limited(q.as_bytes(), server.config().max_parameters)?;
                 match params.unique("access_token") {
                     Ok(t) => breq.query_token = t,
                     Err(_) => breq.query_duplicate = true,
