@@ -333,6 +333,12 @@ impl OAuthError {
                     "the authorization server's store is temporarily unavailable",
                 )
             }
+            // A revocation of the grant won the race against this issuance (RFC 6749
+            // §4.1.2, RFC 6819 §5.1.5.4): the grant is no longer valid, nothing was stored.
+            StorageError::GrantRevoked => {
+                log::info!("twisted-oauth2: token issuance refused: the grant was revoked");
+                OAuthError::invalid_grant("the authorization grant is invalid, expired or revoked")
+            }
             other => OAuthError::server_error(&other),
         }
     }
@@ -410,6 +416,10 @@ pub enum StorageError {
     /// Any other backend failure.
     #[error("store failure")]
     Other(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A token write for a grant that has been revoked (its tombstone is still live): the
+    /// store wrote nothing. Answered `invalid_grant`, never a 5xx.
+    #[error("the grant has been revoked")]
+    GrantRevoked,
 }
 
 impl StorageError {
@@ -461,6 +471,14 @@ mod tests {
             OAuthError::new(ErrorCode::InvalidGrant).to_json(),
             r#"{"error":"invalid_grant"}"#
         );
+    }
+
+    #[test]
+    fn revoked_grant_is_invalid_grant_not_a_server_error() {
+        let e = OAuthError::from_storage(StorageError::GrantRevoked);
+        assert_eq!(e.code(), ErrorCode::InvalidGrant);
+        assert_eq!(e.status(), 400);
+        assert!(!e.to_json().contains("tombstone"), "{}", e.to_json());
     }
 
     #[test]
