@@ -39,6 +39,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use crate::error::StorageError;
 use crate::pkce::{ChallengeMethod, CodeChallenge};
 use crate::scope::Scope;
 use crate::storage::{
@@ -90,6 +91,10 @@ cases!(
     pending_peek_then_take_once,
     pending_concurrent_take_has_one_winner,
     purge_removes_expired_keeps_live,
+    token_write_for_a_revoked_grant_is_refused,
+    rotation_for_a_revoked_grant_is_refused,
+    tombstone_expires_and_is_purged,
+    concurrent_writes_and_revocations_leave_no_token_of_a_revoked_grant,
 );
 
 /// Generates one `#[test]` per kit case in the current module, each building a fresh
@@ -246,6 +251,16 @@ fn ok<T, E: std::fmt::Display>(case: &str, what: &str, r: Result<T, E>) -> T {
     }
 }
 
+/// Asserts that a token write was refused with [`StorageError::GrantRevoked`].
+fn refused<T: std::fmt::Debug>(case: &str, what: &str, r: Result<T, StorageError>) {
+    match r {
+        Err(StorageError::GrantRevoked) => {}
+        other => panic!(
+            "store kit `{case}`: {what} for a revoked grant gave {other:?}, not GrantRevoked"
+        ),
+    }
+}
+
 /// The cases, one function each. Each takes the stores under test and panics on failure.
 pub mod cases {
     use super::*;
@@ -303,7 +318,7 @@ pub mod cases {
         let n = ok(
             c,
             "revoke_access_grant",
-            s.access.revoke_access_grant(g).await,
+            s.access.revoke_access_grant(g, now() + HOUR).await,
         );
         assert_eq!(n, 3, "{c}: count");
         for t in &mine {
@@ -320,7 +335,7 @@ pub mod cases {
         let n = ok(
             c,
             "revoke_access_grant",
-            s.access.revoke_access_grant(g).await,
+            s.access.revoke_access_grant(g, now() + HOUR).await,
         );
         assert_eq!(n, 0, "{c}: nothing left");
     }
@@ -365,7 +380,7 @@ pub mod cases {
         let n = ok(
             c,
             "revoke_refresh_grant",
-            s.refresh.revoke_refresh_grant(g).await,
+            s.refresh.revoke_refresh_grant(g, now() + HOUR).await,
         );
         assert_eq!(n, 2, "{c}: the rotated-out and the current token");
         for t in [&r1, &r2] {
@@ -405,7 +420,7 @@ pub mod cases {
         let n = ok(
             c,
             "revoke_access_grant",
-            s.access.revoke_access_grant(g).await,
+            s.access.revoke_access_grant(g, now() + HOUR).await,
         );
         assert_eq!(n, 1, "{c}: only the access token");
         let st = ok(c, "refresh", s.refresh.refresh(&r).await);
@@ -416,7 +431,7 @@ pub mod cases {
         let n = ok(
             c,
             "revoke_refresh_grant",
-            s.refresh.revoke_refresh_grant(g).await,
+            s.refresh.revoke_refresh_grant(g, now() + HOUR).await,
         );
         assert_eq!(n, 1, "{c}: then the refresh token");
     }
@@ -737,5 +752,271 @@ pub mod cases {
         );
         let got = ok(c, "pending", s.pending.pending(&p_new).await);
         assert!(got.is_some(), "{c}: live pending");
+    }
+
+    /// After a grant revocation, `put_access` / `put_refresh` of the grant store nothing and
+    /// fail with `GrantRevoked`; other grants are unaffected; revoking again is fine.
+    pub async fn token_write_for_a_revoked_grant_is_refused(s: Stores) {
+        let c = "token_write_for_a_revoked_grant_is_refused";
+        let (g, h) = (GrantId::random(), GrantId::random());
+        let (a_before, r_before) = (digest(), digest());
+        ok(
+            c,
+            "put_access",
+            s.access.put_access(&a_before, &token_record(g, HOUR)).await,
+        );
+        ok(
+            c,
+            "put_refresh",
+            s.refresh
+                .put_refresh(&r_before, &token_record(g, HOUR))
+                .await,
+        );
+        let n = ok(
+            c,
+            "revoke_refresh_grant",
+            s.refresh.revoke_refresh_grant(g, now() + HOUR).await,
+        );
+        assert_eq!(n, 1, "{c}: the refresh token written before");
+        let n = ok(
+            c,
+            "revoke_access_grant",
+            s.access.revoke_access_grant(g, now() + HOUR).await,
+        );
+        assert_eq!(n, 1, "{c}: the access token written before");
+        let (a, r) = (digest(), digest());
+        refused(
+            c,
+            "put_access",
+            s.access.put_access(&a, &token_record(g, HOUR)).await,
+        );
+        refused(
+            c,
+            "put_refresh",
+            s.refresh.put_refresh(&r, &token_record(g, HOUR)).await,
+        );
+        assert_eq!(
+            ok(c, "access", s.access.access(&a).await),
+            None,
+            "{c}: refused access token not stored"
+        );
+        let st = ok(c, "refresh", s.refresh.refresh(&r).await);
+        assert_eq!(
+            st,
+            RefreshState::Unknown,
+            "{c}: refused refresh token not stored"
+        );
+        // Another grant is unaffected.
+        let (a2, r2) = (digest(), digest());
+        ok(
+            c,
+            "put_access",
+            s.access.put_access(&a2, &token_record(h, HOUR)).await,
+        );
+        ok(
+            c,
+            "put_refresh",
+            s.refresh.put_refresh(&r2, &token_record(h, HOUR)).await,
+        );
+        assert!(
+            ok(c, "access", s.access.access(&a2).await).is_some(),
+            "{c}: other grant's access token"
+        );
+        // Revoking again (a second replay) is fine and still refuses.
+        let n = ok(
+            c,
+            "revoke_access_grant",
+            s.access.revoke_access_grant(g, now() + 2 * HOUR).await,
+        );
+        assert_eq!(n, 0, "{c}: nothing left to revoke");
+        refused(
+            c,
+            "put_access",
+            s.access.put_access(&digest(), &token_record(g, HOUR)).await,
+        );
+    }
+
+    /// After a family revocation, rotating a token of the family changes nothing (the old
+    /// token is not marked rotated, the new one is not stored) and fails with
+    /// `GrantRevoked`.
+    pub async fn rotation_for_a_revoked_grant_is_refused(s: Stores) {
+        let c = "rotation_for_a_revoked_grant_is_refused";
+        let (g, h) = (GrantId::random(), GrantId::random());
+        let (r1, r2) = (digest(), digest());
+        ok(
+            c,
+            "put_refresh",
+            s.refresh.put_refresh(&r1, &token_record(g, HOUR)).await,
+        );
+        ok(
+            c,
+            "revoke_refresh_grant",
+            s.refresh.revoke_refresh_grant(g, now() + HOUR).await,
+        );
+        refused(
+            c,
+            "rotate_refresh",
+            s.refresh
+                .rotate_refresh(&r1, &r2, &token_record(g, HOUR))
+                .await,
+        );
+        let st = ok(c, "refresh", s.refresh.refresh(&r2).await);
+        assert_eq!(st, RefreshState::Unknown, "{c}: new token not stored");
+        // A token still present (here one of another grant) is left as it was when the
+        // new record names the revoked family.
+        let (k1, k2) = (digest(), digest());
+        let kept = token_record(h, HOUR);
+        ok(c, "put_refresh", s.refresh.put_refresh(&k1, &kept).await);
+        refused(
+            c,
+            "rotate_refresh",
+            s.refresh
+                .rotate_refresh(&k1, &k2, &token_record(g, HOUR))
+                .await,
+        );
+        let st = ok(c, "refresh", s.refresh.refresh(&k1).await);
+        assert_eq!(
+            st,
+            RefreshState::Active(kept),
+            "{c}: old token not rotated out"
+        );
+        let st = ok(c, "refresh", s.refresh.refresh(&k2).await);
+        assert_eq!(st, RefreshState::Unknown, "{c}: new token not stored");
+    }
+
+    /// A tombstone lasts until the time given: one already past is dropped by a purge
+    /// (stores with native expiry may never keep it) and the grant's tokens are accepted
+    /// again; a live one survives the purge.
+    pub async fn tombstone_expires_and_is_purged(s: Stores) {
+        let c = "tombstone_expires_and_is_purged";
+        let (old, live) = (GrantId::random(), GrantId::random());
+        ok(
+            c,
+            "revoke_access_grant",
+            s.access.revoke_access_grant(old, now() - 10).await,
+        );
+        ok(
+            c,
+            "revoke_refresh_grant",
+            s.refresh.revoke_refresh_grant(old, now() - 10).await,
+        );
+        ok(
+            c,
+            "revoke_access_grant",
+            s.access.revoke_access_grant(live, now() + HOUR).await,
+        );
+        ok(
+            c,
+            "revoke_refresh_grant",
+            s.refresh.revoke_refresh_grant(live, now() + HOUR).await,
+        );
+        ok(c, "purge_expired", s.purge.purge_expired(now()).await);
+        let (a, r) = (digest(), digest());
+        ok(
+            c,
+            "put_access after the tombstone expired",
+            s.access.put_access(&a, &token_record(old, HOUR)).await,
+        );
+        ok(
+            c,
+            "put_refresh after the tombstone expired",
+            s.refresh.put_refresh(&r, &token_record(old, HOUR)).await,
+        );
+        assert!(
+            ok(c, "access", s.access.access(&a).await).is_some(),
+            "{c}: stored after expiry"
+        );
+        let st = ok(c, "refresh", s.refresh.refresh(&r).await);
+        assert!(
+            matches!(st, RefreshState::Active(_)),
+            "{c}: stored after expiry"
+        );
+        refused(
+            c,
+            "put_access",
+            s.access
+                .put_access(&digest(), &token_record(live, HOUR))
+                .await,
+        );
+        refused(
+            c,
+            "put_refresh",
+            s.refresh
+                .put_refresh(&digest(), &token_record(live, HOUR))
+                .await,
+        );
+    }
+
+    /// 200 rounds, each on a fresh grant with one refresh token: an access put, a refresh
+    /// put and a rotation race a revocation of the grant (refresh family first, then access
+    /// tokens, as the core does), as tasks on the runtime. Each write may succeed or be
+    /// refused, but once all are done no token of the grant is left.
+    pub async fn concurrent_writes_and_revocations_leave_no_token_of_a_revoked_grant(s: Stores) {
+        let c = "concurrent_writes_and_revocations_leave_no_token_of_a_revoked_grant";
+        let mut survivors = Vec::new();
+        for round in 0..200 {
+            let g = GrantId::random();
+            let (r0, r1, a, r) = (digest(), digest(), digest(), digest());
+            ok(
+                c,
+                "put_refresh",
+                s.refresh.put_refresh(&r0, &token_record(g, HOUR)).await,
+            );
+            let revoke = {
+                let s = s.clone();
+                async move {
+                    if round % 2 == 1 {
+                        tokio::task::yield_now().await;
+                    }
+                    s.refresh.revoke_refresh_grant(g, now() + HOUR).await?;
+                    s.access.revoke_access_grant(g, now() + HOUR).await?;
+                    Ok::<_, StorageError>(())
+                }
+            };
+            let put_a = {
+                let s = s.clone();
+                async move { s.access.put_access(&a, &token_record(g, HOUR)).await }
+            };
+            let put_r = {
+                let s = s.clone();
+                async move { s.refresh.put_refresh(&r, &token_record(g, HOUR)).await }
+            };
+            let rotate = {
+                let s = s.clone();
+                async move {
+                    s.refresh
+                        .rotate_refresh(&r0, &r1, &token_record(g, HOUR))
+                        .await
+                        .map(|_| ())
+                }
+            };
+            let tasks = [
+                tokio::spawn(put_a),
+                tokio::spawn(revoke),
+                tokio::spawn(put_r),
+                tokio::spawn(rotate),
+            ];
+            for t in tasks {
+                match ok(c, "task", t.await) {
+                    Ok(()) | Err(StorageError::GrantRevoked) => {}
+                    Err(e) => panic!("store kit `{c}`: round {round}: {e}"),
+                }
+            }
+            let live_a = ok(c, "access", s.access.access(&a).await).is_some();
+            let mut live_r = Vec::new();
+            for t in [&r0, &r1, &r] {
+                let st = ok(c, "refresh", s.refresh.refresh(t).await);
+                live_r.push(st != RefreshState::Unknown);
+            }
+            if live_a || live_r.contains(&true) {
+                survivors.push((round, live_a, live_r));
+            }
+        }
+        assert!(
+            survivors.is_empty(),
+            "{c}: tokens of a revoked grant survived in {} of 200 rounds \
+             (round, access, [old, rotated-in, put refresh]): {survivors:?}",
+            survivors.len()
+        );
     }
 }

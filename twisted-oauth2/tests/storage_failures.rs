@@ -43,8 +43,8 @@ impl AccessTokenStore for Flaky {
     async fn revoke_access(&self, t: &TokenDigest) -> Result<Option<TokenRecord>, StorageError> {
         self.inner.revoke_access(t).await
     }
-    async fn revoke_access_grant(&self, g: GrantId) -> Result<u64, StorageError> {
-        self.inner.revoke_access_grant(g).await
+    async fn revoke_access_grant(&self, g: GrantId, until: i64) -> Result<u64, StorageError> {
+        self.inner.revoke_access_grant(g, until).await
     }
 }
 
@@ -140,8 +140,12 @@ struct RevokedMeanwhile {
 impl AccessTokenStore for RevokedMeanwhile {
     async fn put_access(&self, t: &TokenDigest, r: &TokenRecord) -> Result<(), StorageError> {
         if self.armed.swap(false, Ordering::SeqCst) {
-            self.inner.revoke_refresh_grant(r.grant_id).await?;
-            self.inner.revoke_access_grant(r.grant_id).await?;
+            self.inner
+                .revoke_refresh_grant(r.grant_id, T0 + 3600)
+                .await?;
+            self.inner
+                .revoke_access_grant(r.grant_id, T0 + 3600)
+                .await?;
         }
         self.written.lock().unwrap().push(*t);
         self.inner.put_access(t, r).await
@@ -152,8 +156,8 @@ impl AccessTokenStore for RevokedMeanwhile {
     async fn revoke_access(&self, t: &TokenDigest) -> Result<Option<TokenRecord>, StorageError> {
         self.inner.revoke_access(t).await
     }
-    async fn revoke_access_grant(&self, g: GrantId) -> Result<u64, StorageError> {
-        self.inner.revoke_access_grant(g).await
+    async fn revoke_access_grant(&self, g: GrantId, until: i64) -> Result<u64, StorageError> {
+        self.inner.revoke_access_grant(g, until).await
     }
 }
 

@@ -56,7 +56,8 @@ mod redis {
 }
 
 /// The kit catches a store whose code take is not atomic (read, yield, then write: two
-/// concurrent takers both win) and one that mixes up access and refresh tokens.
+/// concurrent takers both win), one that mixes up access and refresh tokens, and one whose
+/// token put checks for a tombstone and writes in two steps (a revocation can run between).
 mod kit_catches_broken_stores {
     use std::sync::Arc;
 
@@ -121,8 +122,43 @@ mod kit_catches_broken_stores {
         ) -> Result<Option<TokenRecord>, StorageError> {
             self.0.revoke_access(t).await
         }
-        async fn revoke_access_grant(&self, g: GrantId) -> Result<u64, StorageError> {
-            self.0.revoke_access_grant(g).await
+        async fn revoke_access_grant(&self, g: GrantId, until: i64) -> Result<u64, StorageError> {
+            self.0.revoke_access_grant(g, until).await
+        }
+    }
+
+    /// An access store with tombstones whose check and write are not atomic: it checks,
+    /// yields, then writes, so a revocation can slip in between.
+    #[derive(Default)]
+    struct CheckThenWrite {
+        tokens: dashmap::DashMap<TokenDigest, TokenRecord>,
+        tombstones: dashmap::DashMap<GrantId, i64>,
+    }
+
+    #[async_trait]
+    impl AccessTokenStore for CheckThenWrite {
+        async fn put_access(&self, t: &TokenDigest, r: &TokenRecord) -> Result<(), StorageError> {
+            if self.tombstones.contains_key(&r.grant_id) {
+                return Err(StorageError::GrantRevoked);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            self.tokens.insert(*t, r.clone());
+            Ok(())
+        }
+        async fn access(&self, t: &TokenDigest) -> Result<Option<TokenRecord>, StorageError> {
+            Ok(self.tokens.get(t).map(|r| r.clone()))
+        }
+        async fn revoke_access(
+            &self,
+            t: &TokenDigest,
+        ) -> Result<Option<TokenRecord>, StorageError> {
+            Ok(self.tokens.remove(t).map(|(_, r)| r))
+        }
+        async fn revoke_access_grant(&self, g: GrantId, until: i64) -> Result<u64, StorageError> {
+            self.tombstones.insert(g, until);
+            let before = self.tokens.len();
+            self.tokens.retain(|_, r| r.grant_id != g);
+            Ok((before - self.tokens.len()) as u64)
         }
     }
 
@@ -164,6 +200,22 @@ mod kit_catches_broken_stores {
         assert!(
             case.is_some_and(|c| fails(c, s)),
             "the kit must catch mixed stores"
+        );
+    }
+
+    #[test]
+    fn non_atomic_tombstone_check_fails_the_revocation_race_case() {
+        let mut s = Stores::from_backend(Arc::new(MemoryStore::new()));
+        s.access = Arc::new(CheckThenWrite::default());
+        let case = twisted_oauth2::testkit::CASES
+            .iter()
+            .find(|(n, _)| {
+                *n == "concurrent_writes_and_revocations_leave_no_token_of_a_revoked_grant"
+            })
+            .map(|(_, c)| *c);
+        assert!(
+            case.is_some_and(|c| fails(c, s)),
+            "the kit must catch a put that can outrun a revocation"
         );
     }
 }

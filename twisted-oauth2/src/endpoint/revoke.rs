@@ -161,12 +161,14 @@ async fn revoke_whole_grant(
     grant: GrantId,
     client: &Client,
 ) -> Result<(), OAuthError> {
-    let r = server.stores.refresh.revoke_refresh_grant(grant).await?;
-    let a = server.stores.access.revoke_access_grant(grant).await?;
+    // Tombstoned too, so an issuance of this grant racing the revocation cannot outlive it.
+    let n = crate::grant::revoke_grant(server, grant).await?;
     log::debug!(
-        "twisted-oauth2: client `{}` revoked grant {:032x} ({a} access, {r} refresh tokens)",
+        "twisted-oauth2: client `{}` revoked grant {:032x} ({} access, {} refresh tokens)",
         client.id(),
-        grant.0
+        grant.0,
+        n.access,
+        n.refresh
     );
     Ok(())
 }

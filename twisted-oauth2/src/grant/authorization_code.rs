@@ -4,7 +4,7 @@
 use crate::client::Client;
 use crate::error::OAuthError;
 use crate::form::Params;
-use crate::grant::{issue_tokens, revoke_grant, Issue};
+use crate::grant::{revoke_replayed_grant, try_issue_tokens, Issue, IssueError};
 use crate::server::AuthorizationServer;
 use crate::storage::CodeTake;
 use crate::token::{TokenDigest, TokenResponse};
@@ -17,7 +17,9 @@ const INVALID_CODE: &str = "the authorization code is invalid, expired or alread
 /// can succeed. A second use fails with `invalid_grant` and revokes every token issued from
 /// the code (RFC 6749 §4.1.2). A failed attempt (wrong client, redirect URI or verifier)
 /// burns the code: it is handed to no one. If storing the tokens fails, the code is
-/// released so the client can retry.
+/// released so the client can retry, unless the failure is that the grant was revoked
+/// meanwhile (a replay of the code won the race): then the tokens written are withdrawn,
+/// the code stays used, and the answer is `invalid_grant`.
 pub async fn handle(
     server: &AuthorizationServer,
     client: &Client,
@@ -32,7 +34,7 @@ pub async fn handle(
                 "twisted-oauth2: authorization code replayed by client `{}`",
                 client.id()
             );
-            revoke_grant(server, r.grant_id).await?;
+            revoke_replayed_grant(server, r.grant_id).await?;
             return Err(OAuthError::invalid_grant(INVALID_CODE));
         }
         CodeTake::Unknown => return Err(OAuthError::invalid_grant(INVALID_CODE)),
@@ -79,9 +81,11 @@ pub async fn handle(
         extra: record.extra.clone(),
         refresh_token: true,
     };
-    match issue_tokens(server, client, issue, record.grant_id).await {
+    match try_issue_tokens(server, client, issue, record.grant_id).await {
         Ok(r) => Ok(r),
-        Err(e) => {
+        // Revoked by a replay: the code must stay burnt.
+        Err(IssueError::Revoked(e)) => Err(e),
+        Err(IssueError::Other(e)) => {
             if let Err(re) = server.stores.codes.release_code(&digest).await {
                 log::error!("twisted-oauth2: could not release code after failed issuance: {re}");
             }

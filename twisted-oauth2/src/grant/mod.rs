@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::client::Client;
-use crate::error::OAuthError;
+use crate::error::{OAuthError, StorageError};
 use crate::form::Params;
 use crate::scope::Scope;
 use crate::server::AuthorizationServer;
@@ -84,6 +84,39 @@ pub trait ExtensionGrant: Send + Sync + 'static {
     ) -> Result<Issue, OAuthError>;
 }
 
+/// Why [`try_issue_tokens`] issued nothing.
+#[derive(Debug)]
+pub(crate) enum IssueError {
+    /// The grant was revoked (a code replay or a refresh reuse won the race): nothing was
+    /// stored, and the grant must not be retried.
+    Revoked(OAuthError),
+    /// Any other failure (a store outage, a failed token generator).
+    Other(OAuthError),
+}
+
+impl From<IssueError> for OAuthError {
+    fn from(e: IssueError) -> Self {
+        match e {
+            IssueError::Revoked(e) | IssueError::Other(e) => e,
+        }
+    }
+}
+
+impl From<StorageError> for IssueError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::GrantRevoked => IssueError::Revoked(e.into()),
+            other => IssueError::Other(other.into()),
+        }
+    }
+}
+
+impl From<OAuthError> for IssueError {
+    fn from(e: OAuthError) -> Self {
+        IssueError::Other(e)
+    }
+}
+
 /// Issues an access token (and a refresh token if asked and allowed) for `grant`.
 pub(crate) async fn issue_tokens(
     server: &AuthorizationServer,
@@ -91,6 +124,19 @@ pub(crate) async fn issue_tokens(
     issue: Issue,
     grant: GrantId,
 ) -> Result<TokenResponse, OAuthError> {
+    Ok(try_issue_tokens(server, client, issue, grant).await?)
+}
+
+/// [`issue_tokens`], telling a revoked grant apart from other failures.
+///
+/// If the grant is revoked meanwhile (a store answers [`StorageError::GrantRevoked`]),
+/// whatever was already written for it is withdrawn and the answer is `invalid_grant`.
+pub(crate) async fn try_issue_tokens(
+    server: &AuthorizationServer,
+    client: &Client,
+    issue: Issue,
+    grant: GrantId,
+) -> Result<TokenResponse, IssueError> {
     let now = server.now();
     let cfg = &server.config;
     let access = server.new_value(TokenKind::Access)?;
@@ -129,9 +175,12 @@ pub(crate) async fn issue_tokens(
         .put_access(&access_digest, &record)
         .await
     {
-        // Do not leave an orphan refresh token behind (txoauth2 left orphans).
+        // Do not leave an orphan refresh token behind (txoauth2 left orphans), nor one of a
+        // grant revoked meanwhile.
         if let Some(rd) = &refresh_digest {
-            let _ = server.stores.refresh.revoke_refresh(rd).await;
+            if let Err(re) = server.stores.refresh.revoke_refresh(rd).await {
+                log::warn!("twisted-oauth2: could not withdraw an unissued refresh token: {re}");
+            }
         }
         return Err(e.into());
     }
@@ -144,16 +193,60 @@ pub(crate) async fn issue_tokens(
     })
 }
 
-/// Revokes every access and refresh token of a grant (code replay, refresh reuse).
+/// How many tokens [`revoke_grant`] removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Revoked {
+    pub(crate) access: u64,
+    pub(crate) refresh: u64,
+}
+
+/// How long a revoked grant's tombstone must last: until nothing issued from it could still
+/// be valid (its code, an access token, or a refresh token issued just before).
+pub(crate) fn tombstone_until(server: &AuthorizationServer) -> i64 {
+    let cfg = &server.config;
+    let longest = cfg
+        .code_lifetime
+        .max(cfg.access_token_lifetime)
+        .max(cfg.refresh_token_lifetime);
+    server
+        .now()
+        .saturating_add(i64::try_from(longest).unwrap_or(i64::MAX))
+}
+
+/// Revokes every access and refresh token of a grant (code replay, refresh reuse, RFC 7009
+/// revocation of a refresh token) and tombstones it, so a token write of the grant racing
+/// this call cannot outlive it. The refresh family goes first, so no new access token can be
+/// minted from it while the access tokens are revoked.
 pub(crate) async fn revoke_grant(
     server: &AuthorizationServer,
     grant: GrantId,
+) -> Result<Revoked, OAuthError> {
+    let until = tombstone_until(server);
+    let refresh = server
+        .stores
+        .refresh
+        .revoke_refresh_grant(grant, until)
+        .await?;
+    let access = server
+        .stores
+        .access
+        .revoke_access_grant(grant, until)
+        .await?;
+    Ok(Revoked { access, refresh })
+}
+
+/// [`revoke_grant`] for a replayed code or a reused refresh token, logged as the security
+/// event it is.
+pub(crate) async fn revoke_replayed_grant(
+    server: &AuthorizationServer,
+    grant: GrantId,
 ) -> Result<(), OAuthError> {
-    let a = server.stores.access.revoke_access_grant(grant).await?;
-    let r = server.stores.refresh.revoke_refresh_grant(grant).await?;
+    let n = revoke_grant(server, grant).await?;
     log::warn!(
-        "twisted-oauth2: revoked grant {:032x} ({a} access, {r} refresh tokens)",
-        grant.0
+        "twisted-oauth2: revoked grant {:032x} ({} access, {} refresh tokens)",
+        grant.0,
+        n.access,
+        n.refresh
     );
     Ok(())
 }

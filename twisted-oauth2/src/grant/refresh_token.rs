@@ -4,7 +4,7 @@
 use crate::client::Client;
 use crate::error::OAuthError;
 use crate::form::Params;
-use crate::grant::revoke_grant;
+use crate::grant::revoke_replayed_grant;
 use crate::scope::Scope;
 use crate::server::AuthorizationServer;
 use crate::storage::{RefreshState, Rotation, TokenRecord};
@@ -32,7 +32,7 @@ pub async fn handle(
                     "twisted-oauth2: rotated-out refresh token reused by client `{}`",
                     client.id()
                 );
-                revoke_grant(server, r.grant_id).await?;
+                revoke_replayed_grant(server, r.grant_id).await?;
             }
             return Err(OAuthError::invalid_grant(INVALID_REFRESH));
         }
@@ -72,7 +72,8 @@ pub async fn handle(
     // The access token is stored before the rotation, so a failed write leaves the
     // presented refresh token active (a retry is not mistaken for reuse), and a revocation
     // of the grant racing this request reaches the new access token: after it the rotation
-    // finds the presented token revoked and the access token is withdrawn below.
+    // finds the family tombstoned (`GrantRevoked`, answered `invalid_grant`) and the access
+    // token is withdrawn below. A put after the revocation is refused outright.
     server
         .stores
         .access
@@ -92,7 +93,7 @@ pub async fn handle(
     match rotation? {
         Rotation::Rotated => {}
         Rotation::AlreadyRotated => {
-            revoke_grant(server, old.grant_id).await?;
+            revoke_replayed_grant(server, old.grant_id).await?;
             return Err(OAuthError::invalid_grant(INVALID_REFRESH));
         }
         Rotation::Unknown => return Err(OAuthError::invalid_grant(INVALID_REFRESH)),

@@ -8,7 +8,13 @@
 //! compact sharded table: records sit in fixed-size slabs and two hash indexes (by
 //! digest, by grant) hold 4-byte slot numbers, about 140 bytes per live access token in
 //! all (see `docs/benchmarks.md`). Slots freed by revocation or purge are reused.
+//!
+//! Each table also keeps the tombstones of revoked grants, sharded by grant id. A put holds
+//! the read lock of its grant's tombstone shard while it checks and writes; a grant
+//! revocation takes that shard's write lock to lay the tombstone before it sweeps the
+//! tokens, so a put either lands before the sweep (and is swept) or sees the tombstone.
 
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
@@ -122,8 +128,7 @@ impl AccessTokenStore for MemoryStore {
         token: &TokenDigest,
         record: &TokenRecord,
     ) -> Result<(), StorageError> {
-        self.access.insert(*token, record.clone());
-        Ok(())
+        self.access.insert_live(*token, record.clone())
     }
 
     async fn access(&self, token: &TokenDigest) -> Result<Option<TokenRecord>, StorageError> {
@@ -137,8 +142,8 @@ impl AccessTokenStore for MemoryStore {
         Ok(self.access.remove(token))
     }
 
-    async fn revoke_access_grant(&self, grant: GrantId) -> Result<u64, StorageError> {
-        Ok(self.access.remove_grant(grant))
+    async fn revoke_access_grant(&self, grant: GrantId, until: i64) -> Result<u64, StorageError> {
+        Ok(self.access.revoke_grant(grant, until))
     }
 }
 
@@ -149,8 +154,7 @@ impl RefreshTokenStore for MemoryStore {
         token: &TokenDigest,
         record: &TokenRecord,
     ) -> Result<(), StorageError> {
-        self.refresh.insert(*token, (record.clone(), false));
-        Ok(())
+        self.refresh.insert_live(*token, (record.clone(), false))
     }
 
     async fn refresh(&self, token: &TokenDigest) -> Result<RefreshState, StorageError> {
@@ -167,24 +171,26 @@ impl RefreshTokenStore for MemoryStore {
         new: &TokenDigest,
         record: &TokenRecord,
     ) -> Result<Rotation, StorageError> {
-        // The new token is inserted first (nobody knows it yet), so a family revocation
-        // racing with this rotation also removes it.
-        self.put_refresh(new, record).await?;
-        let outcome = self
-            .refresh
-            .update(old, |(_, rotated)| {
-                if *rotated {
-                    Rotation::AlreadyRotated
-                } else {
-                    *rotated = true;
-                    Rotation::Rotated
-                }
-            })
-            .unwrap_or(Rotation::Unknown);
-        if outcome != Rotation::Rotated {
-            self.refresh.remove(new);
-        }
-        Ok(outcome)
+        // Under the family's tombstone read lock: a revocation of the family either comes
+        // after (and sweeps the new token) or before (and the rotation changes nothing).
+        self.refresh.while_live(record.grant_id, || {
+            self.refresh.insert(*new, (record.clone(), false));
+            let outcome = self
+                .refresh
+                .update(old, |(_, rotated)| {
+                    if *rotated {
+                        Rotation::AlreadyRotated
+                    } else {
+                        *rotated = true;
+                        Rotation::Rotated
+                    }
+                })
+                .unwrap_or(Rotation::Unknown);
+            if outcome != Rotation::Rotated {
+                self.refresh.remove(new);
+            }
+            outcome
+        })
     }
 
     async fn revoke_refresh(
@@ -194,8 +200,8 @@ impl RefreshTokenStore for MemoryStore {
         Ok(self.refresh.remove(token).map(|(r, _)| r))
     }
 
-    async fn revoke_refresh_grant(&self, grant: GrantId) -> Result<u64, StorageError> {
-        Ok(self.refresh.remove_grant(grant))
+    async fn revoke_refresh_grant(&self, grant: GrantId, until: i64) -> Result<u64, StorageError> {
+        Ok(self.refresh.revoke_grant(grant, until))
     }
 }
 
@@ -231,7 +237,8 @@ impl Purge for MemoryStore {
         let after = self.codes.len() + self.pending.len();
         let tokens = self.access.retain(|r| !r.is_expired(now))
             + self.refresh.retain(|(r, _)| !r.is_expired(now));
-        Ok(before.saturating_sub(after) as u64 + tokens)
+        let tombstones = self.access.purge_tombstones(now) + self.refresh.purge_tombstones(now);
+        Ok(before.saturating_sub(after) as u64 + tokens + tombstones)
     }
 }
 
@@ -262,8 +269,12 @@ const SLAB: usize = 1024;
 /// Each shard keeps its entries in fixed-size slabs (no reallocation, no per-entry heap
 /// allocation) and two [`HashTable`]s of 4-byte slot numbers: one hashed by digest, one by
 /// grant. Freed slots go on a free list and are reused.
+///
+/// `revoked` holds the tombstones of revoked grants (grant → until), sharded by grant id
+/// (see the [module docs](self)).
 struct TokenTable<V> {
     shards: Box<[RwLock<Shard<V>>]>,
+    revoked: Box<[RwLock<HashMap<GrantId, i64>>]>,
 }
 
 struct Slot<V> {
@@ -291,6 +302,7 @@ impl<V> Default for TokenTable<V> {
                     })
                 })
                 .collect(),
+            revoked: (0..SHARDS).map(|_| RwLock::default()).collect(),
         }
     }
 }
@@ -438,6 +450,62 @@ impl<V: Granted + Clone> TokenTable<V> {
 
     fn insert(&self, digest: TokenDigest, value: V) {
         Self::write(self.shard(&digest)).insert(digest, value);
+    }
+
+    fn tombstones(&self, grant: GrantId) -> &RwLock<HashMap<GrantId, i64>> {
+        // The top bits: the low ones also pick slots in the shards' grant indexes.
+        &self.revoked[(grant_hash(grant) >> 58) as usize & (SHARDS - 1)]
+    }
+
+    /// Runs `f` under the read lock of `grant`'s tombstone shard, unless the grant is
+    /// tombstoned. A grant revocation cannot lay its tombstone while `f` runs.
+    fn while_live<R>(&self, grant: GrantId, f: impl FnOnce() -> R) -> Result<R, StorageError> {
+        let tombs = self
+            .tombstones(grant)
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        if tombs.contains_key(&grant) {
+            return Err(StorageError::GrantRevoked);
+        }
+        let r = f();
+        drop(tombs);
+        Ok(r)
+    }
+
+    /// Inserts `value` unless its grant is tombstoned.
+    fn insert_live(&self, digest: TokenDigest, value: V) -> Result<(), StorageError> {
+        let grant = value.grant();
+        self.while_live(grant, || self.insert(digest, value))
+    }
+
+    /// Tombstones `grant` until `until` (keeping a later time), then removes its entries;
+    /// returns how many. The tombstone is laid first, under its shard's write lock, so
+    /// every put of the grant either finished before (and is swept here) or is refused.
+    fn revoke_grant(&self, grant: GrantId, until: i64) -> u64 {
+        {
+            let mut tombs = self
+                .tombstones(grant)
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            let t = tombs.entry(grant).or_insert(until);
+            *t = (*t).max(until);
+        }
+        self.remove_grant(grant)
+    }
+
+    /// Drops the tombstones whose time is at or before `now`; returns how many.
+    fn purge_tombstones(&self, now: i64) -> u64 {
+        let mut n = 0;
+        for lock in self.revoked.iter() {
+            let mut tombs = lock.write().unwrap_or_else(|e| e.into_inner());
+            let before = tombs.len();
+            tombs.retain(|_, until| *until > now);
+            n += (before - tombs.len()) as u64;
+            if tombs.is_empty() && tombs.capacity() > 64 {
+                tombs.shrink_to_fit();
+            }
+        }
+        n
     }
 
     fn get(&self, digest: &TokenDigest) -> Option<V> {

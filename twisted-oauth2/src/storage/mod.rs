@@ -6,6 +6,16 @@
 //! ([`RefreshTokenStore::rotate_refresh`]) are atomic, so two concurrent attempts cannot
 //! both win.
 //!
+//! A revocation cannot be outrun: revoking a grant
+//! ([`AccessTokenStore::revoke_access_grant`], [`RefreshTokenStore::revoke_refresh_grant`])
+//! leaves a *tombstone* for the [`GrantId`] until a time the caller passes in, and a token
+//! write for a tombstoned grant stores nothing and fails with
+//! [`StorageError::GrantRevoked`]. Each store makes the check and the write atomic with
+//! respect to the revocation, so a write racing a revocation either lands before it (and is
+//! removed by it) or is refused. Without this, a code replay or a refresh-token reuse
+//! revoking a grant while the legitimate request is still writing its tokens would leave
+//! those tokens live (RFC 6749 §4.1.2, RFC 6819 §5.1.5.4).
+//!
 //! [`memory::MemoryStore`] implements every trait; so do the durable backends, each
 //! behind its cargo feature: `sql::SqlStore` (features `sqlite`, `postgres`) and
 //! `redis::RedisStore` (feature `redis`). [`connect`] opens any of them from a storage
@@ -199,6 +209,12 @@ pub trait CodeStore: Send + Sync + 'static {
 #[async_trait]
 pub trait AccessTokenStore: Send + Sync + 'static {
     /// Stores an access token.
+    ///
+    /// If [`AccessTokenStore::revoke_access_grant`] has left a live tombstone for
+    /// `record.grant_id`, stores nothing and fails with [`StorageError::GrantRevoked`].
+    /// The tombstone check and the write are atomic with respect to that revocation: a
+    /// concurrent put either completes before the revocation (which then removes the token)
+    /// or sees the tombstone.
     async fn put_access(
         &self,
         token: &TokenDigest,
@@ -210,13 +226,26 @@ pub trait AccessTokenStore: Send + Sync + 'static {
     async fn revoke_access(&self, token: &TokenDigest)
         -> Result<Option<TokenRecord>, StorageError>;
     /// Revokes every access token of a grant; returns how many were revoked.
-    async fn revoke_access_grant(&self, grant: GrantId) -> Result<u64, StorageError>;
+    ///
+    /// Also leaves a tombstone for `grant` that lasts at least until `until` (Unix
+    /// seconds): until then [`AccessTokenStore::put_access`] refuses the grant's tokens
+    /// with [`StorageError::GrantRevoked`]. Revoking again keeps the later of the two
+    /// times. After `until` the store may drop the tombstone ([`Purge::purge_expired`] at
+    /// a later `now`, or native expiry). The core passes now plus the longest of the code,
+    /// access and refresh token lifetimes, so nothing issued from the grant can still be
+    /// valid when its tombstone goes.
+    async fn revoke_access_grant(&self, grant: GrantId, until: i64) -> Result<u64, StorageError>;
 }
 
 /// Refresh tokens, with rotation.
 #[async_trait]
 pub trait RefreshTokenStore: Send + Sync + 'static {
     /// Stores a refresh token.
+    ///
+    /// If [`RefreshTokenStore::revoke_refresh_grant`] has left a live tombstone for
+    /// `record.grant_id`, stores nothing and fails with [`StorageError::GrantRevoked`]
+    /// (atomically with respect to that revocation, as for
+    /// [`AccessTokenStore::put_access`]).
     async fn put_refresh(
         &self,
         token: &TokenDigest,
@@ -225,6 +254,11 @@ pub trait RefreshTokenStore: Send + Sync + 'static {
     /// The state of a refresh token.
     async fn refresh(&self, token: &TokenDigest) -> Result<RefreshState, StorageError>;
     /// Atomically rotates `old` out and stores `new` with `record`, if `old` is still active.
+    ///
+    /// If the family `record.grant_id` is tombstoned (see
+    /// [`RefreshTokenStore::revoke_refresh_grant`]), changes nothing (`old` is not marked
+    /// rotated, `new` is not stored) and fails with [`StorageError::GrantRevoked`],
+    /// atomically with respect to the revocation.
     async fn rotate_refresh(
         &self,
         old: &TokenDigest,
@@ -236,8 +270,15 @@ pub trait RefreshTokenStore: Send + Sync + 'static {
         &self,
         token: &TokenDigest,
     ) -> Result<Option<TokenRecord>, StorageError>;
-    /// Revokes every refresh token of a grant (the whole rotation family).
-    async fn revoke_refresh_grant(&self, grant: GrantId) -> Result<u64, StorageError>;
+    /// Revokes every refresh token of a grant (the whole rotation family, rotated-out
+    /// tokens included); returns how many were revoked.
+    ///
+    /// Also leaves a tombstone for `grant` that lasts at least until `until` (Unix
+    /// seconds): until then [`RefreshTokenStore::put_refresh`] and
+    /// [`RefreshTokenStore::rotate_refresh`] refuse the family with
+    /// [`StorageError::GrantRevoked`]. Revoking again keeps the later time; after `until`
+    /// the store may drop the tombstone (see [`AccessTokenStore::revoke_access_grant`]).
+    async fn revoke_refresh_grant(&self, grant: GrantId, until: i64) -> Result<u64, StorageError>;
 }
 
 /// Pending authorization requests between the authorization endpoint and the decision.
@@ -268,7 +309,8 @@ pub trait PasswordVerifier: Send + Sync + 'static {
 /// Removes expired entries. Backends with native expiry (Redis TTLs) may do nothing.
 #[async_trait]
 pub trait Purge: Send + Sync + 'static {
-    /// Deletes everything that expired before `now` (Unix seconds); returns how many.
+    /// Deletes everything that expired before `now` (Unix seconds), grant tombstones whose
+    /// `until` has passed included; returns how many.
     async fn purge_expired(&self, now: i64) -> Result<u64, StorageError>;
 }
 

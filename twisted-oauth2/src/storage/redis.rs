@@ -4,15 +4,20 @@
 //! - **Keys** (`<prefix>` defaults to `oauth2:`; digests in hex): `<prefix>code:<digest>`
 //!   and `<prefix>rt:<digest>` are hashes (`rec` = JSON record, `used`/`rot` = flag),
 //!   `<prefix>at:<digest>` and `<prefix>pd:<digest>` strings (JSON), `<prefix>atg:<grant>`
-//!   and `<prefix>rtg:<grant>` sets indexing a grant's access and refresh tokens.
+//!   and `<prefix>rtg:<grant>` sets indexing a grant's access and refresh tokens, and
+//!   `<prefix>atx:<grant>` / `<prefix>rtx:<grant>` the tombstones of a revoked grant.
 //! - **Expiry**: every key gets a TTL at its record's `expires_at` (`EXAT`, on the Redis
 //!   server's clock), and an index set lives as long as its longest-lived member, so
 //!   nothing outlives its record and [`Purge::purge_expired`] has nothing to do. A used
 //!   code stays (as [`CodeTake::Replayed`]) until its expiry.
-//! - **Atomicity**: code take, code release, token puts with their index and refresh
-//!   rotation are Lua scripts (atomic on the server); revocation uses `GETDEL` or a
-//!   `MULTI` block. Of any number of concurrent callers on any number of server instances,
-//!   exactly one takes a code or rotates a refresh token.
+//!   A tombstone expires at the `until` its revocation passed.
+//! - **Atomicity**: code take, code release, token puts with their index, refresh
+//!   rotation and grant revocation are Lua scripts (atomic on the server); single-token
+//!   revocation uses `GETDEL` or a `MULTI` block. Of any number of concurrent callers on any
+//!   number of server instances, exactly one takes a code or rotates a refresh token. A
+//!   grant revocation lays its tombstone and deletes the grant's tokens in one script, and
+//!   the put and rotation scripts check the tombstone before writing, so no write of a
+//!   revoked grant survives.
 //! - **Failures**: connection and response timeouts (3 s each) and an operation timeout
 //!   (5 s); a refused, dropped or timed-out connection is [`StorageError::Unavailable`].
 //!   The connection manager reconnects by itself when Redis returns.
@@ -83,9 +88,11 @@ impl RedisOptions {
 /// index, extending the index's TTL to the token's if that is later. An already expired
 /// record is not stored (and replaces, by deletion, any value under the key).
 ///
-/// KEYS: token key, index key. ARGV: record JSON, expires_at, index member, flag field
-/// (empty for a string value).
+/// KEYS: token key, index key, and optionally the grant's tombstone key: if that exists,
+/// nothing is written and the script returns -1. ARGV: record JSON, expires_at, index
+/// member, flag field (empty for a string value).
 const PUT_TOKEN: &str = r#"
+if KEYS[3] and redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
 local exp = tonumber(ARGV[2])
 local now = tonumber(redis.call('TIME')[1])
 redis.call('DEL', KEYS[1])
@@ -119,9 +126,11 @@ if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'used', '
 return 1
 "#;
 
-/// Rotates a refresh token. KEYS: old, new, index. ARGV: new record, expires_at, new member.
-/// Returns 0 unknown, 1 rotated, 2 already rotated.
+/// Rotates a refresh token. KEYS: old, new, index, family tombstone. ARGV: new record,
+/// expires_at, new member. Returns 0 unknown, 1 rotated, 2 already rotated, -1 the family
+/// is tombstoned (nothing changed).
 const ROTATE: &str = r#"
+if redis.call('EXISTS', KEYS[4]) == 1 then return -1 end
 local st = redis.call('HGET', KEYS[1], 'rot')
 if not st then return 0 end
 if st == '1' then return 2 end
@@ -139,9 +148,16 @@ end
 return 1
 "#;
 
-/// Deletes every token of a grant index and the index. KEYS: index. ARGV: token key
-/// prefix. Returns how many tokens existed.
+/// Tombstones a grant until ARGV[2] (keeping a later expiry; not at all if that time has
+/// passed), then deletes every token of its index and the index. KEYS: index, tombstone.
+/// ARGV: token key prefix, until. Returns how many tokens existed.
 const REVOKE_GRANT: &str = r#"
+local untl = tonumber(ARGV[2])
+local now = tonumber(redis.call('TIME')[1])
+if untl > now then
+  local ttl = redis.call('TTL', KEYS[2])
+  if ttl < 0 or now + ttl < untl then redis.call('SET', KEYS[2], '1', 'EXAT', untl) end
+end
 local n = 0
 for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   n = n + redis.call('DEL', ARGV[1] .. m)
@@ -267,10 +283,13 @@ impl RedisStore {
         }
     }
 
+    /// Stores a token with its index entry, unless the grant has a tombstone under
+    /// `tombstone` ([`StorageError::GrantRevoked`]).
     async fn put_token(
         &self,
         kind: &str,
         index: &str,
+        tombstone: &str,
         token: &TokenDigest,
         record: &TokenRecord,
         flag: &str,
@@ -278,21 +297,27 @@ impl RedisStore {
         let json = encode(record)?;
         let key = self.key(kind, token);
         let idx = self.grant_key(index, record.grant_id);
+        let tomb = self.grant_key(tombstone, record.grant_id);
         let member = token.to_hex();
         let scripts = self.scripts.clone();
-        self.run(|mut c| async move {
-            scripts
-                .put_token
-                .key(&key)
-                .key(&idx)
-                .arg(&json)
-                .arg(record.expires_at)
-                .arg(&member)
-                .arg(flag)
-                .invoke_async::<i64>(&mut c)
-                .await
-        })
-        .await?;
+        let n = self
+            .run(|mut c| async move {
+                scripts
+                    .put_token
+                    .key(&key)
+                    .key(&idx)
+                    .key(&tomb)
+                    .arg(&json)
+                    .arg(record.expires_at)
+                    .arg(&member)
+                    .arg(flag)
+                    .invoke_async::<i64>(&mut c)
+                    .await
+            })
+            .await?;
+        if n < 0 {
+            return Err(StorageError::GrantRevoked);
+        }
         Ok(())
     }
 
@@ -300,9 +325,12 @@ impl RedisStore {
         &self,
         index: &str,
         kind: &str,
+        tombstone: &str,
         grant: GrantId,
+        until: i64,
     ) -> Result<u64, StorageError> {
         let idx = self.grant_key(index, grant);
+        let tomb = self.grant_key(tombstone, grant);
         let prefix = format!("{}{kind}:", self.prefix);
         let scripts = self.scripts.clone();
         let n = self
@@ -310,7 +338,9 @@ impl RedisStore {
                 scripts
                     .revoke_grant
                     .key(&idx)
+                    .key(&tomb)
                     .arg(&prefix)
+                    .arg(until)
                     .invoke_async::<i64>(&mut c)
                     .await
             })
@@ -455,7 +485,7 @@ impl AccessTokenStore for RedisStore {
         token: &TokenDigest,
         record: &TokenRecord,
     ) -> Result<(), StorageError> {
-        self.put_token("at", "atg", token, record, "").await
+        self.put_token("at", "atg", "atx", token, record, "").await
     }
 
     async fn access(&self, token: &TokenDigest) -> Result<Option<TokenRecord>, StorageError> {
@@ -479,8 +509,8 @@ impl AccessTokenStore for RedisStore {
         v.map(|j| decode(&j)).transpose()
     }
 
-    async fn revoke_access_grant(&self, grant: GrantId) -> Result<u64, StorageError> {
-        self.revoke_grant("atg", "at", grant).await
+    async fn revoke_access_grant(&self, grant: GrantId, until: i64) -> Result<u64, StorageError> {
+        self.revoke_grant("atg", "at", "atx", grant, until).await
     }
 }
 
@@ -491,7 +521,8 @@ impl RefreshTokenStore for RedisStore {
         token: &TokenDigest,
         record: &TokenRecord,
     ) -> Result<(), StorageError> {
-        self.put_token("rt", "rtg", token, record, "rot").await
+        self.put_token("rt", "rtg", "rtx", token, record, "rot")
+            .await
     }
 
     async fn refresh(&self, token: &TokenDigest) -> Result<RefreshState, StorageError> {
@@ -523,6 +554,7 @@ impl RefreshTokenStore for RedisStore {
         let old_key = self.key("rt", old);
         let new_key = self.key("rt", new);
         let idx = self.grant_key("rtg", record.grant_id);
+        let tomb = self.grant_key("rtx", record.grant_id);
         let member = new.to_hex();
         let scripts = self.scripts.clone();
         let outcome = self
@@ -532,6 +564,7 @@ impl RefreshTokenStore for RedisStore {
                     .key(&old_key)
                     .key(&new_key)
                     .key(&idx)
+                    .key(&tomb)
                     .arg(&json)
                     .arg(record.expires_at)
                     .arg(&member)
@@ -542,6 +575,7 @@ impl RefreshTokenStore for RedisStore {
         Ok(match outcome {
             1 => Rotation::Rotated,
             2 => Rotation::AlreadyRotated,
+            -1 => return Err(StorageError::GrantRevoked),
             _ => Rotation::Unknown,
         })
     }
@@ -564,8 +598,8 @@ impl RefreshTokenStore for RedisStore {
         rec.map(|j| decode(&j)).transpose()
     }
 
-    async fn revoke_refresh_grant(&self, grant: GrantId) -> Result<u64, StorageError> {
-        self.revoke_grant("rtg", "rt", grant).await
+    async fn revoke_refresh_grant(&self, grant: GrantId, until: i64) -> Result<u64, StorageError> {
+        self.revoke_grant("rtg", "rt", "rtx", grant, until).await
     }
 }
 
@@ -613,7 +647,8 @@ impl PendingStore for RedisStore {
 
 #[async_trait]
 impl Purge for RedisStore {
-    /// Nothing to do: every key carries a TTL at its record's expiry.
+    /// Nothing to do: every key carries a TTL at its record's expiry (a tombstone at its
+    /// `until`).
     async fn purge_expired(&self, _now: i64) -> Result<u64, StorageError> {
         Ok(0)
     }

@@ -1,8 +1,9 @@
 //! SQL stores over [`sqlx`]: a SQLite file (feature `sqlite`) or PostgreSQL (feature
 //! `postgres`), one [`SqlStore`] implementing every storage trait.
 //!
-//! - **Schema**: four tables (`oauth2_codes`, `oauth2_access_tokens`,
-//!   `oauth2_refresh_tokens`, `oauth2_pending`) plus `oauth2_schema_version`. The versioned
+//! - **Schema**: five tables (`oauth2_codes`, `oauth2_access_tokens`,
+//!   `oauth2_refresh_tokens`, `oauth2_pending`, `oauth2_grant_tombstones`) plus
+//!   `oauth2_schema_version`. The versioned
 //!   DDL is embedded and applied at connect, idempotently and under a lock (a PostgreSQL
 //!   advisory lock, a SQLite `BEGIN IMMEDIATE`), so several instances may start at once.
 //!   On PostgreSQL the tables live in the connection's `search_path` (choose a schema with
@@ -15,6 +16,15 @@
 //!   refresh rotation is a conditional update of the old row and an insert of the new one
 //!   in one transaction. Of any number of concurrent callers, on any number of server
 //!   instances, exactly one wins.
+//! - **Revoked grants**: revoking a grant writes a row in `oauth2_grant_tombstones` (grant,
+//!   `access` or `refresh`, until) and deletes the grant's tokens in one transaction; token
+//!   puts and rotations refuse a tombstoned grant ([`StorageError::GrantRevoked`]). On
+//!   SQLite a put is a single `INSERT ... SELECT ... WHERE NOT EXISTS (tombstone)` and a
+//!   revocation or rotation a `BEGIN IMMEDIATE` transaction, so writers are serialized. On
+//!   PostgreSQL (read committed) both sides first take a transaction-scoped advisory lock
+//!   on the grant, shared for puts and rotations, exclusive for the revocation, so a put
+//!   cannot check for the tombstone before the revocation commits and write after it
+//!   (write skew).
 //! - **Expiry**: rows are never honoured past `expires_at` (the callers check), and
 //!   [`Purge::purge_expired`] deletes them; the Rocket fairing runs it periodically.
 //! - **Failures**: acquiring a connection and every operation are bounded by timeouts
@@ -162,48 +172,65 @@ impl std::fmt::Debug for SqlStore {
 /// The schema, one entry per version; each entry's statements run in one transaction.
 /// Never edit a released entry: append a new version.
 #[cfg(feature = "sqlite")]
-const SQLITE_MIGRATIONS: &[&[&str]] = &[&[
-    "CREATE TABLE IF NOT EXISTS oauth2_codes (digest BLOB PRIMARY KEY NOT NULL, \
+const SQLITE_MIGRATIONS: &[&[&str]] = &[
+    &[
+        "CREATE TABLE IF NOT EXISTS oauth2_codes (digest BLOB PRIMARY KEY NOT NULL, \
      grant_id BLOB NOT NULL, record TEXT NOT NULL, used BOOLEAN NOT NULL DEFAULT FALSE, \
      expires_at BIGINT NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS oauth2_codes_expires ON oauth2_codes (expires_at)",
-    "CREATE TABLE IF NOT EXISTS oauth2_access_tokens (digest BLOB PRIMARY KEY NOT NULL, \
+        "CREATE INDEX IF NOT EXISTS oauth2_codes_expires ON oauth2_codes (expires_at)",
+        "CREATE TABLE IF NOT EXISTS oauth2_access_tokens (digest BLOB PRIMARY KEY NOT NULL, \
      grant_id BLOB NOT NULL, record TEXT NOT NULL, expires_at BIGINT NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS oauth2_access_grant ON oauth2_access_tokens (grant_id)",
-    "CREATE INDEX IF NOT EXISTS oauth2_access_expires ON oauth2_access_tokens (expires_at)",
-    "CREATE TABLE IF NOT EXISTS oauth2_refresh_tokens (digest BLOB PRIMARY KEY NOT NULL, \
+        "CREATE INDEX IF NOT EXISTS oauth2_access_grant ON oauth2_access_tokens (grant_id)",
+        "CREATE INDEX IF NOT EXISTS oauth2_access_expires ON oauth2_access_tokens (expires_at)",
+        "CREATE TABLE IF NOT EXISTS oauth2_refresh_tokens (digest BLOB PRIMARY KEY NOT NULL, \
      grant_id BLOB NOT NULL, record TEXT NOT NULL, rotated BOOLEAN NOT NULL DEFAULT FALSE, \
      expires_at BIGINT NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS oauth2_refresh_grant ON oauth2_refresh_tokens (grant_id)",
-    "CREATE INDEX IF NOT EXISTS oauth2_refresh_expires ON oauth2_refresh_tokens (expires_at)",
-    "CREATE TABLE IF NOT EXISTS oauth2_pending (digest BLOB PRIMARY KEY NOT NULL, \
+        "CREATE INDEX IF NOT EXISTS oauth2_refresh_grant ON oauth2_refresh_tokens (grant_id)",
+        "CREATE INDEX IF NOT EXISTS oauth2_refresh_expires ON oauth2_refresh_tokens (expires_at)",
+        "CREATE TABLE IF NOT EXISTS oauth2_pending (digest BLOB PRIMARY KEY NOT NULL, \
      record TEXT NOT NULL, expires_at BIGINT NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS oauth2_pending_expires ON oauth2_pending (expires_at)",
-]];
+        "CREATE INDEX IF NOT EXISTS oauth2_pending_expires ON oauth2_pending (expires_at)",
+    ],
+    &[
+        // Version 2: tombstones of revoked grants (`kind` is `access` or `refresh`).
+        "CREATE TABLE IF NOT EXISTS oauth2_grant_tombstones (grant_id BLOB NOT NULL, \
+     kind TEXT NOT NULL, expires_at BIGINT NOT NULL, PRIMARY KEY (grant_id, kind))",
+        "CREATE INDEX IF NOT EXISTS oauth2_grant_tombstones_expires \
+     ON oauth2_grant_tombstones (expires_at)",
+    ],
+];
 
 /// The PostgreSQL twin of `SQLITE_MIGRATIONS` (`BYTEA` instead of `BLOB`).
 #[cfg(feature = "postgres")]
-const POSTGRES_MIGRATIONS: &[&[&str]] = &[&[
-    "CREATE TABLE IF NOT EXISTS oauth2_codes (digest BYTEA PRIMARY KEY, \
+const POSTGRES_MIGRATIONS: &[&[&str]] = &[
+    &[
+        "CREATE TABLE IF NOT EXISTS oauth2_codes (digest BYTEA PRIMARY KEY, \
      grant_id BYTEA NOT NULL, record TEXT NOT NULL, used BOOLEAN NOT NULL DEFAULT FALSE, \
      expires_at BIGINT NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS oauth2_codes_expires ON oauth2_codes (expires_at)",
-    "CREATE TABLE IF NOT EXISTS oauth2_access_tokens (digest BYTEA PRIMARY KEY, \
+        "CREATE INDEX IF NOT EXISTS oauth2_codes_expires ON oauth2_codes (expires_at)",
+        "CREATE TABLE IF NOT EXISTS oauth2_access_tokens (digest BYTEA PRIMARY KEY, \
      grant_id BYTEA NOT NULL, record TEXT NOT NULL, expires_at BIGINT NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS oauth2_access_grant ON oauth2_access_tokens (grant_id)",
-    "CREATE INDEX IF NOT EXISTS oauth2_access_expires ON oauth2_access_tokens (expires_at)",
-    "CREATE TABLE IF NOT EXISTS oauth2_refresh_tokens (digest BYTEA PRIMARY KEY, \
+        "CREATE INDEX IF NOT EXISTS oauth2_access_grant ON oauth2_access_tokens (grant_id)",
+        "CREATE INDEX IF NOT EXISTS oauth2_access_expires ON oauth2_access_tokens (expires_at)",
+        "CREATE TABLE IF NOT EXISTS oauth2_refresh_tokens (digest BYTEA PRIMARY KEY, \
      grant_id BYTEA NOT NULL, record TEXT NOT NULL, rotated BOOLEAN NOT NULL DEFAULT FALSE, \
      expires_at BIGINT NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS oauth2_refresh_grant ON oauth2_refresh_tokens (grant_id)",
-    "CREATE INDEX IF NOT EXISTS oauth2_refresh_expires ON oauth2_refresh_tokens (expires_at)",
-    "CREATE TABLE IF NOT EXISTS oauth2_pending (digest BYTEA PRIMARY KEY, \
+        "CREATE INDEX IF NOT EXISTS oauth2_refresh_grant ON oauth2_refresh_tokens (grant_id)",
+        "CREATE INDEX IF NOT EXISTS oauth2_refresh_expires ON oauth2_refresh_tokens (expires_at)",
+        "CREATE TABLE IF NOT EXISTS oauth2_pending (digest BYTEA PRIMARY KEY, \
      record TEXT NOT NULL, expires_at BIGINT NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS oauth2_pending_expires ON oauth2_pending (expires_at)",
-]];
+        "CREATE INDEX IF NOT EXISTS oauth2_pending_expires ON oauth2_pending (expires_at)",
+    ],
+    &[
+        "CREATE TABLE IF NOT EXISTS oauth2_grant_tombstones (grant_id BYTEA NOT NULL, \
+     kind TEXT NOT NULL, expires_at BIGINT NOT NULL, PRIMARY KEY (grant_id, kind))",
+        "CREATE INDEX IF NOT EXISTS oauth2_grant_tombstones_expires \
+     ON oauth2_grant_tombstones (expires_at)",
+    ],
+];
 
 /// The schema version this library writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS oauth2_schema_version \
      (version BIGINT PRIMARY KEY NOT NULL, applied_at BIGINT NOT NULL)";
@@ -213,6 +240,67 @@ const RECORD_VERSION: &str =
 /// A fixed key for `pg_advisory_xact_lock`, so concurrent instances migrate one at a time.
 #[cfg(feature = "postgres")]
 const MIGRATION_LOCK: i64 = 0x7477_6f61_7574_6832; // "twoauth2"
+/// The first key of the two-key advisory locks taken per grant (a key space apart from the
+/// one-key `MIGRATION_LOCK`); the second key is the grant id folded to 32 bits.
+#[cfg(feature = "postgres")]
+const GRANT_LOCK_CLASS: i32 = 0x746f_6132; // "toa2"
+
+/// Stores a token unless its grant is tombstoned: 0 rows affected means refused.
+const PUT_ACCESS: &str = "INSERT INTO oauth2_access_tokens (digest, grant_id, record, expires_at) \
+     SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM oauth2_grant_tombstones \
+     WHERE grant_id = $2 AND kind = 'access') \
+     ON CONFLICT (digest) DO UPDATE SET grant_id = excluded.grant_id, \
+     record = excluded.record, expires_at = excluded.expires_at";
+const PUT_REFRESH: &str =
+    "INSERT INTO oauth2_refresh_tokens (digest, grant_id, record, rotated, expires_at) \
+     SELECT $1, $2, $3, FALSE, $4 WHERE NOT EXISTS (SELECT 1 FROM oauth2_grant_tombstones \
+     WHERE grant_id = $2 AND kind = 'refresh') \
+     ON CONFLICT (digest) DO UPDATE SET grant_id = excluded.grant_id, \
+     record = excluded.record, rotated = FALSE, expires_at = excluded.expires_at";
+/// Lays (or extends) a tombstone: `$1` grant, `$2` kind, `$3` until.
+const PUT_TOMBSTONE: &str = "INSERT INTO oauth2_grant_tombstones (grant_id, kind, expires_at) \
+     VALUES ($1, $2, $3) ON CONFLICT (grant_id, kind) DO UPDATE SET expires_at = \
+     CASE WHEN excluded.expires_at > oauth2_grant_tombstones.expires_at \
+     THEN excluded.expires_at ELSE oauth2_grant_tombstones.expires_at END";
+const IS_TOMBSTONED: &str =
+    "SELECT 1 FROM oauth2_grant_tombstones WHERE grant_id = $1 AND kind = $2";
+
+/// What a token kind's grant revocation needs.
+#[derive(Clone, Copy)]
+enum Kind {
+    Access,
+    Refresh,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Access => "access",
+            Kind::Refresh => "refresh",
+        }
+    }
+
+    fn delete_grant(self) -> &'static str {
+        match self {
+            Kind::Access => "DELETE FROM oauth2_access_tokens WHERE grant_id = $1",
+            Kind::Refresh => "DELETE FROM oauth2_refresh_tokens WHERE grant_id = $1",
+        }
+    }
+}
+
+/// The second key of a grant's advisory lock.
+#[cfg(feature = "postgres")]
+fn grant_lock_key(g: GrantId) -> i32 {
+    let v = g.0 as u64 ^ (g.0 >> 64) as u64;
+    (v ^ (v >> 32)) as u32 as i32
+}
+
+/// The outcome of a rotation transaction.
+enum RotateTx {
+    Rotated,
+    NotActive,
+    Revoked,
+}
 
 impl SqlStore {
     /// Connects to `url` (`sqlite://path`, `sqlite::memory:`, `postgres://...`) with
@@ -573,22 +661,7 @@ impl AccessTokenStore for SqlStore {
         token: &TokenDigest,
         record: &TokenRecord,
     ) -> Result<(), StorageError> {
-        let json = encode(record)?;
-        self.timed(async {
-            exec!(
-                self,
-                "INSERT INTO oauth2_access_tokens (digest, grant_id, record, expires_at) \
-                 VALUES ($1, $2, $3, $4) ON CONFLICT (digest) DO UPDATE SET \
-                 grant_id = excluded.grant_id, record = excluded.record, \
-                 expires_at = excluded.expires_at",
-                &token.0[..],
-                &grant_bytes(record.grant_id)[..],
-                json.as_str(),
-                record.expires_at,
-            )
-        })
-        .await?;
-        Ok(())
+        self.put_token(PUT_ACCESS, token, record).await
     }
 
     async fn access(&self, token: &TokenDigest) -> Result<Option<TokenRecord>, StorageError> {
@@ -620,30 +693,107 @@ impl AccessTokenStore for SqlStore {
         row.map(|j| decode(&j)).transpose()
     }
 
-    async fn revoke_access_grant(&self, grant: GrantId) -> Result<u64, StorageError> {
-        self.delete_grant(
-            "DELETE FROM oauth2_access_tokens WHERE grant_id = $1",
-            grant,
-        )
-        .await
+    async fn revoke_access_grant(&self, grant: GrantId, until: i64) -> Result<u64, StorageError> {
+        self.revoke_grant(Kind::Access, grant, until).await
     }
 }
 
 impl SqlStore {
-    /// Deletes a grant's rows, repeating until none is left: under PostgreSQL's read
-    /// committed isolation a row committed by a concurrent rotation while the first
-    /// `DELETE` waited is invisible to it, but not to the next.
-    async fn delete_grant(&self, sql: &'static str, grant: GrantId) -> Result<u64, StorageError> {
-        let g = grant_bytes(grant);
-        let mut total = 0;
-        for _ in 0..8 {
-            let n = self.timed(async { exec!(self, sql, &g[..]) }).await?;
-            total += n;
-            if n == 0 {
-                break;
-            }
+    /// Runs `PUT_ACCESS` or `PUT_REFRESH`; [`StorageError::GrantRevoked`] if the grant is
+    /// tombstoned. On PostgreSQL the statement runs under the grant's shared advisory lock,
+    /// so it cannot interleave with a revocation of the grant.
+    async fn put_token(
+        &self,
+        sql: &'static str,
+        token: &TokenDigest,
+        record: &TokenRecord,
+    ) -> Result<(), StorageError> {
+        let json = encode(record)?;
+        let g = grant_bytes(record.grant_id);
+        let n = self
+            .timed(async {
+                match &self.pool {
+                    #[cfg(feature = "sqlite")]
+                    Pool::Sqlite(p) => sqlx::query(sql)
+                        .bind(&token.0[..])
+                        .bind(&g[..])
+                        .bind(json.as_str())
+                        .bind(record.expires_at)
+                        .execute(p)
+                        .await
+                        .map(|r| r.rows_affected()),
+                    #[cfg(feature = "postgres")]
+                    Pool::Postgres(p) => {
+                        let mut tx = p.begin().await?;
+                        sqlx::query("SELECT pg_advisory_xact_lock_shared($1, $2)")
+                            .bind(GRANT_LOCK_CLASS)
+                            .bind(grant_lock_key(record.grant_id))
+                            .execute(&mut *tx)
+                            .await?;
+                        let n = sqlx::query(sql)
+                            .bind(&token.0[..])
+                            .bind(&g[..])
+                            .bind(json.as_str())
+                            .bind(record.expires_at)
+                            .execute(&mut *tx)
+                            .await?
+                            .rows_affected();
+                        tx.commit().await?;
+                        Ok(n)
+                    }
+                }
+            })
+            .await?;
+        if n == 0 {
+            return Err(StorageError::GrantRevoked);
         }
-        Ok(total)
+        Ok(())
+    }
+
+    /// Tombstones `grant` for `kind` until `until` and deletes its tokens of that kind, in
+    /// one transaction (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: under the grant's exclusive
+    /// advisory lock, which waits for the puts and rotations in flight to commit, so the
+    /// `DELETE` sees their rows).
+    async fn revoke_grant(
+        &self,
+        kind: Kind,
+        grant: GrantId,
+        until: i64,
+    ) -> Result<u64, StorageError> {
+        let g = grant_bytes(grant);
+        self.timed(async {
+            on_pool!(self, |p| {
+                #[allow(unused_mut)]
+                let mut tx = match &self.pool {
+                    #[cfg(feature = "sqlite")]
+                    Pool::Sqlite(_) => p.begin_with("BEGIN IMMEDIATE").await?,
+                    #[cfg(feature = "postgres")]
+                    Pool::Postgres(_) => p.begin().await?,
+                };
+                #[cfg(feature = "postgres")]
+                if matches!(self.pool, Pool::Postgres(_)) {
+                    sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+                        .bind(GRANT_LOCK_CLASS)
+                        .bind(grant_lock_key(grant))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                sqlx::query(PUT_TOMBSTONE)
+                    .bind(&g[..])
+                    .bind(kind.name())
+                    .bind(until)
+                    .execute(&mut *tx)
+                    .await?;
+                let n = sqlx::query(kind.delete_grant())
+                    .bind(&g[..])
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                tx.commit().await?;
+                Ok(n)
+            })
+        })
+        .await
     }
 }
 
@@ -654,22 +804,7 @@ impl RefreshTokenStore for SqlStore {
         token: &TokenDigest,
         record: &TokenRecord,
     ) -> Result<(), StorageError> {
-        let json = encode(record)?;
-        self.timed(async {
-            exec!(
-                self,
-                "INSERT INTO oauth2_refresh_tokens (digest, grant_id, record, rotated, expires_at) \
-                 VALUES ($1, $2, $3, FALSE, $4) ON CONFLICT (digest) DO UPDATE SET \
-                 grant_id = excluded.grant_id, record = excluded.record, rotated = FALSE, \
-                 expires_at = excluded.expires_at",
-                &token.0[..],
-                &grant_bytes(record.grant_id)[..],
-                json.as_str(),
-                record.expires_at,
-            )
-        })
-        .await?;
-        Ok(())
+        self.put_token(PUT_REFRESH, token, record).await
     }
 
     async fn refresh(&self, token: &TokenDigest) -> Result<RefreshState, StorageError> {
@@ -707,7 +842,34 @@ impl RefreshTokenStore for SqlStore {
         let rotated = self
             .timed(async {
                 on_pool!(self, |p| {
-                    let mut tx = p.begin().await?;
+                    // SQLite: the write lock first, so the tombstone check below reads
+                    // the latest state. PostgreSQL: the family's shared advisory lock, so
+                    // a revocation of the family waits for this transaction or comes first.
+                    #[allow(unused_mut)]
+                    let mut tx = match &self.pool {
+                        #[cfg(feature = "sqlite")]
+                        Pool::Sqlite(_) => p.begin_with("BEGIN IMMEDIATE").await?,
+                        #[cfg(feature = "postgres")]
+                        Pool::Postgres(_) => p.begin().await?,
+                    };
+                    #[cfg(feature = "postgres")]
+                    if matches!(self.pool, Pool::Postgres(_)) {
+                        sqlx::query("SELECT pg_advisory_xact_lock_shared($1, $2)")
+                            .bind(GRANT_LOCK_CLASS)
+                            .bind(grant_lock_key(record.grant_id))
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    let revoked = sqlx::query(IS_TOMBSTONED)
+                        .bind(&grant[..])
+                        .bind(Kind::Refresh.name())
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .is_some();
+                    if revoked {
+                        tx.rollback().await?;
+                        return Ok(RotateTx::Revoked);
+                    }
                     // The conditional update locks the old row: of concurrent rotations
                     // exactly one sees `rotated = FALSE`.
                     let n = sqlx::query(
@@ -720,7 +882,7 @@ impl RefreshTokenStore for SqlStore {
                     .rows_affected();
                     if n != 1 {
                         tx.rollback().await?;
-                        return Ok(false);
+                        return Ok(RotateTx::NotActive);
                     }
                     sqlx::query(
                         "INSERT INTO oauth2_refresh_tokens \
@@ -736,12 +898,14 @@ impl RefreshTokenStore for SqlStore {
                     .execute(&mut *tx)
                     .await?;
                     tx.commit().await?;
-                    Ok(true)
+                    Ok(RotateTx::Rotated)
                 })
             })
             .await?;
-        if rotated {
-            return Ok(Rotation::Rotated);
+        match rotated {
+            RotateTx::Rotated => return Ok(Rotation::Rotated),
+            RotateTx::Revoked => return Err(StorageError::GrantRevoked),
+            RotateTx::NotActive => {}
         }
         Ok(match self.refresh(old).await? {
             RefreshState::Unknown => Rotation::Unknown,
@@ -766,12 +930,8 @@ impl RefreshTokenStore for SqlStore {
         row.map(|j| decode(&j)).transpose()
     }
 
-    async fn revoke_refresh_grant(&self, grant: GrantId) -> Result<u64, StorageError> {
-        self.delete_grant(
-            "DELETE FROM oauth2_refresh_tokens WHERE grant_id = $1",
-            grant,
-        )
-        .await
+    async fn revoke_refresh_grant(&self, grant: GrantId, until: i64) -> Result<u64, StorageError> {
+        self.revoke_grant(Kind::Refresh, grant, until).await
     }
 }
 
@@ -837,6 +997,7 @@ impl Purge for SqlStore {
             "DELETE FROM oauth2_access_tokens WHERE expires_at <= $1",
             "DELETE FROM oauth2_refresh_tokens WHERE expires_at <= $1",
             "DELETE FROM oauth2_pending WHERE expires_at <= $1",
+            "DELETE FROM oauth2_grant_tombstones WHERE expires_at <= $1",
         ] {
             total += self.timed(async { exec!(self, sql, now) }).await?;
         }
@@ -857,6 +1018,83 @@ mod tests {
         assert!(transient_code("517")); // SQLITE_BUSY_SNAPSHOT
         assert!(!transient_code("23505"));
         assert!(!transient_code("19")); // SQLITE_CONSTRAINT
+    }
+
+    /// A database written by the version-1 schema (before grant tombstones) is upgraded
+    /// in place at connect: its tokens stay, and revocations now leave tombstones.
+    #[cfg(feature = "sqlite")]
+    #[tokio::test]
+    async fn a_version_1_sqlite_database_upgrades_and_keeps_its_tokens() {
+        use std::str::FromStr;
+
+        use crate::scope::Scope;
+        let path = std::env::temp_dir().join(format!(
+            "twisted-oauth2-test-upgrade-{:016x}.db",
+            rand::random::<u64>()
+        ));
+        let url = format!("sqlite://{}", path.display());
+        let grant = GrantId::random();
+        let token = TokenDigest(rand::random());
+        let record = TokenRecord {
+            client_id: Arc::from("c"),
+            scope: Scope::from_tokens(["a"]).unwrap(),
+            subject: None,
+            extra: None,
+            grant_id: grant,
+            issued_at: unix_now(),
+            expires_at: unix_now() + 3600,
+        };
+        {
+            let opts = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
+                .unwrap()
+                .create_if_missing(true);
+            let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+            sqlx::query(VERSION_TABLE).execute(&pool).await.unwrap();
+            for stmt in SQLITE_MIGRATIONS[0] {
+                sqlx::query(*stmt).execute(&pool).await.unwrap();
+            }
+            sqlx::query(RECORD_VERSION)
+                .bind(1_i64)
+                .bind(unix_now())
+                .execute(&pool)
+                .await
+                .unwrap();
+            sqlx::query(
+                "INSERT INTO oauth2_access_tokens (digest, grant_id, record, expires_at) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&token.0[..])
+            .bind(&grant_bytes(grant)[..])
+            .bind(encode(&record).unwrap())
+            .bind(record.expires_at)
+            .execute(&pool)
+            .await
+            .unwrap();
+            pool.close().await;
+        }
+        let store = SqlStore::connect(&url).await.unwrap();
+        let version: i64 = on_pool!(store, |p| sqlx::query(CURRENT_VERSION)
+            .fetch_one(p)
+            .await
+            .unwrap()
+            .try_get(0)
+            .unwrap());
+        assert_eq!(version, SCHEMA_VERSION);
+        assert_eq!(store.access(&token).await.unwrap(), Some(record.clone()));
+        let n = store
+            .revoke_access_grant(grant, unix_now() + 60)
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+        let again = store.put_access(&token, &record).await;
+        assert!(
+            matches!(again, Err(StorageError::GrantRevoked)),
+            "{again:?}"
+        );
+        store.close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
     }
 
     #[cfg(all(feature = "sqlite", feature = "postgres"))]
