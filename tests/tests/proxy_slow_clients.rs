@@ -33,9 +33,10 @@ fn nginx_binary() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// nginx (`daemon off`) under a temporary prefix; killed on drop.
+/// nginx (`daemon off`) under a temporary prefix; stopped on drop.
 struct Nginx {
     child: Child,
+    binary: PathBuf,
     prefix: PathBuf,
     tls_port: u16,
     plain_port: u16,
@@ -44,8 +45,28 @@ struct Nginx {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // `nginx -s stop` (SIGTERM to the master, which stops its workers). Killing the
+        // master outright would leave the worker processes running, still listening.
+        let _ = Command::new(&self.binary)
+            .arg("-p")
+            .arg(&self.prefix)
+            .arg("-e")
+            .arg(self.prefix.join("startup-error.log"))
+            .arg("-c")
+            .arg(self.prefix.join("nginx.conf"))
+            .args(["-s", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let asked = Instant::now();
+        while !matches!(self.child.try_wait(), Ok(Some(_)) | Err(_)) {
+            if asked.elapsed() > Duration::from_secs(5) {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = std::fs::remove_dir_all(&self.prefix);
     }
 }
@@ -150,6 +171,7 @@ impl Nginx {
             .expect("start nginx");
         let mut nginx = Nginx {
             child,
+            binary: binary.to_owned(),
             prefix,
             tls_port,
             plain_port,
