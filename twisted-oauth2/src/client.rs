@@ -168,6 +168,8 @@ pub struct Client {
     allow_insecure_redirect: bool,
     may_introspect: bool,
     name: Option<String>,
+    logo_uri: Option<String>,
+    verified: bool,
 }
 
 impl Client {
@@ -182,6 +184,8 @@ impl Client {
             allow_insecure_redirect: false,
             may_introspect: false,
             name: None,
+            logo_uri: None,
+            verified: true,
         }
     }
 
@@ -254,6 +258,30 @@ impl Client {
     pub fn may_introspect(&self) -> bool {
         self.may_introspect
     }
+
+    /// The client's logo for consent pages: an `https` URL (checked when the client is
+    /// built), or `None`.
+    pub fn logo_uri(&self) -> Option<&str> {
+        self.logo_uri.as_deref()
+    }
+
+    /// Whether the operator vouches for the client's name and logo. Clients from the
+    /// configuration are verified unless they say otherwise; a dynamically registered client
+    /// is not. Consent pages mark unverified clients.
+    pub fn is_verified(&self) -> bool {
+        self.verified
+    }
+}
+
+/// Whether `uri` is acceptable as a client logo: an absolute `https` URL with a host and
+/// without credentials (no `data:`, `javascript:` or plain-HTTP images on a consent page).
+pub fn is_acceptable_logo_uri(uri: &str) -> bool {
+    url::Url::parse(uri).is_ok_and(|u| {
+        u.scheme() == "https"
+            && u.host_str().is_some_and(|h| !h.is_empty())
+            && u.username().is_empty()
+            && u.password().is_none()
+    })
 }
 
 /// Builds a [`Client`], validating it.
@@ -267,6 +295,8 @@ pub struct ClientBuilder {
     allow_insecure_redirect: bool,
     may_introspect: bool,
     name: Option<String>,
+    logo_uri: Option<String>,
+    verified: bool,
 }
 
 impl ClientBuilder {
@@ -322,6 +352,20 @@ impl ClientBuilder {
         self
     }
 
+    /// Sets the logo shown on consent pages; it must be an `https` URL
+    /// (see [`is_acceptable_logo_uri`]), or [`ClientBuilder::build`] fails.
+    pub fn logo_uri(mut self, uri: impl Into<String>) -> Self {
+        self.logo_uri = Some(uri.into());
+        self
+    }
+
+    /// Whether the operator vouches for the client (default `true`); `false` makes consent
+    /// pages mark it as unverified, as for a dynamically registered client.
+    pub fn verified(mut self, verified: bool) -> Self {
+        self.verified = verified;
+        self
+    }
+
     /// Validates and builds the client.
     pub fn build(self) -> Result<Client, ConfigError> {
         let err = |reason: String| ConfigError::Client {
@@ -362,6 +406,13 @@ impl ClientBuilder {
             None => None,
             Some(v) => Some(Scope::from_tokens(&v).map_err(|e| err(format!("scopes: {e}")))?),
         };
+        if let Some(logo) = &self.logo_uri {
+            if !is_acceptable_logo_uri(logo) {
+                return Err(err(format!(
+                    "logo_uri `{logo}` must be an https URL with a host"
+                )));
+            }
+        }
         Ok(Client {
             id: self.id.into(),
             secret: self.secret,
@@ -371,6 +422,8 @@ impl ClientBuilder {
             allow_insecure_redirect: self.allow_insecure_redirect,
             may_introspect: self.may_introspect,
             name: self.name,
+            logo_uri: self.logo_uri,
+            verified: self.verified,
         })
     }
 }

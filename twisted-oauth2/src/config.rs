@@ -101,6 +101,11 @@ pub struct ServerConfig {
     /// cargo feature; see [`crate::storage::connect`]). Used by the Rocket fairing when no
     /// stores are given in code. Default `memory`.
     pub storage: String,
+    /// What each scope lets a client do, in words for the resource owner: scope token →
+    /// text (`[default.oauth2.scope_descriptions]`). Shown by the built-in consent page
+    /// next to each requested scope; a scope without an entry is shown by its name.
+    /// Default none.
+    pub scope_descriptions: std::collections::BTreeMap<String, String>,
     /// The clients (txoauth2's `ClientStorage` contents). Default none.
     pub clients: Vec<ClientConfig>,
 }
@@ -138,6 +143,7 @@ impl Default for ServerConfig {
             resource: None,
             resource_name: None,
             storage: "memory".into(),
+            scope_descriptions: Default::default(),
             clients: Vec::new(),
         }
     }
@@ -188,6 +194,7 @@ impl fmt::Debug for ServerConfig {
             .field("resource", &self.resource)
             .field("resource_name", &self.resource_name)
             .field("storage", &crate::storage::describe_storage(&self.storage))
+            .field("scope_descriptions", &self.scope_descriptions)
             .field("clients", &self.clients)
             .finish()
     }
@@ -216,6 +223,12 @@ pub struct ClientConfig {
     pub allow_insecure_redirect: bool,
     /// May call the introspection endpoint.
     pub introspect: bool,
+    /// The client's logo on the built-in consent page: an `https` URL. Default none.
+    pub logo_uri: Option<String>,
+    /// Whether the operator vouches for this client's name and logo; `false` marks it as
+    /// unverified on the built-in consent page. Default `true`
+    /// ([`Client::is_verified`]).
+    pub verified: Option<bool>,
 }
 
 impl fmt::Debug for ClientConfig {
@@ -264,6 +277,10 @@ impl ClientConfig {
         if let Some(n) = &self.name {
             b = b.name(n.clone());
         }
+        if let Some(l) = &self.logo_uri {
+            b = b.logo_uri(l.clone());
+        }
+        b = b.verified(self.verified.unwrap_or(true));
         b.allow_insecure_redirect(self.allow_insecure_redirect)
             .may_introspect(self.introspect)
             .build()
@@ -309,6 +326,14 @@ impl ServerConfig {
                 reason: e.to_string(),
             })?),
         };
+        for token in self.scope_descriptions.keys() {
+            if Scope::parse(token).map_or(true, |s| s.len() != 1) {
+                return Err(ConfigError::Setting {
+                    key: "scope_descriptions",
+                    reason: format!("`{token}` is not a single scope token"),
+                });
+            }
+        }
         if let Some(s) = &self.introspection_scope {
             Scope::parse(s).map_err(|e| ConfigError::Setting {
                 key: "introspection_scope",

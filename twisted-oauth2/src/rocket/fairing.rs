@@ -11,6 +11,7 @@ use rocket::request::Request;
 use rocket::response::Response;
 use rocket::{Build, Orbit, Rocket};
 
+use super::builtin_consent::{BuiltinConsent, SignedIn};
 use super::consent::OnAuthenticate;
 use super::guard::{ChallengeSlot, QueryTokenUsed};
 use super::{routes, OAuth2State};
@@ -32,6 +33,7 @@ struct Parts {
     extensions: Vec<Arc<dyn ExtensionGrant>>,
     password: Option<Arc<dyn PasswordVerifier>>,
     on_authenticate: Option<Arc<dyn OnAuthenticate>>,
+    builtin_consent: Option<Arc<super::builtin_consent::Inner>>,
     purge_interval: Option<Duration>,
 }
 
@@ -116,7 +118,43 @@ impl OAuth2 {
     /// Sets the consent hook and mounts the authorization endpoint.
     pub fn on_authenticate(self, hook: impl OnAuthenticate) -> Self {
         let hook: Arc<dyn OnAuthenticate> = Arc::new(hook);
-        self.with(|p| p.on_authenticate = Some(hook))
+        self.with(|p| {
+            p.on_authenticate = Some(hook);
+            p.builtin_consent = None;
+        })
+    }
+
+    /// Serves the library's own consent page (instead of an [`OnAuthenticate`] hook):
+    /// users `signed_in` knows get the page, anyone else is redirected to `login_url`
+    /// with `next=<base>/consent?request_id=…` to come back to. Mounts the authorization
+    /// endpoint and `GET`/`POST <base>/consent`. See [`BuiltinConsent`] for a theme or
+    /// templates of your own, and the consent chapter of the guide.
+    ///
+    /// ```no_run
+    /// # use rocket::request::Request;
+    /// # use twisted_oauth2::rocket::{OAuth2, SignedIn};
+    /// struct Session;
+    ///
+    /// #[rocket::async_trait]
+    /// impl SignedIn for Session {
+    ///     async fn user(&self, req: &Request<'_>) -> Option<String> {
+    ///         req.cookies().get_private("user").map(|c| c.value().to_owned())
+    ///     }
+    /// }
+    ///
+    /// let rocket = rocket::build().attach(OAuth2::fairing().builtin_consent(Session, "/login"));
+    /// ```
+    pub fn builtin_consent(self, signed_in: impl SignedIn, login_url: impl Into<String>) -> Self {
+        self.builtin_consent_with(BuiltinConsent::new(signed_in, login_url))
+    }
+
+    /// [`OAuth2::builtin_consent`] with a [`BuiltinConsent`] carrying a theme or templates.
+    pub fn builtin_consent_with(self, consent: BuiltinConsent) -> Self {
+        let (hook, inner) = consent.into_parts();
+        self.with(|p| {
+            p.on_authenticate = Some(hook);
+            p.builtin_consent = Some(inner);
+        })
     }
 
     /// How often expired codes, tokens and pending requests are purged (default 60 s).
@@ -204,13 +242,30 @@ impl Fairing for OAuth2 {
         };
         let base = server.endpoints_path();
         let authorize_mounted = parts.on_authenticate.is_some();
-        let routes = routes::routes(&server, parts.on_authenticate);
+        let mut routes = routes::routes(&server, parts.on_authenticate);
+        let builtin_pages = match &parts.builtin_consent {
+            Some(inner) => match super::builtin_consent::routes(&server, inner) {
+                Ok(r) => {
+                    routes.extend(r);
+                    Some(super::builtin_consent::Pages(inner.clone()))
+                }
+                Err(e) => {
+                    log::error!("twisted-oauth2: {e}");
+                    return Err(rocket);
+                }
+            },
+            None => None,
+        };
         let well_known = match routes::well_known_routes(&server, authorize_mounted) {
             Ok(r) => r,
             Err(e) => {
                 log::error!("twisted-oauth2: invalid configuration: {e}");
                 return Err(rocket);
             }
+        };
+        let rocket = match builtin_pages {
+            Some(pages) => rocket.manage(pages),
+            None => rocket,
         };
         let state = OAuth2State {
             resource_metadata: crate::endpoint::metadata::protected_resource_metadata_url(&server),

@@ -28,6 +28,7 @@ use rocket::request::Request;
 use crate::endpoint::Transport;
 use crate::server::AuthorizationServer;
 
+mod builtin_consent;
 mod consent;
 mod fairing;
 mod guard;
@@ -36,6 +37,10 @@ mod response;
 mod routes;
 
 pub use crate::endpoint::authorize::PendingAuthorization;
+pub use builtin_consent::{
+    escape_html, BuiltinConsent, ConsentPage, ConsentTemplates, DefaultTemplates, ErrorPage,
+    ScopeLine, SignedIn, Theme, DEFAULT_CONTENT_SECURITY_POLICY, STYLESHEET,
+};
 pub use consent::{
     Consent, DecisionForm, OnAuthenticate, PendingRequests, BINDING_COOKIE, SECURE_BINDING_COOKIE,
 };

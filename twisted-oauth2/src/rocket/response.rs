@@ -110,7 +110,9 @@ impl AuthorizeReply {
 }
 
 impl<'r> Responder<'r, 'static> for AuthorizeReply {
-    fn respond_to(self, _req: &'r Request<'_>) -> response::Result<'static> {
+    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
+        // With the built-in consent pages on, error pages use their templates and theme.
+        let pages = req.rocket().state::<super::builtin_consent::Pages>();
         match self {
             AuthorizeReply::Redirect(r, status) => {
                 let mut res = Response::build()
@@ -120,8 +122,14 @@ impl<'r> Responder<'r, 'static> for AuthorizeReply {
                 page_headers(&mut res);
                 Ok(res)
             }
-            AuthorizeReply::Page(e) => Ok(error_page(&e, PageKind::ClientRequest)),
-            AuthorizeReply::Restart(e) => Ok(error_page(&e, PageKind::Restart)),
+            AuthorizeReply::Page(e) => Ok(match pages {
+                Some(p) => p.error_response(&e, PageKind::ClientRequest),
+                None => error_page(&e, PageKind::ClientRequest),
+            }),
+            AuthorizeReply::Restart(e) => Ok(match pages {
+                Some(p) => p.error_response(&e, PageKind::Restart),
+                None => error_page(&e, PageKind::Restart),
+            }),
         }
     }
 }
@@ -138,6 +146,33 @@ pub(crate) enum PageKind {
 /// The library's error page for authorization problems the client must not learn about.
 /// Server-side failures (5xx) say so and blame no one.
 pub(crate) fn error_page(e: &OAuthError, kind: PageKind) -> Response<'static> {
+    let (status, title, advice) = error_text(e, kind);
+    let body = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{title}</title></head>\
+         <body><h1>{title}</h1><p>{advice}</p><p><small><code>{}</code>: {}</small></p></body></html>\n",
+        escape(e.code().as_str()),
+        escape(e.description().unwrap_or("")),
+    );
+    html_page(status, body)
+}
+
+/// A `text/html` response with the page headers.
+pub(crate) fn html_page(status: Status, body: String) -> Response<'static> {
+    let mut res = Response::build()
+        .status(status)
+        .header(ContentType::HTML)
+        .sized_body(body.len(), Cursor::new(body))
+        .finalize();
+    page_headers(&mut res);
+    res
+}
+
+/// The status, title and advice of an error page: server-side failures (5xx) say so and
+/// blame no one; a stale request asks to start again; only a bad client request blames
+/// the client.
+pub(crate) fn error_text(e: &OAuthError, kind: PageKind) -> (Status, &'static str, &'static str) {
     let status = Status::from_code(e.status()).unwrap_or(Status::BadRequest);
     let (title, advice) = if status.code >= 500 {
         (
@@ -160,21 +195,7 @@ pub(crate) fn error_page(e: &OAuthError, kind: PageKind) -> Response<'static> {
             ),
         }
     };
-    let body = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title}</title></head>\
-         <body><h1>{title}</h1><p>{advice}</p><p><small><code>{}</code>: {}</small></p></body></html>\n",
-        escape(e.code().as_str()),
-        escape(e.description().unwrap_or("")),
-    );
-    let mut res = Response::build()
-        .status(status)
-        .header(ContentType::HTML)
-        .sized_body(body.len(), Cursor::new(body))
-        .finalize();
-    page_headers(&mut res);
-    res
+    (status, title, advice)
 }
 
 /// Escapes text for HTML.
