@@ -14,6 +14,7 @@
 //! | [`protecting_routes`] | [`oauth`](macro@crate::oauth), [`Authorized`](crate::rocket::Authorized), [`AuthResult`](crate::rocket::AuthResult), [`TokenInfo`](crate::TokenInfo) |
 //! | `docs/security.md` | the production checklist |
 //! | [`migration_from_txoauth2`] | txoauth2's API mapped to this crate |
+//! | `testing` (feature `test-client`) | testing your app with [`TestClient`](crate::testing::TestClient) |
 //! | `docs/architecture.md` | layers, storage and error design, decision log |
 
 #[doc = include_str!("../../docs/getting-started.md")]
@@ -30,3 +31,8 @@ pub mod protecting_routes {}
 
 #[doc = include_str!("../../docs/migration-from-txoauth2.md")]
 pub mod migration_from_txoauth2 {}
+
+#[cfg(feature = "test-client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-client")))]
+#[doc = include_str!("../../docs/testing.md")]
+pub mod testing {}

@@ -103,6 +103,7 @@
 //! | `postgres` | no | the SQL store on PostgreSQL (`storage = "postgres://…"`) |
 //! | `redis` | no | the Redis store (`storage = "redis://…"`) |
 //! | `testkit` | no | the behavioural suite every store implementation must pass |
+//! | `test-client` | no | [`testing::TestClient`](crate::testing::TestClient): tokens for an app's own tests (implies `rocket`) |
 //!
 //! Without default features the crate is the protocol core alone, free of Rocket. The storage
 //! backends are described in [`storage`] and in the storage chapter in `docs/`.
@@ -144,6 +145,9 @@ pub mod storage;
 #[cfg(feature = "testkit")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
 pub mod testkit;
+#[cfg(feature = "test-client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-client")))]
+pub mod testing;
 pub mod token;
 
 #[doc(inline)]
