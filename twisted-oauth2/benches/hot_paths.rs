@@ -34,6 +34,7 @@ fn config() -> ServerConfig {
     c.grant_types = vec!["client_credentials".into()];
     c.scopes = Some(vec!["read".into(), "write".into()]);
     let mut cfg = ServerConfig::default();
+    cfg.issuer = "http://127.0.0.1:8000".into();
     cfg.allow_insecure_request_debug = true;
     cfg.clients = vec![c];
     cfg

@@ -24,7 +24,8 @@ pub const DEFAULT_GRANT_TYPES: &[&str] =
 #[non_exhaustive]
 pub struct ServerConfig {
     /// The issuer identifier (RFC 8414 §2, RFC 9207): scheme, host, optional port and path.
-    /// Default `http://127.0.0.1:8000`.
+    /// Required: the server refuses to build without it. (The Rocket fairing derives it from
+    /// Rocket's address and port when `allow_insecure_request_debug` is on, and says so.)
     pub issuer: String,
     /// Where the endpoints are mounted. Default `/oauth2`.
     pub base_path: String,
@@ -113,7 +114,7 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
-            issuer: "http://127.0.0.1:8000".into(),
+            issuer: String::new(),
             base_path: "/oauth2".into(),
             realm: "twisted-oauth2".into(),
             allow_insecure_request_debug: false,
@@ -290,6 +291,12 @@ impl ClientConfig {
 impl ServerConfig {
     /// Checks the settings and returns the parsed forms the server needs.
     pub(crate) fn validate(&self) -> Result<ValidatedConfig, ConfigError> {
+        if self.issuer.trim().is_empty() {
+            return Err(ConfigError::Setting {
+                key: "issuer",
+                reason: "is not set: set it to the public URL clients use, such as https://auth.example.com".into(),
+            });
+        }
         let issuer = url::Url::parse(&self.issuer).map_err(|e| ConfigError::Setting {
             key: "issuer",
             reason: format!("not a URL: {e}"),
@@ -353,18 +360,10 @@ impl ServerConfig {
             }
         }
         for g in &self.grant_types {
-            let known = match g.as_str() {
-                "authorization_code" | "refresh_token" | "client_credentials" => true,
-                "password" => cfg!(feature = "password-grant"),
-                "implicit" => cfg!(feature = "implicit-grant"),
-                other => other.contains(':'),
-            };
-            if !known {
+            if !grant_type_available(g) {
                 return Err(ConfigError::Setting {
                     key: "grant_types",
-                    reason: format!(
-                        "`{g}` is not available (password and implicit need their cargo features; extension grants are URIs)"
-                    ),
+                    reason: unknown_grant_type(g),
                 });
             }
         }
@@ -402,6 +401,12 @@ impl ServerConfig {
         }
         let mut clients = Vec::with_capacity(self.clients.len());
         for c in &self.clients {
+            if let Some(g) = c.grant_types.iter().find(|g| !grant_type_available(g)) {
+                return Err(ConfigError::Client {
+                    client: c.id.clone(),
+                    reason: format!("in `grant_types`: {}", unknown_grant_type(g)),
+                });
+            }
             if clients.iter().any(|x: &Client| x.id() == c.id) {
                 return Err(ConfigError::Client {
                     client: c.id.clone(),
@@ -419,6 +424,36 @@ impl ServerConfig {
     }
 }
 
+/// Whether `g` names a grant this build can enable: a built-in name (`password` and
+/// `implicit` with their cargo features) or an extension grant URI.
+fn grant_type_available(g: &str) -> bool {
+    match g {
+        "authorization_code" | "refresh_token" | "client_credentials" => true,
+        "password" => cfg!(feature = "password-grant"),
+        "implicit" => cfg!(feature = "implicit-grant"),
+        other => other.contains(':'),
+    }
+}
+
+/// Why `g` is refused, listing the valid names.
+fn unknown_grant_type(g: &str) -> String {
+    let mut valid = vec!["authorization_code", "refresh_token", "client_credentials"];
+    if cfg!(feature = "password-grant") {
+        valid.push("password");
+    }
+    if cfg!(feature = "implicit-grant") {
+        valid.push("implicit");
+    }
+    let features = match (cfg!(feature = "password-grant"), cfg!(feature = "implicit-grant")) {
+        (true, true) => "",
+        _ => "; `password` and `implicit` need the cargo features `password-grant` and `implicit-grant`",
+    };
+    format!(
+        "unknown grant type `{g}`: valid are {}, or an extension grant URI (contains `:`){features}",
+        valid.join(", ")
+    )
+}
+
 /// The parsed parts of a [`ServerConfig`].
 #[derive(Debug)]
 pub(crate) struct ValidatedConfig {
@@ -432,21 +467,62 @@ pub(crate) struct ValidatedConfig {
 mod tests {
     use super::*;
 
+    /// The defaults plus the one required setting.
+    fn base() -> ServerConfig {
+        ServerConfig {
+            issuer: "https://as.example".into(),
+            ..Default::default()
+        }
+    }
+
     #[test]
-    fn defaults_are_valid() {
-        ServerConfig::default().validate().unwrap();
+    fn defaults_with_an_issuer_are_valid() {
+        base().validate().unwrap();
+        let e = ServerConfig::default().validate().unwrap_err().to_string();
+        assert!(e.contains("oauth2.issuer") && e.contains("not set"), "{e}");
+    }
+
+    #[test]
+    fn unknown_grant_types_name_the_valid_ones() {
+        let mut client = ClientConfig {
+            id: "c".into(),
+            ..Default::default()
+        };
+        client.grant_types = vec!["authorization-code".into()];
+        let c = ServerConfig {
+            clients: vec![client],
+            ..base()
+        };
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("client `c`") && e.contains("`authorization-code`"),
+            "{e}"
+        );
+        assert!(
+            e.contains("authorization_code, refresh_token, client_credentials"),
+            "{e}"
+        );
+        let c = ServerConfig {
+            grant_types: vec!["client-credentials".into()],
+            ..base()
+        };
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("oauth2.grant_types") && e.contains("valid are"),
+            "{e}"
+        );
     }
 
     #[test]
     fn bad_settings_name_their_key() {
         let c = ServerConfig {
             issuer: "not a url".into(),
-            ..Default::default()
+            ..base()
         };
         assert!(c.validate().unwrap_err().to_string().contains("issuer"));
         let c = ServerConfig {
             default_scope: Some("a  b".into()),
-            ..Default::default()
+            ..base()
         };
         assert!(c
             .validate()
@@ -455,7 +531,7 @@ mod tests {
             .contains("default_scope"));
         let c = ServerConfig {
             code_lifetime: 0,
-            ..Default::default()
+            ..base()
         };
         assert!(c
             .validate()
@@ -483,7 +559,7 @@ mod tests {
                 secret: Some("hunter2".into()),
                 ..Default::default()
             }],
-            ..Default::default()
+            ..base()
         };
         let shown = format!("{c:?}");
         assert!(!shown.contains("s3cret"), "{shown}");
@@ -504,7 +580,7 @@ mod tests {
                     ..Default::default()
                 },
             ],
-            ..Default::default()
+            ..base()
         };
         assert!(c
             .validate()

@@ -447,7 +447,7 @@ pub enum ConfigError {
         reason: String,
     },
     /// A server setting is invalid.
-    #[error("setting `{key}`: {reason}")]
+    #[error("setting `oauth2.{key}`: {reason}")]
     Setting {
         /// The config key.
         key: &'static str,

@@ -10,10 +10,13 @@
 //! and skip with a notice otherwise.
 //!
 //! `cargo test -p twisted-oauth2 --features sqlite,postgres,redis,testkit --test revocation_race`
+
 #![cfg_attr(
     not(all(feature = "sqlite", feature = "postgres", feature = "redis")),
     allow(dead_code, unused_imports)
 )]
+
+mod common;
 
 mod stores;
 
@@ -91,7 +94,8 @@ async fn serve(storage: &str, stores: Option<Stores>) -> Served {
     let fairing = match stores {
         Some(s) => OAuth2::fairing().stores(s, storage),
         None => OAuth2::fairing(),
-    };
+    }
+    .on_authenticate(common::NoConsent);
     let ignited = match rocket::custom(figment)
         .attach(fairing)
         .mount("/", routes![me])

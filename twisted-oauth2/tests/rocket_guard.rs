@@ -102,7 +102,11 @@ async fn app_with(query_tokens: bool, catchers: Vec<rocket::Catcher>) -> App {
         .merge(("log_level", "off"))
         .merge(("oauth2", cfg));
     let rocket = rocket::custom(figment)
-        .attach(OAuth2::fairing().clock(clock.clone()))
+        .attach(
+            OAuth2::fairing()
+                .clock(clock.clone())
+                .on_authenticate(common::NoConsent),
+        )
         .mount("/", routes![need_a, need_ab, echo, me, maybe, public_cache])
         .register("/", catchers);
     App {

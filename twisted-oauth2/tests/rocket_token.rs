@@ -24,8 +24,11 @@ fn figment() -> rocket::figment::Figment {
 }
 
 async fn client_with(figment: rocket::figment::Figment) -> Client {
-    let rocket = rocket::custom(figment)
-        .attach(OAuth2::fairing().clock(Arc::new(FixedClock::at(common::T0))));
+    let rocket = rocket::custom(figment).attach(
+        OAuth2::fairing()
+            .clock(Arc::new(FixedClock::at(common::T0)))
+            .on_authenticate(common::NoConsent),
+    );
     Client::untracked(rocket).await.expect("valid rocket")
 }
 
@@ -316,7 +319,10 @@ async fn every_form_endpoint_caps_the_query_with_414_and_the_parameter_count_wit
         assert_no_store(&r);
         let v = json(r).await;
         assert_eq!(v["error"], "invalid_request", "{ep}");
-        assert!(v["error_description"].as_str().unwrap().contains("8192"), "{ep}");
+        assert!(
+            v["error_description"].as_str().unwrap().contains("8192"),
+            "{ep}"
+        );
         let r = post_to(&c, &format!("{ep}?{many}"), "grant_type=client_credentials").await;
         assert_eq!(r.status(), Status::BadRequest, "{ep} query");
         assert_eq!(json(r).await["error"], "invalid_request");
@@ -324,7 +330,10 @@ async fn every_form_endpoint_caps_the_query_with_414_and_the_parameter_count_wit
         assert_eq!(r.status(), Status::BadRequest, "{ep} body");
         let v = json(r).await;
         assert!(
-            v["error_description"].as_str().unwrap().contains("too many parameters"),
+            v["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("too many parameters"),
             "{ep}: {v}"
         );
     }
@@ -337,7 +346,10 @@ async fn a_401_without_credentials_carries_a_basic_challenge_rfc9110_15_5_2() {
         ("/oauth2/token", "grant_type=client_credentials"),
         ("/oauth2/revoke", "token=abc"),
         ("/oauth2/introspect", "token=abc"),
-        ("/oauth2/token", "grant_type=client_credentials&client_id=svc&client_secret=no"),
+        (
+            "/oauth2/token",
+            "grant_type=client_credentials&client_id=svc&client_secret=no",
+        ),
         ("/oauth2/revoke", "token=abc&client_id=svc&client_secret=no"),
     ] {
         let r = post_to(&c, ep, body).await;

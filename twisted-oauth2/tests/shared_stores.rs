@@ -6,10 +6,13 @@
 //!
 //! PostgreSQL and Redis tests need `TWISTED_OAUTH2_TEST_POSTGRES` /
 //! `TWISTED_OAUTH2_TEST_REDIS` and skip with a notice otherwise.
+
 #![cfg_attr(
     not(all(feature = "sqlite", feature = "postgres", feature = "redis")),
     allow(dead_code, unused_imports)
 )]
+
+mod common;
 
 mod stores;
 
@@ -71,7 +74,7 @@ fn rocket_for(storage: &str) -> rocket::Rocket<rocket::Build> {
         .merge(("log_level", "off"))
         .merge(("oauth2", config(storage)));
     rocket::custom(figment)
-        .attach(OAuth2::fairing())
+        .attach(OAuth2::fairing().on_authenticate(common::NoConsent))
         .mount("/", routes![me, check])
 }
 

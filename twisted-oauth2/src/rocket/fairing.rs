@@ -183,8 +183,8 @@ impl Fairing for OAuth2 {
                 match rocket.figment().extract_inner::<ServerConfig>("oauth2") {
                     Ok(c) => c,
                     Err(e) => {
-                        for err in e {
-                            log::error!("twisted-oauth2: invalid `oauth2` configuration: {err}");
+                        for line in config_error_lines(e) {
+                            log::error!("twisted-oauth2: {line}");
                         }
                         return Err(rocket);
                     }
@@ -192,6 +192,41 @@ impl Fairing for OAuth2 {
             }
             None => ServerConfig::default(),
         };
+        let mut config = config;
+        if config.issuer.trim().is_empty() {
+            if !config.allow_insecure_request_debug {
+                log::error!(
+                    "twisted-oauth2: `oauth2.issuer` is not set: set it to the public URL clients use \
+                     (e.g. issuer = \"https://auth.example.com\"); with allow_insecure_request_debug it \
+                     is derived from Rocket's address and port"
+                );
+                return Err(rocket);
+            }
+            let rocket_config = rocket::Config::try_from(rocket.figment()).unwrap_or_default();
+            config.issuer = derived_issuer(&rocket_config);
+            log::warn!(
+                "twisted-oauth2: `oauth2.issuer` is not set: using {} (derived from Rocket's address and \
+                 port, allowed by allow_insecure_request_debug); set it to the public URL clients use",
+                config.issuer
+            );
+        }
+        if parts.on_authenticate.is_none()
+            && config.grant_types.iter().any(|g| g == "authorization_code")
+        {
+            if let Some(c) = config.clients.iter().find(|c| {
+                c.grant_types
+                    .iter()
+                    .any(|g| g == "authorization_code" || g == "implicit")
+            }) {
+                log::error!(
+                    "twisted-oauth2: client `{}` may use the authorization code grant but no consent hook \
+                     is set, so /authorize would not exist: add `.on_authenticate(..)` to \
+                     OAuth2::fairing() (see docs/consent.md) or remove the grant from the client",
+                    c.id
+                );
+                return Err(rocket);
+            }
+        }
         // Stores given in code win; otherwise the `storage` URL (default `memory`) decides.
         let mut store_name = parts.store_name;
         let stores = match parts.stores {
@@ -218,6 +253,7 @@ impl Fairing for OAuth2 {
         if let Some(s) = stores {
             b = b.stores(s);
         }
+        let has_client_store = parts.client_store.is_some();
         if let Some(c) = parts.client_store {
             b = b.client_store(c);
         }
@@ -271,10 +307,12 @@ impl Fairing for OAuth2 {
             resource_metadata: crate::endpoint::metadata::protected_resource_metadata_url(&server),
             server,
             scopes_used: Default::default(),
+            scope_routes: Default::default(),
         };
         let info = LaunchInfo {
             store: store_name.unwrap_or_else(|| "memory (not durable)".into()),
             purge_every: parts.purge_interval.unwrap_or(Duration::from_secs(60)),
+            client_store: has_client_store,
         };
         Ok(rocket
             .manage(state)
@@ -324,6 +362,20 @@ impl Fairing for OAuth2 {
         lines.push(format!("  grants:     {}", cfg.grant_types.join(", ")));
         lines.push(format!("  store:      {}", info.store));
         let scopes = state.scopes_used();
+        warn_listener_mismatch(rocket, &server);
+        if !info.client_store {
+            for (scope, routes) in state.scope_routes() {
+                if !obtainable(&server, &scope) {
+                    log::warn!(
+                        "twisted-oauth2: {} require{} scope `{scope}`, which no configured client may \
+                         obtain: every token will get 403 (add it to a client's `scopes` and, if set, \
+                         to `scopes_supported`)",
+                        routes.join(", "),
+                        if routes.len() == 1 { "s" } else { "" }
+                    );
+                }
+            }
+        }
         if !scopes.is_empty() {
             lines.push(format!(
                 "  protected routes require: {}",
@@ -424,4 +476,115 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 struct LaunchInfo {
     store: String,
     purge_every: Duration,
+    /// Clients may come from an app-supplied store, beyond those in config.
+    client_store: bool,
+}
+
+/// Units of the numeric settings, for error messages.
+fn unit_of(key: &str) -> Option<&'static str> {
+    match key {
+        k if k.ends_with("_lifetime") => Some("seconds"),
+        "max_body_size" | "max_query_length" | "max_state_length" | "max_scope_length" => {
+            Some("bytes")
+        }
+        "max_parameters" | "max_pending_requests" | "max_pending_per_user_agent" => Some("a count"),
+        _ => None,
+    }
+}
+
+/// One line per configuration error, naming the key as `oauth2.<key>` (figment's own
+/// rendering interpolates the profile into the path) and the unit of numeric settings.
+fn config_error_lines(e: rocket::figment::Error) -> Vec<String> {
+    e.into_iter()
+        .map(|err| {
+            // `extract_inner("oauth2")` reports the table's name after the key
+            // (`access_token_lifetime.oauth2`): drop it wherever figment put it.
+            let mut path: Vec<&str> = err.path.iter().map(String::as_str).collect();
+            if path.last() == Some(&"oauth2") {
+                path.pop();
+            }
+            if path.first() == Some(&"oauth2") {
+                path.remove(0);
+            }
+            let key = if path.is_empty() {
+                "oauth2".to_owned()
+            } else {
+                format!("oauth2.{}", path.join("."))
+            };
+            let unit = path
+                .last()
+                .and_then(|k| unit_of(k))
+                .map(|u| format!(" (the value is in {u})"))
+                .unwrap_or_default();
+            format!("invalid configuration `{key}`: {}{unit}", err.kind)
+        })
+        .collect()
+}
+
+/// `http(s)://address:port` of Rocket's listener; an unspecified address (`0.0.0.0`, `::`)
+/// becomes the loopback address.
+fn derived_issuer(config: &rocket::Config) -> String {
+    let scheme = if config.tls_enabled() {
+        "https"
+    } else {
+        "http"
+    };
+    let host = match config.address {
+        a if a.is_unspecified() && a.is_ipv4() => "127.0.0.1".to_owned(),
+        a if a.is_unspecified() => "[::1]".to_owned(),
+        std::net::IpAddr::V6(a) => format!("[{a}]"),
+        a => a.to_string(),
+    };
+    format!("{scheme}://{host}:{}", config.port)
+}
+
+/// Warns when the issuer's port (or IP address) is not where Rocket listens and no proxy
+/// header says a reverse proxy is in between: clients would be sent elsewhere.
+fn warn_listener_mismatch(rocket: &Rocket<Orbit>, server: &AuthorizationServer) {
+    if server.config().trusted_proxy_header.is_some() {
+        return;
+    }
+    let Ok(url) = url::Url::parse(server.issuer()) else {
+        return;
+    };
+    let config = rocket.config();
+    let port_differs = url.port_or_known_default() != Some(config.port);
+    let host_differs = match url.host() {
+        Some(url::Host::Ipv4(ip)) => {
+            !config.address.is_unspecified() && config.address != std::net::IpAddr::V4(ip)
+        }
+        Some(url::Host::Ipv6(ip)) => {
+            !config.address.is_unspecified() && config.address != std::net::IpAddr::V6(ip)
+        }
+        _ => false,
+    };
+    if port_differs || host_differs {
+        log::warn!(
+            "twisted-oauth2: the issuer {} is not where Rocket listens ({}:{}) and no \
+             trusted_proxy_header is set: clients will be sent to the issuer's address; set `oauth2.issuer` \
+             to the URL clients use, or `trusted_proxy_header` if a reverse proxy forwards to Rocket",
+            server.issuer(),
+            config.address,
+            config.port
+        );
+    }
+}
+
+/// Whether some client from the configuration may get a token with every scope of
+/// `scope` (space-separated): it uses a grant that issues tokens and its scopes (and the
+/// server's `scopes_supported`) include them.
+fn obtainable(server: &AuthorizationServer, scope: &str) -> bool {
+    let needed: Vec<&str> = scope.split(' ').filter(|t| !t.is_empty()).collect();
+    let supported = server.config().scopes_supported.as_ref();
+    if supported.is_some_and(|s| !needed.iter().all(|n| s.iter().any(|x| x == n))) {
+        return false;
+    }
+    server.config().clients.iter().any(|c| {
+        let issues = c.grant_types.iter().any(|g| g != "refresh_token");
+        let scoped = c
+            .scopes
+            .as_ref()
+            .is_none_or(|s| needed.iter().all(|n| s.iter().any(|x| x == n)));
+        issues && scoped
+    })
 }

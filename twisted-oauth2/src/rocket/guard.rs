@@ -84,8 +84,10 @@ async fn lookup<'r>(
             if let Some(q) = super::routes::capped_query(req, server)? {
                 // A query that is not valid form encoding is a malformed request (RFC 6750
                 // §3.1 `invalid_request`), not a request without a query token.
-                params =
-                    Params::parse_keep_duplicates_limited(q.as_bytes(), server.config().max_parameters)?;
+                params = Params::parse_keep_duplicates_limited(
+                    q.as_bytes(),
+                    server.config().max_parameters,
+                )?;
                 match params.unique("access_token") {
                     Ok(t) => breq.query_token = t,
                     Err(_) => breq.query_duplicate = true,
@@ -141,8 +143,13 @@ pub(crate) fn fairing_missing(rocket: &Rocket<Ignite>, guard: &str) -> bool {
     let missing = rocket.state::<OAuth2State>().is_none();
     if missing {
         log::error!(
-            "twisted-oauth2: a route uses `{guard}` (or #[oauth]) but the OAuth2 fairing is not attached; \
-             attach `twisted_oauth2::rocket::OAuth2::fairing()`"
+            "twisted-oauth2: a route uses `{guard}`{} but the OAuth2 fairing is not attached; \
+             attach `twisted_oauth2::rocket::OAuth2::fairing()`",
+            if guard == "Authorized" {
+                " (#[oauth] inserts it)"
+            } else {
+                ""
+            }
         );
     }
     missing
@@ -208,7 +215,7 @@ impl<'r, S: RequiredScope> FromRequest<'r> for Authorized<S> {
 impl<S: RequiredScope> Sentinel for Authorized<S> {
     fn abort(rocket: &Rocket<Ignite>) -> bool {
         if let Some(state) = rocket.state::<OAuth2State>() {
-            state.register_scope(S::SCOPE);
+            state.register_scope(S::SCOPE, std::any::type_name::<S>());
         }
         fairing_missing(rocket, "Authorized")
     }
@@ -260,7 +267,7 @@ impl<'r, S: RequiredScope> FromRequest<'r> for AuthResult<S> {
 impl<S: RequiredScope> Sentinel for AuthResult<S> {
     fn abort(rocket: &Rocket<Ignite>) -> bool {
         if let Some(state) = rocket.state::<OAuth2State>() {
-            state.register_scope(S::SCOPE);
+            state.register_scope(S::SCOPE, std::any::type_name::<S>());
         }
         fairing_missing(rocket, "AuthResult")
     }

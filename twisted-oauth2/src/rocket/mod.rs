@@ -53,6 +53,7 @@ pub use response::AuthorizeReply;
 pub struct OAuth2State {
     server: Arc<AuthorizationServer>,
     scopes_used: Mutex<BTreeSet<String>>,
+    scope_routes: Mutex<std::collections::BTreeMap<String, BTreeSet<String>>>,
     resource_metadata: String,
 }
 
@@ -84,7 +85,7 @@ impl OAuth2State {
             .unwrap_or_default()
     }
 
-    pub(crate) fn register_scope(&self, scope: &str) {
+    pub(crate) fn register_scope(&self, scope: &str, marker: &str) {
         if let Ok(mut s) = self.scopes_used.lock() {
             s.extend(
                 scope
@@ -93,6 +94,31 @@ impl OAuth2State {
                     .map(str::to_owned),
             );
         }
+        if scope.is_empty() {
+            return;
+        }
+        // `#[oauth]` markers are named `__TwistedOAuth2Scope_<handler>`; hand-written
+        // markers (`required_scope!`) are named by their type.
+        let short = marker.rsplit("::").next().unwrap_or(marker);
+        let label = match short.strip_prefix("__TwistedOAuth2Scope_") {
+            Some(handler) => format!("route `{handler}`"),
+            None => format!("guards of `{short}`"),
+        };
+        if let Ok(mut m) = self.scope_routes.lock() {
+            m.entry(scope.to_owned()).or_default().insert(label);
+        }
+    }
+
+    /// Every required scope string with the routes (or marker types) requiring it.
+    pub(crate) fn scope_routes(&self) -> Vec<(String, Vec<String>)> {
+        self.scope_routes
+            .lock()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.iter().cloned().collect()))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 }
 

@@ -169,3 +169,18 @@ impl Fixture {
             .is_ok()
     }
 }
+
+/// A consent hook that refuses every request, for adapter tests of other endpoints (the
+/// fairing refuses to launch code-grant clients without a hook).
+pub struct NoConsent;
+
+#[rocket::async_trait]
+impl twisted_oauth2::rocket::OnAuthenticate for NoConsent {
+    async fn on_authenticate(
+        &self,
+        _req: &rocket::Request<'_>,
+        _pending: twisted_oauth2::endpoint::authorize::PendingAuthorization,
+    ) -> Result<twisted_oauth2::rocket::Consent, OAuthError> {
+        Err(OAuthError::new(twisted_oauth2::ErrorCode::AccessDenied))
+    }
+}
