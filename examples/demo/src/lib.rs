@@ -2,10 +2,10 @@
 //! `VIEW_CLOCK` scope) with a login page, a consent page and a token-info route.
 //!
 //! Routes: `GET /clock` (scope `VIEW_CLOCK`), `GET /me` (any token), `GET|POST /login`,
-//! `GET|POST /consent`, `GET /client` (a browser client), and the library's endpoints under
-//! `/oauth2`.
+//! `GET|POST /consent`, `GET /client` (a browser client), `GET /demo.css` (the pages'
+//! stylesheet), and the library's endpoints under `/oauth2`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -20,7 +20,7 @@ use rocket::{get, post, routes, Build, Rocket, State};
 use serde::Deserialize;
 use twisted_oauth2::endpoint::authorize::PendingAuthorization;
 use twisted_oauth2::rocket::{
-    AuthorizeReply, Consent, DecisionForm, OAuth2, OnAuthenticate, PendingRequests,
+    AuthorizeReply, Consent, DecisionForm, OAuth2, OAuth2State, OnAuthenticate, PendingRequests,
 };
 use twisted_oauth2::{oauth, OAuthError, TokenInfo};
 
@@ -83,7 +83,10 @@ impl Users {
         let mut s = self.sessions.lock().ok()?;
         s.retain(|_, (_, expires)| *expires > now);
         if s.len() >= MAX_SESSIONS {
-            let oldest = s.iter().min_by_key(|(_, (_, e))| *e).map(|(k, _)| k.clone());
+            let oldest = s
+                .iter()
+                .min_by_key(|(_, (_, e))| *e)
+                .map(|(k, _)| k.clone());
             if let Some(k) = oldest {
                 s.remove(&k);
             }
@@ -140,36 +143,71 @@ fn esc(s: &str) -> String {
         .replace('\'', "&#39;")
 }
 
+/// The demo's one stylesheet, served at `/demo.css` to every page (and `/client`).
+const STYLESHEET: &str = include_str!("../static/demo.css");
+
 fn page(title: &str, body: &str) -> RawHtml<String> {
     RawHtml(format!(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title>\
-         <style>body{{font-family:sans-serif;max-width:32em;margin:3em auto}}button{{margin-right:1em}}</style>\
-         </head><body><h1>{t}</h1>\n{body}\n</body></html>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{t}</title><link rel=\"stylesheet\" href=\"/demo.css\"></head>\
+         <body><main><h1>{t}</h1>\n{body}\n</main></body></html>\n",
         t = esc(title)
     ))
 }
 
-/// The consent page for a pending request.
-fn consent_page(user: &str, p: &PendingAuthorization) -> RawHtml<String> {
+/// What each scope lets a client do, from `oauth2.scope_descriptions`.
+fn scope_descriptions(rocket: &Rocket<rocket::Orbit>) -> BTreeMap<String, String> {
+    rocket
+        .state::<OAuth2State>()
+        .map(|s| s.server().config().scope_descriptions.clone())
+        .unwrap_or_default()
+}
+
+/// Where the answer goes, as the user should read it: the redirect URI's host and port.
+fn redirect_host(uri: &str) -> String {
+    rocket::http::uri::Absolute::parse(uri)
+        .ok()
+        .and_then(|u| u.authority().map(|a| a.to_string()))
+        .unwrap_or_else(|| uri.to_owned())
+}
+
+/// The consent page for a pending request: the client, each scope with its description,
+/// where the answer goes, Allow and Deny.
+fn consent_page(
+    user: &str,
+    p: &PendingAuthorization,
+    descriptions: &BTreeMap<String, String>,
+) -> RawHtml<String> {
     let scopes: String = p
         .scope
         .iter()
-        .map(|s| format!("<li>{}</li>", esc(s)))
+        .map(|s| match descriptions.get(s) {
+            Some(d) => format!(
+                "<li><span class=\"what\">{}</span> <code>{}</code></li>",
+                esc(d),
+                esc(s)
+            ),
+            None => format!("<li><code>{}</code></li>", esc(s)),
+        })
         .collect();
     page(
-        "Authorize access",
+        &format!("Allow {}?", p.client.name()),
         &format!(
-            "<p>Signed in as <b>{user}</b>.</p>\
-             <p><b>{client}</b> asks for:</p><ul>{scopes}</ul>\
-             <p>You will be sent back to <code>{redirect}</code>.</p>\
+            "<p class=\"muted\">Signed in as <strong>{user}</strong></p>\
+             <p><strong>{client}</strong> wants to:</p><ul class=\"scopes\">{scopes}</ul>\
+             <p class=\"muted\">If you allow, you will be sent back to <strong>{host}</strong> \
+             (<code>{redirect}</code>).</p>\
              <form method=\"post\" action=\"/consent\">\
              <input type=\"hidden\" name=\"request_id\" value=\"{rid}\">\
              <input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\">\
+             <div class=\"actions\">\
              <button type=\"submit\" name=\"decision\" value=\"allow\">Allow</button>\
-             <button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button>\
-             </form>",
+             <button type=\"submit\" class=\"secondary\" name=\"decision\" value=\"deny\">Deny</button>\
+             </div></form>",
             user = esc(user),
             client = esc(p.client.name()),
+            host = esc(&redirect_host(&p.redirect_uri)),
             redirect = esc(&p.redirect_uri),
             rid = esc(&p.request_id),
             csrf = esc(&p.csrf_token),
@@ -188,7 +226,11 @@ impl OnAuthenticate for DemoConsent {
         pending: PendingAuthorization,
     ) -> Result<Consent, OAuthError> {
         match req.guard::<LoggedIn>().await {
-            Outcome::Success(LoggedIn(user)) => Ok(Consent::new(consent_page(&user, &pending))),
+            Outcome::Success(LoggedIn(user)) => Ok(Consent::new(consent_page(
+                &user,
+                &pending,
+                &scope_descriptions(req.rocket()),
+            ))),
             _ => {
                 let next = format!("/consent?request_id={}", pending.request_id);
                 Ok(Consent::new(Redirect::to(rocket::uri!(login_page(
@@ -216,28 +258,59 @@ fn me(info: TokenInfo) -> Json<TokenInfo> {
     Json(info)
 }
 
-/// The login form, posting `next` back; `problem` is shown above it.
-fn login_form(next: &str, problem: Option<&str>) -> RawHtml<String> {
+/// The login form, posting `next` back; `problem` is shown above it, and `asking` (the
+/// client of the pending request `next` leads to) below the heading.
+fn login_form(next: &str, problem: Option<&str>, asking: Option<&str>) -> RawHtml<String> {
     let problem = problem
-        .map(|p| format!("<p role=\"alert\"><b>{}</b></p>", esc(p)))
+        .map(|p| format!("<p class=\"alert\" role=\"alert\">{}</p>", esc(p)))
+        .unwrap_or_default();
+    let asking = asking
+        .map(|c| {
+            format!(
+                "<p class=\"asking\">Sign in to continue to <strong>{}</strong>.</p>",
+                esc(c)
+            )
+        })
         .unwrap_or_default();
     page(
         "Sign in",
         &format!(
-            "{problem}<form method=\"post\" action=\"/login\">\
+            "{asking}{problem}<form method=\"post\" action=\"/login\">\
              <input type=\"hidden\" name=\"next\" value=\"{}\">\
-             <p><label>Username <input name=\"username\" autocomplete=\"username\"></label></p>\
-             <p><label>Password <input name=\"password\" type=\"password\" autocomplete=\"current-password\"></label></p>\
-             <button type=\"submit\">Sign in</button></form>",
+             <label for=\"username\">Username</label>\
+             <input id=\"username\" name=\"username\" autocomplete=\"username\" required>\
+             <label for=\"password\">Password</label>\
+             <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
+             <button type=\"submit\">Sign in</button></form>\
+             <p class=\"muted\">Demo users: alice / wonderland, bob / builder.</p>",
             esc(next)
         ),
     )
 }
 
+/// The name of the client asking, when `next` is the consent page of a pending request of
+/// this browser (nothing for anything else: `load` checks the binding cookie).
+async fn asking_client(next: &str, pending: &PendingRequests<'_>) -> Option<String> {
+    let origin = rocket::http::uri::Origin::parse(next).ok()?;
+    if origin.path() != "/consent" {
+        return None;
+    }
+    let request_id = origin
+        .query()?
+        .segments()
+        .find(|(k, _)| *k == "request_id")?
+        .1
+        .to_owned();
+    let p = pending.load(&request_id).await.ok()?;
+    Some(p.client.name().to_owned())
+}
+
 /// `GET /login`: the login form. Contract: inputs `username` and `password`.
 #[get("/login?<next>")]
-fn login_page(next: Option<String>) -> RawHtml<String> {
-    login_form(&safe_next(next.as_deref()), None)
+async fn login_page(next: Option<String>, pending: PendingRequests<'_>) -> RawHtml<String> {
+    let next = safe_next(next.as_deref());
+    let asking = asking_client(&next, &pending).await;
+    login_form(&next, None, asking.as_deref())
 }
 
 #[derive(Debug, FromForm)]
@@ -258,9 +331,9 @@ impl<'r> FromRequest<'r> for SameOrigin {
     type Error = ();
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, ()> {
         let h = req.headers();
-        let fetch_ok = h
-            .get_one("Sec-Fetch-Site")
-            .is_none_or(|v| v.eq_ignore_ascii_case("same-origin") || v.eq_ignore_ascii_case("none"));
+        let fetch_ok = h.get_one("Sec-Fetch-Site").is_none_or(|v| {
+            v.eq_ignore_ascii_case("same-origin") || v.eq_ignore_ascii_case("none")
+        });
         let origin_ok = match (h.get_one("Origin"), h.get_one("Host")) {
             (None, _) => true,
             (Some(origin), Some(host)) => rocket::http::uri::Absolute::parse(origin)
@@ -280,11 +353,12 @@ impl<'r> FromRequest<'r> for SameOrigin {
 /// `POST /login`. A wrong password shows the form again, keeping `next` (the pending
 /// authorization); a cross-site post is refused.
 #[post("/login", data = "<form>")]
-fn login(
+async fn login(
     origin: Result<SameOrigin, ()>,
     form: Form<LoginForm>,
     users: &State<Users>,
     cookies: &CookieJar<'_>,
+    pending: PendingRequests<'_>,
 ) -> Result<Redirect, (rocket::http::Status, RawHtml<String>)> {
     use rocket::http::Status;
     let next = safe_next(form.next.as_deref());
@@ -300,15 +374,24 @@ fn login(
     }
     if !users.check(&form.username, &form.password) {
         // 200 with the form again (a 401 would need a WWW-Authenticate challenge).
+        let asking = asking_client(&next, &pending).await;
         return Err((
             Status::Ok,
-            login_form(&next, Some("Wrong username or password. Try again.")),
+            login_form(
+                &next,
+                Some("Wrong username or password. Try again."),
+                asking.as_deref(),
+            ),
         ));
     }
     let Some(session) = users.start_session(&form.username) else {
         return Err((
             Status::ServiceUnavailable,
-            login_form(&next, Some("Signing in is not possible right now. Try again in a moment.")),
+            login_form(
+                &next,
+                Some("Signing in is not possible right now. Try again in a moment."),
+                None,
+            ),
         ));
     };
     cookies.add(
@@ -329,9 +412,11 @@ async fn consent_after_login(
     request_id: &str,
     user: LoggedIn,
     pending: PendingRequests<'_>,
+    oauth: &State<OAuth2State>,
 ) -> Result<Consent, AuthorizeReply> {
     let p = pending.load(request_id).await?;
-    Ok(Consent::new(consent_page(&user.0, &p)))
+    let descriptions = &oauth.server().config().scope_descriptions;
+    Ok(Consent::new(consent_page(&user.0, &p, descriptions)))
 }
 
 /// `POST /consent`: the decision. Contract: `decision` = `allow` or `deny`.
@@ -351,15 +436,21 @@ fn browser_client() -> RawHtml<&'static str> {
     RawHtml(include_str!("../static/client.html"))
 }
 
+/// `GET /demo.css`: the stylesheet of every demo page.
+#[get("/demo.css")]
+fn stylesheet() -> (rocket::http::ContentType, &'static str) {
+    (rocket::http::ContentType::CSS, STYLESHEET)
+}
+
 /// `GET /`: links.
 #[get("/")]
 fn index() -> RawHtml<String> {
     page(
         "twisted-oauth2 demo",
-        "<p>See the README: start the code flow at <code>/oauth2/authorize</code>, \
-         get tokens at <code>/oauth2/token</code>, and read <a href=\"/clock\">/clock</a> with a \
-         token holding <code>VIEW_CLOCK</code>.</p><p><a href=\"/client\">Try the browser client</a> \
-         (sign in as alice / wonderland).</p>",
+        "<p>An OAuth 2.1 authorization server protecting a clock. See the README: start the \
+         code flow at <code>/oauth2/authorize</code>, get tokens at <code>/oauth2/token</code>, and \
+         read <a href=\"/clock\">/clock</a> with a token holding <code>VIEW_CLOCK</code>.</p>\
+         <p><a href=\"/client\">Try the browser client</a> (sign in as alice / wonderland).</p>",
     )
 }
 
@@ -383,7 +474,8 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
                 login,
                 consent_after_login,
                 decide,
-                browser_client
+                browser_client,
+                stylesheet
             ],
         )
 }
