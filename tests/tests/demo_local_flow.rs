@@ -232,8 +232,14 @@ async fn odd_next_values_never_give_a_500() {
             .await;
         assert_eq!(r.status(), Status::SeeOther, "POST {next}");
         let loc = location(&r);
-        assert!(loc.starts_with('/') && !loc.starts_with("//"), "{next} -> {loc}");
-        assert!(rocket::http::uri::Origin::parse(&loc).is_ok(), "{next} -> {loc}");
+        assert!(
+            loc.starts_with('/') && !loc.starts_with("//"),
+            "{next} -> {loc}"
+        );
+        assert!(
+            rocket::http::uri::Origin::parse(&loc).is_ok(),
+            "{next} -> {loc}"
+        );
     }
 }
 
@@ -260,12 +266,19 @@ async fn failed_sign_in_keeps_the_pending_authorization() {
     let r = c
         .post("/login")
         .header(ContentType::Form)
-        .body(format!("username=alice&password=nope&next={}", urlenc(&next)))
+        .body(format!(
+            "username=alice&password=nope&next={}",
+            urlenc(&next)
+        ))
         .dispatch()
         .await;
     let again = r.into_string().await.unwrap();
     assert!(again.contains("Wrong username or password"));
-    assert_eq!(input(&again, "next"), next, "the retry goes back to the request");
+    assert_eq!(
+        input(&again, "next"),
+        next,
+        "the retry goes back to the request"
+    );
     let r = c
         .post("/login")
         .header(ContentType::Form)
@@ -277,7 +290,11 @@ async fn failed_sign_in_keeps_the_pending_authorization() {
         .await;
     assert_eq!(location(&r), next);
     let r = c.get(next).dispatch().await;
-    assert_eq!(r.status(), Status::Ok, "the consent page of the same request");
+    assert_eq!(
+        r.status(),
+        Status::Ok,
+        "the consent page of the same request"
+    );
 }
 
 #[rocket::async_test]

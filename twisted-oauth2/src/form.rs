@@ -88,8 +88,7 @@ impl Params {
                 continue;
             }
             // Decoded names are compared (`a` and `%61` are one parameter).
-            if !seen.insert(k.clone()) && refuse_duplicates && !REPEATABLE.contains(&k.as_str())
-            {
+            if !seen.insert(k.clone()) && refuse_duplicates && !REPEATABLE.contains(&k.as_str()) {
                 return Err(OAuthError::duplicate_parameter(&k));
             }
             out.push((k, v));

@@ -134,20 +134,20 @@ pub mod endpoint;
 pub mod error;
 pub mod form;
 pub mod grant;
-mod pending_limit;
 #[cfg(feature = "macros")]
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub mod guide;
+mod pending_limit;
 pub mod pkce;
 pub mod scope;
 pub mod server;
 pub mod storage;
-#[cfg(feature = "testkit")]
-#[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
-pub mod testkit;
 #[cfg(feature = "test-client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-client")))]
 pub mod testing;
+#[cfg(feature = "testkit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
+pub mod testkit;
 pub mod token;
 
 #[doc(inline)]

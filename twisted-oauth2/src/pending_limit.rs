@@ -146,7 +146,10 @@ mod tests {
         assert_eq!(l.admit(d("h3"), d("a3"), 100, 0), Admission::Admitted(None));
         assert_eq!(l.admit(d("h4"), d("a4"), 200, 50), Admission::Full);
         // At t=100 every earlier request has expired.
-        assert_eq!(l.admit(d("h4"), d("a4"), 200, 100), Admission::Admitted(None));
+        assert_eq!(
+            l.admit(d("h4"), d("a4"), 200, 100),
+            Admission::Admitted(None)
+        );
         assert_eq!(l.len(), 1);
     }
 
@@ -168,7 +171,10 @@ mod tests {
         let l = PendingLimiter::new(10, 10);
         for i in 0..10_000 {
             let h = d(&format!("h{i}"));
-            assert!(matches!(l.admit(h, d("a"), 1_000, 0), Admission::Admitted(_)));
+            assert!(matches!(
+                l.admit(h, d("a"), 1_000, 0),
+                Admission::Admitted(_)
+            ));
             l.release(&h);
         }
         let t = l.table.lock().unwrap();

@@ -704,13 +704,21 @@ async fn one_browser_keeps_only_its_newest_pending_requests() {
                 .unwrap(),
         );
     }
-    assert_eq!(store.pending_count(), 4, "older requests were dropped from the store");
-    assert!(authorize::load(&f.server, &ids[0].request_id, Some(BINDING))
-        .await
-        .is_err());
-    assert!(authorize::load(&f.server, &ids[9].request_id, Some(BINDING))
-        .await
-        .is_ok());
+    assert_eq!(
+        store.pending_count(),
+        4,
+        "older requests were dropped from the store"
+    );
+    assert!(
+        authorize::load(&f.server, &ids[0].request_id, Some(BINDING))
+            .await
+            .is_err()
+    );
+    assert!(
+        authorize::load(&f.server, &ids[9].request_id, Some(BINDING))
+            .await
+            .is_ok()
+    );
     // A decided request frees its place.
     let p = &ids[9];
     authorize::deny(&f.server, &p.request_id, Some(BINDING), &p.csrf_token)
@@ -723,13 +731,21 @@ async fn one_browser_keeps_only_its_newest_pending_requests() {
 async fn long_state_is_refused_without_echoing_it() {
     let f = fixture();
     let state = "s".repeat(f.server.config().max_state_length + 1);
-    let q = format!("response_type=code&client_id=web&scope=a&state={state}&{}", challenge());
+    let q = format!(
+        "response_type=code&client_id=web&scope=a&state={state}&{}",
+        challenge()
+    );
     let (_, p) = redirect_params(validate(&f, &q).await);
     assert_eq!(get(&p, "error"), Some("invalid_request"));
     assert_eq!(get(&p, "state"), None);
-    assert!(get(&p, "error_description").unwrap().contains("state is too long"));
+    assert!(get(&p, "error_description")
+        .unwrap()
+        .contains("state is too long"));
     let ok = "s".repeat(f.server.config().max_state_length);
-    let q = format!("response_type=code&client_id=web&scope=a&state={ok}&{}", challenge());
+    let q = format!(
+        "response_type=code&client_id=web&scope=a&state={ok}&{}",
+        challenge()
+    );
     assert!(validate(&f, &q).await.is_ok());
 }
 
@@ -737,7 +753,10 @@ async fn long_state_is_refused_without_echoing_it() {
 async fn long_scope_is_invalid_scope() {
     let f = fixture();
     let scope = vec!["a"; 600].join("+");
-    let q = format!("response_type=code&client_id=web&scope={scope}&state=s&{}", challenge());
+    let q = format!(
+        "response_type=code&client_id=web&scope={scope}&state=s&{}",
+        challenge()
+    );
     let (_, p) = redirect_params(validate(&f, &q).await);
     assert_eq!(get(&p, "error"), Some("invalid_scope"));
     assert!(get(&p, "error_description").unwrap().contains("too long"));
@@ -774,9 +793,12 @@ async fn only_scopes_from_a_known_set_enter_the_scope_cache() {
     assert_eq!(f.server.scope_cache_len(), 0);
     // Registered scopes are cached, once per distinct string.
     for _ in 0..10 {
-        f.token("grant_type=client_credentials&scope=a", Some(("svc", "svc-secret")))
-            .await
-            .unwrap();
+        f.token(
+            "grant_type=client_credentials&scope=a",
+            Some(("svc", "svc-secret")),
+        )
+        .await
+        .unwrap();
     }
     assert_eq!(f.server.scope_cache_len(), 1);
 }

@@ -424,7 +424,11 @@ async fn decision_post_missing_csrf_token_gets_the_library_page_not_a_422() {
             "{body}: {}",
             r.status()
         );
-        assert_eq!(r.headers().get_one("X-Frame-Options"), Some("DENY"), "{body}");
+        assert_eq!(
+            r.headers().get_one("X-Frame-Options"),
+            Some("DENY"),
+            "{body}"
+        );
         assert!(page_text(r).await.contains("start again"), "{body}");
     }
 }
@@ -474,19 +478,16 @@ async fn binding_cookie_accepts_only_values_the_server_issued() {
 }
 
 #[rocket::async_test]
-async fn binding_cookie_is_host_prefixed_secure_httponly_lax_over_tls_and_never_set_by_error_pages(
-) {
+async fn binding_cookie_is_host_prefixed_secure_httponly_lax_over_tls_and_never_set_by_error_pages()
+{
     let clock = Arc::new(FixedClock::at(common::T0));
     let mut cfg = common::config();
     cfg.trusted_proxy_header = Some("X-Forwarded-Proto".into());
     let figment = rocket::Config::figment()
         .merge(("log_level", "off"))
         .merge(("oauth2", cfg));
-    let rocket = rocket::custom(figment).attach(
-        OAuth2::fairing()
-            .clock(clock)
-            .on_authenticate(TestConsent),
-    );
+    let rocket =
+        rocket::custom(figment).attach(OAuth2::fairing().clock(clock).on_authenticate(TestConsent));
     let client = Client::untracked(rocket).await.unwrap();
     let r = client
         .get(authorize_query(""))
@@ -494,11 +495,7 @@ async fn binding_cookie_is_host_prefixed_secure_httponly_lax_over_tls_and_never_
         .dispatch()
         .await;
     assert_eq!(r.status(), Status::Ok);
-    let set: Vec<String> = r
-        .headers()
-        .get("Set-Cookie")
-        .map(str::to_owned)
-        .collect();
+    let set: Vec<String> = r.headers().get("Set-Cookie").map(str::to_owned).collect();
     let c = set
         .iter()
         .find(|c| c.starts_with("__Host-twisted_oauth2_ua="))
@@ -526,7 +523,11 @@ async fn authorize_get_query_is_capped_like_the_form_body() {
     let app = app().await;
     let r = app
         .client
-        .get(format!("{}&pad={}", authorize_query(""), "x".repeat(8 * 1024)))
+        .get(format!(
+            "{}&pad={}",
+            authorize_query(""),
+            "x".repeat(8 * 1024)
+        ))
         .dispatch()
         .await;
     assert_eq!(r.status(), Status::UriTooLong);
@@ -551,18 +552,18 @@ async fn a_flood_of_authorization_requests_is_bounded_and_answered_with_a_clear_
     let figment = rocket::Config::figment()
         .merge(("log_level", "off"))
         .merge(("oauth2", cfg));
-    let rocket = rocket::custom(figment).attach(
-        OAuth2::fairing()
-            .clock(clock)
-            .on_authenticate(TestConsent),
-    );
+    let rocket =
+        rocket::custom(figment).attach(OAuth2::fairing().clock(clock).on_authenticate(TestConsent));
     let client = Client::untracked(rocket).await.unwrap();
     let state = "s".repeat(2048);
     let mut full = 0;
     for _ in 0..300 {
         // No cookie: every request looks like a new browser.
         let r = client
-            .get(format!("{}&state={state}", authorize_query("").replace("&state=st", "")))
+            .get(format!(
+                "{}&state={state}",
+                authorize_query("").replace("&state=st", "")
+            ))
             .dispatch()
             .await;
         if r.status() == Status::ServiceUnavailable {

@@ -577,7 +577,10 @@ async fn malformed_code_verifier_says_it_is_malformed_rfc7636_4_1() {
             .unwrap_err();
         assert_eq!(e.code(), ErrorCode::InvalidRequest, "{bad}");
         let d = e.description().unwrap();
-        assert!(d.contains("malformed") && !d.contains("does not match"), "{d}");
+        assert!(
+            d.contains("malformed") && !d.contains("does not match"),
+            "{d}"
+        );
     }
     // A well-formed wrong verifier still "does not match".
     let code = f.code("web", "a", true).await;

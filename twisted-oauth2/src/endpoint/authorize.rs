@@ -13,11 +13,11 @@ use crate::client::{is_insecure_redirect, Client};
 use crate::endpoint::{require_secure, Transport};
 use crate::error::{ErrorCode, OAuthError};
 use crate::form::Params;
+use crate::pending_limit::Admission;
 use crate::pkce::{ChallengeMethod, CodeChallenge};
 use crate::scope::Scope;
 use crate::server::AuthorizationServer;
 use crate::storage::{CodeRecord, GrantId, PendingRecord};
-use crate::pending_limit::Admission;
 use crate::token::{TokenDigest, TokenKind};
 
 /// Where the response parameters go.
