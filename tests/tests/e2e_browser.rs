@@ -1,6 +1,7 @@
 //! End to end in a real browser: headless Chromium, driven by `tests/browser/consent_flow.mjs`
-//! (playwright-core), against the demo served on a loopback port. Screenshots are kept in
-//! `tests/artifacts/`.
+//! (playwright-core), against the demo served on a loopback port: the code flow, the
+//! browser client, the demo's pages by keyboard only and on a 375 px viewport. Screenshots
+//! are kept in `target/browser-artifacts/`.
 //!
 //! Skips with a notice when Node.js, Chromium or playwright-core are missing, unless
 //! `TWISTED_OAUTH2_REQUIRE_BROWSER=1` (set by `.ci/run`, which installs them).
@@ -37,7 +38,7 @@ async fn chromium_logs_in_consents_and_lands_on_the_client_with_code_and_state()
         return;
     }
     let demo = serve_demo(demo_figment(free_port())).await;
-    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("artifacts");
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/browser-artifacts");
     let base = demo.base.clone();
     let out = rocket::tokio::task::spawn_blocking(move || {
         Command::new("node")
@@ -60,7 +61,20 @@ async fn chromium_logs_in_consents_and_lands_on_the_client_with_code_and_state()
         "{stdout}"
     );
     assert!(stdout.contains("GET /clock -> 200"), "{stdout}");
-    assert!(Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("artifacts/consent-page.png")
-        .exists());
+    assert!(
+        stdout.contains("demo keyboard: landed on the client with a code"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("demo narrow: login, consent and client fit 375 px"),
+        "{stdout}"
+    );
+    let kept = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/browser-artifacts");
+    for shot in [
+        "consent-page.png",
+        "demo-login.png",
+        "demo-client-narrow.png",
+    ] {
+        assert!(kept.join(shot).exists(), "{shot}");
+    }
 }
