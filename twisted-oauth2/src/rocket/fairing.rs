@@ -42,8 +42,9 @@ struct Parts {
 /// At ignite it reads the `oauth2` table of Rocket's configuration (unless a config was
 /// given with [`OAuth2::config`]), builds the [`AuthorizationServer`], manages an
 /// [`OAuth2State`], and mounts under the base path (default `/oauth2`): `POST /token`,
-/// `POST /revoke`, `POST /introspect`, and `GET`/`POST /authorize` when an
-/// [`OnAuthenticate`] hook is set; at the application root it mounts the discovery
+/// `POST /revoke`, `POST /introspect`, `GET`/`POST /authorize` when an
+/// [`OnAuthenticate`] hook is set, and `GET`/`POST /consent` with the built-in consent pages
+/// ([`OAuth2::builtin_consent`]); at the application root it mounts the discovery
 /// documents `GET /.well-known/oauth-authorization-server[/issuer path]` and
 /// `GET /.well-known/oauth-protected-resource[/resource path]`
 /// (see [`crate::endpoint::metadata`]).
