@@ -103,7 +103,7 @@
 //! | `postgres` | no | the SQL store on PostgreSQL (`storage = "postgres://…"`) |
 //! | `redis` | no | the Redis store (`storage = "redis://…"`) |
 //! | `testkit` | no | the behavioural suite every store implementation must pass |
-//! | `test-client` | no | [`testing::TestClient`](crate::testing::TestClient): tokens for an app's own tests (implies `rocket`) |
+//! | `test-client` | no | [`testing::TestClient`]: tokens for an app's own tests (implies `rocket`) |
 //!
 //! Without default features the crate is the protocol core alone, free of Rocket. The storage
 //! backends are described in [`storage`] and in the storage chapter in `docs/`.
