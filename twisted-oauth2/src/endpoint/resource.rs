@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::endpoint::{require_secure, Transport};
-use crate::error::{Challenge, ErrorCode, OAuthError, MISSING_TOKEN};
+use crate::error::{Challenge, ErrorCode, OAuthError};
 use crate::scope::Scope;
 use crate::server::AuthorizationServer;
 use crate::storage::GrantId;
@@ -118,7 +118,7 @@ pub fn extract<'a>(
             required,
         ));
     }
-    found.ok_or_else(|| bearer_error(ErrorCode::InvalidRequest, MISSING_TOKEN, required))
+    found.ok_or_else(|| OAuthError::no_token(required))
 }
 
 /// Looks up an access token; unknown, expired or revoked → `invalid_token`.

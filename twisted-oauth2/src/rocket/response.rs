@@ -49,8 +49,9 @@ pub(crate) fn json<'r>(status: Status, body: String) -> Response<'r> {
     res
 }
 
-/// Answers an [`OAuthError`] directly: its status, JSON body, `no-store`, and its
-/// `WWW-Authenticate` challenge if it has one.
+/// Answers an [`OAuthError`] directly: its status, JSON body, `no-store`, its
+/// `WWW-Authenticate` challenge if it has one, and its extra headers
+/// ([`OAuthError::with_header`]).
 impl<'r> Responder<'r, 'static> for OAuthError {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
         let status = Status::from_code(self.status()).unwrap_or(Status::BadRequest);
@@ -59,7 +60,16 @@ impl<'r> Responder<'r, 'static> for OAuthError {
         if let Some(v) = self.www_authenticate(&realm, resource_metadata.as_deref()) {
             res.set_header(Header::new("WWW-Authenticate", v));
         }
+        extra_headers(&self, &mut res);
         Ok(res)
+    }
+}
+
+/// Writes an error's extra headers; a `WWW-Authenticate` one is added beside the error's own
+/// challenge (several challenges may be offered, RFC 9110 §11.6.1).
+pub(crate) fn extra_headers(e: &OAuthError, res: &mut Response<'_>) {
+    for (name, value) in e.headers() {
+        res.adjoin_header(Header::new(name.to_owned(), value.to_owned()));
     }
 }
 
