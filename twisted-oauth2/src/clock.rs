@@ -1,5 +1,7 @@
-//! The injected clock. Every expiry decision reads [`Clock::now`], so tests can move time.
+//! The injected clock. Every expiry decision reads [`Clock::now`], so tests can move time
+//! (`FixedClock`, feature `test-util`).
 
+#[cfg(any(test, feature = "test-util"))]
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::{DateTime, Utc};
@@ -25,10 +27,13 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that only moves when told to (for tests).
+/// A clock that only moves when told to (for tests; feature `test-util`).
+#[cfg(any(test, feature = "test-util"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 #[derive(Debug)]
 pub struct FixedClock(AtomicI64);
 
+#[cfg(any(test, feature = "test-util"))]
 impl FixedClock {
     /// A clock frozen at `unix` seconds.
     pub fn at(unix: i64) -> Self {
@@ -46,6 +51,7 @@ impl FixedClock {
     }
 }
 
+#[cfg(any(test, feature = "test-util"))]
 impl Clock for FixedClock {
     fn now(&self) -> DateTime<Utc> {
         DateTime::from_timestamp(self.0.load(Ordering::SeqCst), 0).unwrap_or_default()

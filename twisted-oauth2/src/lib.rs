@@ -104,6 +104,7 @@
 //! | `redis` | no | the Redis store (`storage = "redis://…"`) |
 //! | `testkit` | no | the behavioural suite every store implementation must pass |
 //! | `test-client` | no | [`testing::TestClient`]: tokens for an app's own tests (implies `rocket`) |
+//! | `test-util` | no | test doubles: `clock::FixedClock` (time moves when told) and `token::SequentialTokenGenerator` (predictable values) |
 //!
 //! Without default features the crate is the protocol core alone, free of Rocket. The storage
 //! backends are described in [`storage`] and in the storage chapter in `docs/`.

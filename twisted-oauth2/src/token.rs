@@ -50,10 +50,13 @@ impl TokenGenerator for RandomTokenGenerator {
     }
 }
 
-/// A deterministic generator for tests: `<prefix>-<kind>-<n>`.
+/// A deterministic generator for tests: `<kind>-<n>` (feature `test-util`).
+#[cfg(any(test, feature = "test-util"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 #[derive(Debug, Default)]
 pub struct SequentialTokenGenerator(std::sync::atomic::AtomicU64);
 
+#[cfg(any(test, feature = "test-util"))]
 impl TokenGenerator for SequentialTokenGenerator {
     fn generate(&self, kind: TokenKind) -> Result<String, StorageError> {
         let n = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
