@@ -45,6 +45,12 @@ impl SecretDigest {
         Some(SecretDigest(out))
     }
 
+    /// The digest as 64 lowercase hex digits (the form [`SecretDigest::from_hex`] reads and
+    /// `secret_sha256` takes).
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// Compares a presented secret with this digest in constant time.
     pub fn verify(&self, presented: &str) -> bool {
         let d: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
@@ -170,6 +176,8 @@ pub struct Client {
     name: Option<String>,
     logo_uri: Option<String>,
     verified: bool,
+    registered_at: Option<i64>,
+    expires_at: Option<i64>,
 }
 
 impl Client {
@@ -186,6 +194,8 @@ impl Client {
             name: None,
             logo_uri: None,
             verified: true,
+            registered_at: None,
+            expires_at: None,
         }
     }
 
@@ -271,6 +281,35 @@ impl Client {
     pub fn is_verified(&self) -> bool {
         self.verified
     }
+
+    /// When the client was registered through a
+    /// [`ClientRegistry`](crate::storage::ClientRegistry), Unix seconds (RFC 7591
+    /// `client_id_issued_at`); `None` for clients from the configuration.
+    pub fn registered_at(&self) -> Option<i64> {
+        self.registered_at
+    }
+
+    /// When the registration expires, Unix seconds, if it does (recorded for stores and
+    /// extensions; the core does not yet refuse an expired client).
+    pub fn expires_at(&self) -> Option<i64> {
+        self.expires_at
+    }
+
+    /// The display name as set, without the fallback to the id.
+    pub(crate) fn explicit_name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// The secret's digest (the stored form of a confidential client).
+    pub(crate) fn secret_digest(&self) -> Option<&SecretDigest> {
+        self.secret.as_ref()
+    }
+
+    /// The same client registered at `at`.
+    pub(crate) fn with_registered_at(mut self, at: Option<i64>) -> Self {
+        self.registered_at = at;
+        self
+    }
 }
 
 /// Whether `uri` is acceptable as a client logo: an absolute `https` URL with a host and
@@ -297,6 +336,8 @@ pub struct ClientBuilder {
     name: Option<String>,
     logo_uri: Option<String>,
     verified: bool,
+    registered_at: Option<i64>,
+    expires_at: Option<i64>,
 }
 
 impl ClientBuilder {
@@ -366,6 +407,19 @@ impl ClientBuilder {
         self
     }
 
+    /// Sets [`Client::registered_at`] (Unix seconds). A client created through the server's
+    /// registry without one gets the server's current time.
+    pub fn registered_at(mut self, at: i64) -> Self {
+        self.registered_at = Some(at);
+        self
+    }
+
+    /// Sets [`Client::expires_at`] (Unix seconds).
+    pub fn expires_at(mut self, at: i64) -> Self {
+        self.expires_at = Some(at);
+        self
+    }
+
     /// Validates and builds the client.
     pub fn build(self) -> Result<Client, ConfigError> {
         let err = |reason: String| ConfigError::Client {
@@ -424,6 +478,8 @@ impl ClientBuilder {
             name: self.name,
             logo_uri: self.logo_uri,
             verified: self.verified,
+            registered_at: self.registered_at,
+            expires_at: self.expires_at,
         })
     }
 }

@@ -202,13 +202,19 @@ impl fmt::Debug for ServerConfig {
 }
 
 /// One `[[oauth2.clients]]` entry.
+///
+/// Neither its `Debug` nor its `Serialize` output contains a plaintext `secret`: `Debug`
+/// shows `<redacted>`, and serializing writes the secret's SHA-256 as `secret_sha256`
+/// instead (so a serialized and re-read configuration authenticates the same client).
+// `remote = "Self"` makes the derives inherent functions, wrapped by the impls below.
 #[derive(Clone, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(remote = "Self", default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ClientConfig {
     /// The `client_id`.
     pub id: String,
-    /// The secret of a confidential client (hashed at load, never kept). Omit for a public client.
+    /// The secret of a confidential client (hashed at load, never kept: the server built
+    /// from this configuration keeps `secret_sha256` instead). Omit for a public client.
     pub secret: Option<String>,
     /// The SHA-256 of the secret in hex, instead of `secret`.
     pub secret_sha256: Option<String>,
@@ -232,6 +238,24 @@ pub struct ClientConfig {
     pub verified: Option<bool>,
 }
 
+impl Serialize for ClientConfig {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut shown = self.clone();
+        shown.forget_secret();
+        if self.secret.is_some() && self.secret_sha256.is_some() {
+            // Both set is refused at build; keep it refused without showing the secret.
+            shown.secret = Some("<redacted>".into());
+        }
+        ClientConfig::serialize(&shown, s)
+    }
+}
+
+impl<'de> Deserialize<'de> for ClientConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ClientConfig::deserialize(d)
+    }
+}
+
 impl fmt::Debug for ClientConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientConfig")
@@ -245,6 +269,16 @@ impl fmt::Debug for ClientConfig {
 }
 
 impl ClientConfig {
+    /// Replaces a plaintext `secret` by its digest in `secret_sha256` (unless that is set
+    /// too, which validation refuses).
+    fn forget_secret(&mut self) {
+        if let Some(plain) = self.secret.take() {
+            if self.secret_sha256.is_none() {
+                self.secret_sha256 = Some(SecretDigest::of(&plain).to_hex());
+            }
+        }
+    }
+
     /// Builds the [`Client`].
     pub fn to_client(&self) -> Result<Client, ConfigError> {
         let mut b = Client::builder(self.id.clone());
@@ -289,6 +323,14 @@ impl ClientConfig {
 }
 
 impl ServerConfig {
+    /// Drops every client's plaintext `secret`, keeping its digest in `secret_sha256`
+    /// (after [`ServerConfig::validate`]).
+    pub(crate) fn forget_client_secrets(&mut self) {
+        for c in &mut self.clients {
+            c.forget_secret();
+        }
+    }
+
     /// Checks the settings and returns the parsed forms the server needs.
     pub(crate) fn validate(&self) -> Result<ValidatedConfig, ConfigError> {
         if self.issuer.trim().is_empty() {

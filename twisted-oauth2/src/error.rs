@@ -767,6 +767,16 @@ pub enum StorageError {
     /// store wrote nothing. Answered `invalid_grant`, never a 5xx.
     #[error("the grant has been revoked")]
     GrantRevoked,
+    /// A [`ClientRegistry::create_client`](crate::storage::ClientRegistry::create_client)
+    /// for an id that is already taken (by a stored client or one from the configuration):
+    /// the store wrote nothing. Of concurrent creations with one id exactly one succeeds.
+    #[error("a client with this id already exists")]
+    ClientExists,
+    /// An update or deletion through the [`ClientRegistry`](crate::storage::ClientRegistry)
+    /// of a client defined in the configuration (`oauth2.clients`), which only a change of
+    /// the configuration can change.
+    #[error("the client is defined in the configuration and cannot be changed at run time")]
+    ClientReadOnly,
 }
 
 impl StorageError {

@@ -11,7 +11,7 @@ use crate::error::{ConfigError, ErrorCode, OAuthError};
 use crate::grant::ExtensionGrant;
 use crate::scope::Scope;
 use crate::storage::memory::MemoryStore;
-use crate::storage::{ChainedClients, ClientStore, PasswordVerifier, StaticClients, Stores};
+use crate::storage::{ClientRegistry, ClientStore, PasswordVerifier, StaticClients, Stores};
 use crate::token::{is_b64token, RandomTokenGenerator, TokenGenerator, TokenKind};
 
 /// The assembled authorization server. Endpoint functions in [`crate::endpoint`] take it by
@@ -22,6 +22,8 @@ pub struct AuthorizationServer {
     pub(crate) default_scope: Option<Scope>,
     pub(crate) scopes_supported: Option<Scope>,
     pub(crate) stores: Stores,
+    /// The writable clients, composed with the configured ones (see [`ClientRegistry`]).
+    registry: Option<Arc<dyn ClientRegistry>>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) generator: Arc<dyn TokenGenerator>,
     pub(crate) extensions: HashMap<String, Arc<dyn ExtensionGrant>>,
@@ -73,6 +75,17 @@ impl AuthorizationServer {
     /// The stores.
     pub fn stores(&self) -> &Stores {
         &self.stores
+    }
+
+    /// The writable client store, for extensions such as dynamic client registration:
+    /// `None` unless [`Stores::clients`] (or the store given to
+    /// [`ServerBuilder::client_store`]) is a [`ClientRegistry`], as the built-in backends
+    /// are. Clients it creates are found by [`Self::client`] at once. It is composed with
+    /// the configured clients (`oauth2.clients`), which win on lookup and cannot be changed
+    /// through it ([`StorageError::ClientExists`](crate::error::StorageError::ClientExists),
+    /// [`StorageError::ClientReadOnly`](crate::error::StorageError::ClientReadOnly)).
+    pub fn client_registry(&self) -> Option<&Arc<dyn ClientRegistry>> {
+        self.registry.as_ref()
     }
 
     /// The clock.
@@ -264,21 +277,44 @@ impl ServerBuilder {
     }
 
     /// Validates the configuration and assembles the server.
+    ///
+    /// Without [`Self::stores`], the configuration's `storage` must be `memory` (the
+    /// default): this function cannot connect to a database, so any other `storage` is
+    /// refused with a [`ConfigError::Setting`] for `storage`; use
+    /// [`Self::build_connected`] or pass
+    /// `.stores(twisted_oauth2::storage::connect(url).await?)`.
+    ///
+    /// Plaintext client secrets of the configuration are digested and dropped: the kept
+    /// configuration ([`AuthorizationServer::config`]) has each `secret` replaced by its
+    /// `secret_sha256`.
     pub fn build(self) -> Result<AuthorizationServer, ConfigError> {
         let mut config = self.config;
+        if self.stores.is_none() && crate::storage::storage_kind(&config.storage) != "memory" {
+            return Err(ConfigError::Setting {
+                key: "storage",
+                reason: format!(
+                    "is {} but `ServerBuilder::build` cannot connect to it and no stores were \
+                     given: use `.build_connected().await`, or \
+                     `.stores(twisted_oauth2::storage::connect(url).await?)` before `.build()`",
+                    crate::storage::describe_storage(&config.storage)
+                ),
+            });
+        }
         let v = config.validate()?;
+        config.forget_client_secrets();
         let mut stores = self
             .stores
             .unwrap_or_else(|| Stores::from_backend(Arc::new(MemoryStore::new())));
-        if let Some(cs) = self.client_store {
-            stores.clients = Arc::new(ChainedClients(cs, stores.clients.clone()));
-        }
-        if !v.clients.is_empty() {
-            stores.clients = Arc::new(ChainedClients(
-                Arc::new(StaticClients::new(v.clients)),
-                stores.clients.clone(),
-            ));
-        }
+        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let configured = (!v.clients.is_empty())
+            .then(|| Arc::new(StaticClients::new(v.clients)) as Arc<dyn ClientStore>);
+        let (clients, registry) = crate::storage::clients::compose(
+            configured,
+            self.client_store,
+            stores.clients.clone(),
+            clock.clone(),
+        );
+        stores.clients = clients;
         let mut extensions = HashMap::new();
         for e in self.extensions {
             let name = e.grant_type().to_owned();
@@ -327,7 +363,8 @@ impl ServerBuilder {
             scopes_supported: v.scopes_supported,
             config,
             stores,
-            clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
+            registry,
+            clock,
             generator: self
                 .generator
                 .unwrap_or_else(|| Arc::new(RandomTokenGenerator)),
@@ -336,6 +373,46 @@ impl ServerBuilder {
             scope_cache: dashmap::DashMap::new(),
             pending_limit,
         })
+    }
+}
+
+impl ServerBuilder {
+    /// [`Self::build`], after connecting the configuration's `storage` URL with
+    /// [`crate::storage::connect`] when no stores were given (SQL schemas are created or
+    /// migrated first). A store that cannot be opened is a [`ConfigError::Setting`] for
+    /// `storage` naming the backend (without credentials) and the cause.
+    pub async fn build_connected(mut self) -> Result<AuthorizationServer, ConfigError> {
+        if self.stores.is_none() {
+            self.config.validate()?;
+            let url = self.config.storage.clone();
+            let stores = crate::storage::connect(&url)
+                .await
+                .map_err(|e| storage_setting_error(&url, e))?;
+            self.stores = Some(stores);
+        }
+        self.build()
+    }
+}
+
+/// A failure to open the `storage` URL as a configuration error.
+fn storage_setting_error(url: &str, e: crate::error::StorageError) -> ConfigError {
+    use crate::error::StorageError;
+    let e = match e {
+        StorageError::Other(cause) => match cause.downcast::<ConfigError>() {
+            Ok(config) => return *config,
+            Err(cause) => StorageError::Other(cause),
+        },
+        e => e,
+    };
+    let mut reason = format!("cannot open {}: {e}", crate::storage::describe_storage(url));
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        reason.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    ConfigError::Setting {
+        key: "storage",
+        reason,
     }
 }
 

@@ -39,11 +39,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use crate::client::Client;
 use crate::error::StorageError;
 use crate::pkce::{ChallengeMethod, CodeChallenge};
 use crate::scope::Scope;
 use crate::storage::{
-    CodeRecord, CodeTake, GrantId, PendingRecord, RefreshState, Rotation, Stores, TokenRecord,
+    ClientRecord, ClientRegistry, CodeRecord, CodeTake, GrantId, PendingRecord, RefreshState,
+    Rotation, Stores, TokenRecord,
 };
 use crate::token::TokenDigest;
 
@@ -95,6 +97,9 @@ cases!(
     rotation_for_a_revoked_grant_is_refused,
     tombstone_expires_and_is_purged,
     concurrent_writes_and_revocations_leave_no_token_of_a_revoked_grant,
+    clients_create_read_update_delete,
+    client_create_conflicts_on_an_existing_id,
+    client_concurrent_creates_have_one_winner,
 );
 
 /// Generates one `#[test]` per kit case in the current module, each building a fresh
@@ -241,6 +246,50 @@ pub fn pending_record(ttl: i64) -> PendingRecord {
         binding: digest(),
         expires_at: now() + ttl,
     }
+}
+
+/// A fresh random client id.
+pub fn client_id() -> String {
+    format!("kit-client-{:016x}", rand::random::<u64>())
+}
+
+/// A confidential client with this id that sets every field a [`Client`] holds, so a
+/// store that drops one fails [`cases::clients_create_read_update_delete`].
+pub fn full_client(id: &str) -> Client {
+    let built = Client::builder(id)
+        .secret("kit-secret")
+        .name("Kit client")
+        .redirect_uri("https://client.example/cb")
+        .redirect_uri("http://127.0.0.1/cb")
+        .grant_type("authorization_code")
+        .grant_type("refresh_token")
+        .grant_type("client_credentials")
+        .scope("read write")
+        .allow_insecure_redirect(true)
+        .may_introspect(true)
+        .logo_uri("https://client.example/logo.png")
+        .verified(false)
+        .registered_at(now())
+        .expires_at(now() + 86_400)
+        .build();
+    match built {
+        Ok(c) => c,
+        Err(e) => panic!("store kit: the kit's client is invalid: {e}"),
+    }
+}
+
+/// The registry of the stores under test, or `None` (with a notice) when the client store
+/// is read-only.
+fn registry(case: &str, s: &Stores) -> Option<std::sync::Arc<dyn ClientRegistry>> {
+    let r = s.clients.clone().as_registry();
+    if r.is_none() {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "store kit `{case}`: skipped: the client store is not a ClientRegistry"
+        );
+    }
+    r
 }
 
 /// Unwraps a store result, failing the case with `what` on error.
@@ -1018,5 +1067,143 @@ pub mod cases {
              (round, access, [old, rotated-in, put refresh]): {survivors:?}",
             survivors.len()
         );
+    }
+
+    /// Create, read, update and delete a client; every field survives the store (the secret
+    /// as its digest), an update replaces it, a deletion removes it, and updating or
+    /// deleting an unknown client reports `false`. Skipped if the client store is not a
+    /// [`ClientRegistry`].
+    pub async fn clients_create_read_update_delete(s: Stores) {
+        let c = "clients_create_read_update_delete";
+        let Some(reg) = registry(c, &s) else { return };
+        let id = client_id();
+        let client = full_client(&id);
+        assert!(
+            ok(c, "client", s.clients.client(&id).await).is_none(),
+            "{c}: unknown"
+        );
+        ok(c, "create_client", reg.create_client(&client).await);
+        let Some(read) = ok(c, "client", s.clients.client(&id).await) else {
+            panic!("store kit `{c}`: a created client is not found");
+        };
+        assert_eq!(
+            ClientRecord::from_client(&read),
+            ClientRecord::from_client(&client),
+            "{c}: round trip"
+        );
+        assert!(read.verify_secret("kit-secret"), "{c}: secret digest kept");
+        assert!(!read.verify_secret("other"), "{c}: secret digest kept");
+        let mut changed = ClientRecord::from_client(&client);
+        changed.redirect_uris = vec!["https://client.example/other".into()];
+        changed.name = None;
+        changed.secret_sha256 = None;
+        changed.grant_types = vec!["authorization_code".into()];
+        changed.verified = true;
+        changed.expires_at = None;
+        let changed = ok(c, "to_client", changed.to_client());
+        assert!(
+            ok(c, "update_client", reg.update_client(&changed).await),
+            "{c}: update finds the client"
+        );
+        let Some(read) = ok(c, "client", s.clients.client(&id).await) else {
+            panic!("store kit `{c}`: an updated client is not found");
+        };
+        assert_eq!(
+            ClientRecord::from_client(&read),
+            ClientRecord::from_client(&changed),
+            "{c}: updated"
+        );
+        assert!(read.is_public(), "{c}: the secret was removed");
+        assert!(
+            ok(c, "delete_client", reg.delete_client(&id).await),
+            "{c}: delete finds the client"
+        );
+        assert!(
+            ok(c, "client", s.clients.client(&id).await).is_none(),
+            "{c}: deleted"
+        );
+        assert!(
+            !ok(c, "delete_client", reg.delete_client(&id).await),
+            "{c}: second delete finds nothing"
+        );
+        assert!(
+            !ok(c, "update_client", reg.update_client(&changed).await),
+            "{c}: update of a deleted client finds nothing"
+        );
+        assert!(
+            ok(c, "client", s.clients.client(&id).await).is_none(),
+            "{c}: an update does not create"
+        );
+    }
+
+    /// Creating a client with an id already stored fails with
+    /// [`StorageError::ClientExists`] and leaves the stored client unchanged.
+    pub async fn client_create_conflicts_on_an_existing_id(s: Stores) {
+        let c = "client_create_conflicts_on_an_existing_id";
+        let Some(reg) = registry(c, &s) else { return };
+        let id = client_id();
+        let first = full_client(&id);
+        ok(c, "create_client", reg.create_client(&first).await);
+        let second = ok(
+            c,
+            "build",
+            Client::builder(id.as_str())
+                .grant_type("refresh_token")
+                .build(),
+        );
+        match reg.create_client(&second).await {
+            Err(StorageError::ClientExists) => {}
+            other => panic!("store kit `{c}`: a second create gave {other:?}, not ClientExists"),
+        }
+        let Some(read) = ok(c, "client", s.clients.client(&id).await) else {
+            panic!("store kit `{c}`: the first client is gone");
+        };
+        assert_eq!(
+            ClientRecord::from_client(&read),
+            ClientRecord::from_client(&first),
+            "{c}: the first client stays"
+        );
+        ok(c, "delete_client", reg.delete_client(&id).await);
+    }
+
+    /// Of 16 concurrent creations with one id, exactly one succeeds and the others get
+    /// [`StorageError::ClientExists`]; the stored client is the winner's.
+    pub async fn client_concurrent_creates_have_one_winner(s: Stores) {
+        let c = "client_concurrent_creates_have_one_winner";
+        let Some(reg) = registry(c, &s) else { return };
+        for round in 0..5 {
+            let id = client_id();
+            let tasks: Vec<_> = (0..16)
+                .map(|i| {
+                    let reg = reg.clone();
+                    let client = Client::builder(id.as_str())
+                        .name(format!("contender {i}"))
+                        .grant_type("refresh_token")
+                        .build();
+                    tokio::spawn(async move {
+                        let client = client.map_err(StorageError::other)?;
+                        reg.create_client(&client).await.map(|()| i)
+                    })
+                })
+                .collect();
+            let mut winners = Vec::new();
+            for t in tasks {
+                match ok(c, "task", t.await) {
+                    Ok(i) => winners.push(i),
+                    Err(StorageError::ClientExists) => {}
+                    Err(e) => panic!("store kit `{c}`: round {round}: {e}"),
+                }
+            }
+            assert_eq!(winners.len(), 1, "{c}: round {round}: winners {winners:?}");
+            let Some(read) = ok(c, "client", s.clients.client(&id).await) else {
+                panic!("store kit `{c}`: round {round}: no client stored");
+            };
+            assert_eq!(
+                read.name(),
+                format!("contender {}", winners[0]),
+                "{c}: round {round}: the winner's client is stored"
+            );
+            ok(c, "delete_client", reg.delete_client(&id).await);
+        }
     }
 }

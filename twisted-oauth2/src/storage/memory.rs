@@ -22,8 +22,8 @@ use dashmap::DashMap;
 use hashbrown::HashTable;
 
 use super::{
-    AccessTokenStore, ClientStore, CodeRecord, CodeStore, CodeTake, GrantId, PendingRecord,
-    PendingStore, Purge, RefreshState, RefreshTokenStore, Rotation, TokenRecord,
+    AccessTokenStore, ClientRegistry, ClientStore, CodeRecord, CodeStore, CodeTake, GrantId,
+    PendingRecord, PendingStore, Purge, RefreshState, RefreshTokenStore, Rotation, TokenRecord,
 };
 use crate::client::Client;
 use crate::error::StorageError;
@@ -57,7 +57,8 @@ impl MemoryStore {
         MemoryStore::default()
     }
 
-    /// Registers a client (in addition to those from config).
+    /// Registers a client (in addition to those from config), replacing one with the same
+    /// id. See [`ClientRegistry`] for creation that refuses an existing id.
     pub fn add_client(&self, client: Client) {
         self.clients
             .insert(client.id().to_owned(), Arc::new(client));
@@ -88,6 +89,37 @@ impl MemoryStore {
 impl ClientStore for MemoryStore {
     async fn client(&self, id: &str) -> Result<Option<Arc<Client>>, StorageError> {
         Ok(self.clients.get(id).map(|c| c.clone()))
+    }
+
+    fn as_registry(self: Arc<Self>) -> Option<Arc<dyn ClientRegistry>> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl ClientRegistry for MemoryStore {
+    async fn create_client(&self, client: &Client) -> Result<(), StorageError> {
+        match self.clients.entry(client.id().to_owned()) {
+            dashmap::mapref::entry::Entry::Occupied(_) => Err(StorageError::ClientExists),
+            dashmap::mapref::entry::Entry::Vacant(v) => {
+                v.insert(Arc::new(client.clone()));
+                Ok(())
+            }
+        }
+    }
+
+    async fn update_client(&self, client: &Client) -> Result<bool, StorageError> {
+        match self.clients.get_mut(client.id()) {
+            Some(mut stored) => {
+                *stored = Arc::new(client.clone());
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn delete_client(&self, id: &str) -> Result<bool, StorageError> {
+        Ok(self.clients.remove(id).is_some())
     }
 }
 

@@ -33,6 +33,7 @@ use crate::pkce::CodeChallenge;
 use crate::scope::Scope;
 use crate::token::TokenDigest;
 
+pub(crate) mod clients;
 mod connect;
 pub mod memory;
 #[cfg(feature = "redis")]
@@ -42,6 +43,7 @@ pub mod redis;
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
 pub mod sql;
 
+pub use clients::{ClientRecord, ClientRegistry};
 pub use connect::{connect, describe_storage, storage_kind};
 
 /// Identifies one authorization (the family of tokens issued from one code, one
@@ -188,6 +190,13 @@ pub struct PendingRecord {
 pub trait ClientStore: Send + Sync + 'static {
     /// The client with this id, if registered.
     async fn client(&self, id: &str) -> Result<Option<Arc<Client>>, StorageError>;
+
+    /// This store as a writable [`ClientRegistry`], if it is one. The default is `None`
+    /// (read-only); a store implementing [`ClientRegistry`] returns `Some(self)`, which is
+    /// how the server finds the registry among its [`Stores`] (see [`ClientRegistry`]).
+    fn as_registry(self: Arc<Self>) -> Option<Arc<dyn ClientRegistry>> {
+        None
+    }
 }
 
 /// Authorization codes (RFC 6749 §4.1.2): stored at grant time, taken once at the token
@@ -317,7 +326,10 @@ pub trait Purge: Send + Sync + 'static {
 /// The full set of stores a server uses, as shared trait objects.
 #[derive(Clone)]
 pub struct Stores {
-    /// Clients.
+    /// Clients. When this store is also a [`ClientRegistry`] (its
+    /// [`ClientStore::as_registry`] says so, as [`memory::MemoryStore`] and the durable
+    /// backends do), the server creates, updates and deletes clients through it
+    /// ([`AuthorizationServer::client_registry`](crate::server::AuthorizationServer::client_registry)).
     pub clients: Arc<dyn ClientStore>,
     /// Authorization codes.
     pub codes: Arc<dyn CodeStore>,

@@ -24,8 +24,11 @@
 //! - **Requirements**: Redis 6.2 or newer (`GETDEL`, `SET ... EXAT`). Standalone Redis
 //!   (or a primary behind a proxy); Redis Cluster is not supported, as the grant scripts
 //!   touch keys they do not declare.
-//! - **Clients**: the [`ClientStore`] implementation answers `None`: clients come from the
-//!   configuration or a dedicated [`ClientStore`].
+//! - **Clients**: `RedisStore` is a [`ClientRegistry`]: a client created through it is the
+//!   string `<prefix>client:<client id>` (its [`ClientRecord`](super::ClientRecord) as JSON,
+//!   no TTL); creation is `SET ... NX`, so of concurrent creations with one id exactly one
+//!   wins, and an update `SET ... XX`. Clients from the configuration or a [`ClientStore`]
+//!   given to the server are consulted first.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -35,9 +38,10 @@ use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{ErrorKind, RedisError, Script, ServerErrorKind};
 use async_trait::async_trait;
 
+use super::clients::{decode_client, encode_client};
 use super::{
-    AccessTokenStore, ClientStore, CodeRecord, CodeStore, CodeTake, GrantId, PendingRecord,
-    PendingStore, Purge, RefreshState, RefreshTokenStore, Rotation, TokenRecord,
+    AccessTokenStore, ClientRegistry, ClientStore, CodeRecord, CodeStore, CodeTake, GrantId,
+    PendingRecord, PendingStore, Purge, RefreshState, RefreshTokenStore, Rotation, TokenRecord,
 };
 use crate::client::Client;
 use crate::error::{ConfigError, StorageError};
@@ -266,6 +270,27 @@ impl RedisStore {
         format!("{}{kind}:{}", self.prefix, digest.to_hex())
     }
 
+    fn client_key(&self, id: &str) -> String {
+        format!("{}client:{id}", self.prefix)
+    }
+
+    /// `SET key json <condition>`: whether it was set.
+    async fn set_client(&self, client: &Client, condition: &str) -> Result<bool, StorageError> {
+        let json = encode_client(client)?;
+        let key = self.client_key(client.id());
+        let set: Option<String> = self
+            .run(|mut c| async move {
+                ::redis::cmd("SET")
+                    .arg(&key)
+                    .arg(&json)
+                    .arg(condition)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(set.is_some())
+    }
+
     fn grant_key(&self, kind: &str, grant: GrantId) -> String {
         format!("{}{kind}:{:032x}", self.prefix, grant.0)
     }
@@ -415,9 +440,44 @@ fn decode<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, StorageError>
 
 #[async_trait]
 impl ClientStore for RedisStore {
-    /// Always `None`: clients come from the configuration or a dedicated [`ClientStore`].
-    async fn client(&self, _id: &str) -> Result<Option<Arc<Client>>, StorageError> {
-        Ok(None)
+    /// A client created through [`ClientRegistry`] (configured clients are looked up
+    /// before this store).
+    async fn client(&self, id: &str) -> Result<Option<Arc<Client>>, StorageError> {
+        let key = self.client_key(id);
+        let v: Option<String> = self
+            .run(|mut c| async move { ::redis::cmd("GET").arg(&key).query_async(&mut c).await })
+            .await?;
+        match v {
+            Some(j) => Ok(Some(Arc::new(decode_client(&j)?))),
+            None => Ok(None),
+        }
+    }
+
+    fn as_registry(self: Arc<Self>) -> Option<Arc<dyn ClientRegistry>> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl ClientRegistry for RedisStore {
+    async fn create_client(&self, client: &Client) -> Result<(), StorageError> {
+        if self.set_client(client, "NX").await? {
+            Ok(())
+        } else {
+            Err(StorageError::ClientExists)
+        }
+    }
+
+    async fn update_client(&self, client: &Client) -> Result<bool, StorageError> {
+        self.set_client(client, "XX").await
+    }
+
+    async fn delete_client(&self, id: &str) -> Result<bool, StorageError> {
+        let key = self.client_key(id);
+        let n: i64 = self
+            .run(|mut c| async move { ::redis::cmd("DEL").arg(&key).query_async(&mut c).await })
+            .await?;
+        Ok(n > 0)
     }
 }
 

@@ -1,9 +1,9 @@
 //! SQL stores over [`sqlx`]: a SQLite file (feature `sqlite`) or PostgreSQL (feature
 //! `postgres`), one [`SqlStore`] implementing every storage trait.
 //!
-//! - **Schema**: five tables (`oauth2_codes`, `oauth2_access_tokens`,
-//!   `oauth2_refresh_tokens`, `oauth2_pending`, `oauth2_grant_tombstones`) plus
-//!   `oauth2_schema_version`. The versioned
+//! - **Schema**: six tables (`oauth2_codes`, `oauth2_access_tokens`,
+//!   `oauth2_refresh_tokens`, `oauth2_pending`, `oauth2_grant_tombstones`,
+//!   `oauth2_clients`) plus `oauth2_schema_version`. The versioned
 //!   DDL is embedded and applied at connect, idempotently and under a lock (a PostgreSQL
 //!   advisory lock, a SQLite `BEGIN IMMEDIATE`), so several instances may start at once.
 //!   On PostgreSQL the tables live in the connection's `search_path` (choose a schema with
@@ -31,9 +31,13 @@
 //!   (default 3 s and 5 s); an unreachable database, a timeout or a busy SQLite file is
 //!   [`StorageError::Unavailable`] (answered `temporarily_unavailable`), anything else
 //!   [`StorageError::Other`]. The pool reconnects by itself when the database returns.
-//! - **Clients**: the [`ClientStore`] implementation knows no clients (it answers `None`):
-//!   clients come from the configuration or from a [`ClientStore`] given to the server,
-//!   which are consulted first.
+//! - **Clients**: `SqlStore` is a [`ClientRegistry`]: clients created through it live in
+//!   `oauth2_clients` (`id` primary key, the [`ClientRecord`](super::ClientRecord) as JSON,
+//!   `registered_at`, `expires_at`); a creation is one `INSERT ... ON CONFLICT (id) DO
+//!   NOTHING`, so of concurrent creations with one id exactly one wins. Clients from the
+//!   configuration or a [`ClientStore`] given to the server are consulted first.
+//!   Schema version 3 added the table; older databases are upgraded at connect and keep
+//!   their rows.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), twisted_oauth2::error::StorageError> {
@@ -52,9 +56,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::Row;
 
+use super::clients::{decode_client, encode_client};
 use super::{
-    AccessTokenStore, ClientStore, CodeRecord, CodeStore, CodeTake, GrantId, PendingRecord,
-    PendingStore, Purge, RefreshState, RefreshTokenStore, Rotation, TokenRecord,
+    AccessTokenStore, ClientRegistry, ClientStore, CodeRecord, CodeStore, CodeTake, GrantId,
+    PendingRecord, PendingStore, Purge, RefreshState, RefreshTokenStore, Rotation, TokenRecord,
 };
 use crate::client::Client;
 use crate::error::{ConfigError, StorageError};
@@ -198,6 +203,12 @@ const SQLITE_MIGRATIONS: &[&[&str]] = &[
         "CREATE INDEX IF NOT EXISTS oauth2_grant_tombstones_expires \
      ON oauth2_grant_tombstones (expires_at)",
     ],
+    &[
+        // Version 3: clients created at run time (`record` is a JSON `ClientRecord`).
+        "CREATE TABLE IF NOT EXISTS oauth2_clients (id TEXT PRIMARY KEY NOT NULL, \
+     record TEXT NOT NULL, registered_at BIGINT, expires_at BIGINT)",
+        "CREATE INDEX IF NOT EXISTS oauth2_clients_expires ON oauth2_clients (expires_at)",
+    ],
 ];
 
 /// The PostgreSQL twin of `SQLITE_MIGRATIONS` (`BYTEA` instead of `BLOB`).
@@ -227,10 +238,16 @@ const POSTGRES_MIGRATIONS: &[&[&str]] = &[
         "CREATE INDEX IF NOT EXISTS oauth2_grant_tombstones_expires \
      ON oauth2_grant_tombstones (expires_at)",
     ],
+    &[
+        // Version 3: clients created at run time (`record` is a JSON `ClientRecord`).
+        "CREATE TABLE IF NOT EXISTS oauth2_clients (id TEXT PRIMARY KEY NOT NULL, \
+     record TEXT NOT NULL, registered_at BIGINT, expires_at BIGINT)",
+        "CREATE INDEX IF NOT EXISTS oauth2_clients_expires ON oauth2_clients (expires_at)",
+    ],
 ];
 
 /// The schema version this library writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS oauth2_schema_version \
      (version BIGINT PRIMARY KEY NOT NULL, applied_at BIGINT NOT NULL)";
@@ -572,9 +589,69 @@ fn grant_bytes(g: GrantId) -> [u8; 16] {
 
 #[async_trait]
 impl ClientStore for SqlStore {
-    /// Always `None`: clients come from the configuration or a dedicated [`ClientStore`].
-    async fn client(&self, _id: &str) -> Result<Option<Arc<Client>>, StorageError> {
-        Ok(None)
+    /// A client created through [`ClientRegistry`] (configured clients are looked up
+    /// before this store).
+    async fn client(&self, id: &str) -> Result<Option<Arc<Client>>, StorageError> {
+        let json = self
+            .timed(async { opt_text!(self, "SELECT record FROM oauth2_clients WHERE id = $1", id) })
+            .await?;
+        match json {
+            Some(j) => Ok(Some(Arc::new(decode_client(&j)?))),
+            None => Ok(None),
+        }
+    }
+
+    fn as_registry(self: Arc<Self>) -> Option<Arc<dyn ClientRegistry>> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl ClientRegistry for SqlStore {
+    async fn create_client(&self, client: &Client) -> Result<(), StorageError> {
+        let json = encode_client(client)?;
+        let n = self
+            .timed(async {
+                exec!(
+                    self,
+                    "INSERT INTO oauth2_clients (id, record, registered_at, expires_at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING",
+                    client.id(),
+                    json.as_str(),
+                    client.registered_at(),
+                    client.expires_at(),
+                )
+            })
+            .await?;
+        if n == 0 {
+            return Err(StorageError::ClientExists);
+        }
+        Ok(())
+    }
+
+    async fn update_client(&self, client: &Client) -> Result<bool, StorageError> {
+        let json = encode_client(client)?;
+        let n = self
+            .timed(async {
+                exec!(
+                    self,
+                    "UPDATE oauth2_clients SET record = $2, registered_at = $3, expires_at = $4 \
+                     WHERE id = $1",
+                    client.id(),
+                    json.as_str(),
+                    client.registered_at(),
+                    client.expires_at(),
+                )
+            })
+            .await?;
+        Ok(n > 0)
+    }
+
+    async fn delete_client(&self, id: &str) -> Result<bool, StorageError> {
+        let n = self
+            .timed(async { exec!(self, "DELETE FROM oauth2_clients WHERE id = $1", id) })
+            .await?;
+        Ok(n > 0)
     }
 }
 
@@ -1092,6 +1169,104 @@ mod tests {
             "{again:?}"
         );
         store.close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+
+    /// A database at schema version 2 (before `oauth2_clients`) is upgraded at connect: its
+    /// tokens and tombstones stay, and clients can be created; connecting again changes
+    /// nothing.
+    #[cfg(feature = "sqlite")]
+    #[tokio::test]
+    async fn a_version_2_sqlite_database_upgrades_to_writable_clients_and_keeps_its_tokens() {
+        use std::str::FromStr;
+
+        use crate::scope::Scope;
+        let path = std::env::temp_dir().join(format!(
+            "twisted-oauth2-test-upgrade2-{:016x}.db",
+            rand::random::<u64>()
+        ));
+        let url = format!("sqlite://{}", path.display());
+        let (grant, revoked) = (GrantId::random(), GrantId::random());
+        let token = TokenDigest(rand::random());
+        let record = TokenRecord {
+            client_id: Arc::from("c"),
+            scope: Scope::from_tokens(["a"]).unwrap(),
+            subject: None,
+            extra: None,
+            grant_id: grant,
+            issued_at: unix_now(),
+            expires_at: unix_now() + 3600,
+        };
+        {
+            let opts = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
+                .unwrap()
+                .create_if_missing(true);
+            let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+            sqlx::query(VERSION_TABLE).execute(&pool).await.unwrap();
+            for (i, step) in SQLITE_MIGRATIONS[..2].iter().enumerate() {
+                for stmt in *step {
+                    sqlx::query(*stmt).execute(&pool).await.unwrap();
+                }
+                sqlx::query(RECORD_VERSION)
+                    .bind(i as i64 + 1)
+                    .bind(unix_now())
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            }
+            sqlx::query(
+                "INSERT INTO oauth2_access_tokens (digest, grant_id, record, expires_at) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&token.0[..])
+            .bind(&grant_bytes(grant)[..])
+            .bind(encode(&record).unwrap())
+            .bind(record.expires_at)
+            .execute(&pool)
+            .await
+            .unwrap();
+            sqlx::query(PUT_TOMBSTONE)
+                .bind(&grant_bytes(revoked)[..])
+                .bind("access")
+                .bind(unix_now() + 3600)
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        }
+        for _ in 0..2 {
+            let store = SqlStore::connect(&url).await.unwrap();
+            let version: i64 = on_pool!(store, |p| sqlx::query(CURRENT_VERSION)
+                .fetch_one(p)
+                .await
+                .unwrap()
+                .try_get(0)
+                .unwrap());
+            assert_eq!(version, SCHEMA_VERSION);
+            assert_eq!(store.access(&token).await.unwrap(), Some(record.clone()));
+            let refused = store
+                .put_access(
+                    &TokenDigest(rand::random()),
+                    &TokenRecord {
+                        grant_id: revoked,
+                        ..record.clone()
+                    },
+                )
+                .await;
+            assert!(
+                matches!(refused, Err(StorageError::GrantRevoked)),
+                "{refused:?}"
+            );
+            let client = Client::builder(format!("c-{:x}", rand::random::<u32>()))
+                .grant_type("refresh_token")
+                .build()
+                .unwrap();
+            store.create_client(&client).await.unwrap();
+            assert!(store.client(client.id()).await.unwrap().is_some());
+            store.close().await;
+        }
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
