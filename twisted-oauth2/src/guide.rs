@@ -1,6 +1,8 @@
-//! The user guide: the chapters of the repository's `docs/` folder, rendered here so that
-//! every Rust example in them is compiled (and, unless marked `no_run`, run) by
-//! `cargo test -p twisted-oauth2 --doc`.
+//! The user guide: the repository's README and the chapters of its `docs/` folder, rendered
+//! here so that every Rust example in them is compiled (and, unless marked `no_run`, run) by
+//! `cargo test -p twisted-oauth2 --doc`. Shell, TOML and text blocks are marked with their
+//! language and skipped. Examples that need a cargo feature (`sqlite`, `testkit`,
+//! `test-client`) compile when it is on: `.ci/run` runs the doctests with every feature.
 //!
 //! Links between chapters point to the Markdown files in `docs/`; read the guide there (or on
 //! the repository's web page) to follow them. The API reference is the rest of this
@@ -8,14 +10,25 @@
 //!
 //! | module | chapter |
 //! |---|---|
+//! | [`readme`] | the repository's README: the demo, the curl walk-through, configuration |
+//! | [`index`] | the table of contents of `docs/` |
 //! | [`getting_started`] | the demo, curl and browser flows, a fresh app |
 //! | [`configuration`] | every setting, overrides, configuration in code, cargo features |
 //! | [`consent`] | the consent page: [`OnAuthenticate`](crate::rocket::OnAuthenticate) and [`PendingRequests`](crate::rocket::PendingRequests) |
 //! | [`protecting_routes`] | [`oauth`](macro@crate::oauth), [`Authorized`](crate::rocket::Authorized), [`AuthResult`](crate::rocket::AuthResult), [`TokenInfo`](crate::TokenInfo) |
-//! | `docs/security.md` | the production checklist |
+//! | [`storage`] | the storage backends and the store test kit |
+//! | [`security`] | the production checklist |
 //! | [`migration_from_txoauth2`] | txoauth2's API mapped to this crate |
-//! | `testing` (feature `test-client`) | testing your app with [`TestClient`](crate::testing::TestClient) |
-//! | `docs/architecture.md` | layers, storage and error design, decision log |
+//! | `testing` (feature `test-client`) | testing your app with `testing::TestClient` |
+//! | [`architecture`] | layers, storage and error design, decision log |
+//! | [`rfc_coverage`] | the RFC sections implemented and the tests checking them |
+//! | [`benchmarks`] | how the benchmarks run, and their figures |
+
+#[doc = include_str!("../../README.md")]
+pub mod readme {}
+
+#[doc = include_str!("../../docs/README.md")]
+pub mod index {}
 
 #[doc = include_str!("../../docs/getting-started.md")]
 pub mod getting_started {}
@@ -29,8 +42,23 @@ pub mod consent {}
 #[doc = include_str!("../../docs/protecting-routes.md")]
 pub mod protecting_routes {}
 
+#[doc = include_str!("../../docs/storage.md")]
+pub mod storage {}
+
+#[doc = include_str!("../../docs/security.md")]
+pub mod security {}
+
 #[doc = include_str!("../../docs/migration-from-txoauth2.md")]
 pub mod migration_from_txoauth2 {}
+
+#[doc = include_str!("../../docs/architecture.md")]
+pub mod architecture {}
+
+#[doc = include_str!("../../docs/rfc-coverage.md")]
+pub mod rfc_coverage {}
+
+#[doc = include_str!("../../docs/benchmarks.md")]
+pub mod benchmarks {}
 
 #[cfg(feature = "test-client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-client")))]

@@ -30,6 +30,79 @@ pub const BINDING_COOKIE: &str = "twisted_oauth2_ua";
 ///
 /// The request gives access to the app's guards (`req.guard::<User>().await`), cookies
 /// and managed state.
+///
+/// # Implementing it: `#[rocket::async_trait]`
+///
+/// The trait is declared with `#[rocket::async_trait]`, which is why this page shows
+/// `on_authenticate` returning a `Pin<Box<dyn Future …>>`. Write the method as an
+/// `async fn` and **add `#[rocket::async_trait]` above the `impl`**. Without it rustc
+/// answers ``error[E0195]: lifetime parameters or bounds on method `on_authenticate` do
+/// not match the trait declaration``.
+///
+/// # Example
+///
+/// Ask a signed-in user, send anyone else to the app's login first (which comes back to
+/// the app's consent route, see [`PendingRequests::load`]), and refuse a scope outright:
+///
+/// ```no_run
+/// use rocket::request::Request;
+/// use rocket::response::content::RawHtml;
+/// use rocket::response::Redirect;
+/// use twisted_oauth2::endpoint::authorize::PendingAuthorization;
+/// use twisted_oauth2::rocket::{escape_html, Consent, OAuth2, OnAuthenticate};
+/// use twisted_oauth2::{ErrorCode, OAuthError};
+///
+/// struct AskTheUser;
+///
+/// #[rocket::async_trait] // required: see above
+/// impl OnAuthenticate for AskTheUser {
+///     async fn on_authenticate(
+///         &self,
+///         req: &Request<'_>,
+///         p: PendingAuthorization,
+///     ) -> Result<Consent, OAuthError> {
+///         if p.scope.contains("admin") {
+///             // Redirected to the client as `error=access_denied`.
+///             return Err(OAuthError::with_description(
+///                 ErrorCode::AccessDenied,
+///                 "admin is not granted to third-party clients",
+///             ));
+///         }
+///         let Some(user) = req.cookies().get_private("user") else {
+///             // Not signed in: the login comes back to `GET /consent?request_id=…`.
+///             return Ok(Consent::new(Redirect::to(format!(
+///                 "/login?request_id={}",
+///                 p.request_id // base64url: safe in a query as it is
+///             ))));
+///         };
+///         Ok(Consent::new(RawHtml(format!(
+///             r#"<p>Signed in as {user}. <b>{client}</b> asks for <code>{scope}</code>;
+///                you will be sent back to <code>{redirect}</code>.</p>
+///                <form method="post" action="/consent">
+///                  <input type="hidden" name="request_id" value="{rid}">
+///                  <input type="hidden" name="csrf_token" value="{csrf}">
+///                  <button name="decision" value="allow">Allow</button>
+///                  <button name="decision" value="deny">Deny</button>
+///                </form>"#,
+///             user = escape_html(user.value()),
+///             client = escape_html(p.client.name()),
+///             scope = escape_html(&p.scope.to_string()),
+///             redirect = escape_html(&p.redirect_uri),
+///             rid = escape_html(&p.request_id),
+///             csrf = escape_html(&p.csrf_token),
+///         ))))
+///     }
+/// }
+///
+/// #[rocket::launch]
+/// fn rocket() -> _ {
+///     // The app also mounts its login, `GET /consent` and the decision route `POST /consent`.
+///     rocket::build().attach(OAuth2::fairing().on_authenticate(AskTheUser))
+/// }
+/// ```
+///
+/// The consent chapter of the guide (`docs/consent.md`, module `guide::consent`) has a
+/// complete app around it: login, the consent route after login, the decision route.
 #[rocket::async_trait]
 pub trait OnAuthenticate: Send + Sync + 'static {
     /// Shows the consent page for `pending`.
