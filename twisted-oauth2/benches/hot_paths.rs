@@ -53,6 +53,7 @@ fn core(c: &mut Criterion) {
         authorization: Some(BASIC),
         query: None,
         transport: Transport { secure: true },
+        ..Default::default()
     };
     let tok = rt
         .block_on(token::handle(&server, req))

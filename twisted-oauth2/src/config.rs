@@ -11,10 +11,6 @@ use crate::client::{Client, SecretDigest};
 use crate::error::ConfigError;
 use crate::scope::Scope;
 
-/// The grant types enabled by default: the OAuth 2.1 set.
-pub const DEFAULT_GRANT_TYPES: &[&str] =
-    &["authorization_code", "refresh_token", "client_credentials"];
-
 /// Server-wide settings.
 ///
 /// Its `Debug` output shows the `storage` URL without user name, password or query (see
@@ -123,9 +119,9 @@ impl Default for ServerConfig {
             refresh_token_lifetime: 30 * 24 * 3600,
             code_lifetime: 60,
             pending_lifetime: 600,
-            grant_types: DEFAULT_GRANT_TYPES
+            grant_types: crate::grant_type::GrantType::DEFAULT
                 .iter()
-                .map(|s| (*s).to_owned())
+                .map(|g| g.as_str().to_owned())
                 .collect(),
             default_scope: None,
             scopes_supported: None,
@@ -401,14 +397,6 @@ impl ServerConfig {
                 });
             }
         }
-        for g in &self.grant_types {
-            if !grant_type_available(g) {
-                return Err(ConfigError::Setting {
-                    key: "grant_types",
-                    reason: unknown_grant_type(g),
-                });
-            }
-        }
         for (key, v) in [
             ("access_token_lifetime", self.access_token_lifetime),
             ("code_lifetime", self.code_lifetime),
@@ -443,12 +431,6 @@ impl ServerConfig {
         }
         let mut clients = Vec::with_capacity(self.clients.len());
         for c in &self.clients {
-            if let Some(g) = c.grant_types.iter().find(|g| !grant_type_available(g)) {
-                return Err(ConfigError::Client {
-                    client: c.id.clone(),
-                    reason: format!("in `grant_types`: {}", unknown_grant_type(g)),
-                });
-            }
             if clients.iter().any(|x: &Client| x.id() == c.id) {
                 return Err(ConfigError::Client {
                     client: c.id.clone(),
@@ -466,34 +448,15 @@ impl ServerConfig {
     }
 }
 
-/// Whether `g` names a grant this build can enable: a built-in name (`password` and
-/// `implicit` with their cargo features) or an extension grant URI.
-fn grant_type_available(g: &str) -> bool {
-    match g {
-        "authorization_code" | "refresh_token" | "client_credentials" => true,
-        "password" => cfg!(feature = "password-grant"),
-        "implicit" => cfg!(feature = "implicit-grant"),
-        other => other.contains(':'),
-    }
-}
-
-/// Why `g` is refused, listing the valid names.
-fn unknown_grant_type(g: &str) -> String {
-    let mut valid = vec!["authorization_code", "refresh_token", "client_credentials"];
-    if cfg!(feature = "password-grant") {
-        valid.push("password");
-    }
-    if cfg!(feature = "implicit-grant") {
-        valid.push("implicit");
-    }
-    let features = match (cfg!(feature = "password-grant"), cfg!(feature = "implicit-grant")) {
-        (true, true) => "",
-        _ => "; `password` and `implicit` need the cargo features `password-grant` and `implicit-grant`",
+/// Splits an `http(s)` URL without query or fragment into origin and path, dropping a
+/// terminating `/` from the path.
+pub(crate) fn split_identifier(identifier: &str) -> (&str, &str) {
+    let after_scheme = identifier.find("://").map_or(0, |i| i + 3);
+    let (origin, path) = match identifier[after_scheme..].find('/') {
+        Some(i) => identifier.split_at(after_scheme + i),
+        None => (identifier, ""),
     };
-    format!(
-        "unknown grant type `{g}`: valid are {}, or an extension grant URI (contains `:`){features}",
-        valid.join(", ")
-    )
+    (origin, path.trim_end_matches('/'))
 }
 
 /// The parsed parts of a [`ServerConfig`].
@@ -522,37 +485,6 @@ mod tests {
         base().validate().unwrap();
         let e = ServerConfig::default().validate().unwrap_err().to_string();
         assert!(e.contains("oauth2.issuer") && e.contains("not set"), "{e}");
-    }
-
-    #[test]
-    fn unknown_grant_types_name_the_valid_ones() {
-        let mut client = ClientConfig {
-            id: "c".into(),
-            ..Default::default()
-        };
-        client.grant_types = vec!["authorization-code".into()];
-        let c = ServerConfig {
-            clients: vec![client],
-            ..base()
-        };
-        let e = c.validate().unwrap_err().to_string();
-        assert!(
-            e.contains("client `c`") && e.contains("`authorization-code`"),
-            "{e}"
-        );
-        assert!(
-            e.contains("authorization_code, refresh_token, client_credentials"),
-            "{e}"
-        );
-        let c = ServerConfig {
-            grant_types: vec!["client-credentials".into()],
-            ..base()
-        };
-        let e = c.validate().unwrap_err().to_string();
-        assert!(
-            e.contains("oauth2.grant_types") && e.contains("valid are"),
-            "{e}"
-        );
     }
 
     #[test]

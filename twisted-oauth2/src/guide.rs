@@ -24,6 +24,9 @@
 //! | [`rfc_coverage`] | the RFC sections implemented and the tests checking them |
 //! | [`benchmarks`] | how the benchmarks run, and their figures |
 
+// The chapters are Markdown written for GitHub: lists continue without indentation.
+#![allow(clippy::doc_lazy_continuation, clippy::doc_overindented_list_items)]
+
 #[doc = include_str!("../../README.md")]
 pub mod readme {}
 

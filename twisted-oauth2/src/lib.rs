@@ -103,7 +103,7 @@
 //! | `postgres` | no | the SQL store on PostgreSQL (`storage = "postgres://…"`) |
 //! | `redis` | no | the Redis store (`storage = "redis://…"`) |
 //! | `testkit` | no | the behavioural suite every store implementation must pass |
-//! | `test-client` | no | [`testing::TestClient`]: tokens for an app's own tests (implies `rocket`) |
+//! | `test-client` | no | `testing::TestClient`: tokens for an app's own tests (implies `rocket`) |
 //! | `test-util` | no | test doubles: `clock::FixedClock` (time moves when told) and `token::SequentialTokenGenerator` (predictable values) |
 //!
 //! Without default features the crate is the protocol core alone, free of Rocket. The storage
@@ -131,15 +131,19 @@
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod context;
 pub mod endpoint;
 pub mod error;
 pub mod form;
+pub mod format;
 pub mod grant;
+pub mod grant_type;
 #[cfg(feature = "macros")]
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub mod guide;
 mod pending_limit;
 pub mod pkce;
+pub mod request;
 pub mod scope;
 pub mod server;
 pub mod storage;

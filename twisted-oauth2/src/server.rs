@@ -1,18 +1,20 @@
 //! [`AuthorizationServer`]: configuration, stores, clock and token generator assembled.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
 use crate::client::Client;
 use crate::clock::{Clock, SystemClock};
 use crate::config::ServerConfig;
-use crate::error::{ConfigError, ErrorCode, OAuthError};
-use crate::grant::ExtensionGrant;
+use crate::context::{GrantContext, ScopeCache};
+use crate::error::{ConfigError, OAuthError};
+use crate::format::{AccessTokenFormat, OpaqueTokens};
+use crate::grant::{Grant, GrantRegistry};
+use crate::grant_type::{unknown_grant_type, GrantType};
 use crate::scope::Scope;
 use crate::storage::memory::MemoryStore;
 use crate::storage::{ClientRegistry, ClientStore, PasswordVerifier, StaticClients, Stores};
-use crate::token::{is_b64token, RandomTokenGenerator, TokenGenerator, TokenKind};
+use crate::token::{RandomTokenGenerator, TokenGenerator, TokenKind};
 
 /// The assembled authorization server. Endpoint functions in [`crate::endpoint`] take it by
 /// reference; the Rocket fairing keeps one in managed state.
@@ -26,18 +28,17 @@ pub struct AuthorizationServer {
     registry: Option<Arc<dyn ClientRegistry>>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) generator: Arc<dyn TokenGenerator>,
-    pub(crate) extensions: HashMap<String, Arc<dyn ExtensionGrant>>,
-    #[cfg_attr(not(feature = "password-grant"), allow(dead_code))]
-    pub(crate) password: Option<Arc<dyn PasswordVerifier>>,
-    /// Parsed forms of recently requested scope strings, so tokens with the same scope
-    /// share one [`Scope`] and requests skip re-parsing.
-    scope_cache: dashmap::DashMap<Box<str>, Scope>,
+    /// Every grant of the token endpoint, built-in and the application's.
+    grants: GrantRegistry,
+    /// How access tokens are made and read back.
+    pub(crate) format: Arc<dyn AccessTokenFormat>,
+    /// Members the application adds to the RFC 8414 document.
+    pub(crate) metadata_members: Vec<(String, serde_json::Value)>,
+    /// Parsed forms of recently requested scope strings.
+    scope_cache: ScopeCache,
     /// Live pending authorization requests, bounded in total and per browser.
     pub(crate) pending_limit: crate::pending_limit::PendingLimiter,
 }
-
-/// Most distinct scope strings kept parsed.
-const SCOPE_CACHE_LIMIT: usize = 1024;
 
 impl fmt::Debug for AuthorizationServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -57,8 +58,10 @@ impl AuthorizationServer {
             client_store: None,
             clock: None,
             generator: None,
-            extensions: Vec::new(),
+            grants: Vec::new(),
             password: None,
+            format: None,
+            metadata_members: Vec::new(),
         }
     }
 
@@ -109,7 +112,7 @@ impl AuthorizationServer {
     /// The Rocket fairing mounts the endpoints here, so the URLs the metadata advertises
     /// ([`Self::endpoint_url`]) are the ones served.
     pub fn endpoints_path(&self) -> String {
-        let issuer_path = crate::endpoint::metadata::split(&self.issuer).1;
+        let issuer_path = crate::config::split_identifier(&self.issuer).1;
         let base = self.config.base_path.trim_end_matches('/');
         let path = format!("{issuer_path}{base}");
         if path.is_empty() {
@@ -139,19 +142,35 @@ impl AuthorizationServer {
         Ok(self.stores.clients.client(id).await?)
     }
 
+    /// What grants and extensions may use of the server: scope resolution, clock, value
+    /// generation, stores, a configuration view, grant revocation.
+    pub fn context(&self) -> GrantContext<'_> {
+        GrantContext {
+            config: &self.config,
+            issuer: &self.issuer,
+            default_scope: self.default_scope.as_ref(),
+            scopes_supported: self.scopes_supported.as_ref(),
+            stores: &self.stores,
+            clock: &*self.clock,
+            generator: &*self.generator,
+            format: &*self.format,
+            scope_cache: &self.scope_cache,
+        }
+    }
+
+    /// The grants of the token endpoint.
+    pub fn grants(&self) -> &GrantRegistry {
+        &self.grants
+    }
+
+    /// The access-token format.
+    pub fn access_token_format(&self) -> &dyn AccessTokenFormat {
+        &*self.format
+    }
+
     /// A fresh value from the generator, checked against RFC 6750 `b64token`.
     pub(crate) fn new_value(&self, kind: TokenKind) -> Result<String, OAuthError> {
-        let v = self.generator.generate(kind).map_err(OAuthError::from)?;
-        if !is_b64token(&v) {
-            log::error!(
-                "twisted-oauth2: the token generator returned a value outside RFC 6750 b64token"
-            );
-            return Err(OAuthError::with_description(
-                ErrorCode::ServerError,
-                "the server encountered an unexpected condition",
-            ));
-        }
-        Ok(v)
+        self.context().new_value(kind)
     }
 
     /// Resolves a request's `scope`: parses it, falls back to the default scope, and checks
@@ -161,35 +180,7 @@ impl AuthorizationServer {
         requested: Option<&str>,
         client: &Client,
     ) -> Result<Scope, OAuthError> {
-        if requested.is_some_and(|s| s.len() > self.config.max_scope_length) {
-            return Err(OAuthError::invalid_scope(format!(
-                "scope is too long (at most {} bytes)",
-                self.config.max_scope_length
-            )));
-        }
-        let Some(s) = requested else {
-            let scope = match &self.default_scope {
-                Some(d) => d.clone(),
-                None => return Err(OAuthError::invalid_scope("scope is required")),
-            };
-            self.check_scope(&scope, client)?;
-            return Ok(scope);
-        };
-        let cached = self.scope_cache.get(s).map(|hit| hit.clone());
-        let scope = match cached {
-            Some(scope) => scope,
-            None => Scope::parse_param(s)?,
-        };
-        self.check_scope(&scope, client)?;
-        // Only scopes that passed the checks against a known set (the server's
-        // `scopes_supported` or the client's registered scopes) are remembered, so requests
-        // with made-up scopes cannot fill the cache; the entry count is capped too.
-        let known = self.scopes_supported.is_some() || client.allowed_scopes().is_some();
-        if known && self.scope_cache.len() < SCOPE_CACHE_LIMIT && !self.scope_cache.contains_key(s)
-        {
-            self.scope_cache.insert(s.into(), scope.clone());
-        }
-        Ok(scope)
+        self.context().resolve_scope(requested, client)
     }
 
     /// Number of parsed scope strings cached (for tests of the cache's bounds).
@@ -204,22 +195,6 @@ impl AuthorizationServer {
     pub fn pending_count(&self) -> usize {
         self.pending_limit.len()
     }
-
-    pub(crate) fn check_scope(&self, scope: &Scope, client: &Client) -> Result<(), OAuthError> {
-        if let Some(supported) = &self.scopes_supported {
-            if !scope.is_subset(supported) {
-                return Err(OAuthError::invalid_scope("unknown scope requested"));
-            }
-        }
-        if let Some(allowed) = client.allowed_scopes() {
-            if !scope.is_subset(allowed) {
-                return Err(OAuthError::invalid_scope(
-                    "scope exceeds what the client may request",
-                ));
-            }
-        }
-        Ok(())
-    }
 }
 
 /// Builds an [`AuthorizationServer`].
@@ -229,8 +204,10 @@ pub struct ServerBuilder {
     client_store: Option<Arc<dyn ClientStore>>,
     clock: Option<Arc<dyn Clock>>,
     generator: Option<Arc<dyn TokenGenerator>>,
-    extensions: Vec<Arc<dyn ExtensionGrant>>,
+    grants: Vec<Arc<dyn Grant>>,
     password: Option<Arc<dyn PasswordVerifier>>,
+    format: Option<Arc<dyn AccessTokenFormat>>,
+    metadata_members: Vec<(String, serde_json::Value)>,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -264,9 +241,29 @@ impl ServerBuilder {
         self
     }
 
-    /// Registers an extension grant (RFC 6749 §4.5); its `grant_type` is enabled.
-    pub fn extension_grant(mut self, grant: Arc<dyn ExtensionGrant>) -> Self {
-        self.extensions.push(grant);
+    /// Registers a grant of the application (an extension grant, RFC 6749 §4.5, under
+    /// an absolute-URI `grant_type`); its `grant_type` is enabled.
+    pub fn grant(mut self, grant: Arc<dyn Grant>) -> Self {
+        self.grants.push(grant);
+        self
+    }
+
+    /// [`Self::grant`] (the name txoauth2 users look for).
+    pub fn extension_grant(self, grant: Arc<dyn Grant>) -> Self {
+        self.grant(grant)
+    }
+
+    /// Uses this access-token format (default: [`OpaqueTokens`]).
+    pub fn access_token_format(mut self, format: Arc<dyn AccessTokenFormat>) -> Self {
+        self.format = Some(format);
+        self
+    }
+
+    /// Adds a member to the RFC 8414 authorization server metadata (e.g.
+    /// `registration_endpoint` or `device_authorization_endpoint` of an extension). The
+    /// members the library computes are not overridden.
+    pub fn metadata_member(mut self, name: impl Into<String>, value: serde_json::Value) -> Self {
+        self.metadata_members.push((name.into(), value));
         self
     }
 
@@ -315,43 +312,53 @@ impl ServerBuilder {
             clock.clone(),
         );
         stores.clients = clients;
-        let mut extensions = HashMap::new();
-        for e in self.extensions {
-            let name = e.grant_type().to_owned();
-            if matches!(
-                name.as_str(),
-                "authorization_code"
-                    | "refresh_token"
-                    | "client_credentials"
-                    | "password"
-                    | "implicit"
-            ) || name.is_empty()
+        let mut grants = GrantRegistry::built_in(self.password.clone());
+        for g in self.grants {
+            let name = g.grant_type().to_owned();
+            if GrantType::built_in(&name).is_some() || !GrantType::new(name.clone()).is_extension()
             {
                 return Err(ConfigError::Setting {
                     key: "grant_types",
-                    reason: format!("extension grant `{name}` clashes with a built-in grant"),
+                    reason: format!(
+                        "an application grant needs an absolute-URI grant_type; `{name}` is not one or clashes with a built-in grant"
+                    ),
                 });
             }
             if !config.grant_types.contains(&name) {
                 config.grant_types.push(name.clone());
             }
-            extensions.insert(name, e);
+            grants.insert(g);
         }
+        let registered: Vec<String> = grants.names().iter().map(|s| (*s).to_owned()).collect();
         for g in &config.grant_types {
-            if g.contains(':') && !extensions.contains_key(g) {
+            if g == GrantType::PASSWORD.as_str()
+                && GrantType::PASSWORD.is_compiled_in()
+                && grants.get(g).is_none()
+            {
                 return Err(ConfigError::Setting {
                     key: "grant_types",
-                    reason: format!(
-                        "extension grant `{g}` is enabled but no handler is registered"
-                    ),
+                    reason: "the password grant needs a password verifier".into(),
+                });
+            }
+            if !grants.knows(g) {
+                let reason = if GrantType::new(g.clone()).is_extension() {
+                    format!("extension grant `{g}` is enabled but no handler is registered")
+                } else {
+                    unknown_grant_type(g, &registered)
+                };
+                return Err(ConfigError::Setting {
+                    key: "grant_types",
+                    reason,
                 });
             }
         }
-        if config.grant_types.iter().any(|g| g == "password") && self.password.is_none() {
-            return Err(ConfigError::Setting {
-                key: "grant_types",
-                reason: "the password grant needs a password verifier".into(),
-            });
+        for c in &config.clients {
+            if let Some(g) = c.grant_types.iter().find(|g| !grants.knows(g)) {
+                return Err(ConfigError::Client {
+                    client: c.id.clone(),
+                    reason: format!("in `grant_types`: {}", unknown_grant_type(g, &registered)),
+                });
+            }
         }
         let pending_limit = crate::pending_limit::PendingLimiter::new(
             config.max_pending_requests,
@@ -368,9 +375,10 @@ impl ServerBuilder {
             generator: self
                 .generator
                 .unwrap_or_else(|| Arc::new(RandomTokenGenerator)),
-            extensions,
-            password: self.password,
-            scope_cache: dashmap::DashMap::new(),
+            grants,
+            format: self.format.unwrap_or_else(|| Arc::new(OpaqueTokens)),
+            metadata_members: self.metadata_members,
+            scope_cache: ScopeCache::default(),
             pending_limit,
         })
     }

@@ -152,8 +152,9 @@ impl fmt::Debug for TokenDigest {
     }
 }
 
-/// The successful token response (RFC 6749 §5.1).
+/// The successful token response (RFC 6749 §5.1). Built with [`TokenResponse::new`].
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct TokenResponse {
     /// The access token.
     pub access_token: String,
@@ -167,6 +168,9 @@ pub struct TokenResponse {
     pub refresh_token: Option<String>,
     /// The granted scope.
     pub scope: String,
+    /// Members added by a grant (RFC 6749 §5.1 allows more); never one of the above.
+    #[serde(flatten)]
+    pub members: serde_json::Map<String, serde_json::Value>,
 }
 
 impl fmt::Debug for TokenResponse {
@@ -181,6 +185,34 @@ impl fmt::Debug for TokenResponse {
 }
 
 impl TokenResponse {
+    /// A `Bearer` response with this access token, lifetime in seconds and scope.
+    pub fn new(access_token: String, expires_in: i64, scope: String) -> Self {
+        TokenResponse {
+            access_token,
+            token_type: "Bearer".into(),
+            expires_in: Some(expires_in),
+            refresh_token: None,
+            scope,
+            members: serde_json::Map::new(),
+        }
+    }
+
+    /// Adds a member; the registered members (`access_token`, `token_type`, `expires_in`,
+    /// `refresh_token`, `scope`) are not overridden.
+    pub fn member(mut self, name: String, value: serde_json::Value) -> Self {
+        const REGISTERED: &[&str] = &[
+            "access_token",
+            "token_type",
+            "expires_in",
+            "refresh_token",
+            "scope",
+        ];
+        if !REGISTERED.contains(&name.as_str()) {
+            self.members.insert(name, value);
+        }
+        self
+    }
+
     /// The JSON body.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
@@ -222,17 +254,18 @@ mod tests {
 
     #[test]
     fn token_response_omits_absent_fields_rfc6749_5_1() {
-        let r = TokenResponse {
-            access_token: "t".into(),
-            token_type: "Bearer".into(),
-            expires_in: Some(3600),
-            refresh_token: None,
-            scope: "a".into(),
-        };
+        let r = TokenResponse::new("t".into(), 3600, "a".into());
         assert_eq!(
             r.to_json(),
             r#"{"access_token":"t","token_type":"Bearer","expires_in":3600,"scope":"a"}"#
         );
         assert!(!format!("{r:?}").contains("\"t\""));
+        let r = r
+            .member("authorization_details".into(), serde_json::json!([]))
+            .member("token_type".into(), serde_json::json!("DPoP"));
+        assert_eq!(
+            r.to_json(),
+            r#"{"access_token":"t","token_type":"Bearer","expires_in":3600,"scope":"a","authorization_details":[]}"#
+        );
     }
 }

@@ -49,6 +49,7 @@ async fn introspect_raw(
             authorization: auth,
             query: None,
             transport: Transport { secure: true },
+            ..Default::default()
         },
     )
     .await
@@ -97,6 +98,7 @@ async fn revoke(f: &Fixture, id: &str, secret: &str, token: &str) {
             authorization: Some(&basic(id, secret)),
             query: None,
             transport: SECURE,
+            ..Default::default()
         },
     )
     .await
@@ -414,6 +416,7 @@ async fn request_checks_match_the_token_endpoint_rfc6749_2_3_1() {
                     authorization: Some(&auth),
                     query,
                     transport: Transport { secure },
+                    ..Default::default()
                 },
             )
             .await

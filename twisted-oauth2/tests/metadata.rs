@@ -6,12 +6,10 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use twisted_oauth2::client::Client;
 use twisted_oauth2::endpoint::metadata::{
     self, authorization_server_metadata, protected_resource_metadata,
 };
-use twisted_oauth2::form::Params;
-use twisted_oauth2::grant::{ExtensionGrant, Issue};
+use twisted_oauth2::grant::{Grant, Issue};
 use twisted_oauth2::{AuthorizationServer, OAuthError};
 
 fn json<T: serde::Serialize>(doc: &T) -> serde_json::Value {
@@ -88,15 +86,14 @@ fn configured_options_are_reflected_rfc8414_2() {
 struct DeviceGrant;
 
 #[async_trait::async_trait]
-impl ExtensionGrant for DeviceGrant {
+impl Grant for DeviceGrant {
     fn grant_type(&self) -> &str {
         "urn:ietf:params:oauth:grant-type:device_code"
     }
     async fn handle(
         &self,
-        _server: &AuthorizationServer,
-        _client: &Client,
-        _params: &Params,
+        _ctx: &twisted_oauth2::context::GrantContext<'_>,
+        _req: &twisted_oauth2::grant::GrantRequest<'_>,
     ) -> Result<Issue, OAuthError> {
         Err(OAuthError::invalid_grant("test grant"))
     }

@@ -24,6 +24,7 @@ async fn revoke_raw(
             authorization: auth,
             query,
             transport: Transport { secure },
+            ..Default::default()
         },
     )
     .await

@@ -27,6 +27,7 @@ async fn raw(
             authorization: auth,
             query,
             transport: Transport { secure },
+            ..Default::default()
         },
     )
     .await
@@ -474,6 +475,7 @@ async fn concurrent_redemption_of_one_code_gives_exactly_one_success() {
                     authorization: None,
                     query: None,
                     transport: SECURE,
+                    ..Default::default()
                 },
             )
             .await
@@ -819,17 +821,17 @@ async fn refresh_token_is_not_an_access_token_and_vice_versa() {
 struct DeviceGrant;
 
 #[async_trait::async_trait]
-impl twisted_oauth2::grant::ExtensionGrant for DeviceGrant {
+impl twisted_oauth2::grant::Grant for DeviceGrant {
     fn grant_type(&self) -> &str {
         "urn:example:grant:magic"
     }
     async fn handle(
         &self,
-        _server: &twisted_oauth2::AuthorizationServer,
-        client: &twisted_oauth2::Client,
-        params: &twisted_oauth2::form::Params,
+        _ctx: &twisted_oauth2::context::GrantContext<'_>,
+        req: &twisted_oauth2::grant::GrantRequest<'_>,
     ) -> Result<twisted_oauth2::grant::Issue, twisted_oauth2::OAuthError> {
-        match params.get("magic_word") {
+        let client = req.client()?;
+        match req.params.get("magic_word") {
             Some("please") => Ok(twisted_oauth2::grant::Issue::new(
                 twisted_oauth2::Scope::parse("a").unwrap(),
             )

@@ -641,13 +641,10 @@ async fn implicit_grant(
     extra: Option<Arc<serde_json::Value>>,
 ) -> Result<ClientRedirect, AuthorizeError> {
     let state = record.state.as_deref();
-    let issue = crate::grant::Issue {
-        scope,
-        subject,
-        extra,
-        refresh_token: false,
-    };
-    let t = crate::grant::issue_tokens(server, client, issue, GrantId::random())
+    let mut issue = crate::grant::Issue::new(scope);
+    issue.subject = subject;
+    issue.extra = extra;
+    let t = crate::grant::issue(&server.context(), client, issue)
         .await
         .map_err(|e| {
             redirect_error(

@@ -12,28 +12,7 @@ use crate::error::{Challenge, OAuthError};
 use crate::form::{decode, Params};
 use crate::server::AuthorizationServer;
 
-/// How the client presented its credentials.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum AuthMethod {
-    /// `client_secret_basic`.
-    Basic,
-    /// `client_secret_post`.
-    Post,
-    /// `none`: a public client identified by `client_id`.
-    None,
-}
-
-impl AuthMethod {
-    /// The RFC 8414 / RFC 7591 name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthMethod::Basic => "client_secret_basic",
-            AuthMethod::Post => "client_secret_post",
-            AuthMethod::None => "none",
-        }
-    }
-}
+pub use crate::client::AuthMethod;
 
 /// An authenticated (or, for public clients, identified) client.
 #[derive(Debug, Clone)]

@@ -146,12 +146,12 @@ pub async fn handle(
     let answer = if refresh_first {
         match refresh(server, &digest).await? {
             Some(a) => a,
-            None => access(server, &digest)
+            None => access(server, token)
                 .await?
                 .unwrap_or_else(Introspection::inactive),
         }
     } else {
-        match access(server, &digest).await? {
+        match access(server, token).await? {
             Some(a) => a,
             None => refresh(server, &digest)
                 .await?
@@ -172,13 +172,16 @@ pub async fn handle(
 /// The access token's description, or `None` when the store has no such live token.
 async fn access(
     server: &AuthorizationServer,
-    digest: &TokenDigest,
+    token: &str,
 ) -> Result<Option<Introspection>, OAuthError> {
-    Ok(match server.stores.access.access(digest).await? {
-        Some(r) if r.is_expired(server.now()) => Some(Introspection::inactive()),
-        Some(r) => Some(Introspection::active(server, r, "Bearer")),
-        None => None,
-    })
+    let ctx = server.context();
+    Ok(
+        match ctx.format().validate(&ctx.format_context(), token).await? {
+            Some(r) if r.is_expired(server.now()) => Some(Introspection::inactive()),
+            Some(r) => Some(Introspection::active(server, r, "Bearer")),
+            None => None,
+        },
+    )
 }
 
 /// The refresh token's description, or `None` when the store does not know it.

@@ -42,6 +42,7 @@
 
 use serde::Serialize;
 
+use crate::grant_type::GrantType;
 use crate::server::AuthorizationServer;
 
 /// The RFC 8414 well-known suffix.
@@ -89,6 +90,10 @@ pub struct AuthorizationServerMetadata {
     pub introspection_endpoint_auth_methods_supported: Vec<String>,
     /// Authorization responses carry `iss` (RFC 9207).
     pub authorization_response_iss_parameter_supported: bool,
+    /// Members added by extensions
+    /// ([`ServerBuilder::metadata_member`](crate::server::ServerBuilder::metadata_member)).
+    #[serde(flatten)]
+    pub members: serde_json::Map<String, serde_json::Value>,
 }
 
 impl AuthorizationServerMetadata {
@@ -135,10 +140,11 @@ pub fn authorization_server_metadata(
     authorization_endpoint: bool,
 ) -> AuthorizationServerMetadata {
     let cfg = server.config();
-    let code = authorization_endpoint && server.grant_enabled("authorization_code");
+    let code =
+        authorization_endpoint && server.grant_enabled(GrantType::AUTHORIZATION_CODE.as_str());
     let implicit = authorization_endpoint
-        && cfg!(feature = "implicit-grant")
-        && server.grant_enabled("implicit");
+        && GrantType::IMPLICIT.is_compiled_in()
+        && server.grant_enabled(GrantType::IMPLICIT.as_str());
     let mut response_types = Vec::new();
     let mut response_modes = Vec::new();
     if code {
@@ -152,10 +158,15 @@ pub fn authorization_server_metadata(
     let grant_types = cfg
         .grant_types
         .iter()
-        .filter(|g| match g.as_str() {
-            "authorization_code" => code,
-            "implicit" => implicit,
-            _ => true,
+        .filter(|g| server.grants().knows(g))
+        .filter(|g| {
+            if *g == GrantType::AUTHORIZATION_CODE.as_str() {
+                code
+            } else if *g == GrantType::IMPLICIT.as_str() {
+                implicit
+            } else {
+                true
+            }
         })
         .cloned()
         .collect();
@@ -187,7 +198,34 @@ pub fn authorization_server_metadata(
         revocation_endpoint_auth_methods_supported: strings(CLIENT_AUTH_METHODS),
         introspection_endpoint_auth_methods_supported: introspection_auth,
         authorization_response_iss_parameter_supported: true,
+        members: extension_members(server),
     }
+}
+
+/// The extensions' members, without any the library computes.
+fn extension_members(server: &AuthorizationServer) -> serde_json::Map<String, serde_json::Value> {
+    const COMPUTED: &[&str] = &[
+        "issuer",
+        "authorization_endpoint",
+        "token_endpoint",
+        "revocation_endpoint",
+        "introspection_endpoint",
+        "scopes_supported",
+        "response_types_supported",
+        "response_modes_supported",
+        "grant_types_supported",
+        "code_challenge_methods_supported",
+        "token_endpoint_auth_methods_supported",
+        "revocation_endpoint_auth_methods_supported",
+        "introspection_endpoint_auth_methods_supported",
+        "authorization_response_iss_parameter_supported",
+    ];
+    server
+        .metadata_members
+        .iter()
+        .filter(|(k, _)| !COMPUTED.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// The RFC 9728 document of the resource served with `server`, whose protected routes
@@ -225,17 +263,6 @@ pub fn resource_identifier(server: &AuthorizationServer) -> &str {
         .unwrap_or_else(|| server.issuer())
 }
 
-/// Splits an `http(s)` URL without query or fragment into origin and path, dropping a
-/// terminating `/` from the path.
-pub(crate) fn split(identifier: &str) -> (&str, &str) {
-    let after_scheme = identifier.find("://").map_or(0, |i| i + 3);
-    let (origin, path) = match identifier[after_scheme..].find('/') {
-        Some(i) => identifier.split_at(after_scheme + i),
-        None => (identifier, ""),
-    };
-    (origin, path.trim_end_matches('/'))
-}
-
 /// The path of the well-known document of `identifier` (RFC 8414 §3.1, RFC 9728 §3.1):
 /// `/.well-known/<suffix>` followed by the identifier's path, if any.
 ///
@@ -251,14 +278,17 @@ pub(crate) fn split(identifier: &str) -> (&str, &str) {
 /// );
 /// ```
 pub fn well_known_path(identifier: &str, suffix: &str) -> String {
-    format!("/.well-known/{suffix}{}", split(identifier).1)
+    format!(
+        "/.well-known/{suffix}{}",
+        crate::config::split_identifier(identifier).1
+    )
 }
 
 /// The full URL of the well-known document of `identifier`.
 pub fn well_known_url(identifier: &str, suffix: &str) -> String {
     format!(
         "{}{}",
-        split(identifier).0,
+        crate::config::split_identifier(identifier).0,
         well_known_path(identifier, suffix)
     )
 }

@@ -11,16 +11,12 @@ pub mod token;
 
 use crate::error::OAuthError;
 
-/// The transport facts an endpoint needs about a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Transport {
-    /// Whether the request came over TLS (directly, or per a trusted proxy header).
-    pub secure: bool,
-}
+pub use crate::request::{Headers, RequestContext, Transport};
 
 /// A form `POST` as the HTTP layer received it: the shape of token, revocation and
-/// introspection requests.
-#[derive(Debug, Clone, Copy)]
+/// introspection requests. Build it with [`FormRequest::new`] (or a struct literal ending
+/// in `..Default::default()`).
+#[derive(Debug, Clone, Copy, Default)]
 pub struct FormRequest<'a> {
     /// The raw body.
     pub body: &'a [u8],
@@ -32,9 +28,35 @@ pub struct FormRequest<'a> {
     pub query: Option<&'a str>,
     /// Transport facts.
     pub transport: Transport,
+    /// The rest of the HTTP request (method, target, host, headers).
+    pub request: RequestContext<'a>,
 }
 
-impl FormRequest<'_> {
+impl<'a> FormRequest<'a> {
+    /// A form request with this body, `Content-Type`, `Authorization` and URL query.
+    pub fn new(
+        body: &'a [u8],
+        content_type: Option<&'a str>,
+        authorization: Option<&'a str>,
+        query: Option<&'a str>,
+        transport: Transport,
+    ) -> Self {
+        FormRequest {
+            body,
+            content_type,
+            authorization,
+            query,
+            transport,
+            request: RequestContext::new("POST", "", transport),
+        }
+    }
+
+    /// Sets the request context.
+    pub fn with_request(mut self, request: RequestContext<'a>) -> Self {
+        self.request = request;
+        self
+    }
+
     /// The checks every such endpoint makes before reading parameters, in order: HTTPS
     /// (unless the debug override is set), `application/x-www-form-urlencoded`, no
     /// credentials in the URL query (RFC 6749 §2.3.1), and a strict parse of the body (no

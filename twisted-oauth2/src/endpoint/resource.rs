@@ -11,7 +11,6 @@ use crate::error::{Challenge, ErrorCode, OAuthError};
 use crate::scope::Scope;
 use crate::server::AuthorizationServer;
 use crate::storage::GrantId;
-use crate::token::TokenDigest;
 
 /// What a valid access token stands for, handed to protected handlers.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -127,7 +126,8 @@ pub async fn lookup(
     token: &str,
     required: &str,
 ) -> Result<TokenInfo, OAuthError> {
-    let record = server.stores.access.access(&TokenDigest::of(token)).await?;
+    let ctx = server.context();
+    let record = ctx.format().validate(&ctx.format_context(), token).await?;
     match record {
         Some(r) if !r.is_expired(server.now()) => Ok(TokenInfo::from_record(r)),
         _ => Err(bearer_error(

@@ -83,10 +83,10 @@ pub async fn handle(
     let digest = TokenDigest::of(token);
     let outcome = match hint {
         Some(TokenTypeHint::RefreshToken) => match revoke_refresh(server, client, &digest).await? {
-            Outcome::NotFound => revoke_access(server, client, &digest).await?,
+            Outcome::NotFound => revoke_access(server, client, token).await?,
             found => found,
         },
-        _ => match revoke_access(server, client, &digest).await? {
+        _ => match revoke_access(server, client, token).await? {
             Outcome::NotFound => revoke_refresh(server, client, &digest).await?,
             found => found,
         },
@@ -115,9 +115,11 @@ enum Outcome {
 async fn revoke_access(
     server: &AuthorizationServer,
     client: &Client,
-    digest: &TokenDigest,
+    token: &str,
 ) -> Result<Outcome, OAuthError> {
-    let Some(record) = server.stores.access.access(digest).await? else {
+    let ctx = server.context();
+    let fctx = ctx.format_context();
+    let Some(record) = ctx.format().validate(&fctx, token).await? else {
         return Ok(Outcome::NotFound);
     };
     if *record.client_id != *client.id() {
@@ -125,7 +127,7 @@ async fn revoke_access(
     }
     // The presented token itself first: a store may index only grants that have a refresh
     // family, so a grant-wide revocation alone might not reach it.
-    server.stores.access.revoke_access(digest).await?;
+    ctx.format().revoke(&fctx, token).await?;
     if server.config.revoke_grant_on_access_token_revocation {
         revoke_whole_grant(server, record.grant_id, client).await?;
     } else {
@@ -162,13 +164,11 @@ async fn revoke_whole_grant(
     client: &Client,
 ) -> Result<(), OAuthError> {
     // Tombstoned too, so an issuance of this grant racing the revocation cannot outlive it.
-    let n = crate::grant::revoke_grant(server, grant).await?;
+    let (access, refresh) = server.context().revoke_grant(grant).await?;
     log::debug!(
-        "twisted-oauth2: client `{}` revoked grant {:032x} ({} access, {} refresh tokens)",
+        "twisted-oauth2: client `{}` revoked grant {:032x} ({access} access, {refresh} refresh tokens)",
         client.id(),
         grant.0,
-        n.access,
-        n.refresh
     );
     Ok(())
 }

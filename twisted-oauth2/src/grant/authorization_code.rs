@@ -1,15 +1,35 @@
 //! `authorization_code` (RFC 6749 §4.1.3, RFC 7636 §4.6): single-use codes bound to client,
 //! redirect URI, scope and PKCE challenge; a replayed code revokes its tokens.
 
-use crate::client::Client;
+use async_trait::async_trait;
+
+use crate::context::GrantContext;
 use crate::error::OAuthError;
-use crate::form::Params;
-use crate::grant::{revoke_replayed_grant, try_issue_tokens, Issue, IssueError};
-use crate::server::AuthorizationServer;
+use crate::grant::{revoke_replayed_grant, After, Grant, GrantRequest, Issue};
+use crate::grant_type::GrantType;
 use crate::storage::CodeTake;
-use crate::token::{TokenDigest, TokenResponse};
+use crate::token::TokenDigest;
 
 const INVALID_CODE: &str = "the authorization code is invalid, expired or already used";
+
+/// The `authorization_code` grant.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AuthorizationCode;
+
+#[async_trait]
+impl Grant for AuthorizationCode {
+    fn grant_type(&self) -> &str {
+        GrantType::AUTHORIZATION_CODE.as_str()
+    }
+
+    async fn handle(
+        &self,
+        ctx: &GrantContext<'_>,
+        req: &GrantRequest<'_>,
+    ) -> Result<Issue, OAuthError> {
+        handle(ctx, req).await
+    }
+}
 
 /// Redeems a code for an authenticated (or identified public) client.
 ///
@@ -20,26 +40,24 @@ const INVALID_CODE: &str = "the authorization code is invalid, expired or alread
 /// released so the client can retry, unless the failure is that the grant was revoked
 /// meanwhile (a replay of the code won the race): then the tokens written are withdrawn,
 /// the code stays used, and the answer is `invalid_grant`.
-pub async fn handle(
-    server: &AuthorizationServer,
-    client: &Client,
-    params: &Params,
-) -> Result<TokenResponse, OAuthError> {
+async fn handle(ctx: &GrantContext<'_>, req: &GrantRequest<'_>) -> Result<Issue, OAuthError> {
+    let client = req.client()?;
+    let params = req.params;
     let code = params.require("code")?;
     let digest = TokenDigest::of(code);
-    let record = match server.stores.codes.take_code(&digest).await? {
+    let record = match ctx.stores.codes.take_code(&digest).await? {
         CodeTake::Taken(r) => r,
         CodeTake::Replayed(r) => {
             log::warn!(
                 "twisted-oauth2: authorization code replayed by client `{}`",
                 client.id()
             );
-            revoke_replayed_grant(server, r.grant_id).await?;
+            revoke_replayed_grant(ctx, r.grant_id).await?;
             return Err(OAuthError::invalid_grant(INVALID_CODE));
         }
         CodeTake::Unknown => return Err(OAuthError::invalid_grant(INVALID_CODE)),
     };
-    if record.expires_at <= server.now() || *record.client_id != *client.id() {
+    if record.expires_at <= ctx.now() || *record.client_id != *client.id() {
         return Err(OAuthError::invalid_grant(INVALID_CODE));
     }
     match params.get("redirect_uri") {
@@ -75,21 +93,11 @@ pub async fn handle(
         }
         (None, None) => {}
     }
-    let issue = Issue {
-        scope: record.scope.clone(),
-        subject: record.subject.clone(),
-        extra: record.extra.clone(),
-        refresh_token: true,
-    };
-    match try_issue_tokens(server, client, issue, record.grant_id).await {
-        Ok(r) => Ok(r),
-        // Revoked by a replay: the code must stay burnt.
-        Err(IssueError::Revoked(e)) => Err(e),
-        Err(IssueError::Other(e)) => {
-            if let Err(re) = server.stores.codes.release_code(&digest).await {
-                log::error!("twisted-oauth2: could not release code after failed issuance: {re}");
-            }
-            Err(e)
-        }
-    }
+    let mut issue = Issue::new(record.scope.clone())
+        .with_refresh_token(true)
+        .in_grant(record.grant_id);
+    issue.subject = record.subject.clone();
+    issue.extra = record.extra.clone();
+    issue.after = After::ReleaseCode(digest);
+    Ok(issue)
 }

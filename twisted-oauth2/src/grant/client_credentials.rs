@@ -1,25 +1,35 @@
 //! `client_credentials` (RFC 6749 §4.4): a confidential client acting on its own behalf.
 
-use crate::client::Client;
-use crate::error::OAuthError;
-use crate::form::Params;
-use crate::grant::{issue_tokens, Issue};
-use crate::server::AuthorizationServer;
-use crate::storage::GrantId;
-use crate::token::TokenResponse;
+use async_trait::async_trait;
 
-/// Handles a `client_credentials` request from an authenticated client. Public clients are
-/// refused with `unauthorized_client`; no refresh token is issued (RFC 6749 §4.4.3).
-pub async fn handle(
-    server: &AuthorizationServer,
-    client: &Client,
-    params: &Params,
-) -> Result<TokenResponse, OAuthError> {
-    if client.is_public() {
-        return Err(OAuthError::unauthorized_client(
-            "client_credentials is only for confidential clients",
-        ));
+use crate::context::GrantContext;
+use crate::error::OAuthError;
+use crate::grant::{Grant, GrantRequest, Issue};
+use crate::grant_type::GrantType;
+
+/// The `client_credentials` grant. Public clients are refused with
+/// `unauthorized_client`; no refresh token is issued (RFC 6749 §4.4.3).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ClientCredentials;
+
+#[async_trait]
+impl Grant for ClientCredentials {
+    fn grant_type(&self) -> &str {
+        GrantType::CLIENT_CREDENTIALS.as_str()
     }
-    let scope = server.resolve_scope(params.get("scope"), client)?;
-    issue_tokens(server, client, Issue::new(scope), GrantId::random()).await
+
+    async fn handle(
+        &self,
+        ctx: &GrantContext<'_>,
+        req: &GrantRequest<'_>,
+    ) -> Result<Issue, OAuthError> {
+        let client = req.client()?;
+        if client.is_public() {
+            return Err(OAuthError::unauthorized_client(
+                "client_credentials is only for confidential clients",
+            ));
+        }
+        let scope = ctx.resolve_scope(req.params.get("scope"), client)?;
+        Ok(Issue::new(scope))
+    }
 }

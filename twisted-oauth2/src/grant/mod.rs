@@ -1,16 +1,21 @@
-//! Grant handlers of the token endpoint, one file per `grant_type`, plus the shared token
-//! issuance and the [`ExtensionGrant`] trait (RFC 6749 §4.5).
+//! The grants of the token endpoint: one [`Grant`] trait that every grant implements
+//! (built-in or added by an application), one [`GrantRegistry`] that dispatches them, one
+//! issuance path (the token endpoint hands every [`Issue`] to it) and one family-revocation path
+//! ([`GrantContext::revoke_grant`]). One file per built-in `grant_type`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use crate::client::Client;
+use crate::context::GrantContext;
+use crate::client::AuthMethod;
 use crate::error::{OAuthError, StorageError};
 use crate::form::Params;
+use crate::grant_type::GrantType;
 use crate::scope::Scope;
-use crate::server::AuthorizationServer;
-use crate::storage::{GrantId, TokenRecord};
+use crate::storage::{GrantId, PasswordVerifier, Rotation, TokenRecord};
 use crate::token::{TokenDigest, TokenKind, TokenResponse};
 
 pub mod authorization_code;
@@ -19,7 +24,7 @@ pub mod client_credentials;
 pub mod password;
 pub mod refresh_token;
 
-/// What a grant decided to issue.
+/// What a grant decided to issue. Built with [`Issue::new`] and its setters.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Issue {
@@ -32,16 +37,43 @@ pub struct Issue {
     /// Whether to issue a refresh token too (only if the client may use `refresh_token`
     /// and the server enables it).
     pub refresh_token: bool,
+    /// The token family (grant) the tokens belong to; a new one when `None`.
+    pub grant: Option<GrantId>,
+    /// Extra members of the token response (e.g. `authorization_details`); the registered
+    /// members (`access_token`, `token_type`, ...) cannot be overridden.
+    pub response_members: Vec<(String, serde_json::Value)>,
+    pub(crate) after: After,
+}
+
+/// What the issuance path does besides storing new tokens.
+#[derive(Debug, Clone, Default)]
+pub(crate) enum After {
+    /// Nothing.
+    #[default]
+    Nothing,
+    /// A code was taken: release it if issuance fails for another reason than a revoked
+    /// grant (a store outage must not burn the code).
+    ReleaseCode(TokenDigest),
+    /// Rotate this refresh token out for the new one, whose record is the family's
+    /// `record` with fresh times (refresh-token rotation, RFC 9700 §4.14.2).
+    Rotate {
+        old: TokenDigest,
+        family: Box<TokenRecord>,
+    },
 }
 
 impl Issue {
-    /// Tokens with this scope, no subject, no extra data and no refresh token.
+    /// Tokens with this scope, no subject, no extra data and no refresh token, in a new
+    /// grant.
     pub fn new(scope: Scope) -> Self {
         Issue {
             scope,
             subject: None,
             extra: None,
             refresh_token: false,
+            grant: None,
+            response_members: Vec::new(),
+            after: After::Nothing,
         }
     }
 
@@ -62,29 +94,142 @@ impl Issue {
         self.refresh_token = yes;
         self
     }
+
+    /// Puts the tokens in an existing grant (token family).
+    pub fn in_grant(mut self, grant: GrantId) -> Self {
+        self.grant = Some(grant);
+        self
+    }
+
+    /// Adds a member to the token response.
+    pub fn response_member(mut self, name: impl Into<String>, value: serde_json::Value) -> Self {
+        self.response_members.push((name.into(), value));
+        self
+    }
 }
 
-/// An extension grant (txoauth2's `onCustomGrantTypeRequest`), registered with
-/// [`crate::server::ServerBuilder::extension_grant`] under its absolute-URI `grant_type`.
+/// How the token endpoint authenticates the client before a [`Grant`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ClientAuthentication {
+    /// Confidential clients authenticate; public clients identify themselves by
+    /// `client_id` (RFC 6749 §2.3, §3.2.1). The default.
+    PublicAllowed,
+    /// Only confidential clients, authenticated; a public client is `unauthorized_client`.
+    ConfidentialOnly,
+    /// The library does not authenticate: the grant identifies the client itself (e.g.
+    /// from an assertion); [`GrantRequest::client`] is `None`.
+    Skipped,
+}
+
+/// The request a [`Grant`] decides.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct GrantRequest<'a> {
+    /// The authenticated (or identified) client; `None` only under
+    /// [`ClientAuthentication::Skipped`].
+    pub client: Option<&'a Client>,
+    /// How the client authenticated.
+    pub method: Option<AuthMethod>,
+    /// The form parameters.
+    pub params: &'a Params,
+    /// The HTTP request (method, URL, headers, transport).
+    pub request: &'a crate::request::RequestContext<'a>,
+}
+
+impl<'a> GrantRequest<'a> {
+    /// The client, or `invalid_client` when the grant skipped authentication and found
+    /// none.
+    pub fn client(&self) -> Result<&'a Client, OAuthError> {
+        self.client
+            .ok_or_else(|| OAuthError::invalid_client("client authentication is required"))
+    }
+}
+
+/// A grant of the token endpoint (RFC 6749 §4, §4.5): every built-in grant implements it,
+/// and an application registers its own with
+/// [`ServerBuilder::grant`](crate::server::ServerBuilder::grant) under an absolute-URI
+/// `grant_type`.
 ///
-/// The library authenticates the client and checks it may use the grant before calling
-/// [`ExtensionGrant::handle`]; the handler validates its own parameters and returns what to
-/// issue, or an [`OAuthError`].
+/// The token endpoint checks the request, authenticates the client per
+/// [`Grant::client_authentication`], checks the client may use the grant, calls
+/// [`Grant::handle`], checks the scope against the server's and the client's, and issues
+/// what the handler returned through the one issuance path. A handler may answer any RFC
+/// error, registered or not ([`OAuthError`], e.g. `authorization_pending`).
 #[async_trait]
-pub trait ExtensionGrant: Send + Sync + 'static {
-    /// The `grant_type` URI, such as `urn:ietf:params:oauth:grant-type:device_code`.
+pub trait Grant: Send + Sync + 'static {
+    /// The `grant_type`, such as `urn:ietf:params:oauth:grant-type:device_code`.
     fn grant_type(&self) -> &str;
 
-    /// Decides the request.
+    /// How the client is authenticated before [`Grant::handle`] runs.
+    fn client_authentication(&self) -> ClientAuthentication {
+        ClientAuthentication::PublicAllowed
+    }
+
+    /// Decides the request: what to issue, or the error to answer.
     async fn handle(
         &self,
-        server: &AuthorizationServer,
-        client: &Client,
-        params: &Params,
+        ctx: &GrantContext<'_>,
+        req: &GrantRequest<'_>,
     ) -> Result<Issue, OAuthError>;
 }
 
-/// Why [`try_issue_tokens`] issued nothing.
+/// The grants a server knows, by `grant_type`: the built-ins of this build and the
+/// application's. The token endpoint dispatches through it; configuration checks and the
+/// RFC 8414 `grant_types_supported` read it.
+#[derive(Default, Clone)]
+pub struct GrantRegistry {
+    grants: HashMap<String, Arc<dyn Grant>>,
+}
+
+impl std::fmt::Debug for GrantRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.names()).finish()
+    }
+}
+
+impl GrantRegistry {
+    /// The built-in grants of this build (`password` only with a verifier).
+    pub(crate) fn built_in(password: Option<Arc<dyn PasswordVerifier>>) -> Self {
+        let mut r = GrantRegistry::default();
+        r.insert(Arc::new(authorization_code::AuthorizationCode));
+        r.insert(Arc::new(refresh_token::RefreshToken));
+        r.insert(Arc::new(client_credentials::ClientCredentials));
+        #[cfg(feature = "password-grant")]
+        if let Some(v) = password {
+            r.insert(Arc::new(password::Password::new(v)));
+        }
+        #[cfg(not(feature = "password-grant"))]
+        let _ = password;
+        r
+    }
+
+    pub(crate) fn insert(&mut self, grant: Arc<dyn Grant>) {
+        self.grants.insert(grant.grant_type().to_owned(), grant);
+    }
+
+    /// The grant registered under `grant_type`.
+    pub fn get(&self, grant_type: &str) -> Option<&Arc<dyn Grant>> {
+        self.grants.get(grant_type)
+    }
+
+    /// Whether `grant_type` is registered (token endpoint grants) or is the implicit grant
+    /// of this build (authorization endpoint).
+    pub fn knows(&self, grant_type: &str) -> bool {
+        self.grants.contains_key(grant_type)
+            || (grant_type == GrantType::IMPLICIT.as_str() && GrantType::IMPLICIT.is_compiled_in())
+            || (grant_type == GrantType::PASSWORD.as_str() && GrantType::PASSWORD.is_compiled_in())
+    }
+
+    /// Every registered `grant_type`, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.grants.keys().map(String::as_str).collect();
+        v.sort_unstable();
+        v
+    }
+}
+
+/// Why [`issue`] issued nothing.
 #[derive(Debug)]
 pub(crate) enum IssueError {
     /// The grant was revoked (a code replay or a refresh reuse won the race): nothing was
@@ -117,32 +262,46 @@ impl From<OAuthError> for IssueError {
     }
 }
 
-/// Issues an access token (and a refresh token if asked and allowed) for `grant`.
-pub(crate) async fn issue_tokens(
-    server: &AuthorizationServer,
+const INVALID_REFRESH: &str = "the refresh token is invalid, expired or revoked";
+
+/// The one issuance path: stores an access token (through the server's
+/// [`AccessTokenFormat`](crate::format::AccessTokenFormat)) and, if asked and allowed, a
+/// refresh token, for `issue`'s grant; or rotates a refresh token. If the grant is revoked
+/// meanwhile (a store answers [`StorageError::GrantRevoked`]), whatever was already written
+/// is withdrawn and the answer is `invalid_grant`.
+pub(crate) async fn issue(
+    ctx: &GrantContext<'_>,
     client: &Client,
     issue: Issue,
-    grant: GrantId,
 ) -> Result<TokenResponse, OAuthError> {
-    Ok(try_issue_tokens(server, client, issue, grant).await?)
+    let after = issue.after.clone();
+    match try_issue(ctx, client, issue).await {
+        Ok(r) => Ok(r),
+        Err(IssueError::Other(e)) => {
+            if let After::ReleaseCode(code) = &after {
+                if let Err(re) = ctx.stores.codes.release_code(code).await {
+                    log::error!(
+                        "twisted-oauth2: could not release code after failed issuance: {re}"
+                    );
+                }
+            }
+            Err(e)
+        }
+        // Revoked by a replay: a code stays burnt.
+        Err(IssueError::Revoked(e)) => Err(e),
+    }
 }
 
-/// [`issue_tokens`], telling a revoked grant apart from other failures.
-///
-/// If the grant is revoked meanwhile (a store answers [`StorageError::GrantRevoked`]),
-/// whatever was already written for it is withdrawn and the answer is `invalid_grant`.
-pub(crate) async fn try_issue_tokens(
-    server: &AuthorizationServer,
+async fn try_issue(
+    ctx: &GrantContext<'_>,
     client: &Client,
     issue: Issue,
-    grant: GrantId,
 ) -> Result<TokenResponse, IssueError> {
-    let now = server.now();
-    let cfg = &server.config;
-    let access = server.new_value(TokenKind::Access)?;
-    let client_id: Arc<str> = client.shared_id();
+    let now = ctx.now();
+    let cfg = ctx.config;
+    let grant = issue.grant.unwrap_or_else(GrantId::random);
     let record = TokenRecord {
-        client_id: client_id.clone(),
+        client_id: client.shared_id(),
         scope: issue.scope.clone(),
         subject: issue.subject.clone(),
         extra: issue.extra.clone(),
@@ -150,15 +309,52 @@ pub(crate) async fn try_issue_tokens(
         issued_at: now,
         expires_at: now + cfg.access_token_lifetime as i64,
     };
-    let with_refresh = issue.refresh_token
-        && client.allows_grant("refresh_token")
-        && server.grant_enabled("refresh_token");
-    let refresh = if with_refresh {
-        Some(server.new_value(TokenKind::Refresh)?)
-    } else {
-        None
+    let fctx = ctx.format_context();
+    let refresh = match &issue.after {
+        After::Rotate { old, family } => {
+            // The access token is stored before the rotation, so a failed write leaves the
+            // presented refresh token active (a retry is not mistaken for reuse), and a
+            // revocation racing this request reaches the new access token: the rotation
+            // then finds the family tombstoned and the access token is withdrawn.
+            let new_refresh = ctx.new_value(TokenKind::Refresh)?;
+            let new_record = TokenRecord {
+                issued_at: now,
+                expires_at: now + cfg.refresh_token_lifetime as i64,
+                ..(**family).clone()
+            };
+            let access = ctx.format.issue(&fctx, &record).await?;
+            let rotation = ctx
+                .stores
+                .refresh
+                .rotate_refresh(old, &TokenDigest::of(&new_refresh), &new_record)
+                .await;
+            if !matches!(rotation, Ok(Rotation::Rotated)) {
+                // Nobody holds this access token yet: withdraw it.
+                if let Err(e) = ctx.format.revoke(&fctx, &access).await {
+                    log::warn!("twisted-oauth2: could not withdraw an unissued access token: {e}");
+                }
+            }
+            match rotation? {
+                Rotation::Rotated => {}
+                Rotation::AlreadyRotated => {
+                    revoke_replayed_grant(ctx, family.grant_id).await?;
+                    return Err(OAuthError::invalid_grant(INVALID_REFRESH).into());
+                }
+                _ => return Err(OAuthError::invalid_grant(INVALID_REFRESH).into()),
+            }
+            return Ok(response(cfg, access, Some(new_refresh), &issue));
+        }
+        _ => {
+            let with_refresh = issue.refresh_token
+                && client.allows_grant(GrantType::REFRESH_TOKEN.as_str())
+                && ctx.grant_enabled(GrantType::REFRESH_TOKEN.as_str());
+            if with_refresh {
+                Some(ctx.new_value(TokenKind::Refresh)?)
+            } else {
+                None
+            }
+        }
     };
-    let access_digest = TokenDigest::of(&access);
     // The refresh token is stored first, so stores that track token families know the
     // grant has one when the access token arrives.
     let refresh_digest = refresh.as_deref().map(TokenDigest::of);
@@ -167,86 +363,50 @@ pub(crate) async fn try_issue_tokens(
             expires_at: now + cfg.refresh_token_lifetime as i64,
             ..record.clone()
         };
-        server.stores.refresh.put_refresh(rd, &rrecord).await?;
+        ctx.stores.refresh.put_refresh(rd, &rrecord).await?;
     }
-    if let Err(e) = server
-        .stores
-        .access
-        .put_access(&access_digest, &record)
-        .await
-    {
-        // Do not leave an orphan refresh token behind (txoauth2 left orphans), nor one of a
-        // grant revoked meanwhile.
-        if let Some(rd) = &refresh_digest {
-            if let Err(re) = server.stores.refresh.revoke_refresh(rd).await {
-                log::warn!("twisted-oauth2: could not withdraw an unissued refresh token: {re}");
+    let access = match ctx.format.issue(&fctx, &record).await {
+        Ok(a) => a,
+        Err(e) => {
+            // Do not leave an orphan refresh token behind (txoauth2 left orphans), nor one
+            // of a grant revoked meanwhile.
+            if let Some(rd) = &refresh_digest {
+                if let Err(re) = ctx.stores.refresh.revoke_refresh(rd).await {
+                    log::warn!(
+                        "twisted-oauth2: could not withdraw an unissued refresh token: {re}"
+                    );
+                }
             }
+            return Err(e.into());
         }
-        return Err(e.into());
+    };
+    Ok(response(cfg, access, refresh, &issue))
+}
+
+fn response(
+    cfg: &crate::config::ServerConfig,
+    access: String,
+    refresh: Option<String>,
+    issue: &Issue,
+) -> TokenResponse {
+    let mut r = TokenResponse::new(access, cfg.access_token_lifetime as i64, issue.scope.to_string());
+    r.refresh_token = refresh;
+    for (k, v) in &issue.response_members {
+        r = r.member(k.clone(), v.clone());
     }
-    Ok(TokenResponse {
-        access_token: access,
-        token_type: "Bearer".into(),
-        expires_in: Some(cfg.access_token_lifetime as i64),
-        refresh_token: refresh,
-        scope: issue.scope.to_string(),
-    })
+    r
 }
 
-/// How many tokens [`revoke_grant`] removed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Revoked {
-    pub(crate) access: u64,
-    pub(crate) refresh: u64,
-}
-
-/// How long a revoked grant's tombstone must last: until nothing issued from it could still
-/// be valid (its code, an access token, or a refresh token issued just before).
-pub(crate) fn tombstone_until(server: &AuthorizationServer) -> i64 {
-    let cfg = &server.config;
-    let longest = cfg
-        .code_lifetime
-        .max(cfg.access_token_lifetime)
-        .max(cfg.refresh_token_lifetime);
-    server
-        .now()
-        .saturating_add(i64::try_from(longest).unwrap_or(i64::MAX))
-}
-
-/// Revokes every access and refresh token of a grant (code replay, refresh reuse, RFC 7009
-/// revocation of a refresh token) and tombstones it, so a token write of the grant racing
-/// this call cannot outlive it. The refresh family goes first, so no new access token can be
-/// minted from it while the access tokens are revoked.
-pub(crate) async fn revoke_grant(
-    server: &AuthorizationServer,
-    grant: GrantId,
-) -> Result<Revoked, OAuthError> {
-    let until = tombstone_until(server);
-    let refresh = server
-        .stores
-        .refresh
-        .revoke_refresh_grant(grant, until)
-        .await?;
-    let access = server
-        .stores
-        .access
-        .revoke_access_grant(grant, until)
-        .await?;
-    Ok(Revoked { access, refresh })
-}
-
-/// [`revoke_grant`] for a replayed code or a reused refresh token, logged as the security
-/// event it is.
+/// [`GrantContext::revoke_grant`] for a replayed code or a reused refresh token, logged as
+/// the security event it is.
 pub(crate) async fn revoke_replayed_grant(
-    server: &AuthorizationServer,
+    ctx: &GrantContext<'_>,
     grant: GrantId,
 ) -> Result<(), OAuthError> {
-    let n = revoke_grant(server, grant).await?;
+    let (access, refresh) = ctx.revoke_grant(grant).await?;
     log::warn!(
-        "twisted-oauth2: revoked grant {:032x} ({} access, {} refresh tokens)",
-        grant.0,
-        n.access,
-        n.refresh
+        "twisted-oauth2: revoked grant {:032x} ({access} access, {refresh} refresh tokens)",
+        grant.0
     );
     Ok(())
 }

@@ -3,36 +3,55 @@
 
 use std::sync::Arc;
 
-use crate::client::Client;
-use crate::error::OAuthError;
-use crate::form::Params;
-use crate::grant::{issue_tokens, Issue};
-use crate::server::AuthorizationServer;
-use crate::storage::GrantId;
-use crate::token::TokenResponse;
+use async_trait::async_trait;
 
-/// Exchanges resource-owner credentials for tokens.
-pub async fn handle(
-    server: &AuthorizationServer,
-    client: &Client,
-    params: &Params,
-) -> Result<TokenResponse, OAuthError> {
-    let username = params.require("username")?;
-    let password = params.require("password")?;
-    let scope = server.resolve_scope(params.get("scope"), client)?;
-    let Some(verifier) = &server.password else {
-        return Err(OAuthError::with_description(
-            crate::ErrorCode::UnsupportedGrantType,
-            "the password grant is not configured",
-        ));
-    };
-    let Some(subject) = verifier.verify(username, password).await? else {
-        return Err(OAuthError::invalid_grant(
-            "the username or password is invalid",
-        ));
-    };
-    let issue = Issue::new(scope)
-        .subject(Arc::<str>::from(subject))
-        .with_refresh_token(true);
-    issue_tokens(server, client, issue, GrantId::random()).await
+use crate::context::GrantContext;
+use crate::error::OAuthError;
+use crate::grant::{Grant, GrantRequest, Issue};
+use crate::grant_type::GrantType;
+use crate::storage::PasswordVerifier;
+
+/// The `password` grant over a [`PasswordVerifier`].
+pub struct Password {
+    verifier: Arc<dyn PasswordVerifier>,
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password { .. }")
+    }
+}
+
+impl Password {
+    /// The grant checking passwords with `verifier`.
+    pub fn new(verifier: Arc<dyn PasswordVerifier>) -> Self {
+        Password { verifier }
+    }
+}
+
+#[async_trait]
+impl Grant for Password {
+    fn grant_type(&self) -> &str {
+        GrantType::PASSWORD.as_str()
+    }
+
+    /// Exchanges resource-owner credentials for tokens.
+    async fn handle(
+        &self,
+        ctx: &GrantContext<'_>,
+        req: &GrantRequest<'_>,
+    ) -> Result<Issue, OAuthError> {
+        let client = req.client()?;
+        let username = req.params.require("username")?;
+        let password = req.params.require("password")?;
+        let scope = ctx.resolve_scope(req.params.get("scope"), client)?;
+        let Some(subject) = self.verifier.verify(username, password).await? else {
+            return Err(OAuthError::invalid_grant(
+                "the username or password is invalid",
+            ));
+        };
+        Ok(Issue::new(scope)
+            .subject(Arc::<str>::from(subject))
+            .with_refresh_token(true))
+    }
 }

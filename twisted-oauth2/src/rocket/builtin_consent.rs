@@ -29,7 +29,7 @@ use rocket::route::{Handler, Outcome, Route};
 
 use super::consent::{read_binding, Consent, OnAuthenticate};
 use super::response::{error_text, escape, html_page, AuthorizeReply, PageKind};
-use super::routes::{capped_query, read_body};
+use super::{capped_query, read_body};
 use crate::client::is_acceptable_logo_uri;
 use crate::endpoint::authorize::{self, Grant, PendingAuthorization};
 use crate::error::OAuthError;
@@ -555,11 +555,12 @@ fn redirect_host(uri: &str) -> String {
     }
 }
 
-/// Managed state: lets [`AuthorizeReply`] render error pages with the templates.
+/// Lets [`AuthorizeReply`] render error pages with the templates (registered as
+/// [`ErrorPages`](super::response::ErrorPages) state).
 pub(crate) struct Pages(pub(crate) Arc<Inner>);
 
-impl Pages {
-    pub(crate) fn error_response(&self, e: &OAuthError, kind: PageKind) -> Response<'static> {
+impl super::response::RenderErrorPage for Pages {
+    fn error_response(&self, e: &OAuthError, kind: PageKind) -> Response<'static> {
         self.0.error(e, kind)
     }
 }

@@ -291,10 +291,7 @@ impl PendingRequests<'_> {
             Ok(r) => r,
             Err(reply) => return reply,
         };
-        AuthorizeReply::from_result(
-            authorize::deny_taken(self.server, record),
-            Status::SeeOther,
-        )
+        AuthorizeReply::from_result(authorize::deny_taken(self.server, record), Status::SeeOther)
     }
 
     async fn take(
@@ -338,6 +335,6 @@ impl<'r> FromRequest<'r> for PendingRequests<'r> {
 
 impl Sentinel for PendingRequests<'_> {
     fn abort(rocket: &rocket::Rocket<rocket::Ignite>) -> bool {
-        super::guard::fairing_missing(rocket, "PendingRequests")
+        super::fairing_missing(rocket, "PendingRequests")
     }
 }

@@ -17,7 +17,8 @@ use super::guard::{ChallengeSlot, QueryTokenUsed};
 use super::{routes, OAuth2State};
 use crate::clock::Clock;
 use crate::config::ServerConfig;
-use crate::grant::ExtensionGrant;
+use crate::format::AccessTokenFormat;
+use crate::grant::Grant;
 use crate::server::AuthorizationServer;
 use crate::storage::{ClientStore, PasswordVerifier, Stores};
 use crate::token::TokenGenerator;
@@ -30,7 +31,10 @@ struct Parts {
     client_store: Option<Arc<dyn ClientStore>>,
     clock: Option<Arc<dyn Clock>>,
     generator: Option<Arc<dyn TokenGenerator>>,
-    extensions: Vec<Arc<dyn ExtensionGrant>>,
+    extensions: Vec<Arc<dyn Grant>>,
+    format: Option<Arc<dyn AccessTokenFormat>>,
+    metadata_members: Vec<(String, serde_json::Value)>,
+    endpoints: Vec<rocket::Route>,
     password: Option<Arc<dyn PasswordVerifier>>,
     on_authenticate: Option<Arc<dyn OnAuthenticate>>,
     builtin_consent: Option<Arc<super::builtin_consent::Inner>>,
@@ -106,9 +110,36 @@ impl OAuth2 {
         self.with(|p| p.generator = Some(generator))
     }
 
-    /// Registers an extension grant.
-    pub fn extension_grant(self, grant: Arc<dyn ExtensionGrant>) -> Self {
+    /// Registers a grant of the application (an extension grant under an absolute-URI
+    /// `grant_type`); see [`Grant`].
+    pub fn grant(self, grant: Arc<dyn Grant>) -> Self {
         self.with(|p| p.extensions.push(grant))
+    }
+
+    /// [`OAuth2::grant`] (the name txoauth2 users look for).
+    pub fn extension_grant(self, grant: Arc<dyn Grant>) -> Self {
+        self.grant(grant)
+    }
+
+    /// Uses this access-token format (default: opaque tokens in the store); see
+    /// [`AccessTokenFormat`].
+    pub fn access_token_format(self, format: Arc<dyn AccessTokenFormat>) -> Self {
+        self.with(|p| p.format = Some(format))
+    }
+
+    /// Adds a member to the RFC 8414 authorization server metadata (built once at
+    /// ignite); the members the library computes are not overridden.
+    pub fn metadata_member(self, name: impl Into<String>, value: serde_json::Value) -> Self {
+        let name = name.into();
+        self.with(|p| p.metadata_members.push((name, value)))
+    }
+
+    /// Mounts an extension endpoint beside the built-in ones, under the endpoints' path
+    /// (the issuer's path, then `base_path`): a route at `/register` is served at
+    /// `/oauth2/register`. Its handler reaches the server through
+    /// [`OAuth2State`](super::OAuth2State) in managed state.
+    pub fn endpoint(self, route: rocket::Route) -> Self {
+        self.with(|p| p.endpoints.push(route))
     }
 
     /// Sets the password verifier for the `password` grant.
@@ -265,7 +296,13 @@ impl Fairing for OAuth2 {
             b = b.generator(g);
         }
         for e in parts.extensions {
-            b = b.extension_grant(e);
+            b = b.grant(e);
+        }
+        if let Some(f) = parts.format {
+            b = b.access_token_format(f);
+        }
+        for (k, v) in parts.metadata_members {
+            b = b.metadata_member(k, v);
         }
         if let Some(p) = parts.password {
             b = b.password_verifier(p);
@@ -280,6 +317,7 @@ impl Fairing for OAuth2 {
         let base = server.endpoints_path();
         let authorize_mounted = parts.on_authenticate.is_some();
         let mut routes = routes::routes(&server, parts.on_authenticate);
+        routes.extend(parts.endpoints);
         let builtin_pages = match &parts.builtin_consent {
             Some(inner) => match super::builtin_consent::routes(&server, inner) {
                 Ok(r) => {
@@ -301,7 +339,7 @@ impl Fairing for OAuth2 {
             }
         };
         let rocket = match builtin_pages {
-            Some(pages) => rocket.manage(pages),
+            Some(pages) => rocket.manage(super::response::ErrorPages(Box::new(pages))),
             None => rocket,
         };
         let state = OAuth2State {

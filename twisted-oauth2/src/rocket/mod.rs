@@ -122,6 +122,32 @@ impl OAuth2State {
     }
 }
 
+/// Rocket's header map as the core's [`Headers`](crate::endpoint::Headers).
+pub(crate) struct RocketHeaders<'a>(pub(crate) &'a rocket::http::HeaderMap<'a>);
+
+impl crate::endpoint::Headers for RocketHeaders<'_> {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.get_one(name)
+    }
+
+    fn get_all(&self, name: &str) -> Vec<&str> {
+        self.0.get(name).collect()
+    }
+}
+
+/// The core's view of a Rocket request.
+pub(crate) fn request_context<'a>(
+    req: &'a Request<'_>,
+    headers: &'a RocketHeaders<'a>,
+    transport: Transport,
+) -> crate::endpoint::RequestContext<'a> {
+    let origin = req.uri();
+    crate::endpoint::RequestContext::new(req.method().as_str(), origin.path().as_str(), transport)
+        .with_query(origin.query().map(|q| q.as_str()))
+        .with_host(req.headers().get_one("Host"))
+        .with_headers(headers)
+}
+
 /// Whether the request reached us over TLS: Rocket's own TLS, or a configured trusted
 /// proxy header saying `https`.
 pub(crate) fn transport(req: &Request<'_>, server: &AuthorizationServer) -> Transport {
@@ -133,4 +159,51 @@ pub(crate) fn transport(req: &Request<'_>, server: &AuthorizationServer) -> Tran
             .and_then(|h| req.headers().get_one(h))
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
     Transport { secure }
+}
+
+/// Reads a body up to `limit` bytes; `Err` answers 413 with `invalid_request`.
+pub(crate) async fn read_body<'r>(
+    data: rocket::Data<'r>,
+    limit: u64,
+) -> Result<Vec<u8>, crate::OAuthError> {
+    use rocket::data::ToByteUnit;
+    match data.open(limit.bytes()).into_bytes().await {
+        Ok(b) if b.is_complete() => Ok(b.into_inner()),
+        Ok(_) => Err(crate::OAuthError::body_too_large(limit)),
+        Err(e) => {
+            log::warn!("twisted-oauth2: could not read request body: {e}");
+            Err(crate::OAuthError::invalid_request(
+                "the request body could not be read",
+            ))
+        }
+    }
+}
+
+/// The request's URL query, refused when longer than `max_query_length` (`414`).
+pub(crate) fn capped_query<'a>(
+    req: &'a Request<'_>,
+    server: &AuthorizationServer,
+) -> Result<Option<&'a str>, crate::OAuthError> {
+    let limit = server.config().max_query_length;
+    match req.uri().query() {
+        Some(q) if q.as_str().len() as u64 > limit => Err(crate::OAuthError::query_too_long(limit)),
+        q => Ok(q.map(|q| q.as_str())),
+    }
+}
+
+/// Logs the abort reason when a guard is used without the fairing.
+pub(crate) fn fairing_missing(rocket: &rocket::Rocket<rocket::Ignite>, guard: &str) -> bool {
+    let missing = rocket.state::<OAuth2State>().is_none();
+    if missing {
+        log::error!(
+            "twisted-oauth2: a route uses `{guard}`{} but the OAuth2 fairing is not attached; \
+             attach `twisted_oauth2::rocket::OAuth2::fairing()`",
+            if guard == "Authorized" {
+                " (#[oauth] inserts it)"
+            } else {
+                ""
+            }
+        );
+    }
+    missing
 }

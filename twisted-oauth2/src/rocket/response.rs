@@ -122,7 +122,7 @@ impl AuthorizeReply {
 impl<'r> Responder<'r, 'static> for AuthorizeReply {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
         // With the built-in consent pages on, error pages use their templates and theme.
-        let pages = req.rocket().state::<super::builtin_consent::Pages>();
+        let pages = req.rocket().state::<ErrorPages>();
         match self {
             AuthorizeReply::Redirect(r, status) => {
                 let mut res = Response::build()
@@ -141,6 +141,22 @@ impl<'r> Responder<'r, 'static> for AuthorizeReply {
                 None => error_page(&e, PageKind::Restart),
             }),
         }
+    }
+}
+
+/// Renders the library's error pages differently (the built-in consent pages register
+/// one, so error pages use their templates and theme).
+pub(crate) trait RenderErrorPage: Send + Sync + 'static {
+    /// The page for `e`.
+    fn error_response(&self, e: &OAuthError, kind: PageKind) -> Response<'static>;
+}
+
+/// Managed state: the error-page renderer in use, when not the default.
+pub(crate) struct ErrorPages(pub(crate) Box<dyn RenderErrorPage>);
+
+impl ErrorPages {
+    fn error_response(&self, e: &OAuthError, kind: PageKind) -> Response<'static> {
+        self.0.error_response(e, kind)
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use rocket::data::{Data, ToByteUnit};
+use rocket::data::Data;
 use rocket::http::{Header, Method, Status};
 use rocket::request::Request;
 use rocket::response::Responder;
@@ -11,39 +11,13 @@ use rocket::route::{Handler, Outcome, Route};
 
 use super::consent::{Binding, OnAuthenticate};
 use super::response::{json, AuthorizeReply};
-use super::transport;
 use super::OAuth2State;
+use super::{capped_query, read_body, transport};
 use crate::endpoint::authorize;
 use crate::endpoint::metadata;
 use crate::endpoint::{introspect, revoke, token, FormRequest};
 use crate::error::OAuthError;
 use crate::server::AuthorizationServer;
-
-/// Reads a body up to `limit` bytes; `Err` answers 413 with `invalid_request`.
-pub(crate) async fn read_body<'r>(data: Data<'r>, limit: u64) -> Result<Vec<u8>, OAuthError> {
-    match data.open(limit.bytes()).into_bytes().await {
-        Ok(b) if b.is_complete() => Ok(b.into_inner()),
-        Ok(_) => Err(OAuthError::body_too_large(limit)),
-        Err(e) => {
-            log::warn!("twisted-oauth2: could not read request body: {e}");
-            Err(OAuthError::invalid_request(
-                "the request body could not be read",
-            ))
-        }
-    }
-}
-
-/// The request's URL query, refused when longer than `max_query_length` (`414`).
-pub(crate) fn capped_query<'a>(
-    req: &'a Request<'_>,
-    server: &AuthorizationServer,
-) -> Result<Option<&'a str>, OAuthError> {
-    let limit = server.config().max_query_length;
-    match req.uri().query() {
-        Some(q) if q.as_str().len() as u64 > limit => Err(OAuthError::query_too_long(limit)),
-        q => Ok(q.map(|q| q.as_str())),
-    }
-}
 
 /// The form-POST endpoints under the base path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,13 +50,16 @@ impl Handler for FormHandler {
             Ok(b) => b,
             Err(e) => return Outcome::from(req, e),
         };
-        let form = FormRequest {
-            body: &body,
-            content_type: req.headers().get_one("Content-Type"),
-            authorization: req.headers().get_one("Authorization"),
+        let t = transport(req, server);
+        let headers = super::RocketHeaders(req.headers());
+        let form = FormRequest::new(
+            &body,
+            req.headers().get_one("Content-Type"),
+            req.headers().get_one("Authorization"),
             query,
-            transport: transport(req, server),
-        };
+            t,
+        )
+        .with_request(super::request_context(req, &headers, t));
         let answer = match self.endpoint {
             FormEndpoint::Token => token::handle(server, form).await.map(|r| r.to_json()),
             FormEndpoint::Revoke => revoke::handle(server, form).await.map(|()| "{}".to_owned()),
@@ -107,18 +84,17 @@ fn document<'r>(body: String) -> Outcome<'r> {
     Outcome::Success(res)
 }
 
-/// `GET /.well-known/oauth-authorization-server[/issuer path]` (RFC 8414).
+/// `GET /.well-known/oauth-authorization-server[/issuer path]` (RFC 8414): the document
+/// is built once, at ignite.
 #[derive(Clone)]
 pub(crate) struct ServerMetadataHandler {
-    pub(crate) server: Arc<AuthorizationServer>,
-    pub(crate) authorize_mounted: bool,
+    doc: Arc<str>,
 }
 
 #[rocket::async_trait]
 impl Handler for ServerMetadataHandler {
     async fn handle<'r>(&self, _req: &'r Request<'_>, _data: Data<'r>) -> Outcome<'r> {
-        let doc = metadata::authorization_server_metadata(&self.server, self.authorize_mounted);
-        document(doc.to_json())
+        document(self.doc.to_string())
     }
 }
 
@@ -161,8 +137,9 @@ pub(crate) fn well_known_routes(
         }
     }
     let as_handler = ServerMetadataHandler {
-        server: server.clone(),
-        authorize_mounted,
+        doc: metadata::authorization_server_metadata(server, authorize_mounted)
+            .to_json()
+            .into(),
     };
     Ok(vec![
         Route::new(Method::Get, &as_path, as_handler),
@@ -220,12 +197,17 @@ impl Handler for AuthorizeHandler {
             Ok(b) => b,
             Err(e) => return Outcome::from(req, AuthorizeReply::Page(e)),
         };
-        let pending =
-            match authorize::validate(server, &raw, transport(req, server), binding.value()).await
-            {
-                Ok(p) => p,
-                Err(e) => return Outcome::from(req, AuthorizeReply::from_error(e, Status::Found)),
-            };
+        let pending = match authorize::validate(
+            server,
+            &raw,
+            transport(req, server),
+            binding.value(),
+        )
+        .await
+        {
+            Ok(p) => p,
+            Err(e) => return Outcome::from(req, AuthorizeReply::from_error(e, Status::Found)),
+        };
         // Only a stored pending request sets the cookie: error pages never do.
         binding.set(req, server);
         let request_id = pending.request_id.clone();

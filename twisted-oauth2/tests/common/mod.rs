@@ -107,6 +107,7 @@ impl Fixture {
                 authorization: header.as_deref(),
                 query: None,
                 transport: SECURE,
+                ..Default::default()
             },
         )
         .await
