@@ -18,10 +18,11 @@ const NOT_A_FUNCTION: &str = "`#[oauth]` can only be used on Rocket route handle
 ///
 /// Reports every argument and placement error at once rather than the first one only.
 pub(crate) fn oauth(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
-    let scope = args::parse(args).and_then(|lit| scope::normalise(&lit));
+    let args = args::parse(args)
+        .and_then(|args| scope::normalise(&args.scope).map(|scope| (scope, args.krate)));
     let func = parse_fn(item).and_then(|func| route::check(&func).map(|()| func));
-    let (scope, mut func) = match (scope, func) {
-        (Ok(scope), Ok(func)) => (scope, func),
+    let ((scope, krate), mut func) = match (args, func) {
+        (Ok(args), Ok(func)) => (args, func),
         (Err(mut first), Err(second)) => {
             first.combine(second);
             return Err(first);
@@ -30,24 +31,29 @@ pub(crate) fn oauth(args: TokenStream, item: TokenStream) -> syn::Result<TokenSt
     };
 
     let fn_name = &func.sig.ident;
-    let marker = format_ident!(
-        "__TwistedOAuth2Scope_{}",
-        fn_name,
-        span = Span::mixed_site().located_at(fn_name.span())
-    );
+    let hygienic = Span::mixed_site().located_at(fn_name.span());
+    let marker = format_ident!("__TwistedOAuth2Scope_{}", fn_name, span = hygienic);
+    let module = format_ident!("__twisted_oauth2_scope_{}", fn_name, span = hygienic);
     let attribute = Span::call_site();
     let guard = Ident::new(GUARD_PARAM, Span::mixed_site().located_at(attribute));
-    let guard_ty = quote_spanned!(attribute=> ::twisted_oauth2::__private::Authorized<#marker>);
+    let guard_ty = quote_spanned!(attribute=> #krate::__private::Authorized<#marker>);
     func.sig.inputs.insert(0, parse_quote!(#guard: #guard_ty));
 
-    let vis = &func.vis;
-    let required_scope = quote_spanned!(attribute=> ::twisted_oauth2::__private::RequiredScope);
+    let required_scope = quote_spanned!(attribute=> #krate::__private::RequiredScope);
+    // The marker is `pub` inside a private module and imported privately: whatever the
+    // handler's visibility, the marker is no more visible than the module it is written in
+    // (it never joins a crate's public API), yet it is not "more private" than a `pub`
+    // handler whose signature names it (`private_interfaces`).
     Ok(quote! {
         #func
 
         #[doc(hidden)]
-        #[allow(non_camel_case_types, unreachable_pub)]
-        #vis struct #marker;
+        mod #module {
+            #[allow(non_camel_case_types, unreachable_pub)]
+            pub struct #marker;
+        }
+        #[doc(hidden)]
+        use #module::#marker;
 
         impl #required_scope for #marker {
             const SCOPE: &'static str = #scope;
@@ -89,7 +95,7 @@ mod tests {
     use super::oauth;
     use proc_macro2::{Delimiter, Group, TokenStream};
     use quote::quote;
-    use syn::{FnArg, Item, ItemFn, ItemImpl, ItemStruct};
+    use syn::{FnArg, Item, ItemFn, ItemImpl, ItemMod, ItemStruct, Visibility};
 
     fn expand(args: TokenStream, item: TokenStream) -> Vec<Item> {
         let output = oauth(args, item).expect("expansion succeeds");
@@ -125,14 +131,83 @@ mod tests {
             ) -> String { other.now() }
 
             #[doc(hidden)]
-            #[allow(non_camel_case_types, unreachable_pub)]
-            struct __TwistedOAuth2Scope_clock;
+            mod __twisted_oauth2_scope_clock {
+                #[allow(non_camel_case_types, unreachable_pub)]
+                pub struct __TwistedOAuth2Scope_clock;
+            }
+            #[doc(hidden)]
+            use __twisted_oauth2_scope_clock::__TwistedOAuth2Scope_clock;
 
             impl ::twisted_oauth2::__private::RequiredScope for __TwistedOAuth2Scope_clock {
                 const SCOPE: &'static str = "VIEW_CLOCK profile";
             }
         };
         assert_eq!(output.to_string(), expected.to_string());
+    }
+
+    #[test]
+    fn crate_override_replaces_every_path_to_the_runtime() {
+        for (krate, path) in [
+            (quote!("my_alias"), quote!(my_alias)),
+            (quote!("crate::reexported"), quote!(crate::reexported)),
+            (quote!("::outer::inner"), quote!(::outer::inner)),
+        ] {
+            let output = oauth(quote!(scope = "a", crate = #krate), clock()).unwrap();
+            let text = output.to_string();
+            assert!(!text.contains("twisted_oauth2 ::"), "{text}");
+            let guard = quote!(__twisted_oauth2_auth: #path::__private::Authorized<__TwistedOAuth2Scope_clock>);
+            assert!(text.contains(&guard.to_string()), "{text}");
+            let imp = quote!(impl #path::__private::RequiredScope for __TwistedOAuth2Scope_clock);
+            assert!(text.contains(&imp.to_string()), "{text}");
+        }
+        // Either order.
+        let first = oauth(quote!(crate = "x", scope = "a"), clock()).unwrap();
+        let second = oauth(quote!(scope = "a", crate = "x"), clock()).unwrap();
+        assert_eq!(first.to_string(), second.to_string());
+    }
+
+    #[test]
+    fn rejects_bad_crate_overrides() {
+        for value in [
+            quote!(= my_alias),
+            quote!(= 1),
+            quote!(= "not a path"),
+            quote!(= ""),
+            quote!(),
+        ] {
+            let error = error(quote!(scope = "a", crate #value), clock());
+            assert!(
+                error.starts_with("`crate` must be a string literal holding the path"),
+                "{value}: {error}"
+            );
+        }
+        let error = error(quote!(scope = "a", crate = "x", crate = "y"), clock());
+        assert!(error.starts_with("duplicate `crate` argument"), "{error}");
+    }
+
+    #[test]
+    fn rejects_a_positional_scope_suggesting_the_keyed_form() {
+        for (args, suggestion) in [
+            (quote!("read"), "help: write `#[oauth(scope = \"read\")]`"),
+            (
+                quote!("read write"),
+                "help: write `#[oauth(scope = \"read write\")]`",
+            ),
+            (quote!(r"a\b"), "help: write `#[oauth(scope = r\"a\\b\")]`"),
+            (
+                quote!("read", crate = "x"),
+                "help: write `#[oauth(scope = \"read\")]`",
+            ),
+        ] {
+            let error = error(args.clone(), clock());
+            assert!(
+                error.starts_with(
+                    "`#[oauth]` takes the scope as a named argument, not a bare string"
+                ),
+                "{args}: {error}"
+            );
+            assert!(error.contains(suggestion), "{args}: {error}");
+        }
     }
 
     #[test]
@@ -187,11 +262,23 @@ mod tests {
         assert_eq!(quote!(#fn_vis).to_string(), quote!(pub(crate)).to_string());
         let block = &func.block;
         assert_eq!(quote!(#block).to_string(), quote!({ "hi" }).to_string());
-        let Item::Struct(marker) = &items[1] else {
-            panic!("second item is the marker")
+        // The marker does not take the handler's visibility: `pub` in a private module,
+        // imported privately.
+        let Item::Mod(module) = &items[1] else {
+            panic!("second item is the marker's module")
         };
-        let vis = &marker.vis;
-        assert_eq!(quote!(#vis).to_string(), quote!(pub(crate)).to_string());
+        assert!(matches!(module.vis, Visibility::Inherited));
+        let Some((_, content)) = &module.content else {
+            panic!("an inline module")
+        };
+        let Item::Struct(marker) = &content[0] else {
+            panic!("the module holds the marker")
+        };
+        assert!(matches!(marker.vis, Visibility::Public(_)));
+        let Item::Use(import) = &items[2] else {
+            panic!("third item imports the marker")
+        };
+        assert!(matches!(import.vis, Visibility::Inherited));
     }
 
     #[test]
@@ -203,16 +290,26 @@ mod tests {
                 fn r#type() {}
             ),
         );
-        let Item::Struct(ItemStruct { ident, attrs, .. }) = &items[1] else {
-            panic!("second item is the marker struct")
+        let Item::Mod(ItemMod {
+            ident: module,
+            attrs,
+            content: Some((_, content)),
+            ..
+        }) = &items[1]
+        else {
+            panic!("second item is the marker's module")
         };
-        assert_eq!(ident, "__TwistedOAuth2Scope_type");
+        assert_eq!(module, "__twisted_oauth2_scope_type");
         assert!(attrs
             .iter()
             .any(|a| quote!(#a).to_string() == quote!(#[doc(hidden)]).to_string()));
+        let Item::Struct(ItemStruct { ident, .. }) = &content[0] else {
+            panic!("the module holds the marker struct")
+        };
+        assert_eq!(ident, "__TwistedOAuth2Scope_type");
         let Item::Impl(ItemImpl {
             trait_, self_ty, ..
-        }) = &items[2]
+        }) = &items[3]
         else {
             panic!("third item is the RequiredScope impl")
         };
@@ -229,7 +326,7 @@ mod tests {
         let items = expand(quote!(scope = "b a b"), clock());
         let Item::Impl(ItemImpl {
             items: impl_items, ..
-        }) = &items[2]
+        }) = &items[3]
         else {
             panic!("third item is the RequiredScope impl")
         };
@@ -246,7 +343,7 @@ mod tests {
     #[test]
     fn accepts_raw_string_and_trailing_comma() {
         let items = expand(quote!(scope = r"a:b c/d",), clock());
-        assert_eq!(items.len(), 3);
+        assert_eq!(items.len(), 4);
     }
 
     #[test]
@@ -254,7 +351,7 @@ mod tests {
         // `macro_rules!` hands a `$scope:literal` over inside an invisible group.
         let literal = Group::new(Delimiter::None, quote!("a b"));
         let items = expand(quote!(scope = #literal), clock());
-        assert_eq!(items.len(), 3);
+        assert_eq!(items.len(), 4);
     }
 
     #[test]

@@ -40,11 +40,23 @@ use proc_macro::TokenStream;
 /// ) -> String { /* ... */ }
 ///
 /// #[doc(hidden)]
-/// struct __TwistedOAuth2Scope_clock;
+/// mod __twisted_oauth2_scope_clock {
+///     pub struct __TwistedOAuth2Scope_clock;
+/// }
+/// #[doc(hidden)]
+/// use __twisted_oauth2_scope_clock::__TwistedOAuth2Scope_clock;
 /// impl ::twisted_oauth2::__private::RequiredScope for __TwistedOAuth2Scope_clock {
 ///     const SCOPE: &'static str = "VIEW_CLOCK profile";
 /// }
 /// ```
+///
+/// The marker type is `pub` in a private module and imported privately, whatever the handler's
+/// visibility: it is never part of a crate's public API, and a `pub` handler naming it raises
+/// no `private_interfaces` warning.
+///
+/// `crate = "path"` names the runtime crate when it is not reachable as `::twisted_oauth2` (a
+/// renamed dependency, or a re-export): `#[oauth(scope = "read", crate = "my_oauth")]`. The
+/// expansion then uses that path.
 ///
 /// The scope string is checked at compile time: it must not be empty, tokens are separated by
 /// single spaces, and each token uses only printable ASCII other than space, `"` and `\`.

@@ -74,6 +74,93 @@ fn describe(c: char) -> String {
 mod tests {
     use super::check;
 
+    /// Scope strings on both sides of the RFC 6749 §3.3 grammar, shared by the compile-time
+    /// check of `#[oauth]` and the runtime's `is_valid_scope` / `Scope::parse` (the runtime is a
+    /// dev-dependency of this crate).
+    const VALID: &[&str] = &[
+        "a",
+        "read write",
+        "VIEW_CLOCK profile",
+        "a b a",
+        "https://api.example/x?y=z#f",
+        "!#$%&'()*+,-./:;<=>?@[]^_`{|}~",
+        "urn:ietf:params:oauth:scope:x notes:read",
+        "0",
+    ];
+    const INVALID: &[&str] = &[
+        "",
+        " ",
+        "  ",
+        " a",
+        "a ",
+        "a  b",
+        "a\tb",
+        "a\nb",
+        "a\"b",
+        "a\\b",
+        "caf\u{e9}",
+        "\u{7f}",
+        "a\u{0}",
+        "\u{a0}",
+        "a\r\nb",
+    ];
+
+    fn runtime_accepts(scope: &str) -> bool {
+        let valid = twisted_oauth2::scope::is_valid_scope(scope);
+        assert_eq!(
+            valid,
+            twisted_oauth2::Scope::parse(scope).is_ok(),
+            "the runtime's two checks disagree on {scope:?}"
+        );
+        valid
+    }
+
+    #[test]
+    fn compile_time_and_runtime_grammars_agree_on_the_shared_table() {
+        for scope in VALID {
+            assert!(check(scope).is_ok(), "macro refuses {scope:?}");
+            assert!(runtime_accepts(scope), "runtime refuses {scope:?}");
+        }
+        for scope in INVALID {
+            assert!(check(scope).is_err(), "macro accepts {scope:?}");
+            assert!(!runtime_accepts(scope), "runtime accepts {scope:?}");
+        }
+    }
+
+    #[test]
+    fn compile_time_and_runtime_grammars_agree_on_every_short_string() {
+        // Every string of up to three characters over an alphabet with a token character of
+        // each range, the separators and characters outside the grammar.
+        let alphabet = [
+            'a', '!', '~', '#', ' ', '"', '\\', '\t', '\u{7f}', '\u{e9}', '\u{0}',
+        ];
+        let mut strings = vec![String::new()];
+        let mut last = vec![String::new()];
+        for _ in 0..3 {
+            last = last
+                .iter()
+                .flat_map(|prefix| alphabet.iter().map(move |c| format!("{prefix}{c}")))
+                .collect();
+            strings.extend(last.iter().cloned());
+        }
+        assert_eq!(strings.len(), 1 + 11 + 121 + 1331);
+        for scope in &strings {
+            let compile_time = check(scope);
+            assert_eq!(
+                compile_time.is_ok(),
+                runtime_accepts(scope),
+                "the grammars disagree on {scope:?}: macro says {compile_time:?}"
+            );
+            if let Ok(normalised) = compile_time {
+                // Dropping repeated tokens keeps the runtime's set of tokens.
+                assert_eq!(
+                    twisted_oauth2::Scope::parse(&normalised),
+                    twisted_oauth2::Scope::parse(scope)
+                );
+            }
+        }
+    }
+
     #[test]
     fn accepts_single_space_separated_tokens_in_given_order() {
         assert_eq!(
