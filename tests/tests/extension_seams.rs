@@ -3,7 +3,8 @@
 //! a grant of the application answering its own RFC error codes with headers and reading
 //! the request's headers; a self-contained access-token format (issued, validated at a
 //! protected route, introspected, revoked); an endpoint mounted beside the built-ins with a
-//! member added to the RFC 8414 document.
+//! member added to the RFC 8414 document; a client created at run time through the
+//! writable client store.
 
 mod common;
 
@@ -200,6 +201,7 @@ fn config(port: u16) -> ServerConfig {
 
 struct Served {
     base: String,
+    server: Arc<twisted_oauth2::AuthorizationServer>,
     _shutdown: common::Demo,
 }
 
@@ -219,6 +221,11 @@ async fn serve() -> Served {
         )
         .mount("/", routes![protected]);
     let ignited = rocket.ignite().await.expect("ignites");
+    let server = ignited
+        .state::<OAuth2State>()
+        .expect("fairing state")
+        .server()
+        .clone();
     let shutdown = ignited.shutdown();
     rocket::tokio::spawn(ignited.launch());
     for _ in 0..200 {
@@ -237,6 +244,7 @@ async fn serve() -> Served {
             shutdown,
         },
         base,
+        server,
     }
 }
 
@@ -359,4 +367,39 @@ async fn a_mounted_endpoint_is_served_and_advertised_in_the_metadata() {
     .await;
     assert_eq!(doc["hello_endpoint"], format!("{}/oauth2/hello", s.base));
     assert_eq!(doc["issuer"], s.base, "computed members are kept");
+}
+
+#[rocket::async_test]
+async fn a_client_created_through_the_writable_store_gets_tokens_until_deleted() {
+    let s = serve().await;
+    let http = common::http_client();
+    let registry = s
+        .server
+        .client_registry()
+        .expect("the memory store is writable");
+    let client = twisted_oauth2::Client::builder("made-at-runtime")
+        .secret("runtime-secret")
+        .grant_type("client_credentials")
+        .scope("read")
+        .build()
+        .unwrap();
+    registry.create_client(&client).await.unwrap();
+    let get_token = || {
+        http.post(format!("{}/oauth2/token", s.base))
+            .basic_auth("made-at-runtime", Some("runtime-secret"))
+            .form(&[("grant_type", "client_credentials"), ("scope", "read")])
+            .send()
+    };
+    let r = get_token().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let at = json(r).await["access_token"].as_str().unwrap().to_owned();
+    let r = http
+        .get(format!("{}/protected", s.base))
+        .bearer_auth(&at)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(registry.delete_client("made-at-runtime").await.unwrap());
+    assert_eq!(get_token().await.unwrap().status().as_u16(), 401);
 }
