@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::client::AuthMethod;
 use crate::client::Client;
 use crate::context::GrantContext;
-use crate::client::AuthMethod;
 use crate::error::{OAuthError, StorageError};
 use crate::form::Params;
 use crate::grant_type::GrantType;
@@ -389,7 +389,11 @@ fn response(
     refresh: Option<String>,
     issue: &Issue,
 ) -> TokenResponse {
-    let mut r = TokenResponse::new(access, cfg.access_token_lifetime as i64, issue.scope.to_string());
+    let mut r = TokenResponse::new(
+        access,
+        cfg.access_token_lifetime as i64,
+        issue.scope.to_string(),
+    );
     r.refresh_token = refresh;
     for (k, v) in &issue.response_members {
         r = r.member(k.clone(), v.clone());
