@@ -14,7 +14,7 @@ use rocket::http::Status;
 use rocket::request::{self, FromRequest, Request};
 use rocket::{Ignite, Rocket, Sentinel};
 
-use super::{transport, OAuth2State};
+use super::{fairing_missing, transport, OAuth2State};
 use crate::endpoint::resource::{self, BearerRequest, TokenInfo};
 use crate::error::{Challenge, ErrorCode, OAuthError};
 use crate::form::Params;
@@ -93,7 +93,7 @@ async fn lookup<'r>(
         };
         let params;
         if server.config().allow_access_token_in_query {
-            if let Some(q) = super::routes::capped_query(req, server)? {
+            if let Some(q) = super::capped_query(req, server)? {
                 // A query that is not valid form encoding is a malformed request (RFC 6750
                 // §3.1 `invalid_request`), not a request without a query token.
                 params = Params::parse_keep_duplicates_limited(
@@ -148,23 +148,6 @@ pub(crate) async fn check(req: &Request<'_>, required: &str) -> Result<TokenInfo
 
 fn status_of(e: &OAuthError) -> Status {
     Status::from_code(e.status()).unwrap_or(Status::BadRequest)
-}
-
-/// Logs the abort reason when a guard is used without the fairing.
-pub(crate) fn fairing_missing(rocket: &Rocket<Ignite>, guard: &str) -> bool {
-    let missing = rocket.state::<OAuth2State>().is_none();
-    if missing {
-        log::error!(
-            "twisted-oauth2: a route uses `{guard}`{} but the OAuth2 fairing is not attached; \
-             attach `twisted_oauth2::rocket::OAuth2::fairing()`",
-            if guard == "Authorized" {
-                " (#[oauth] inserts it)"
-            } else {
-                ""
-            }
-        );
-    }
-    missing
 }
 
 /// A valid access token holding every scope of `S`. Fails with the RFC 6750 answer:
