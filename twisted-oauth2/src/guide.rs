@@ -20,7 +20,7 @@
 //! | [`security`] | the production checklist |
 //! | [`migration_from_txoauth2`] | txoauth2's API mapped to this crate |
 //! | `testing` (feature `test-client`) | testing your app with `testing::TestClient` |
-//! | [`architecture`] | layers, storage and error design, decision log |
+//! | [`architecture`] | layers, extension seams, adding a grant, an endpoint, a token format or a store, decision log |
 //! | [`rfc_coverage`] | the RFC sections implemented and the tests checking them |
 //! | [`benchmarks`] | how the benchmarks run, and their figures |
 
