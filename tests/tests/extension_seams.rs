@@ -183,20 +183,25 @@ fn protected() -> &'static str {
 }
 
 fn config(port: u16) -> ServerConfig {
-    let mut svc = ClientConfig::default();
-    svc.id = "svc".into();
-    svc.secret = Some("svc-secret".into());
-    svc.grant_types = vec!["client_credentials".into(), POLL.into()];
-    svc.scopes = Some(vec!["read".into()]);
-    let mut rs = ClientConfig::default();
-    rs.id = "rs".into();
-    rs.secret = Some("rs-secret".into());
-    rs.introspect = true;
-    let mut cfg = ServerConfig::default();
-    cfg.issuer = format!("http://127.0.0.1:{port}");
-    cfg.allow_insecure_request_debug = true;
-    cfg.clients = vec![svc, rs];
-    cfg
+    let svc = ClientConfig {
+        id: "svc".into(),
+        secret: Some("svc-secret".into()),
+        grant_types: vec!["client_credentials".into(), POLL.into()],
+        scopes: Some(vec!["read".into()]),
+        ..Default::default()
+    };
+    let rs = ClientConfig {
+        id: "rs".into(),
+        secret: Some("rs-secret".into()),
+        introspect: true,
+        ..Default::default()
+    };
+    ServerConfig {
+        issuer: format!("http://127.0.0.1:{port}"),
+        allow_insecure_request_debug: true,
+        clients: vec![svc, rs],
+        ..Default::default()
+    }
 }
 
 struct Served {

@@ -38,9 +38,12 @@ fn app() -> Rocket<Build> {
 
 #[test]
 fn request_without_token_fails_before_other_guards_run() {
-    let mut config = ServerConfig::default();
-    config.issuer = "http://127.0.0.1:8000".into();
-    config.allow_insecure_request_debug = true; // the local client speaks plain HTTP
+    let config = ServerConfig {
+        issuer: "http://127.0.0.1:8000".into(),
+        // The local client speaks plain HTTP.
+        allow_insecure_request_debug: true,
+        ..Default::default()
+    };
     let app = app().attach(OAuth2::fairing().config(config));
     let client = Client::untracked(app).expect("valid rocket");
     let response = client.post("/notes").body("hello").dispatch();

@@ -28,16 +28,19 @@ fn open() -> &'static str {
 }
 
 fn config() -> ServerConfig {
-    let mut c = ClientConfig::default();
-    c.id = "bench".into();
-    c.secret = Some("bench-secret".into());
-    c.grant_types = vec!["client_credentials".into()];
-    c.scopes = Some(vec!["read".into(), "write".into()]);
-    let mut cfg = ServerConfig::default();
-    cfg.issuer = "http://127.0.0.1:8000".into();
-    cfg.allow_insecure_request_debug = true;
-    cfg.clients = vec![c];
-    cfg
+    let c = ClientConfig {
+        id: "bench".into(),
+        secret: Some("bench-secret".into()),
+        grant_types: vec!["client_credentials".into()],
+        scopes: Some(vec!["read".into(), "write".into()]),
+        ..Default::default()
+    };
+    ServerConfig {
+        issuer: "http://127.0.0.1:8000".into(),
+        allow_insecure_request_debug: true,
+        clients: vec![c],
+        ..Default::default()
+    }
 }
 
 const BASIC: &str = "Basic YmVuY2g6YmVuY2gtc2VjcmV0"; // bench:bench-secret

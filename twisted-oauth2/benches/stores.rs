@@ -36,15 +36,13 @@ fn now() -> i64 {
 /// server's scope cache), the grant is new.
 fn record(client: &Arc<str>, scope: &Scope) -> TokenRecord {
     let t = now();
-    TokenRecord {
-        client_id: client.clone(),
-        scope: scope.clone(),
-        subject: None,
-        extra: None,
-        grant_id: GrantId::random(),
-        issued_at: t,
-        expires_at: t + 3600,
-    }
+    TokenRecord::new(
+        client.clone(),
+        scope.clone(),
+        GrantId::random(),
+        t,
+        t + 3600,
+    )
 }
 
 /// The bench's SQLite file (removed, with its WAL files, when the bench ends).
@@ -96,7 +94,7 @@ fn stores(c: &mut Criterion) {
     let scope = Scope::from_tokens(["read", "write"]).unwrap();
     for (name, s) in backends(&rt) {
         let live: Vec<TokenDigest> = (0..PRELOADED)
-            .map(|_| TokenDigest(rand::random()))
+            .map(|_| TokenDigest::from_bytes(rand::random()))
             .collect();
         rt.block_on(async {
             for d in &live {
@@ -112,7 +110,7 @@ fn stores(c: &mut Criterion) {
         g.throughput(Throughput::Elements(1));
         g.bench_function("put_access", |b| {
             b.to_async(&rt).iter(|| async {
-                let d = TokenDigest(rand::random());
+                let d = TokenDigest::from_bytes(rand::random());
                 s.access
                     .put_access(&d, &record(&client, &scope))
                     .await
@@ -135,7 +133,9 @@ fn stores(c: &mut Criterion) {
                     .map(|_| {
                         let (store, rec) = (s.access.clone(), record(&client, &scope));
                         tokio::spawn(async move {
-                            store.put_access(&TokenDigest(rand::random()), &rec).await
+                            store
+                                .put_access(&TokenDigest::from_bytes(rand::random()), &rec)
+                                .await
                         })
                     })
                     .collect();
@@ -191,7 +191,7 @@ fn memory_footprint() {
     };
     rt.block_on(async {
         for _ in 0..N {
-            let d = TokenDigest(rand::random());
+            let d = TokenDigest::from_bytes(rand::random());
             store
                 .put_access(&d, &record(&client, &scope))
                 .await

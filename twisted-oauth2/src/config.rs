@@ -14,10 +14,12 @@ use crate::scope::Scope;
 /// Server-wide settings.
 ///
 /// Its `Debug` output shows the `storage` URL without user name, password or query (see
-/// [`crate::storage::describe_storage`]) and client secrets as `<redacted>`, so it can be logged.
+/// [`crate::storage::connect`]) and client secrets as `<redacted>`, so it can be logged.
+///
+/// Build it with struct-update syntax, which keeps working when settings are added:
+/// `ServerConfig { issuer: "https://as.example".into(), ..Default::default() }`.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-#[non_exhaustive]
 pub struct ServerConfig {
     /// The issuer identifier (RFC 8414 §2, RFC 9207): scheme, host, optional port and path.
     /// Required: the server refuses to build without it. (The Rocket fairing derives it from
@@ -105,6 +107,11 @@ pub struct ServerConfig {
     pub scope_descriptions: std::collections::BTreeMap<String, String>,
     /// The clients (txoauth2's `ClientStorage` contents). Default none.
     pub clients: Vec<ClientConfig>,
+    /// Not a setting: makes exhaustive struct literals impossible, so adding settings is
+    /// not a breaking change. Use `..Default::default()`.
+    #[doc(hidden)]
+    #[serde(skip)]
+    pub __non_exhaustive: (),
 }
 
 impl Default for ServerConfig {
@@ -142,6 +149,7 @@ impl Default for ServerConfig {
             storage: "memory".into(),
             scope_descriptions: Default::default(),
             clients: Vec::new(),
+            __non_exhaustive: (),
         }
     }
 }
@@ -203,9 +211,10 @@ impl fmt::Debug for ServerConfig {
 /// shows `<redacted>`, and serializing writes the secret's SHA-256 as `secret_sha256`
 /// instead (so a serialized and re-read configuration authenticates the same client).
 // `remote = "Self"` makes the derives inherent functions, wrapped by the impls below.
+///
+/// Build it with struct-update syntax: `ClientConfig { id: "app".into(), ..Default::default() }`.
 #[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(remote = "Self", default, deny_unknown_fields)]
-#[non_exhaustive]
 pub struct ClientConfig {
     /// The `client_id`.
     pub id: String,
@@ -232,6 +241,11 @@ pub struct ClientConfig {
     /// unverified on the built-in consent page. Default `true`
     /// ([`Client::is_verified`]).
     pub verified: Option<bool>,
+    /// Not a setting: makes exhaustive struct literals impossible, so adding keys is not a
+    /// breaking change. Use `..Default::default()`.
+    #[doc(hidden)]
+    #[serde(skip)]
+    pub __non_exhaustive: (),
 }
 
 impl Serialize for ClientConfig {

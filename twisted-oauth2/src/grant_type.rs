@@ -111,6 +111,56 @@ impl PartialEq<&str> for GrantType {
     }
 }
 
+/// A `response_type` of the authorization endpoint (RFC 6749 §3.1.1), which also decides
+/// where the response parameters go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ResponseType {
+    /// `code` (RFC 6749 §4.1): parameters in the query.
+    Code,
+    /// `token` (RFC 6749 §4.2, legacy implicit grant): parameters in the fragment.
+    Token,
+}
+
+impl ResponseType {
+    /// The `response_type` string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResponseType::Code => "code",
+            ResponseType::Token => "token",
+        }
+    }
+
+    /// Parses a `response_type` value this library knows.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "code" => Some(ResponseType::Code),
+            "token" => Some(ResponseType::Token),
+            _ => None,
+        }
+    }
+
+    /// The grant it belongs to.
+    pub fn grant_type(self) -> GrantType {
+        match self {
+            ResponseType::Code => GrantType::AUTHORIZATION_CODE,
+            ResponseType::Token => GrantType::IMPLICIT,
+        }
+    }
+
+    /// Whether the response parameters go in the fragment (else the query).
+    pub fn uses_fragment(self) -> bool {
+        self == ResponseType::Token
+    }
+}
+
+impl fmt::Display for ResponseType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Why `name` is not an available grant, listing the valid names of this build.
 pub(crate) fn unknown_grant_type(name: &str, registered: &[String]) -> String {
     let mut valid: Vec<&str> = GrantType::BUILT_IN

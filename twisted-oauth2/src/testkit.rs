@@ -236,7 +236,7 @@ pub fn code_record(grant: GrantId, ttl: i64) -> CodeRecord {
 pub fn pending_record(ttl: i64) -> PendingRecord {
     PendingRecord {
         client_id: Arc::from("kit-client"),
-        response_type: "code".into(),
+        response_type: crate::grant_type::ResponseType::Code,
         redirect_uri: "https://client.example/cb".into(),
         redirect_uri_sent: false,
         scope: Scope::from_tokens(["read"]).unwrap_or_default(),

@@ -83,10 +83,10 @@ pub fn is_b64token(s: &str) -> bool {
 
 /// The SHA-256 digest of a token, code or handle: what stores keep instead of the value.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct TokenDigest(pub [u8; 32]);
+pub struct TokenDigest(pub(crate) [u8; 32]);
 
 /// Hashes as its first eight bytes: a SHA-256 output is already uniformly distributed, so
-/// hash maps keyed by digests need no further hashing (see [`DigestHasher`]).
+/// hash maps keyed by digests need no further hashing.
 impl std::hash::Hash for TokenDigest {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         let mut first = [0u8; 8];
@@ -99,7 +99,7 @@ impl std::hash::Hash for TokenDigest {
 /// random grant ids): it keeps the last `u64`/`u128` written, folded to 64 bits. Other
 /// writes fall back to FNV-1a so it stays correct for any key.
 #[derive(Debug, Default, Clone, Copy)]
-pub struct DigestHasher(u64);
+pub(crate) struct DigestHasher(u64);
 
 impl std::hash::Hasher for DigestHasher {
     fn finish(&self) -> u64 {
@@ -126,9 +126,19 @@ impl std::hash::Hasher for DigestHasher {
 }
 
 /// Builds [`DigestHasher`]s.
-pub type BuildDigestHasher = std::hash::BuildHasherDefault<DigestHasher>;
+pub(crate) type BuildDigestHasher = std::hash::BuildHasherDefault<DigestHasher>;
 
 impl TokenDigest {
+    /// A digest from its 32 bytes (as a store keeps it).
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        TokenDigest(bytes)
+    }
+
+    /// The 32 bytes of the digest.
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
     /// Digests a presented value.
     pub fn of(value: &str) -> Self {
         TokenDigest(Sha256::digest(value.as_bytes()).into())

@@ -32,18 +32,21 @@ use twisted_oauth2::storage::{ClientRecord, ClientStore, Stores};
 const PLAIN: &str = "hunter2-plaintext-secret";
 
 fn base() -> ServerConfig {
-    let mut cfg = ServerConfig::default();
-    cfg.issuer = "https://as.example".into();
-    cfg.trusted_proxy_header = Some("X-Forwarded-Proto".into());
-    cfg
+    ServerConfig {
+        issuer: "https://as.example".into(),
+        trusted_proxy_header: Some("X-Forwarded-Proto".into()),
+        ..Default::default()
+    }
 }
 
 /// A configuration with the confidential client `app` (secret [`PLAIN`]).
 fn with_app() -> ServerConfig {
-    let mut c = ClientConfig::default();
-    c.id = "app".into();
-    c.secret = Some(PLAIN.into());
-    c.grant_types = vec!["client_credentials".into()];
+    let c = ClientConfig {
+        id: "app".into(),
+        secret: Some(PLAIN.into()),
+        grant_types: vec!["client_credentials".into()],
+        ..Default::default()
+    };
     let mut cfg = base();
     cfg.clients = vec![c];
     cfg

@@ -45,17 +45,21 @@ fn me(info: TokenInfo) -> String {
 }
 
 fn config(storage: &str) -> ServerConfig {
-    let mut c = ClientConfig::default();
-    c.id = "app".into();
-    c.secret = Some("app-secret".into());
-    c.redirect_uris = vec![REDIRECT.into()];
-    c.grant_types = vec!["authorization_code".into(), "refresh_token".into()];
-    c.scopes = Some(vec!["a".into(), "b".into()]);
-    c.introspect = true;
-    let mut cfg = ServerConfig::default();
-    cfg.issuer = "https://as.example".into();
-    cfg.trusted_proxy_header = Some("X-Forwarded-Proto".into());
-    cfg.storage = storage.into();
+    let c = ClientConfig {
+        id: "app".into(),
+        secret: Some("app-secret".into()),
+        redirect_uris: vec![REDIRECT.into()],
+        grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+        scopes: Some(vec!["a".into(), "b".into()]),
+        introspect: true,
+        ..Default::default()
+    };
+    let mut cfg = ServerConfig {
+        issuer: "https://as.example".into(),
+        trusted_proxy_header: Some("X-Forwarded-Proto".into()),
+        storage: storage.into(),
+        ..Default::default()
+    };
     // Test keys in a shared Redis expire within the hour.
     cfg.refresh_token_lifetime = 3600;
     cfg.clients = vec![c];
@@ -196,17 +200,15 @@ fn unix() -> i64 {
 /// Puts a fresh authorization code for `app` straight into the store; returns its value.
 async fn put_code(stores: &Stores) -> String {
     let code = format!("code-{:032x}", rand::random::<u128>());
-    let record = CodeRecord {
-        client_id: Arc::from("app"),
-        redirect_uri: REDIRECT.into(),
-        redirect_uri_sent: false,
-        scope: Scope::from_tokens(["a", "b"]).unwrap_or_default(),
-        subject: Some(Arc::from("alice")),
-        extra: None,
-        challenge: None,
-        grant_id: GrantId::random(),
-        expires_at: unix() + 60,
-    };
+    let record = CodeRecord::new(
+        "app",
+        REDIRECT,
+        Scope::from_tokens(["a", "b"]).unwrap_or_default(),
+        GrantId::random(),
+        unix() + 60,
+    )
+    .with_redirect_uri_sent(false)
+    .with_subject("alice");
     if let Err(e) = stores
         .codes
         .put_code(&TokenDigest::of(&code), &record)

@@ -324,15 +324,13 @@ async fn bearer_scheme_is_case_insensitive() {
 async fn refresh_token_is_refused_at_protected_routes() {
     let app = app().await;
     let state = app.client.rocket().state::<OAuth2State>().unwrap();
-    let record = twisted_oauth2::storage::TokenRecord {
-        client_id: "svc".into(),
-        scope: twisted_oauth2::Scope::parse("a").unwrap(),
-        subject: None,
-        extra: None,
-        grant_id: twisted_oauth2::storage::GrantId(7),
-        issued_at: common::T0,
-        expires_at: common::T0 + 1000,
-    };
+    let record = twisted_oauth2::storage::TokenRecord::new(
+        "svc",
+        twisted_oauth2::Scope::parse("a").unwrap(),
+        twisted_oauth2::storage::GrantId::from_u128(7),
+        common::T0,
+        common::T0 + 1000,
+    );
     state
         .server()
         .stores()

@@ -55,15 +55,19 @@ fn launch() -> _ {
         .nth(1)
         .and_then(|p| p.parse().ok())
         .unwrap_or(8300);
-    let mut client = ClientConfig::default();
-    client.id = "bench".into();
-    client.secret = Some("bench-secret".into());
-    client.grant_types = vec!["client_credentials".into()];
-    client.scopes = Some(vec!["read".into(), "write".into()]);
-    let mut cfg = ServerConfig::default();
-    cfg.issuer = format!("http://127.0.0.1:{port}");
-    cfg.allow_insecure_request_debug = true;
-    cfg.clients = vec![client];
+    let client = ClientConfig {
+        id: "bench".into(),
+        secret: Some("bench-secret".into()),
+        grant_types: vec!["client_credentials".into()],
+        scopes: Some(vec!["read".into(), "write".into()]),
+        ..Default::default()
+    };
+    let cfg = ServerConfig {
+        issuer: format!("http://127.0.0.1:{port}"),
+        allow_insecure_request_debug: true,
+        clients: vec![client],
+        ..Default::default()
+    };
     let figment = rocket::Config::figment()
         .merge(("port", port))
         .merge(("address", "127.0.0.1"))

@@ -60,7 +60,7 @@ impl Default for DemoConfig {
 }
 
 /// The demo's users and login sessions. Sessions expire after the configured lifetime
-/// (8 hours by default) and at most [`MAX_SESSIONS`] are held.
+/// (8 hours by default) and at most `MAX_SESSIONS` (10,000) are held.
 #[derive(Debug, Default)]
 pub struct Users {
     users: Vec<DemoUser>,

@@ -13,6 +13,7 @@ use crate::client::{is_insecure_redirect, Client};
 use crate::endpoint::{require_secure, Transport};
 use crate::error::{ErrorCode, OAuthError};
 use crate::form::Params;
+use crate::grant_type::{GrantType, ResponseType};
 use crate::pending_limit::Admission;
 use crate::pkce::{ChallengeMethod, CodeChallenge};
 use crate::scope::Scope;
@@ -27,6 +28,17 @@ pub enum ResponseMode {
     Query,
     /// In the fragment (`response_type=token`, legacy implicit grant).
     Fragment,
+}
+
+impl ResponseMode {
+    /// Where the parameters of a response to `response_type` go.
+    pub fn of(response_type: ResponseType) -> Self {
+        if response_type.uses_fragment() {
+            ResponseMode::Fragment
+        } else {
+            ResponseMode::Query
+        }
+    }
 }
 
 /// A redirect back to the client carrying a result or an error.
@@ -99,7 +111,7 @@ pub struct PendingAuthorization {
     /// The client.
     pub client: Arc<Client>,
     /// `code`, or `token` for the legacy implicit grant.
-    pub response_type: String,
+    pub response_type: ResponseType,
     /// The requested scope.
     pub scope: Scope,
     /// The redirect URI the result will go to.
@@ -189,8 +201,9 @@ pub async fn validate(
     };
     // From here on, errors go back to the client.
     let first_rt = params.get("response_type");
-    let implicit_on = cfg!(feature = "implicit-grant") && server.grant_enabled("implicit");
-    let mut mode = if first_rt == Some("token") && implicit_on {
+    let implicit_on =
+        GrantType::IMPLICIT.is_compiled_in() && server.grant_enabled(GrantType::IMPLICIT.as_str());
+    let mut mode = if first_rt == Some(ResponseType::Token.as_str()) && implicit_on {
         ResponseMode::Fragment
     } else {
         ResponseMode::Query
@@ -217,28 +230,30 @@ pub async fn validate(
         Ok(None) => return fail(mode, state, OAuthError::missing_parameter("response_type")),
         Err(e) => return fail(mode, state, e),
     };
-    let grant_type = match response_type {
-        "code" => "authorization_code",
-        "token" if implicit_on => "implicit",
-        _ => {
-            return fail(
-                ResponseMode::Query,
-                state,
-                OAuthError::with_description(
-                    ErrorCode::UnsupportedResponseType,
-                    "the response_type is not supported",
-                ),
-            )
-        }
+    let rtype = match ResponseType::parse(response_type) {
+        Some(ResponseType::Token) if !implicit_on => None,
+        other => other,
     };
-    if grant_type == "authorization_code" {
+    let Some(rtype) = rtype else {
+        return fail(
+            ResponseMode::Query,
+            state,
+            OAuthError::with_description(
+                ErrorCode::UnsupportedResponseType,
+                "the response_type is not supported",
+            ),
+        );
+    };
+    let grant = rtype.grant_type();
+    let grant_type = grant.as_str();
+    if grant == GrantType::AUTHORIZATION_CODE {
         mode = ResponseMode::Query;
     }
     if let Err(e) = require_secure(server, transport) {
         return fail(mode, state, e);
     }
     if !client.allows_grant(grant_type)
-        || (grant_type == "authorization_code" && !server.grant_enabled(grant_type))
+        || (grant == GrantType::AUTHORIZATION_CODE && !server.grant_enabled(grant_type))
     {
         return fail(
             mode,
@@ -306,7 +321,7 @@ pub async fn validate(
             }
         }
     };
-    if grant_type == "authorization_code"
+    if grant == GrantType::AUTHORIZATION_CODE
         && challenge.is_none()
         && (client.is_public() || server.config.pkce_required_for_all_clients)
     {
@@ -348,7 +363,7 @@ pub async fn validate(
     }
     let record = PendingRecord {
         client_id: Arc::from(client.id()),
-        response_type: response_type.to_owned(),
+        response_type: rtype,
         redirect_uri: redirect_uri.clone(),
         redirect_uri_sent,
         scope: scope.clone(),
@@ -364,7 +379,7 @@ pub async fn validate(
     }
     Ok(PendingAuthorization {
         client,
-        response_type: response_type.to_owned(),
+        response_type: rtype,
         scope,
         redirect_uri,
         state: state.map(str::to_owned),
@@ -384,11 +399,7 @@ pub fn reject(
     pending: &PendingAuthorization,
     error: OAuthError,
 ) -> AuthorizeError {
-    let mode = if pending.response_type == "token" {
-        ResponseMode::Fragment
-    } else {
-        ResponseMode::Query
-    };
+    let mode = ResponseMode::of(pending.response_type);
     redirect_error(
         server,
         &pending.redirect_uri,
@@ -544,7 +555,7 @@ pub async fn grant_taken(
     record: PendingRecord,
     decision: Grant,
 ) -> Result<ClientRedirect, AuthorizeError> {
-    let implicit = record.response_type == "token";
+    let implicit = record.response_type == ResponseType::Token;
     let mode = if implicit {
         ResponseMode::Fragment
     } else {
@@ -712,11 +723,7 @@ pub fn deny_taken(
     server: &AuthorizationServer,
     record: PendingRecord,
 ) -> Result<ClientRedirect, AuthorizeError> {
-    let mode = if record.response_type == "token" {
-        ResponseMode::Fragment
-    } else {
-        ResponseMode::Query
-    };
+    let mode = ResponseMode::of(record.response_type);
     match redirect_error(
         server,
         &record.redirect_uri,

@@ -25,7 +25,7 @@ pub struct AuthenticatedClient {
 
 /// Parses an `Authorization: Basic` value into id and secret, each form-urlencoded
 /// (RFC 6749 §2.3.1). `Ok(None)` when the header uses another scheme.
-pub fn parse_basic(header: &str) -> Result<Option<(String, String)>, OAuthError> {
+pub(crate) fn parse_basic(header: &str) -> Result<Option<(String, String)>, OAuthError> {
     let header = header.trim();
     let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
     if !scheme.eq_ignore_ascii_case("basic") {

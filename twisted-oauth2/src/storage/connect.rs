@@ -63,7 +63,7 @@ pub async fn connect(url: &str) -> Result<Stores, StorageError> {
 
 /// The backend kind of a storage URL (`memory`, `sqlite`, `postgres`, `redis`), or the
 /// scheme as written when it is unknown.
-pub fn storage_kind(url: &str) -> &str {
+pub(crate) fn storage_kind(url: &str) -> &str {
     match scheme(url.trim()) {
         "postgresql" => "postgres",
         "rediss" | "redis+unix" | "unix" => "redis",
@@ -74,7 +74,7 @@ pub fn storage_kind(url: &str) -> &str {
 /// A loggable description of a storage URL: the kind and where it points, without user
 /// name, password or query (`postgres (127.0.0.1:5432/test)`, `sqlite (oauth2.db)`,
 /// `memory (not durable)`).
-pub fn describe_storage(url: &str) -> String {
+pub(crate) fn describe_storage(url: &str) -> String {
     let url = url.trim();
     let kind = storage_kind(url);
     match kind {

@@ -44,15 +44,26 @@ pub mod redis;
 pub mod sql;
 
 pub use clients::{ClientRecord, ClientRegistry};
-pub use connect::{connect, describe_storage, storage_kind};
+pub use connect::connect;
+pub(crate) use connect::{describe_storage, storage_kind};
 
 /// Identifies one authorization (the family of tokens issued from one code, one
 /// password grant, or one client-credentials request). Revoking a grant revokes every
 /// token of the family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct GrantId(pub u128);
+pub struct GrantId(pub(crate) u128);
 
 impl GrantId {
+    /// A grant id from its 128-bit value (as a store keeps it).
+    pub const fn from_u128(v: u128) -> Self {
+        GrantId(v)
+    }
+
+    /// The 128-bit value.
+    pub const fn as_u128(self) -> u128 {
+        self.0
+    }
+
     /// A random id.
     pub fn random() -> Self {
         GrantId(rand::random())
@@ -74,8 +85,9 @@ impl<'de> Deserialize<'de> for GrantId {
     }
 }
 
-/// What an access or refresh token stands for.
+/// What an access or refresh token stands for. Built with [`TokenRecord::new`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct TokenRecord {
     /// The client the token was issued to.
     pub client_id: Arc<str>,
@@ -94,6 +106,38 @@ pub struct TokenRecord {
 }
 
 impl TokenRecord {
+    /// A record of a token issued to `client_id` with `scope` in `grant`, at
+    /// `issued_at`, expiring at `expires_at` (Unix seconds); no subject, no extra data.
+    pub fn new(
+        client_id: impl Into<Arc<str>>,
+        scope: Scope,
+        grant_id: GrantId,
+        issued_at: i64,
+        expires_at: i64,
+    ) -> Self {
+        TokenRecord {
+            client_id: client_id.into(),
+            scope,
+            subject: None,
+            extra: None,
+            grant_id,
+            issued_at,
+            expires_at,
+        }
+    }
+
+    /// Sets the resource owner.
+    pub fn with_subject(mut self, subject: impl Into<Arc<str>>) -> Self {
+        self.subject = Some(subject.into());
+        self
+    }
+
+    /// Sets the application data.
+    pub fn with_extra(mut self, extra: serde_json::Value) -> Self {
+        self.extra = Some(Arc::new(extra));
+        self
+    }
+
     /// Whether the token has expired at `now` (Unix seconds).
     pub fn is_expired(&self, now: i64) -> bool {
         now >= self.expires_at
@@ -101,7 +145,9 @@ impl TokenRecord {
 }
 
 /// An issued authorization code and what it is bound to (RFC 6749 §4.1.2, RFC 7636).
+/// Built with [`CodeRecord::new`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct CodeRecord {
     /// The client the code was issued to.
     pub client_id: Arc<str>,
@@ -122,6 +168,48 @@ pub struct CodeRecord {
     pub grant_id: GrantId,
     /// Expiry, Unix seconds.
     pub expires_at: i64,
+}
+
+impl CodeRecord {
+    /// A code of `client_id` for `redirect_uri` (sent in the request) and `scope`, in
+    /// `grant`, expiring at `expires_at`; no subject, extra data or PKCE challenge.
+    pub fn new(
+        client_id: impl Into<Arc<str>>,
+        redirect_uri: impl Into<String>,
+        scope: Scope,
+        grant_id: GrantId,
+        expires_at: i64,
+    ) -> Self {
+        CodeRecord {
+            client_id: client_id.into(),
+            redirect_uri: redirect_uri.into(),
+            redirect_uri_sent: true,
+            scope,
+            subject: None,
+            extra: None,
+            challenge: None,
+            grant_id,
+            expires_at,
+        }
+    }
+
+    /// Sets the resource owner.
+    pub fn with_subject(mut self, subject: impl Into<Arc<str>>) -> Self {
+        self.subject = Some(subject.into());
+        self
+    }
+
+    /// Sets the PKCE challenge.
+    pub fn with_challenge(mut self, challenge: CodeChallenge) -> Self {
+        self.challenge = Some(challenge);
+        self
+    }
+
+    /// Whether `redirect_uri` was sent in the authorization request.
+    pub fn with_redirect_uri_sent(mut self, sent: bool) -> Self {
+        self.redirect_uri_sent = sent;
+        self
+    }
 }
 
 /// The outcome of [`CodeStore::take_code`].
@@ -160,13 +248,15 @@ pub enum Rotation {
     Unknown,
 }
 
-/// A pending authorization request awaiting the resource owner's decision.
+/// A pending authorization request awaiting the resource owner's decision (made by the
+/// authorization endpoint; stores keep and return it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct PendingRecord {
     /// The client.
     pub client_id: Arc<str>,
     /// `code` (or `token` for the legacy implicit grant).
-    pub response_type: String,
+    pub response_type: crate::grant_type::ResponseType,
     /// The resolved redirect URI.
     pub redirect_uri: String,
     /// Whether `redirect_uri` was present in the request.
@@ -323,8 +413,10 @@ pub trait Purge: Send + Sync + 'static {
     async fn purge_expired(&self, now: i64) -> Result<u64, StorageError>;
 }
 
-/// The full set of stores a server uses, as shared trait objects.
+/// The full set of stores a server uses, as shared trait objects. Built with
+/// [`Stores::from_backend`] or [`Stores::new`]; replace a field to mix backends.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct Stores {
     /// Clients. When this store is also a [`ClientRegistry`] (its
     /// [`ClientStore::as_registry`] says so, as [`memory::MemoryStore`] and the durable
@@ -344,6 +436,25 @@ pub struct Stores {
 }
 
 impl Stores {
+    /// Stores from separate parts.
+    pub fn new(
+        clients: Arc<dyn ClientStore>,
+        codes: Arc<dyn CodeStore>,
+        access: Arc<dyn AccessTokenStore>,
+        refresh: Arc<dyn RefreshTokenStore>,
+        pending: Arc<dyn PendingStore>,
+        purge: Arc<dyn Purge>,
+    ) -> Self {
+        Stores {
+            clients,
+            codes,
+            access,
+            refresh,
+            pending,
+            purge,
+        }
+    }
+
     /// Uses one backend for every store.
     pub fn from_backend<B>(backend: Arc<B>) -> Self
     where

@@ -21,45 +21,47 @@ pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 pub const BINDING: &str = "browser-binding-value-0123456789abcdef";
 
 pub fn client(id: &str, secret: Option<&str>, grants: &[&str], scopes: &[&str]) -> ClientConfig {
-    let mut c = ClientConfig::default();
-    c.id = id.into();
-    c.secret = secret.map(Into::into);
-    c.redirect_uris = vec![REDIRECT.into()];
-    c.grant_types = grants.iter().map(|s| s.to_string()).collect();
-    c.scopes = Some(scopes.iter().map(|s| s.to_string()).collect());
-    c
+    ClientConfig {
+        id: id.into(),
+        secret: secret.map(Into::into),
+        redirect_uris: vec![REDIRECT.into()],
+        grant_types: grants.iter().map(|s| s.to_string()).collect(),
+        scopes: Some(scopes.iter().map(|s| s.to_string()).collect()),
+        ..Default::default()
+    }
 }
 
 pub fn config() -> ServerConfig {
-    let mut cfg = ServerConfig::default();
-    cfg.issuer = "https://as.example".into();
-    cfg.clients = vec![
-        client(
-            "svc",
-            Some("svc-secret"),
-            &["client_credentials"],
-            &["a", "b"],
-        ),
-        client(
-            "web",
-            None,
-            &["authorization_code", "refresh_token"],
-            &["a", "b", "c"],
-        ),
-        client(
-            "app",
-            Some("app-secret"),
-            &["authorization_code", "refresh_token"],
-            &["a", "b", "c"],
-        ),
-        client(
-            "other",
-            Some("other-secret"),
-            &["authorization_code", "refresh_token", "client_credentials"],
-            &["a", "b", "c"],
-        ),
-    ];
-    cfg
+    ServerConfig {
+        issuer: "https://as.example".into(),
+        clients: vec![
+            client(
+                "svc",
+                Some("svc-secret"),
+                &["client_credentials"],
+                &["a", "b"],
+            ),
+            client(
+                "web",
+                None,
+                &["authorization_code", "refresh_token"],
+                &["a", "b", "c"],
+            ),
+            client(
+                "app",
+                Some("app-secret"),
+                &["authorization_code", "refresh_token"],
+                &["a", "b", "c"],
+            ),
+            client(
+                "other",
+                Some("other-secret"),
+                &["authorization_code", "refresh_token", "client_credentials"],
+                &["a", "b", "c"],
+            ),
+        ],
+        ..Default::default()
+    }
 }
 
 pub struct Fixture {
