@@ -444,14 +444,19 @@ impl ClientBuilder {
         if self
             .grant_types
             .iter()
-            .any(|g| g == "authorization_code" || g == "implicit")
+            .any(|g| crate::grant_type::GrantType::new(g.clone()).uses_redirect())
             && uris.is_empty()
         {
             return Err(err(
                 "a client using authorization_code needs at least one redirect URI".into(),
             ));
         }
-        if self.secret.is_none() && self.grant_types.iter().any(|g| g == "client_credentials") {
+        if self.secret.is_none()
+            && self
+                .grant_types
+                .iter()
+                .any(|g| crate::grant_type::GrantType::CLIENT_CREDENTIALS == g.as_str())
+        {
             return Err(err(
                 "client_credentials needs a confidential client (set a secret)".into(),
             ));

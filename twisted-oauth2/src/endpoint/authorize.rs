@@ -160,6 +160,20 @@ pub async fn validate(
     transport: Transport,
     binding: &str,
 ) -> Result<PendingAuthorization, AuthorizeError> {
+    let request = crate::request::RequestContext::new("GET", "", transport);
+    validate_request(server, raw, &request, binding).await
+}
+
+/// [`validate`] with the whole HTTP request (method, path, host, headers, transport), as
+/// the Rocket adapter calls it, so checks that need more than the parameters (pushed
+/// authorization requests, proof of possession) have it.
+pub async fn validate_request(
+    server: &AuthorizationServer,
+    raw: &[u8],
+    request: &crate::request::RequestContext<'_>,
+    binding: &str,
+) -> Result<PendingAuthorization, AuthorizeError> {
+    let transport = request.transport;
     let params = Params::parse_keep_duplicates_limited(raw, server.config.max_parameters)
         .map_err(AuthorizeError::Page)?;
     // 1. client_id: shown to the user.

@@ -60,6 +60,9 @@ pub struct BearerRequest<'a> {
     pub query_duplicate: bool,
     /// `access_token` from a form body (RFC 6750 §2.2).
     pub form_token: Option<&'a str>,
+    /// The rest of the HTTP request (method, path, host, headers), e.g. for a
+    /// proof-of-possession check.
+    pub request: crate::request::RequestContext<'a>,
 }
 
 fn bearer_error(code: ErrorCode, description: &'static str, required: &str) -> OAuthError {

@@ -19,6 +19,7 @@ use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::format::AccessTokenFormat;
 use crate::grant::Grant;
+use crate::grant_type::GrantType;
 use crate::server::AuthorizationServer;
 use crate::storage::{ClientStore, PasswordVerifier, Stores};
 use crate::token::TokenGenerator;
@@ -243,12 +244,15 @@ impl Fairing for OAuth2 {
             );
         }
         if parts.on_authenticate.is_none()
-            && config.grant_types.iter().any(|g| g == "authorization_code")
+            && config
+                .grant_types
+                .iter()
+                .any(|g| GrantType::AUTHORIZATION_CODE == g.as_str())
         {
             if let Some(c) = config.clients.iter().find(|c| {
                 c.grant_types
                     .iter()
-                    .any(|g| g == "authorization_code" || g == "implicit")
+                    .any(|g| GrantType::new(g.clone()).uses_redirect())
             }) {
                 log::error!(
                     "twisted-oauth2: client `{}` may use the authorization code grant but no consent hook \
@@ -619,7 +623,10 @@ fn obtainable(server: &AuthorizationServer, scope: &str) -> bool {
         return false;
     }
     server.config().clients.iter().any(|c| {
-        let issues = c.grant_types.iter().any(|g| g != "refresh_token");
+        let issues = c
+            .grant_types
+            .iter()
+            .any(|g| GrantType::new(g.clone()).starts_a_grant());
         let scoped = c
             .scopes
             .as_ref()

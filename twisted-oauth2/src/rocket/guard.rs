@@ -87,8 +87,10 @@ async fn lookup<'r>(
 ) -> &'r Result<TokenInfo, OAuthError> {
     req.local_cache_async(async {
         let server = &*state.server;
+        let headers = super::RocketHeaders(req.headers());
         let mut breq = BearerRequest {
             authorization: req.headers().get_one("Authorization"),
+            request: super::request_context(req, &headers, transport(req, server)),
             ..Default::default()
         };
         let params;

@@ -197,17 +197,13 @@ impl Handler for AuthorizeHandler {
             Ok(b) => b,
             Err(e) => return Outcome::from(req, AuthorizeReply::Page(e)),
         };
-        let pending = match authorize::validate(
-            server,
-            &raw,
-            transport(req, server),
-            binding.value(),
-        )
-        .await
-        {
-            Ok(p) => p,
-            Err(e) => return Outcome::from(req, AuthorizeReply::from_error(e, Status::Found)),
-        };
+        let headers = super::RocketHeaders(req.headers());
+        let request = super::request_context(req, &headers, transport(req, server));
+        let pending =
+            match authorize::validate_request(server, &raw, &request, binding.value()).await {
+                Ok(p) => p,
+                Err(e) => return Outcome::from(req, AuthorizeReply::from_error(e, Status::Found)),
+            };
         // Only a stored pending request sets the cookie: error pages never do.
         binding.set(req, server);
         let request_id = pending.request_id.clone();
