@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use crate::audit::{AuditEvent, AuditSink};
 use crate::client::Client;
 use crate::clock::Clock;
 use crate::config::ServerConfig;
@@ -40,6 +41,7 @@ pub struct GrantContext<'a> {
     pub(crate) generator: &'a dyn TokenGenerator,
     pub(crate) format: &'a dyn AccessTokenFormat,
     pub(crate) scope_cache: &'a ScopeCache,
+    pub(crate) audit: Option<&'a dyn AuditSink>,
 }
 
 impl std::fmt::Debug for GrantContext<'_> {
@@ -51,6 +53,13 @@ impl std::fmt::Debug for GrantContext<'_> {
 }
 
 impl<'a> GrantContext<'a> {
+    /// Records an audit event with the application's [`AuditSink`], if one is installed.
+    pub fn audit(&self, event: AuditEvent) {
+        if let Some(sink) = self.audit {
+            sink.record(&event);
+        }
+    }
+
     /// The configuration (read-only).
     pub fn config(&self) -> &'a ServerConfig {
         self.config

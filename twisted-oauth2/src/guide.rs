@@ -18,6 +18,7 @@
 //! | [`protecting_routes`] | [`oauth`](macro@crate::oauth), [`Authorized`](crate::rocket::Authorized), [`AuthResult`](crate::rocket::AuthResult), [`TokenInfo`](crate::TokenInfo) |
 //! | [`storage`] | the storage backends and the store test kit |
 //! | [`security`] | the production checklist |
+//! | [`audit`] | audit events: [`AuditSink`](crate::audit::AuditSink), [`AuditEvent`](crate::audit::AuditEvent) |
 //! | [`migration_from_txoauth2`] | txoauth2's API mapped to this crate |
 //! | `testing` (feature `test-client`) | testing your app with `testing::TestClient` |
 //! | [`architecture`] | layers, extension seams, adding a grant, an endpoint, a token format or a store, decision log |
@@ -62,6 +63,9 @@ pub mod rfc_coverage {}
 
 #[doc = include_str!("../../docs/benchmarks.md")]
 pub mod benchmarks {}
+
+#[doc = include_str!("../../docs/audit.md")]
+pub mod audit {}
 
 #[cfg(feature = "test-client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-client")))]

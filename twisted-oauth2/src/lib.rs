@@ -128,6 +128,7 @@
 //!   digests in [`token`]; the clock in [`clock`].
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod audit;
 pub mod client;
 pub mod clock;
 pub mod config;

@@ -36,6 +36,8 @@ pub struct AuthorizationServer {
     pub(crate) metadata_members: Vec<(String, serde_json::Value)>,
     /// Parsed forms of recently requested scope strings.
     scope_cache: ScopeCache,
+    /// The application's audit sink.
+    audit: Option<Arc<dyn crate::audit::AuditSink>>,
     /// Live pending authorization requests, bounded in total and per browser.
     pub(crate) pending_limit: crate::pending_limit::PendingLimiter,
 }
@@ -62,6 +64,7 @@ impl AuthorizationServer {
             password: None,
             format: None,
             metadata_members: Vec::new(),
+            audit: None,
         }
     }
 
@@ -155,6 +158,7 @@ impl AuthorizationServer {
             generator: &*self.generator,
             format: &*self.format,
             scope_cache: &self.scope_cache,
+            audit: self.audit.as_deref(),
         }
     }
 
@@ -208,6 +212,7 @@ pub struct ServerBuilder {
     password: Option<Arc<dyn PasswordVerifier>>,
     format: Option<Arc<dyn AccessTokenFormat>>,
     metadata_members: Vec<(String, serde_json::Value)>,
+    audit: Option<Arc<dyn crate::audit::AuditSink>>,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -251,6 +256,13 @@ impl ServerBuilder {
     /// [`Self::grant`] (the name txoauth2 users look for).
     pub fn extension_grant(self, grant: Arc<dyn Grant>) -> Self {
         self.grant(grant)
+    }
+
+    /// Sends audit events (tokens issued, refreshed, reuse and replay detected, revoked,
+    /// failed client authentication, consent) to `sink`.
+    pub fn audit(mut self, sink: Arc<dyn crate::audit::AuditSink>) -> Self {
+        self.audit = Some(sink);
+        self
     }
 
     /// Uses this access-token format (default: [`OpaqueTokens`]).
@@ -379,6 +391,7 @@ impl ServerBuilder {
             format: self.format.unwrap_or_else(|| Arc::new(OpaqueTokens)),
             metadata_members: self.metadata_members,
             scope_cache: ScopeCache::default(),
+            audit: self.audit,
             pending_limit,
         })
     }

@@ -68,7 +68,13 @@ fn launch() -> _ {
         clients: vec![client],
         ..Default::default()
     };
+    // A release build needs a secret_key (the binding cookie is sealed with it): the bench
+    // makes a random one.
+    let key: String = (0..32)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect();
     let figment = rocket::Config::figment()
+        .merge(("secret_key", key))
         .merge(("port", port))
         .merge(("address", "127.0.0.1"))
         .merge((

@@ -454,6 +454,25 @@ fn index() -> RawHtml<String> {
     )
 }
 
+/// Gives the figment a random `secret_key` when it has none and the profile is not
+/// `debug` (Rocket refuses to launch a release build without one, because the library's
+/// browser-binding cookie is sealed with it). For the demo and benchmarks only: a real
+/// deployment sets `secret_key` (the same on every instance; see docs/security.md).
+pub fn with_ephemeral_secret_key(figment: Figment) -> Figment {
+    let profile = figment.profile().clone();
+    if figment.contains("secret_key") || profile == rocket::Config::DEBUG_PROFILE {
+        return figment;
+    }
+    let key: String = (0..32)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect();
+    eprintln!(
+        "twisted-oauth2-demo: no secret_key in the `{profile}` profile: using a random one \
+         (consent cookies end with this process; set secret_key in production)"
+    );
+    figment.merge(("secret_key", key))
+}
+
 /// Builds the demo server from a figment (`rocket::Config::figment()` for the real thing).
 pub fn rocket(figment: Figment) -> Rocket<Build> {
     let demo: DemoConfig = figment.extract_inner("demo").unwrap_or_default();
@@ -463,7 +482,13 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
             lifetime: Duration::from_secs(demo.session_lifetime),
             sessions: Mutex::default(),
         })
-        .attach(OAuth2::fairing().on_authenticate(DemoConsent))
+        .attach(
+            OAuth2::fairing()
+                .on_authenticate(DemoConsent)
+                // Audit events (tokens issued, reuse, replay, revocation, failed client
+                // authentication, consent) in the log, target `twisted_oauth2::audit`.
+                .audit(std::sync::Arc::new(twisted_oauth2::audit::LogAudit)),
+        )
         .mount(
             "/",
             routes![

@@ -2,7 +2,7 @@
 
 #[rocket::launch]
 fn launch() -> _ {
-    let figment = rocket::Config::figment();
+    let figment = twisted_oauth2_demo::with_ephemeral_secret_key(rocket::Config::figment());
     // Before Rocket ignites, so Rocket keeps this logger: no passwords, codes, tokens or
     // cookies in the log, whatever `log_level` says (docs/security.md, "Logging").
     if let Err(e) = twisted_oauth2::rocket::RedactingLogger::from_figment(&figment).init() {

@@ -644,6 +644,13 @@ pub async fn grant_taken(
             e.into(),
         ));
     }
+    server
+        .context()
+        .audit(crate::audit::AuditEvent::ConsentGranted {
+            client_id: code_record.client_id.clone(),
+            subject: code_record.subject.clone(),
+            grant: code_record.grant_id,
+        });
     let mut params: Vec<(&str, &str)> = vec![("code", &code)];
     if let Some(s) = state {
         params.push(("state", s));
@@ -669,6 +676,7 @@ async fn implicit_grant(
     let mut issue = crate::grant::Issue::new(scope);
     issue.subject = subject;
     issue.extra = extra;
+    issue.grant_type = Some(crate::grant_type::GrantType::IMPLICIT.as_str().to_owned());
     let t = crate::grant::issue(&server.context(), client, issue)
         .await
         .map_err(|e| {
@@ -737,6 +745,11 @@ pub fn deny_taken(
     server: &AuthorizationServer,
     record: PendingRecord,
 ) -> Result<ClientRedirect, AuthorizeError> {
+    server
+        .context()
+        .audit(crate::audit::AuditEvent::ConsentDenied {
+            client_id: record.client_id.clone(),
+        });
     let mode = ResponseMode::of(record.response_type);
     match redirect_error(
         server,

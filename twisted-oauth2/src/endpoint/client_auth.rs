@@ -86,6 +86,12 @@ pub async fn authenticate(
         },
     };
     let fail = |m: AuthMethod| {
+        server
+            .context()
+            .audit(crate::audit::AuditEvent::ClientAuthenticationFailed {
+                client_id: Some(id.clone()),
+                method: m.as_str(),
+            });
         let e = OAuthError::invalid_client("client authentication failed");
         if m == AuthMethod::Basic {
             e.with_challenge(Challenge::Basic)

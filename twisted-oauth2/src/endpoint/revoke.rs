@@ -128,6 +128,11 @@ async fn revoke_access(
     // The presented token itself first: a store may index only grants that have a refresh
     // family, so a grant-wide revocation alone might not reach it.
     ctx.format().revoke(&fctx, token).await?;
+    ctx.audit(crate::audit::AuditEvent::Revoked {
+        client_id: client.shared_id(),
+        grant: record.grant_id,
+        whole_grant: server.config.revoke_grant_on_access_token_revocation,
+    });
     if server.config.revoke_grant_on_access_token_revocation {
         revoke_whole_grant(server, record.grant_id, client).await?;
     } else {
@@ -154,6 +159,11 @@ async fn revoke_refresh(
     }
     // The presented token first, so it is gone even if a family index is incomplete.
     server.stores.refresh.revoke_refresh(digest).await?;
+    server.context().audit(crate::audit::AuditEvent::Revoked {
+        client_id: client.shared_id(),
+        grant: record.grant_id,
+        whole_grant: true,
+    });
     revoke_whole_grant(server, record.grant_id, client).await?;
     Ok(Outcome::Revoked)
 }

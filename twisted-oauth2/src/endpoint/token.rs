@@ -51,7 +51,8 @@ pub async fn handle(
         params: &params,
         request: &req.request,
     };
-    let issue = grant.handle(&ctx, &greq).await?;
+    let mut issue = grant.handle(&ctx, &greq).await?;
+    issue.grant_type = Some(grant_type.to_owned());
     // Whoever the grant found (itself, under a skipped authentication) gets the tokens.
     let client = greq.client()?;
     ctx.check_scope(&issue.scope, client)?;

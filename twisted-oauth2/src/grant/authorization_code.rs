@@ -52,7 +52,11 @@ async fn handle(ctx: &GrantContext<'_>, req: &GrantRequest<'_>) -> Result<Issue,
                 "twisted-oauth2: authorization code replayed by client `{}`",
                 client.id()
             );
-            revoke_replayed_grant(ctx, r.grant_id).await?;
+            let event = crate::audit::AuditEvent::CodeReplayed {
+                client_id: client.shared_id(),
+                grant: r.grant_id,
+            };
+            revoke_replayed_grant(ctx, r.grant_id, event).await?;
             return Err(OAuthError::invalid_grant(INVALID_CODE));
         }
         CodeTake::Unknown => return Err(OAuthError::invalid_grant(INVALID_CODE)),

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::audit::AuditEvent;
 use crate::client::AuthMethod;
 use crate::client::Client;
 use crate::context::GrantContext;
@@ -43,6 +44,8 @@ pub struct Issue {
     /// members (`access_token`, `token_type`, ...) cannot be overridden.
     pub response_members: Vec<(String, serde_json::Value)>,
     pub(crate) after: After,
+    /// The grant type, for audit events (set by the token endpoint).
+    pub(crate) grant_type: Option<String>,
 }
 
 /// What the issuance path does besides storing new tokens.
@@ -74,6 +77,7 @@ impl Issue {
             grant: None,
             response_members: Vec::new(),
             after: After::Nothing,
+            grant_type: None,
         }
     }
 
@@ -337,11 +341,20 @@ async fn try_issue(
             match rotation? {
                 Rotation::Rotated => {}
                 Rotation::AlreadyRotated => {
-                    revoke_replayed_grant(ctx, family.grant_id).await?;
+                    let event = AuditEvent::RefreshReuseDetected {
+                        client_id: client.shared_id(),
+                        grant: family.grant_id,
+                    };
+                    revoke_replayed_grant(ctx, family.grant_id, event).await?;
                     return Err(OAuthError::invalid_grant(INVALID_REFRESH).into());
                 }
                 _ => return Err(OAuthError::invalid_grant(INVALID_REFRESH).into()),
             }
+            ctx.audit(AuditEvent::TokenRefreshed {
+                client_id: client.shared_id(),
+                subject: issue.subject.clone(),
+                grant,
+            });
             return Ok(response(cfg, access, Some(new_refresh), &issue));
         }
         _ => {
@@ -380,6 +393,13 @@ async fn try_issue(
             return Err(e.into());
         }
     };
+    ctx.audit(AuditEvent::TokenIssued {
+        client_id: client.shared_id(),
+        subject: issue.subject.clone(),
+        grant,
+        grant_type: issue.grant_type.clone().unwrap_or_default(),
+        refresh_token: refresh.is_some(),
+    });
     Ok(response(cfg, access, refresh, &issue))
 }
 
@@ -406,7 +426,9 @@ fn response(
 pub(crate) async fn revoke_replayed_grant(
     ctx: &GrantContext<'_>,
     grant: GrantId,
+    event: AuditEvent,
 ) -> Result<(), OAuthError> {
+    ctx.audit(event);
     let (access, refresh) = ctx.revoke_grant(grant).await?;
     log::warn!(
         "twisted-oauth2: revoked grant {:032x} ({access} access, {refresh} refresh tokens)",

@@ -42,7 +42,11 @@ impl Grant for RefreshToken {
                         "twisted-oauth2: rotated-out refresh token reused by client `{}`",
                         client.id()
                     );
-                    revoke_replayed_grant(ctx, r.grant_id).await?;
+                    let event = crate::audit::AuditEvent::RefreshReuseDetected {
+                        client_id: client.shared_id(),
+                        grant: r.grant_id,
+                    };
+                    revoke_replayed_grant(ctx, r.grant_id, event).await?;
                 }
                 return Err(OAuthError::invalid_grant(INVALID_REFRESH));
             }

@@ -36,6 +36,7 @@ struct Parts {
     format: Option<Arc<dyn AccessTokenFormat>>,
     metadata_members: Vec<(String, serde_json::Value)>,
     endpoints: Vec<rocket::Route>,
+    audit: Option<Arc<dyn crate::audit::AuditSink>>,
     password: Option<Arc<dyn PasswordVerifier>>,
     on_authenticate: Option<Arc<dyn OnAuthenticate>>,
     builtin_consent: Option<Arc<super::builtin_consent::Inner>>,
@@ -120,6 +121,11 @@ impl OAuth2 {
     /// [`OAuth2::grant`] (the name txoauth2 users look for).
     pub fn extension_grant(self, grant: Arc<dyn Grant>) -> Self {
         self.grant(grant)
+    }
+
+    /// Sends audit events to `sink` (see [`crate::audit`]).
+    pub fn audit(self, sink: Arc<dyn crate::audit::AuditSink>) -> Self {
+        self.with(|p| p.audit = Some(sink))
     }
 
     /// Uses this access-token format (default: opaque tokens in the store); see
@@ -304,6 +310,9 @@ impl Fairing for OAuth2 {
         }
         if let Some(f) = parts.format {
             b = b.access_token_format(f);
+        }
+        if let Some(a) = parts.audit {
+            b = b.audit(a);
         }
         for (k, v) in parts.metadata_members {
             b = b.metadata_member(k, v);
