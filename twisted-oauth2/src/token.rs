@@ -162,14 +162,47 @@ impl fmt::Debug for TokenDigest {
     }
 }
 
+/// An access token type (RFC 6749 §7.1): how the token is presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum TokenType {
+    /// `Bearer` (RFC 6750).
+    Bearer,
+    /// `DPoP` (RFC 9449): bound to a proof-of-possession key.
+    #[serde(rename = "DPoP")]
+    DPoP,
+}
+
+impl TokenType {
+    /// The `token_type` string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenType::Bearer => "Bearer",
+            TokenType::DPoP => "DPoP",
+        }
+    }
+}
+
+impl fmt::Display for TokenType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for TokenType {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// The successful token response (RFC 6749 §5.1). Built with [`TokenResponse::new`].
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct TokenResponse {
     /// The access token.
     pub access_token: String,
-    /// Always `Bearer`.
-    pub token_type: String,
+    /// How the token is presented: `Bearer` unless a format binds it (`DPoP`).
+    pub token_type: TokenType,
     /// Seconds until the access token expires.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_in: Option<i64>,
@@ -199,7 +232,7 @@ impl TokenResponse {
     pub fn new(access_token: String, expires_in: i64, scope: String) -> Self {
         TokenResponse {
             access_token,
-            token_type: "Bearer".into(),
+            token_type: TokenType::Bearer,
             expires_in: Some(expires_in),
             refresh_token: None,
             scope,
