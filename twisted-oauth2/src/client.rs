@@ -106,8 +106,23 @@ impl RedirectUri {
     /// Whether `requested` matches: byte-exact, except that loopback IP literals over
     /// `http` (`http://127.0.0.1`, `http://[::1]`) may differ in port (RFC 8252 §7.3).
     pub fn matches(&self, requested: &str) -> bool {
+        self.matches_with(requested, false)
+    }
+
+    /// [`RedirectUri::matches`], with `http://localhost` also allowed any port when
+    /// `localhost_any_port` (an opt-in: native clients such as Claude Code register
+    /// `http://localhost/callback`; RFC 8252 §8.3 prefers the IP literals).
+    pub fn matches_with(&self, requested: &str, localhost_any_port: bool) -> bool {
         if self.raw == requested {
             return true;
+        }
+        if localhost_any_port {
+            if let (Some(a), Some(b)) = (
+                loopback_parts_with(&self.raw, true),
+                loopback_parts_with(requested, true),
+            ) {
+                return a == b;
+            }
         }
         match (&self.loopback, loopback_parts(requested)) {
             (Some(a), Some(b)) => *a == b,
@@ -123,11 +138,18 @@ impl RedirectUri {
 
 /// Splits `http://127.0.0.1:PORT/rest` or `http://[::1]:PORT/rest` into host and rest.
 fn loopback_parts(raw: &str) -> Option<LoopbackParts> {
+    loopback_parts_with(raw, false)
+}
+
+/// [`loopback_parts`], also for `http://localhost` when `localhost` is set.
+fn loopback_parts_with(raw: &str, localhost: bool) -> Option<LoopbackParts> {
     let after = raw.strip_prefix("http://")?;
     let (host, after_host) = if let Some(v6) = after.strip_prefix("[::1]") {
         ("[::1]", v6)
     } else if let Some(v4) = after.strip_prefix("127.0.0.1") {
         ("127.0.0.1", v4)
+    } else if let Some(l) = after.strip_prefix("localhost").filter(|_| localhost) {
+        ("localhost", l)
     } else {
         return None;
     };
@@ -241,6 +263,18 @@ impl Client {
     /// The registered redirect URI that `requested` matches, if any.
     pub fn matching_redirect_uri(&self, requested: &str) -> Option<&RedirectUri> {
         self.redirect_uris.iter().find(|u| u.matches(requested))
+    }
+
+    /// [`Client::matching_redirect_uri`] with the `http://localhost` any-port opt-in
+    /// ([`RedirectUri::matches_with`]).
+    pub fn matching_redirect_uri_with(
+        &self,
+        requested: &str,
+        localhost_any_port: bool,
+    ) -> Option<&RedirectUri> {
+        self.redirect_uris
+            .iter()
+            .find(|u| u.matches_with(requested, localhost_any_port))
     }
 
     /// Whether the client may use `grant_type` (`authorization_code`, `refresh_token`,

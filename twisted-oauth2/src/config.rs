@@ -29,6 +29,16 @@ pub struct ServerConfig {
     pub base_path: String,
     /// The realm named in `WWW-Authenticate` challenges. Default `twisted-oauth2`.
     pub realm: String,
+    /// Let `http://localhost` redirect URIs match any port, like `http://127.0.0.1` and
+    /// `http://[::1]` (RFC 8252 §7.3). Native clients such as Claude Code register
+    /// `http://localhost/callback`. Default `false` (RFC 8252 §8.3 prefers IP literals).
+    pub allow_localhost_any_port: bool,
+    /// Origins allowed to call the token, revocation and registration endpoints and to
+    /// read the discovery documents from a browser (CORS, without credentials): `"*"` for
+    /// any, or exact origins such as `"https://inspector.example"`; empty turns CORS off.
+    /// Protected routes' 401/403 answers to such origins expose `WWW-Authenticate`.
+    /// Default `["*"]` (the endpoints take no cookies, so no ambient authority is exposed).
+    pub cors_allowed_origins: Vec<String>,
     /// Accept plain-HTTP requests (development only; launch logs a warning). Default `false`.
     pub allow_insecure_request_debug: bool,
     /// A header set by a trusted reverse proxy that says `https` when the client used TLS,
@@ -141,6 +151,8 @@ impl Default for ServerConfig {
             max_scope_length: 1024,
             max_pending_requests: 10_000,
             max_pending_per_user_agent: 32,
+            allow_localhost_any_port: false,
+            cors_allowed_origins: vec!["*".into()],
             allow_access_token_in_query: false,
             revoke_grant_on_access_token_revocation: false,
             introspection_scope: None,
@@ -178,6 +190,8 @@ impl fmt::Debug for ServerConfig {
             )
             .field("pkce_allow_plain", &self.pkce_allow_plain)
             .field("max_body_size", &self.max_body_size)
+            .field("allow_localhost_any_port", &self.allow_localhost_any_port)
+            .field("cors_allowed_origins", &self.cors_allowed_origins)
             .field("max_query_length", &self.max_query_length)
             .field("max_parameters", &self.max_parameters)
             .field("max_state_length", &self.max_state_length)

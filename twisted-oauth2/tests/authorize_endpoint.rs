@@ -802,3 +802,29 @@ async fn only_scopes_from_a_known_set_enter_the_scope_cache() {
     }
     assert_eq!(f.server.scope_cache_len(), 1);
 }
+
+#[tokio::test]
+async fn localhost_redirects_match_any_port_only_behind_the_opt_in_rfc8252_7_3() {
+    let mut cfg = config();
+    let mut native = client("native", None, &["authorization_code"], &["a"]);
+    native.redirect_uris = vec!["http://localhost/callback".into()];
+    cfg.clients.push(native);
+    let q = format!(
+        "response_type=code&client_id=native&redirect_uri=http%3A%2F%2Flocalhost%3A53117%2Fcallback&scope=a&{}",
+        challenge()
+    );
+    let f = fixture_with(cfg.clone());
+    let (code, desc) = page_code(validate(&f, &q).await);
+    assert_eq!(code, ErrorCode::InvalidRequest);
+    assert!(desc.contains("not registered"), "{desc}");
+    cfg.allow_localhost_any_port = true;
+    let f = fixture_with(cfg);
+    let p = validate(&f, &q).await.expect("any port behind the opt-in");
+    assert_eq!(p.redirect_uri, "http://localhost:53117/callback");
+    // The path must still match.
+    let other = q.replace("callback", "elsewhere");
+    assert!(matches!(
+        validate(&f, &other).await,
+        Err(AuthorizeError::Page(_))
+    ));
+}

@@ -192,7 +192,10 @@ pub async fn validate_request(
         .map_err(AuthorizeError::Page)?;
     let (redirect_uri, redirect_uri_sent) = match requested {
         Some(r) => {
-            if client.matching_redirect_uri(r).is_none() {
+            if client
+                .matching_redirect_uri_with(r, server.config.allow_localhost_any_port)
+                .is_none()
+            {
                 return Err(AuthorizeError::Page(OAuthError::invalid_request(
                     "redirect_uri is not registered for this client",
                 )));

@@ -485,15 +485,40 @@ impl Fairing for OAuth2 {
             .lock()
             .ok()
             .and_then(|mut s| s.take());
+        let state = req.rocket().state::<OAuth2State>();
         if let Some(err) = pending {
             let code = res.status().code;
             if matches!(code, 400 | 401 | 403) && !res.headers().contains("WWW-Authenticate") {
-                if let Some(state) = req.rocket().state::<OAuth2State>() {
+                if let Some(state) = state {
                     let realm = &state.server.config().realm;
                     if let Some(v) = err.www_authenticate(realm, Some(&state.resource_metadata)) {
                         res.set_header(Header::new("WWW-Authenticate", v));
                     }
+                    // A browser client (an MCP inspector, a web agent) must be able to read
+                    // the challenge to discover the authorization server.
+                    if let Some(origin) = super::cors_origin(req, &state.server) {
+                        res.set_header(Header::new(
+                            "Access-Control-Expose-Headers",
+                            "WWW-Authenticate",
+                        ));
+                        if !res.headers().contains("Access-Control-Allow-Origin") {
+                            set_allow_origin(res, origin);
+                        }
+                    }
                 }
+            }
+        }
+        let cors_endpoint = req
+            .local_cache(super::CorsEndpoint::default)
+            .0
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if cors_endpoint && !res.headers().contains("Access-Control-Allow-Origin") {
+            if let Some(origin) = state.and_then(|s| super::cors_origin(req, &s.server)) {
+                set_allow_origin(res, origin);
+                res.set_header(Header::new(
+                    "Access-Control-Expose-Headers",
+                    "WWW-Authenticate",
+                ));
             }
         }
         if req
@@ -510,6 +535,14 @@ impl Fairing for OAuth2 {
             res.set_header(Header::new("Cache-Control", "private"));
         }
     }
+}
+
+/// `Access-Control-Allow-Origin` (and `Vary: Origin` when it names one origin).
+fn set_allow_origin(res: &mut Response<'_>, origin: String) {
+    if origin != "*" {
+        res.adjoin_header(Header::new("Vary", "Origin"));
+    }
+    res.set_header(Header::new("Access-Control-Allow-Origin", origin));
 }
 
 /// An error and its sources, `: `-separated (causes never carry secrets).

@@ -207,3 +207,57 @@ pub(crate) fn fairing_missing(rocket: &rocket::Rocket<rocket::Ignite>, guard: &s
     }
     missing
 }
+
+/// The `Access-Control-Allow-Origin` value for this request's `Origin` under the
+/// configured `cors_allowed_origins`: `*`, the origin itself (listed exactly), or `None`
+/// (no `Origin`, CORS off, or not listed).
+pub(crate) fn cors_origin(req: &Request<'_>, server: &AuthorizationServer) -> Option<String> {
+    let origin = req.headers().get_one("Origin")?;
+    let allowed = &server.config().cors_allowed_origins;
+    if allowed.iter().any(|o| o == "*") {
+        Some("*".to_owned())
+    } else if allowed.iter().any(|o| o.eq_ignore_ascii_case(origin)) {
+        Some(origin.to_owned())
+    } else {
+        None
+    }
+}
+
+/// Marks a request answered by an endpoint that browsers may call cross-origin (token,
+/// revocation, registration, discovery): the response hook adds the CORS headers.
+#[derive(Default)]
+pub(crate) struct CorsEndpoint(pub(crate) std::sync::atomic::AtomicBool);
+
+/// `OPTIONS` preflight of a CORS endpoint (no credentials: cookies are never needed).
+#[derive(Clone)]
+pub(crate) struct Preflight {
+    pub(crate) server: std::sync::Arc<AuthorizationServer>,
+    pub(crate) methods: &'static str,
+}
+
+#[rocket::async_trait]
+impl rocket::route::Handler for Preflight {
+    async fn handle<'r>(
+        &self,
+        req: &'r Request<'_>,
+        _data: rocket::Data<'r>,
+    ) -> rocket::route::Outcome<'r> {
+        let mut res = rocket::Response::build()
+            .status(rocket::http::Status::NoContent)
+            .finalize();
+        if let Some(origin) = cors_origin(req, &self.server) {
+            use rocket::http::Header;
+            if origin != "*" {
+                res.set_header(Header::new("Vary", "Origin"));
+            }
+            res.set_header(Header::new("Access-Control-Allow-Origin", origin));
+            res.set_header(Header::new("Access-Control-Allow-Methods", self.methods));
+            res.set_header(Header::new(
+                "Access-Control-Allow-Headers",
+                "Authorization, Content-Type, DPoP, MCP-Protocol-Version",
+            ));
+            res.set_header(Header::new("Access-Control-Max-Age", "600"));
+        }
+        rocket::route::Outcome::Success(res)
+    }
+}

@@ -42,6 +42,11 @@ pub(crate) struct FormHandler {
 impl Handler for FormHandler {
     async fn handle<'r>(&self, req: &'r Request<'_>, data: Data<'r>) -> Outcome<'r> {
         let server = &*self.server;
+        if self.endpoint != FormEndpoint::Introspect {
+            req.local_cache(super::CorsEndpoint::default)
+                .0
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         let query = match capped_query(req, server) {
             Ok(q) => q,
             Err(e) => return Outcome::from(req, e),
@@ -141,6 +146,10 @@ pub(crate) fn well_known_routes(
             .to_json()
             .into(),
     };
+    let preflight = super::Preflight {
+        server: server.clone(),
+        methods: "GET, OPTIONS",
+    };
     Ok(vec![
         Route::new(Method::Get, &as_path, as_handler),
         Route::new(
@@ -148,6 +157,8 @@ pub(crate) fn well_known_routes(
             &rs_path,
             ResourceMetadataHandler(server.clone()),
         ),
+        Route::new(Method::Options, &as_path, preflight.clone()),
+        Route::new(Method::Options, &rs_path, preflight),
     ])
 }
 
@@ -251,6 +262,16 @@ pub(crate) fn routes(
         for m in [Method::Get, Method::Put, Method::Delete, Method::Patch] {
             routes.push(Route::new(m, path, PostOnly));
         }
+    }
+    for path in ["/token", "/revoke"] {
+        routes.push(Route::new(
+            Method::Options,
+            path,
+            super::Preflight {
+                server: server.clone(),
+                methods: "POST, OPTIONS",
+            },
+        ));
     }
     if let Some(on_auth) = on_auth {
         let h = AuthorizeHandler {

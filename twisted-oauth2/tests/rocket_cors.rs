@@ -1,0 +1,179 @@
+//! CORS for browser clients (MCP inspectors, web agents): preflight and
+//! `Access-Control-Allow-Origin` without credentials on the discovery documents, token and
+//! revocation endpoints; protected routes' 401/403 expose `WWW-Authenticate`; origins are
+//! configurable. And the step-up challenge: a 403 names every scope the route needs.
+
+mod common;
+
+use std::sync::Arc;
+
+use rocket::http::{ContentType, Header, Method, Status};
+use rocket::local::asynchronous::{Client, LocalResponse};
+use rocket::{get, routes};
+use twisted_oauth2::clock::FixedClock;
+use twisted_oauth2::rocket::OAuth2;
+use twisted_oauth2::{oauth, ServerConfig};
+
+#[oauth(scope = "a b")]
+#[get("/both")]
+fn both() -> &'static str {
+    "ok"
+}
+
+async fn app(origins: &[&str]) -> Client {
+    let cfg = ServerConfig {
+        trusted_proxy_header: Some("X-Forwarded-Proto".into()),
+        cors_allowed_origins: origins.iter().map(|s| (*s).to_owned()).collect(),
+        ..common::config()
+    };
+    let figment = rocket::Config::figment()
+        .merge(("log_level", "off"))
+        .merge(("oauth2", cfg));
+    let rocket = rocket::custom(figment)
+        .attach(
+            OAuth2::fairing()
+                .clock(Arc::new(FixedClock::at(common::T0)))
+                .on_authenticate(common::NoConsent),
+        )
+        .mount("/", routes![both]);
+    Client::untracked(rocket).await.unwrap()
+}
+
+fn h<'a>(r: &'a LocalResponse<'_>, name: &str) -> Option<&'a str> {
+    r.headers().get_one(name)
+}
+
+#[rocket::async_test]
+async fn preflight_of_token_revocation_and_discovery_allows_the_origin() {
+    let c = app(&["*"]).await;
+    for (path, methods) in [
+        ("/oauth2/token", "POST, OPTIONS"),
+        ("/oauth2/revoke", "POST, OPTIONS"),
+        ("/.well-known/oauth-authorization-server", "GET, OPTIONS"),
+        ("/.well-known/oauth-protected-resource", "GET, OPTIONS"),
+    ] {
+        let r = c
+            .req(Method::Options, path)
+            .header(Header::new("Origin", "https://inspector.example"))
+            .header(Header::new("Access-Control-Request-Method", "POST"))
+            .dispatch()
+            .await;
+        assert_eq!(r.status(), Status::NoContent, "{path}");
+        assert_eq!(h(&r, "Access-Control-Allow-Origin"), Some("*"), "{path}");
+        assert_eq!(
+            h(&r, "Access-Control-Allow-Methods"),
+            Some(methods),
+            "{path}"
+        );
+        assert!(h(&r, "Access-Control-Allow-Headers")
+            .unwrap()
+            .contains("Authorization"));
+        assert!(h(&r, "Access-Control-Allow-Credentials").is_none());
+    }
+}
+
+#[rocket::async_test]
+async fn token_answers_carry_the_allowed_origin_and_expose_the_challenge() {
+    let c = app(&["*"]).await;
+    let r = c
+        .post("/oauth2/token")
+        .header(ContentType::Form)
+        .header(Header::new("X-Forwarded-Proto", "https"))
+        .header(Header::new("Origin", "https://inspector.example"))
+        .header(Header::new(
+            "Authorization",
+            common::basic("svc", "svc-secret"),
+        ))
+        .body("grant_type=client_credentials&scope=a")
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::Ok);
+    assert_eq!(h(&r, "Access-Control-Allow-Origin"), Some("*"));
+    // Without Origin (not a browser) nothing is added.
+    let r = c
+        .post("/oauth2/token")
+        .header(ContentType::Form)
+        .header(Header::new("X-Forwarded-Proto", "https"))
+        .body("grant_type=client_credentials")
+        .dispatch()
+        .await;
+    assert!(h(&r, "Access-Control-Allow-Origin").is_none());
+}
+
+#[rocket::async_test]
+async fn configured_origins_are_echoed_others_get_nothing() {
+    let c = app(&["https://allowed.example"]).await;
+    let send = |origin: &'static str| {
+        c.post("/oauth2/token")
+            .header(ContentType::Form)
+            .header(Header::new("X-Forwarded-Proto", "https"))
+            .header(Header::new("Origin", origin))
+            .body("grant_type=client_credentials")
+            .dispatch()
+    };
+    let r = send("https://allowed.example").await;
+    assert_eq!(
+        h(&r, "Access-Control-Allow-Origin"),
+        Some("https://allowed.example")
+    );
+    assert_eq!(h(&r, "Vary"), Some("Origin"));
+    let r = send("https://other.example").await;
+    assert!(h(&r, "Access-Control-Allow-Origin").is_none());
+    let c = app(&[]).await;
+    let r = c
+        .req(Method::Options, "/oauth2/token")
+        .header(Header::new("Origin", "https://allowed.example"))
+        .dispatch()
+        .await;
+    assert!(h(&r, "Access-Control-Allow-Origin").is_none(), "CORS off");
+}
+
+#[rocket::async_test]
+async fn protected_route_401_and_403_expose_www_authenticate_and_name_every_scope() {
+    let c = app(&["*"]).await;
+    let r = c
+        .get("/both")
+        .header(Header::new("X-Forwarded-Proto", "https"))
+        .header(Header::new("Origin", "https://inspector.example"))
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::Unauthorized);
+    assert_eq!(
+        h(&r, "Access-Control-Expose-Headers"),
+        Some("WWW-Authenticate")
+    );
+    assert_eq!(h(&r, "Access-Control-Allow-Origin"), Some("*"));
+    // A token with only `a`: the 403 names both scopes and the metadata (step-up).
+    let r = c
+        .post("/oauth2/token")
+        .header(ContentType::Form)
+        .header(Header::new("X-Forwarded-Proto", "https"))
+        .header(Header::new(
+            "Authorization",
+            common::basic("svc", "svc-secret"),
+        ))
+        .body("grant_type=client_credentials&scope=a")
+        .dispatch()
+        .await;
+    let v: serde_json::Value = serde_json::from_str(&r.into_string().await.unwrap()).unwrap();
+    let token = v["access_token"].as_str().unwrap();
+    let r = c
+        .get("/both")
+        .header(Header::new("X-Forwarded-Proto", "https"))
+        .header(Header::new("Origin", "https://inspector.example"))
+        .header(Header::new("Authorization", format!("Bearer {token}")))
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::Forbidden);
+    let challenge = h(&r, "WWW-Authenticate").unwrap();
+    assert!(
+        challenge.contains("error=\"insufficient_scope\""),
+        "{challenge}"
+    );
+    assert!(challenge.contains("scope=\"a b\""), "{challenge}");
+    assert!(challenge.contains("resource_metadata=\""), "{challenge}");
+    assert_eq!(
+        h(&r, "Access-Control-Expose-Headers"),
+        Some("WWW-Authenticate")
+    );
+}
