@@ -127,18 +127,8 @@ async fn chromium_uses_the_builtin_consent_page_by_mouse_keyboard_and_on_a_phone
         .attach(OAuth2::fairing().builtin_consent(Session, "/login"))
         .mount("/", routes![login_page, login]);
     let ignited = app.ignite().await.expect("app ignites");
-    let shutdown = ignited.shutdown();
-    rocket::tokio::spawn(ignited.launch());
-    for _ in 0..200 {
-        if rocket::tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        rocket::tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    let base = format!("http://127.0.0.1:{port}");
+    let served = common::launch(ignited, port).await;
+    let base = served.base.clone();
     let out_dir = artifacts();
     let script = dir.join("builtin_consent.mjs");
     let out = rocket::tokio::task::spawn_blocking(move || {
@@ -151,7 +141,7 @@ async fn chromium_uses_the_builtin_consent_page_by_mouse_keyboard_and_on_a_phone
     .await
     .expect("join")
     .expect("node runs");
-    shutdown.notify();
+    drop(served);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

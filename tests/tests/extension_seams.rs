@@ -231,24 +231,10 @@ async fn serve() -> Served {
         .expect("fairing state")
         .server()
         .clone();
-    let shutdown = ignited.shutdown();
-    rocket::tokio::spawn(ignited.launch());
-    for _ in 0..200 {
-        if rocket::tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        rocket::tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    let base = format!("http://127.0.0.1:{port}");
+    let served = common::launch(ignited, port).await;
     Served {
-        _shutdown: common::Demo {
-            base: base.clone(),
-            shutdown,
-        },
-        base,
+        base: served.base.clone(),
+        _shutdown: served,
         server,
     }
 }

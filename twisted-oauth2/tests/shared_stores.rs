@@ -14,6 +14,8 @@
 
 mod common;
 
+use common::put_code;
+
 mod stores;
 
 use std::net::SocketAddr;
@@ -28,9 +30,7 @@ use rocket::serde::json::Json;
 use rocket::{get, routes};
 use twisted_oauth2::config::{ClientConfig, ServerConfig};
 use twisted_oauth2::rocket::{AuthResult, OAuth2};
-use twisted_oauth2::storage::{CodeRecord, GrantId, Stores};
-use twisted_oauth2::token::TokenDigest;
-use twisted_oauth2::{Scope, TokenInfo};
+use twisted_oauth2::TokenInfo;
 
 const REDIRECT: &str = "https://client.example/cb";
 
@@ -136,35 +136,6 @@ async fn check_text(c: &Client, token: &str) -> String {
         .into_string()
         .await
         .unwrap_or_default()
-}
-
-fn unix() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-/// Puts a fresh authorization code for `app` straight into the store; returns its value.
-async fn put_code(stores: &Stores) -> String {
-    let code = format!("code-{:032x}", rand::random::<u128>());
-    let record = CodeRecord::new(
-        "app",
-        REDIRECT,
-        Scope::from_tokens(["a", "b"]).unwrap_or_default(),
-        GrantId::random(),
-        unix() + 60,
-    )
-    .with_redirect_uri_sent(false)
-    .with_subject("alice");
-    if let Err(e) = stores
-        .codes
-        .put_code(&TokenDigest::of(&code), &record)
-        .await
-    {
-        panic!("put_code: {e}");
-    }
-    code
 }
 
 fn redeem_body(code: &str) -> String {

@@ -50,6 +50,12 @@ pub async fn serve_demo(figment: Figment) -> Demo {
         .ignite()
         .await
         .expect("demo ignites");
+    launch(ignited, port).await
+}
+
+/// Launches an ignited Rocket on its loopback `port` and waits until it accepts
+/// connections; it stops when the returned value is dropped.
+pub async fn launch(ignited: rocket::Rocket<rocket::Ignite>, port: u16) -> Demo {
     let shutdown = ignited.shutdown();
     rocket::tokio::spawn(ignited.launch());
     for _ in 0..200 {

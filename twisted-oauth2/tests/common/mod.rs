@@ -187,3 +187,33 @@ impl twisted_oauth2::rocket::OnAuthenticate for NoConsent {
         Err(OAuthError::new(twisted_oauth2::ErrorCode::AccessDenied))
     }
 }
+
+/// Unix seconds now.
+pub fn unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Puts a fresh authorization code for `app` straight into the store; returns its value.
+pub async fn put_code(stores: &twisted_oauth2::storage::Stores) -> String {
+    let code = format!("code-{:032x}", rand::random::<u128>());
+    let record = twisted_oauth2::storage::CodeRecord::new(
+        "app",
+        REDIRECT,
+        twisted_oauth2::Scope::from_tokens(["a", "b"]).unwrap_or_default(),
+        twisted_oauth2::storage::GrantId::random(),
+        unix() + 60,
+    )
+    .with_redirect_uri_sent(false)
+    .with_subject("alice");
+    if let Err(e) = stores
+        .codes
+        .put_code(&twisted_oauth2::token::TokenDigest::of(&code), &record)
+        .await
+    {
+        panic!("put_code: {e}");
+    }
+    code
+}
