@@ -200,6 +200,7 @@ pub struct Client {
     verified: bool,
     registered_at: Option<i64>,
     expires_at: Option<i64>,
+    registration: Option<crate::endpoint::register::RegistrationInfo>,
 }
 
 impl Client {
@@ -218,6 +219,7 @@ impl Client {
             verified: true,
             registered_at: None,
             expires_at: None,
+            registration: None,
         }
     }
 
@@ -323,10 +325,20 @@ impl Client {
         self.registered_at
     }
 
-    /// When the registration expires, Unix seconds, if it does (recorded for stores and
-    /// extensions; the core does not yet refuse an expired client).
+    /// When the registration expires, Unix seconds, if it does. A dynamically registered
+    /// client ([`Client::registration`]) gets one until its first use at the token endpoint,
+    /// and client lookups
+    /// ([`AuthorizationServer::client`](crate::server::AuthorizationServer::client)) treat
+    /// it as unknown once it has passed (see [`crate::endpoint::register`]); for other
+    /// clients it is recorded for stores and extensions only.
     pub fn expires_at(&self) -> Option<i64> {
         self.expires_at
+    }
+
+    /// What dynamic client registration (RFC 7591) recorded for this client; `None` for
+    /// clients not registered through [`crate::endpoint::register`].
+    pub fn registration(&self) -> Option<&crate::endpoint::register::RegistrationInfo> {
+        self.registration.as_ref()
     }
 
     /// The display name as set, without the fallback to the id.
@@ -342,6 +354,12 @@ impl Client {
     /// The same client registered at `at`.
     pub(crate) fn with_registered_at(mut self, at: Option<i64>) -> Self {
         self.registered_at = at;
+        self
+    }
+
+    /// The same client expiring at `at`.
+    pub(crate) fn with_expires_at(mut self, at: Option<i64>) -> Self {
+        self.expires_at = at;
         self
     }
 }
@@ -372,6 +390,7 @@ pub struct ClientBuilder {
     verified: bool,
     registered_at: Option<i64>,
     expires_at: Option<i64>,
+    registration: Option<crate::endpoint::register::RegistrationInfo>,
 }
 
 impl ClientBuilder {
@@ -454,6 +473,13 @@ impl ClientBuilder {
         self
     }
 
+    /// Records what dynamic client registration (RFC 7591) registered
+    /// ([`Client::registration`]).
+    pub fn registration(mut self, info: crate::endpoint::register::RegistrationInfo) -> Self {
+        self.registration = Some(info);
+        self
+    }
+
     /// Validates and builds the client.
     pub fn build(self) -> Result<Client, ConfigError> {
         let err = |reason: String| ConfigError::Client {
@@ -519,6 +545,7 @@ impl ClientBuilder {
             verified: self.verified,
             registered_at: self.registered_at,
             expires_at: self.expires_at,
+            registration: self.registration,
         })
     }
 }

@@ -117,6 +117,9 @@ pub struct ServerConfig {
     pub scope_descriptions: std::collections::BTreeMap<String, String>,
     /// The clients (txoauth2's `ClientStorage` contents). Default none.
     pub clients: Vec<ClientConfig>,
+    /// Dynamic client registration (RFC 7591, RFC 7592): the `registration` table.
+    /// Default: off. See [`crate::endpoint::register`].
+    pub registration: crate::endpoint::register::RegistrationConfig,
     /// Not a setting: makes exhaustive struct literals impossible, so adding settings is
     /// not a breaking change. Use `..Default::default()`.
     #[doc(hidden)]
@@ -161,6 +164,7 @@ impl Default for ServerConfig {
             storage: "memory".into(),
             scope_descriptions: Default::default(),
             clients: Vec::new(),
+            registration: Default::default(),
             __non_exhaustive: (),
         }
     }
@@ -215,6 +219,7 @@ impl fmt::Debug for ServerConfig {
             .field("storage", &crate::storage::describe_storage(&self.storage))
             .field("scope_descriptions", &self.scope_descriptions)
             .field("clients", &self.clients)
+            .field("registration", &self.registration)
             .finish()
     }
 }
@@ -457,6 +462,7 @@ impl ServerConfig {
                 });
             }
         }
+        self.registration.validate()?;
         let mut clients = Vec::with_capacity(self.clients.len());
         for c in &self.clients {
             if clients.iter().any(|x: &Client| x.id() == c.id) {

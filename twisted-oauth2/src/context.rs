@@ -95,9 +95,16 @@ impl<'a> GrantContext<'a> {
         self.config.grant_types.iter().any(|g| g == grant_type)
     }
 
-    /// Looks up a client.
+    /// Looks up a client; a dynamically registered one whose registration expired
+    /// ([`Client::expires_at`]) is not found.
     pub async fn client(&self, id: &str) -> Result<Option<Arc<Client>>, OAuthError> {
-        Ok(self.stores.clients.client(id).await?)
+        let now = self.clock.unix();
+        Ok(self
+            .stores
+            .clients
+            .client(id)
+            .await?
+            .filter(|c| !crate::endpoint::register::is_expired(c, now)))
     }
 
     /// A fresh unguessable value (a code, a handle, a device code), checked against

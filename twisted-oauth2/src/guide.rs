@@ -18,6 +18,7 @@
 //! | [`protecting_routes`] | [`oauth`](macro@crate::oauth), [`Authorized`](crate::rocket::Authorized), [`AuthResult`](crate::rocket::AuthResult), [`TokenInfo`](crate::TokenInfo) |
 //! | [`storage`] | the storage backends and the store test kit |
 //! | [`security`] | the production checklist |
+//! | [`registration`] | dynamic client registration (RFC 7591, RFC 7592): [`endpoint::register`](crate::endpoint::register) |
 //! | [`audit`] | audit events: [`AuditSink`](crate::audit::AuditSink), [`AuditEvent`](crate::audit::AuditEvent) |
 //! | [`migration_from_txoauth2`] | txoauth2's API mapped to this crate |
 //! | `testing` (feature `test-client`) | testing your app with `testing::TestClient` |
@@ -66,6 +67,9 @@ pub mod benchmarks {}
 
 #[doc = include_str!("../../docs/audit.md")]
 pub mod audit {}
+
+#[doc = include_str!("../../docs/registration.md")]
+pub mod registration {}
 
 #[cfg(feature = "test-client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-client")))]

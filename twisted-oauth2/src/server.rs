@@ -40,6 +40,8 @@ pub struct AuthorizationServer {
     audit: Option<Arc<dyn crate::audit::AuditSink>>,
     /// Live pending authorization requests, bounded in total and per browser.
     pub(crate) pending_limit: crate::pending_limit::PendingLimiter,
+    /// The per-IP limit of dynamic client registrations.
+    pub(crate) registration_limiter: crate::endpoint::register::RateLimiter,
 }
 
 impl fmt::Debug for AuthorizationServer {
@@ -140,9 +142,14 @@ impl AuthorizationServer {
         self.scopes_supported.as_ref()
     }
 
-    /// Looks up a client.
+    /// Looks up a client. A dynamically registered one whose registration expired
+    /// ([`Client::expires_at`], [`Client::registration`]) is not found, and is deleted from
+    /// the [`ClientRegistry`] (best effort).
     pub async fn client(&self, id: &str) -> Result<Option<Arc<Client>>, OAuthError> {
-        Ok(self.stores.clients.client(id).await?)
+        match self.stores.clients.client(id).await? {
+            Some(c) if crate::endpoint::register::expired(self, &c, self.now()).await => Ok(None),
+            found => Ok(found),
+        }
     }
 
     /// What grants and extensions may use of the server: scope resolution, clock, value
@@ -372,6 +379,8 @@ impl ServerBuilder {
                 });
             }
         }
+        let registration_limiter =
+            crate::endpoint::register::RateLimiter::new(&config.registration);
         let pending_limit = crate::pending_limit::PendingLimiter::new(
             config.max_pending_requests,
             config.max_pending_per_user_agent,
@@ -393,6 +402,7 @@ impl ServerBuilder {
             scope_cache: ScopeCache::default(),
             audit: self.audit,
             pending_limit,
+            registration_limiter,
         })
     }
 }

@@ -198,7 +198,16 @@ pub fn authorization_server_metadata(
         revocation_endpoint_auth_methods_supported: strings(CLIENT_AUTH_METHODS),
         introspection_endpoint_auth_methods_supported: introspection_auth,
         authorization_response_iss_parameter_supported: true,
-        members: extension_members(server),
+        members: {
+            let mut members = extension_members(server);
+            if cfg.registration.enabled {
+                members.insert(
+                    "registration_endpoint".into(),
+                    server.endpoint_url("register").into(),
+                );
+            }
+            members
+        },
     }
 }
 

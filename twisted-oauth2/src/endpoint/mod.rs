@@ -5,6 +5,7 @@ pub mod authorize;
 pub mod client_auth;
 pub mod introspect;
 pub mod metadata;
+pub mod register;
 pub mod resource;
 pub mod revoke;
 pub mod token;

@@ -56,5 +56,7 @@ pub async fn handle(
     // Whoever the grant found (itself, under a skipped authentication) gets the tokens.
     let client = greq.client()?;
     ctx.check_scope(&issue.scope, client)?;
-    grant::issue(&ctx, client, issue).await
+    let response = grant::issue(&ctx, client, issue).await?;
+    crate::endpoint::register::mark_used(server, client).await;
+    Ok(response)
 }

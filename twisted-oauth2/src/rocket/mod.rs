@@ -33,6 +33,7 @@ mod consent;
 mod fairing;
 mod guard;
 mod logger;
+mod register;
 mod response;
 mod routes;
 

@@ -281,5 +281,8 @@ pub(crate) fn routes(
         routes.push(Route::new(Method::Get, "/authorize", h.clone()));
         routes.push(Route::new(Method::Post, "/authorize", h));
     }
+    if server.config().registration.enabled {
+        routes.extend(super::register::routes(server));
+    }
     routes
 }

@@ -94,6 +94,9 @@ pub struct ClientRecord {
     pub registered_at: Option<i64>,
     /// [`Client::expires_at`], Unix seconds.
     pub expires_at: Option<i64>,
+    /// [`Client::registration`]: what dynamic client registration recorded (the
+    /// registration access token only as its digest).
+    pub registration: Option<crate::endpoint::register::RegistrationInfo>,
 }
 
 impl std::fmt::Debug for ClientRecord {
@@ -135,6 +138,7 @@ impl ClientRecord {
             verified: client.is_verified(),
             registered_at: client.registered_at(),
             expires_at: client.expires_at(),
+            registration: client.registration().cloned(),
         }
     }
 
@@ -168,6 +172,9 @@ impl ClientRecord {
         }
         if let Some(t) = self.expires_at {
             b = b.expires_at(t);
+        }
+        if let Some(r) = &self.registration {
+            b = b.registration(r.clone());
         }
         b.verified(self.verified)
             .allow_insecure_redirect(self.allow_insecure_redirect)

@@ -1,0 +1,886 @@
+//! Dynamic client registration (RFC 7591) and its management protocol (RFC 7592).
+//!
+//! `POST <base>/register` takes the client's metadata as JSON and answers `201 Created`
+//! with the registered metadata, a `client_id`, a `client_secret` for the
+//! `client_secret_*` methods, a `registration_access_token` and the
+//! `registration_client_uri` (`<base>/register/<client_id>`), where the client reads
+//! (`GET`), replaces (`PUT`) or deletes (`DELETE`) its registration with
+//! `Authorization: Bearer <registration_access_token>` (RFC 7592 §2).
+//!
+//! # Policy
+//!
+//! Set by [`RegistrationConfig`] (`[default.oauth2.registration]`); off by default.
+//!
+//! - Registration is open, or needs an initial access token (RFC 7591 §3:
+//!   `Authorization: Bearer <token>`, whose SHA-256 the configuration holds, compared in
+//!   constant time). Without it: `401 invalid_token` with a `Bearer` challenge.
+//! - `token_endpoint_auth_method` defaults to `none` (a public client); a secret is issued
+//!   only for `client_secret_basic` and `client_secret_post`, and never expires
+//!   (`client_secret_expires_at: 0`). `grant_types` defaults to `["authorization_code"]`;
+//!   only `authorization_code`, `refresh_token` and (with a secret) `client_credentials`
+//!   are registrable, and only when the server enables them. `response_types` is `["code"]`
+//!   exactly when `authorization_code` is registered.
+//! - Redirect URIs must be absolute, without fragment, and of an allowed kind: loopback
+//!   `http://127.0.0.1` / `http://[::1]` (any port at authorization time, RFC 8252 §7.3),
+//!   `https`, private-use schemes (`com.example.app:/cb`, RFC 8252 §7.1), and
+//!   `http://localhost` only when [`RegistrationConfig::allow_localhost`] is set. Others are
+//!   `invalid_redirect_uri`; any other bad member is `invalid_client_metadata`.
+//! - **Scope.** A registered `scope` is echoed but does not restrict the client: a later
+//!   authorization request may ask for more (the step-up of MCP clients), checked against
+//!   the server's `scopes_supported` as for every client. With
+//!   [`RegistrationConfig::restrict_scope`] the registered scope becomes the client's
+//!   allowed scopes.
+//! - Registered clients are created through
+//!   [`AuthorizationServer::client_registry`] as unverified
+//!   ([`Client::is_verified`] is `false`, the consent page says so), so they live in the
+//!   writable store (memory, SQLite, PostgreSQL, Redis).
+//! - **Unused registrations expire.** A client registered with
+//!   [`RegistrationConfig::unused_client_lifetime`] set gets [`Client::expires_at`]; the
+//!   first token issued to it clears it. A lookup of an expired client finds nothing and
+//!   deletes it from the registry.
+//! - Requests to `POST /register` are rate-limited per client IP address
+//!   ([`RegistrationConfig::rate_limit_per_minute`]); over the limit: `429` with
+//!   `Retry-After`. The limiter holds at most [`RegistrationConfig::rate_limit_max_ips`]
+//!   addresses; when that many are recent, new addresses are refused too until they age out.
+//! - Every input is bounded: the body by `max_body_size`, at most
+//!   [`MAX_REDIRECT_URIS`] redirect URIs of [`MAX_URI_LENGTH`] bytes, a `client_name` of
+//!   [`MAX_NAME_LENGTH`] bytes, a `scope` of `max_scope_length` bytes. Unknown members are
+//!   ignored (RFC 7591 §3.1) and never echoed; a member whose value is `null` counts as
+//!   absent, and the response never holds a `null`.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::client::{Client, SecretDigest};
+use crate::endpoint::{require_secure, Transport};
+use crate::error::{Challenge, ConfigError, ErrorCode, OAuthError, StorageError};
+use crate::grant_type::GrantType;
+use crate::scope::Scope;
+use crate::server::AuthorizationServer;
+use crate::token::TokenKind;
+
+/// Most redirect URIs one registration may list.
+pub const MAX_REDIRECT_URIS: usize = 16;
+/// Longest accepted redirect URI, in bytes.
+pub const MAX_URI_LENGTH: usize = 2048;
+/// Longest accepted `client_name`, in bytes.
+pub const MAX_NAME_LENGTH: usize = 256;
+/// Most `grant_types` or `response_types` entries accepted.
+const MAX_LIST: usize = 8;
+
+/// The registration policy: the `registration` table of the `oauth2` configuration
+/// (`[default.oauth2.registration]`). See [the module documentation](self).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistrationConfig {
+    /// Serve `POST <base>/register` and its management endpoints, and advertise
+    /// `registration_endpoint`. Default `false`.
+    pub enabled: bool,
+    /// The SHA-256 (64 hex digits) of the initial access token registration requires
+    /// (RFC 7591 §3). Default none: registration is open.
+    pub initial_access_token_sha256: Option<String>,
+    /// Allow `http://127.0.0.1` and `http://[::1]` redirect URIs. Default `true`.
+    pub allow_loopback: bool,
+    /// Allow `http://localhost` redirect URIs. Default `false`.
+    pub allow_localhost: bool,
+    /// Allow `https` redirect URIs. Default `true`.
+    pub allow_https: bool,
+    /// Allow private-use URI scheme redirects (`com.example.app:/cb`). Default `true`.
+    pub allow_private_use_schemes: bool,
+    /// Make a registered `scope` the client's allowed scopes. Default `false`: a registered
+    /// scope does not block a later request for more.
+    pub restrict_scope: bool,
+    /// Registrations allowed per client IP address and minute (burst the same); `0`
+    /// disables the limit. Default 10.
+    pub rate_limit_per_minute: u32,
+    /// Most client addresses the rate limiter tracks. Default 10000.
+    pub rate_limit_max_ips: usize,
+    /// Seconds a registered client that never received a token stays valid; `0`: forever.
+    /// Default 86400 (one day).
+    pub unused_client_lifetime: u64,
+    /// Not a setting: use `..Default::default()`.
+    #[doc(hidden)]
+    #[serde(skip)]
+    pub __non_exhaustive: (),
+}
+
+impl Default for RegistrationConfig {
+    fn default() -> Self {
+        RegistrationConfig {
+            enabled: false,
+            initial_access_token_sha256: None,
+            allow_loopback: true,
+            allow_localhost: false,
+            allow_https: true,
+            allow_private_use_schemes: true,
+            restrict_scope: false,
+            rate_limit_per_minute: 10,
+            rate_limit_max_ips: 10_000,
+            unused_client_lifetime: 86_400,
+            __non_exhaustive: (),
+        }
+    }
+}
+
+impl std::fmt::Debug for RegistrationConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistrationConfig")
+            .field("enabled", &self.enabled)
+            .field(
+                "initial_access_token_sha256",
+                &self.initial_access_token_sha256.as_ref().map(|_| "<set>"),
+            )
+            .field("allow_loopback", &self.allow_loopback)
+            .field("allow_localhost", &self.allow_localhost)
+            .field("allow_https", &self.allow_https)
+            .field("allow_private_use_schemes", &self.allow_private_use_schemes)
+            .field("restrict_scope", &self.restrict_scope)
+            .field("rate_limit_per_minute", &self.rate_limit_per_minute)
+            .field("rate_limit_max_ips", &self.rate_limit_max_ips)
+            .field("unused_client_lifetime", &self.unused_client_lifetime)
+            .finish()
+    }
+}
+
+impl RegistrationConfig {
+    /// Checks the settings.
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(h) = &self.initial_access_token_sha256 {
+            if SecretDigest::from_hex(h).is_none() {
+                return Err(ConfigError::Setting {
+                    key: "registration.initial_access_token_sha256",
+                    reason: "must be 64 hex digits (the SHA-256 of the token)".into(),
+                });
+            }
+        }
+        if self.rate_limit_max_ips == 0 {
+            return Err(ConfigError::Setting {
+                key: "registration.rate_limit_max_ips",
+                reason: "must be a positive limit".into(),
+            });
+        }
+        if self.unused_client_lifetime > i64::MAX as u64 / 4 {
+            return Err(ConfigError::Setting {
+                key: "registration.unused_client_lifetime",
+                reason: "is too large".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// What registration recorded for a client ([`Client::registration`]), persisted with it
+/// in its [`ClientRecord`](crate::storage::ClientRecord).
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct RegistrationInfo {
+    /// The SHA-256 of the registration access token, 64 hex digits.
+    pub token_sha256: String,
+    /// The registered `token_endpoint_auth_method`.
+    pub token_endpoint_auth_method: String,
+    /// The registered `scope`, if any (a restriction only under
+    /// [`RegistrationConfig::restrict_scope`]).
+    pub scope: Option<String>,
+}
+
+impl std::fmt::Debug for RegistrationInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistrationInfo")
+            .field("token_sha256", &"<redacted>")
+            .field(
+                "token_endpoint_auth_method",
+                &self.token_endpoint_auth_method,
+            )
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+impl RegistrationInfo {
+    /// Whether `presented` is the registration access token, compared in constant time.
+    pub fn verify_token(&self, presented: &str) -> bool {
+        SecretDigest::from_hex(&self.token_sha256).is_some_and(|d| d.verify(presented))
+    }
+}
+
+/// A registration or management request as the HTTP layer received it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RegistrationRequest<'a> {
+    /// The raw body (already capped at `max_body_size`).
+    pub body: &'a [u8],
+    /// The `Content-Type` header.
+    pub content_type: Option<&'a str>,
+    /// The `Authorization` header.
+    pub authorization: Option<&'a str>,
+    /// Transport facts.
+    pub transport: Transport,
+    /// The client's IP address, for the rate limit (`None`: one shared bucket).
+    pub client_ip: Option<IpAddr>,
+}
+
+/// The answer to a successful registration, read or update: the client information
+/// response (RFC 7591 §3.2.1, RFC 7592 §3), a JSON object without `null` members.
+#[derive(Debug, Clone)]
+pub struct ClientInformation {
+    members: Map<String, Value>,
+}
+
+impl ClientInformation {
+    /// The JSON body.
+    pub fn to_json(&self) -> String {
+        Value::Object(self.members.clone()).to_string()
+    }
+
+    /// The members.
+    pub fn members(&self) -> &Map<String, Value> {
+        &self.members
+    }
+}
+
+/// The per-IP limiter of registration requests, bounded in the addresses it tracks.
+pub(crate) struct RateLimiter {
+    limiter: Option<governor::DefaultKeyedRateLimiter<IpAddr>>,
+    max_keys: usize,
+}
+
+impl RateLimiter {
+    pub(crate) fn new(cfg: &RegistrationConfig) -> Self {
+        let limiter = NonZeroU32::new(cfg.rate_limit_per_minute)
+            .map(|n| governor::RateLimiter::keyed(governor::Quota::per_minute(n)));
+        RateLimiter {
+            limiter,
+            max_keys: cfg.rate_limit_max_ips,
+        }
+    }
+
+    /// `Err(seconds)` to wait when `ip` is over its limit (or the table is full).
+    fn check(&self, ip: Option<IpAddr>) -> Result<(), u64> {
+        use governor::clock::{Clock, DefaultClock};
+        let Some(l) = &self.limiter else {
+            return Ok(());
+        };
+        if l.len() >= self.max_keys {
+            l.retain_recent();
+            if l.len() >= self.max_keys {
+                return Err(60);
+            }
+        }
+        let key = ip.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        l.check_key(&key).map_err(|not_until| {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+        })
+    }
+}
+
+fn metadata_error(description: impl Into<std::borrow::Cow<'static, str>>) -> OAuthError {
+    OAuthError::with_description(ErrorCode::INVALID_CLIENT_METADATA, description)
+}
+
+fn redirect_error(description: impl Into<std::borrow::Cow<'static, str>>) -> OAuthError {
+    OAuthError::with_description(ErrorCode::INVALID_REDIRECT_URI, description)
+}
+
+fn invalid_token(description: &'static str) -> OAuthError {
+    OAuthError::with_description(ErrorCode::InvalidToken, description)
+        .with_challenge(Challenge::Bearer { scope: None })
+}
+
+/// The bearer token of an `Authorization` header.
+fn bearer(authorization: Option<&str>) -> Option<&str> {
+    let v = authorization?.trim();
+    let (scheme, token) = v.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+fn is_json_content_type(ct: Option<&str>) -> bool {
+    ct.and_then(|c| c.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// The checks before reading the metadata: enabled, HTTPS, JSON body, a JSON object.
+fn parse_body(
+    server: &AuthorizationServer,
+    req: &RegistrationRequest<'_>,
+) -> Result<Map<String, Value>, OAuthError> {
+    require_secure(server, req.transport)?;
+    if !is_json_content_type(req.content_type) {
+        return Err(OAuthError::invalid_request(
+            "the Content-Type must be application/json",
+        ));
+    }
+    if req.body.len() as u64 > server.config().max_body_size {
+        return Err(OAuthError::body_too_large(server.config().max_body_size));
+    }
+    match serde_json::from_slice::<Value>(req.body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(metadata_error("the client metadata must be a JSON object")),
+        Err(_) => Err(metadata_error("the body is not valid JSON")),
+    }
+}
+
+fn disabled() -> OAuthError {
+    OAuthError::invalid_request("dynamic client registration is not enabled").with_status(404)
+}
+
+/// The validated metadata of a registration.
+struct Metadata {
+    redirect_uris: Vec<String>,
+    grant_types: Vec<String>,
+    #[allow(dead_code)] // validated; echoed from the grant types
+    response_types: Vec<String>,
+    auth_method: &'static str,
+    client_name: Option<String>,
+    scope: Option<Scope>,
+}
+
+/// A member: absent or `null` → `None`.
+fn member<'a>(m: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    m.get(name).filter(|v| !v.is_null())
+}
+
+fn string_list(
+    m: &Map<String, Value>,
+    name: &'static str,
+    max: usize,
+    err: fn(String) -> OAuthError,
+) -> Result<Option<Vec<String>>, OAuthError> {
+    let Some(v) = member(m, name) else {
+        return Ok(None);
+    };
+    let Value::Array(items) = v else {
+        return Err(err(format!("`{name}` must be an array of strings")));
+    };
+    if items.len() > max {
+        return Err(err(format!("`{name}` lists more than {max} values")));
+    }
+    items
+        .iter()
+        .map(|i| match i {
+            Value::String(s) => Ok(s.clone()),
+            _ => Err(err(format!("`{name}` must be an array of strings"))),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+}
+
+/// Checks one redirect URI against the policy.
+fn check_redirect_uri(cfg: &RegistrationConfig, raw: &str) -> Result<(), OAuthError> {
+    if raw.len() > MAX_URI_LENGTH {
+        return Err(redirect_error("a redirect URI is too long"));
+    }
+    if raw.contains('#') {
+        return Err(redirect_error(
+            "a redirect URI must not have a fragment (RFC 6749 section 3.1.2)",
+        ));
+    }
+    let Ok(url) = url::Url::parse(raw) else {
+        return Err(redirect_error("a redirect URI is not an absolute URI"));
+    };
+    let allowed = match url.scheme() {
+        "https" => cfg.allow_https && url.host_str().is_some_and(|h| !h.is_empty()),
+        "http" => match url.host() {
+            Some(url::Host::Ipv4(ip)) if ip == std::net::Ipv4Addr::LOCALHOST => cfg.allow_loopback,
+            Some(url::Host::Ipv6(ip)) if ip == std::net::Ipv6Addr::LOCALHOST => cfg.allow_loopback,
+            Some(url::Host::Domain("localhost")) => cfg.allow_localhost,
+            _ => false,
+        },
+        "javascript" | "data" | "file" | "vbscript" | "about" | "blob" | "ws" | "wss" | "ftp" => {
+            false
+        }
+        _ => cfg.allow_private_use_schemes,
+    };
+    if !allowed {
+        return Err(redirect_error(
+            "this kind of redirect URI is not allowed by the server's registration policy",
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(redirect_error("a redirect URI must not carry credentials"));
+    }
+    crate::client::RedirectUri::parse(raw)
+        .map(|_| ())
+        .map_err(|_| redirect_error("a redirect URI is not acceptable"))
+}
+
+fn validate(server: &AuthorizationServer, m: &Map<String, Value>) -> Result<Metadata, OAuthError> {
+    let cfg = &server.config().registration;
+    let auth_method = match member(m, "token_endpoint_auth_method") {
+        None => "none",
+        Some(Value::String(s)) => match s.as_str() {
+            "none" => "none",
+            "client_secret_basic" => "client_secret_basic",
+            "client_secret_post" => "client_secret_post",
+            _ => {
+                return Err(metadata_error(
+                    "`token_endpoint_auth_method` must be none, client_secret_basic or client_secret_post",
+                ))
+            }
+        },
+        Some(_) => {
+            return Err(metadata_error(
+                "`token_endpoint_auth_method` must be a string",
+            ))
+        }
+    };
+    let grant_types = string_list(m, "grant_types", MAX_LIST, metadata_error)?
+        .unwrap_or_else(|| vec![GrantType::AUTHORIZATION_CODE.as_str().to_owned()]);
+    let mut grants: Vec<String> = Vec::with_capacity(grant_types.len());
+    for g in grant_types {
+        let registrable = [
+            GrantType::AUTHORIZATION_CODE.as_str(),
+            GrantType::REFRESH_TOKEN.as_str(),
+            GrantType::CLIENT_CREDENTIALS.as_str(),
+        ]
+        .contains(&g.as_str());
+        if !registrable || !server.grant_enabled(&g) {
+            return Err(metadata_error(
+                "`grant_types` names a grant type this server does not offer for registration",
+            ));
+        }
+        if g == GrantType::CLIENT_CREDENTIALS.as_str() && auth_method == "none" {
+            return Err(metadata_error(
+                "client_credentials needs a confidential client (a client_secret_* auth method)",
+            ));
+        }
+        if !grants.contains(&g) {
+            grants.push(g);
+        }
+    }
+    let code = grants
+        .iter()
+        .any(|g| g == GrantType::AUTHORIZATION_CODE.as_str());
+    let response_types = string_list(m, "response_types", MAX_LIST, metadata_error)?;
+    let response_types = match response_types {
+        None if code => vec!["code".to_owned()],
+        None => Vec::new(),
+        Some(r) => {
+            if r.iter().any(|t| t != "code") {
+                return Err(metadata_error("`response_types` may only hold `code`"));
+            }
+            let has_code = !r.is_empty();
+            if has_code != code {
+                return Err(metadata_error(
+                    "`response_types` and `grant_types` are inconsistent (code needs authorization_code)",
+                ));
+            }
+            if has_code {
+                vec!["code".to_owned()]
+            } else {
+                Vec::new()
+            }
+        }
+    };
+    let redirect_uris =
+        string_list(m, "redirect_uris", MAX_REDIRECT_URIS, redirect_error)?.unwrap_or_default();
+    if code && redirect_uris.is_empty() {
+        return Err(redirect_error(
+            "`redirect_uris` is required for the authorization_code grant",
+        ));
+    }
+    for u in &redirect_uris {
+        check_redirect_uri(cfg, u)?;
+    }
+    let client_name = match member(m, "client_name") {
+        None => None,
+        Some(Value::String(s)) if s.len() <= MAX_NAME_LENGTH && !s.trim().is_empty() => {
+            if s.chars().any(char::is_control) {
+                return Err(metadata_error("`client_name` has control characters"));
+            }
+            Some(s.clone())
+        }
+        Some(_) => {
+            return Err(metadata_error(format!(
+                "`client_name` must be a non-empty string of at most {MAX_NAME_LENGTH} bytes"
+            )))
+        }
+    };
+    let scope = match member(m, "scope") {
+        None => None,
+        Some(Value::String(s)) => {
+            if s.len() > server.config().max_scope_length {
+                return Err(metadata_error("`scope` is too long"));
+            }
+            let scope =
+                Scope::parse(s).map_err(|_| metadata_error("`scope` is not a valid scope"))?;
+            if let Some(supported) = server.scopes_supported() {
+                if scope.iter().any(|t| !supported.iter().any(|x| x == t)) {
+                    return Err(metadata_error(
+                        "`scope` names a scope the server does not know",
+                    ));
+                }
+            }
+            Some(scope)
+        }
+        Some(_) => return Err(metadata_error("`scope` must be a string")),
+    };
+    Ok(Metadata {
+        redirect_uris,
+        grant_types: grants,
+        response_types,
+        auth_method,
+        client_name,
+        scope,
+    })
+}
+
+/// Builds the client of `meta`. Returns it and the new plain secret, if one was made.
+fn build_client(
+    server: &AuthorizationServer,
+    id: &str,
+    meta: &Metadata,
+    info: RegistrationInfo,
+    secret: SecretChoice,
+    expires_at: Option<i64>,
+    registered_at: Option<i64>,
+) -> Result<(Client, Option<String>), OAuthError> {
+    let mut b = Client::builder(id.to_owned()).verified(false);
+    let mut plain = None;
+    if meta.auth_method != "none" {
+        match secret {
+            SecretChoice::Keep(d) => b = b.secret_digest(d),
+            SecretChoice::New => {
+                let s = server.new_value(TokenKind::Handle)?;
+                b = b.secret(&s);
+                plain = Some(s);
+            }
+        }
+    }
+    for u in &meta.redirect_uris {
+        b = b.redirect_uri(u.clone());
+    }
+    for g in &meta.grant_types {
+        b = b.grant_type(g.clone());
+    }
+    if let Some(n) = &meta.client_name {
+        b = b.name(n.clone());
+    }
+    if let (Some(s), true) = (&meta.scope, server.config().registration.restrict_scope) {
+        b = b.scope(s.to_string());
+    }
+    if let Some(t) = expires_at {
+        b = b.expires_at(t);
+    }
+    if let Some(t) = registered_at {
+        b = b.registered_at(t);
+    }
+    let client = b.registration(info).build().map_err(|e| {
+        log::debug!("twisted-oauth2: registration refused: {e}");
+        metadata_error("the client metadata is not acceptable")
+    })?;
+    Ok((client, plain))
+}
+
+enum SecretChoice {
+    Keep(SecretDigest),
+    New,
+}
+
+/// The client information response of `client`.
+fn information(
+    server: &AuthorizationServer,
+    client: &Client,
+    secret: Option<&str>,
+    token: Option<&str>,
+) -> ClientInformation {
+    let mut m = Map::new();
+    m.insert("client_id".into(), client.id().into());
+    if let Some(t) = client.registered_at() {
+        m.insert("client_id_issued_at".into(), t.into());
+    }
+    if let Some(s) = secret {
+        m.insert("client_secret".into(), s.into());
+    }
+    if !client.is_public() {
+        m.insert("client_secret_expires_at".into(), 0.into());
+    }
+    m.insert(
+        "redirect_uris".into(),
+        client
+            .redirect_uris()
+            .iter()
+            .map(|u| Value::from(u.as_str()))
+            .collect(),
+    );
+    m.insert(
+        "grant_types".into(),
+        client
+            .grant_types()
+            .iter()
+            .map(|g| Value::from(g.as_str()))
+            .collect(),
+    );
+    let code = client.allows_grant(GrantType::AUTHORIZATION_CODE.as_str());
+    let response_types: Vec<Value> = if code { vec!["code".into()] } else { vec![] };
+    m.insert("response_types".into(), response_types.into());
+    let info = client.registration();
+    let method = info
+        .map(|i| i.token_endpoint_auth_method.clone())
+        .unwrap_or_else(|| "none".into());
+    m.insert("token_endpoint_auth_method".into(), method.into());
+    if let Some(n) = client.explicit_name() {
+        m.insert("client_name".into(), n.into());
+    }
+    if let Some(s) = info.and_then(|i| i.scope.clone()) {
+        m.insert("scope".into(), s.into());
+    }
+    if let Some(t) = token {
+        m.insert("registration_access_token".into(), t.into());
+    }
+    m.insert(
+        "registration_client_uri".into(),
+        registration_client_uri(server, client.id()).into(),
+    );
+    ClientInformation { members: m }
+}
+
+/// `<base>/register/<client_id>`.
+pub fn registration_client_uri(server: &AuthorizationServer, client_id: &str) -> String {
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    let id: String = percent_encoding::utf8_percent_encode(client_id, SEGMENT).collect();
+    format!("{}/{id}", server.endpoint_url("register"))
+}
+
+fn registry(
+    server: &AuthorizationServer,
+) -> Result<&std::sync::Arc<dyn crate::storage::ClientRegistry>, OAuthError> {
+    server.client_registry().ok_or_else(|| {
+        log::error!("twisted-oauth2: registration is enabled but the client store is read-only");
+        OAuthError::with_description(
+            ErrorCode::TemporarilyUnavailable,
+            "client registration is unavailable",
+        )
+    })
+}
+
+/// `POST <base>/register` (RFC 7591 §3): registers a client. `Ok` is answered
+/// `201 Created` with [`ClientInformation::to_json`].
+pub async fn register(
+    server: &AuthorizationServer,
+    req: RegistrationRequest<'_>,
+) -> Result<ClientInformation, OAuthError> {
+    let cfg = &server.config().registration;
+    if !cfg.enabled {
+        return Err(disabled());
+    }
+    if let Err(wait) = server.registration_limiter.check(req.client_ip) {
+        return Err(
+            OAuthError::invalid_request("too many registration requests; retry later")
+                .with_status(429)
+                .with_header("Retry-After", wait.max(1).to_string()),
+        );
+    }
+    if let Some(hex) = &cfg.initial_access_token_sha256 {
+        // SHA-256 of the presented token compared with the configured digest in constant time.
+        let ok = match (bearer(req.authorization), SecretDigest::from_hex(hex)) {
+            (Some(t), Some(d)) => d.verify(t),
+            _ => false,
+        };
+        if !ok {
+            return Err(invalid_token(
+                "registration needs a valid initial access token",
+            ));
+        }
+    }
+    let body = parse_body(server, &req)?;
+    let meta = validate(server, &body)?;
+    let registry = registry(server)?;
+    let token = server.new_value(TokenKind::Handle)?;
+    let info = RegistrationInfo {
+        token_sha256: SecretDigest::of(&token).to_hex(),
+        token_endpoint_auth_method: meta.auth_method.to_owned(),
+        scope: meta.scope.as_ref().map(Scope::to_string),
+    };
+    let now = server.now();
+    let expires_at = (cfg.unused_client_lifetime > 0)
+        .then(|| now.saturating_add(cfg.unused_client_lifetime as i64));
+    for _ in 0..3 {
+        let id = server.new_value(TokenKind::Handle)?;
+        let (client, secret) = build_client(
+            server,
+            &id,
+            &meta,
+            info.clone(),
+            SecretChoice::New,
+            expires_at,
+            Some(now),
+        )?;
+        match registry.create_client(&client).await {
+            Ok(()) => {
+                log::info!(
+                    "twisted-oauth2: registered client `{}` ({})",
+                    client.id(),
+                    meta.auth_method
+                );
+                return Ok(information(
+                    server,
+                    &client,
+                    secret.as_deref(),
+                    Some(&token),
+                ));
+            }
+            Err(StorageError::ClientExists) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(OAuthError::with_description(
+        ErrorCode::TemporarilyUnavailable,
+        "could not allocate a client_id",
+    ))
+}
+
+/// The registered client `client_id` whose registration access token is presented, or
+/// `401 invalid_token`.
+async fn authorized_client(
+    server: &AuthorizationServer,
+    client_id: &str,
+    req: &RegistrationRequest<'_>,
+) -> Result<std::sync::Arc<Client>, OAuthError> {
+    if !server.config().registration.enabled {
+        return Err(disabled());
+    }
+    require_secure(server, req.transport)?;
+    let Some(token) = bearer(req.authorization) else {
+        return Err(OAuthError::no_token(""));
+    };
+    let refused = || invalid_token("the registration access token is invalid");
+    if client_id.len() > 512 {
+        return Err(refused());
+    }
+    let Some(client) = server.client(client_id).await? else {
+        // Same work as a found client, so timing does not tell ids apart.
+        let _ = SecretDigest::of(token);
+        return Err(refused());
+    };
+    match client.registration() {
+        Some(info) if info.verify_token(token) => Ok(client),
+        _ => Err(refused()),
+    }
+}
+
+/// `GET <base>/register/<client_id>` (RFC 7592 §2.1): the client's current information
+/// (without its secret or registration access token, which are kept only as digests).
+pub async fn read(
+    server: &AuthorizationServer,
+    client_id: &str,
+    req: RegistrationRequest<'_>,
+) -> Result<ClientInformation, OAuthError> {
+    let client = authorized_client(server, client_id, &req).await?;
+    Ok(information(server, &client, None, None))
+}
+
+/// `PUT <base>/register/<client_id>` (RFC 7592 §2.2): replaces the client's metadata,
+/// validated as at registration. A `client_id` member must equal the client's; the secret
+/// is kept (a new one is issued when the client moves from `none` to a `client_secret_*`
+/// method), as are the registration access token and the expiry.
+pub async fn update(
+    server: &AuthorizationServer,
+    client_id: &str,
+    req: RegistrationRequest<'_>,
+) -> Result<ClientInformation, OAuthError> {
+    let client = authorized_client(server, client_id, &req).await?;
+    let body = parse_body(server, &req)?;
+    if member(&body, "client_id").is_some_and(|v| v.as_str() != Some(client.id())) {
+        return Err(OAuthError::invalid_request(
+            "`client_id` does not match the registration",
+        ));
+    }
+    let meta = validate(server, &body)?;
+    let Some(old) = client.registration() else {
+        return Err(invalid_token("the registration access token is invalid"));
+    };
+    let info = RegistrationInfo {
+        token_sha256: old.token_sha256.clone(),
+        token_endpoint_auth_method: meta.auth_method.to_owned(),
+        scope: meta.scope.as_ref().map(Scope::to_string),
+    };
+    let secret = match client.secret_digest() {
+        Some(d) => SecretChoice::Keep(d.clone()),
+        None => SecretChoice::New,
+    };
+    let (updated, plain) = build_client(
+        server,
+        client.id(),
+        &meta,
+        info,
+        secret,
+        client.expires_at(),
+        client.registered_at(),
+    )?;
+    if !registry(server)?.update_client(&updated).await? {
+        return Err(invalid_token("the registration access token is invalid"));
+    }
+    Ok(information(server, &updated, plain.as_deref(), None))
+}
+
+/// `DELETE <base>/register/<client_id>` (RFC 7592 §2.3): deletes the registration.
+/// `Ok(())` is answered `204 No Content`.
+pub async fn delete(
+    server: &AuthorizationServer,
+    client_id: &str,
+    req: RegistrationRequest<'_>,
+) -> Result<(), OAuthError> {
+    let client = authorized_client(server, client_id, &req).await?;
+    registry(server)?.delete_client(client.id()).await?;
+    log::info!(
+        "twisted-oauth2: deleted registered client `{}`",
+        client.id()
+    );
+    Ok(())
+}
+
+/// After a token was issued to `client`: a registered client's unused-registration expiry
+/// ends (it has been used).
+pub(crate) async fn mark_used(server: &AuthorizationServer, client: &Client) {
+    if client.registration().is_none() || client.expires_at().is_none() {
+        return;
+    }
+    let Some(registry) = server.client_registry() else {
+        return;
+    };
+    let used = client.clone().with_expires_at(None);
+    if let Err(e) = registry.update_client(&used).await {
+        log::warn!(
+            "twisted-oauth2: could not record the first use of client `{}`: {e}",
+            client.id()
+        );
+    }
+}
+
+/// Whether `client` is a dynamically registered client whose registration expired at `now`.
+pub(crate) fn is_expired(client: &Client, now: i64) -> bool {
+    client.registration().is_some() && client.expires_at().is_some_and(|t| t <= now)
+}
+
+/// Whether `client` is a registered client that has expired at `now`; it is then deleted
+/// (best effort).
+pub(crate) async fn expired(server: &AuthorizationServer, client: &Client, now: i64) -> bool {
+    if !is_expired(client, now) {
+        return false;
+    }
+    let Some(at) = client.expires_at() else {
+        return false;
+    };
+    if at > now {
+        return false;
+    }
+    if let Some(r) = server.client_registry() {
+        match r.delete_client(client.id()).await {
+            Ok(_) | Err(StorageError::ClientReadOnly) => {}
+            Err(e) => log::warn!(
+                "twisted-oauth2: could not delete expired client `{}`: {e}",
+                client.id()
+            ),
+        }
+    }
+    true
+}
