@@ -100,6 +100,7 @@ cases!(
     clients_create_read_update_delete,
     client_create_conflicts_on_an_existing_id,
     client_concurrent_creates_have_one_winner,
+    purge_removes_expired_clients,
 );
 
 /// Generates one `#[test]` per kit case in the current module, each building a fresh
@@ -271,6 +272,11 @@ pub fn full_client(id: &str) -> Client {
         .verified(false)
         .registered_at(now())
         .expires_at(now() + 86_400)
+        .registration(crate::endpoint::register::RegistrationInfo::new(
+            crate::client::SecretDigest::of("kit-registration-token").to_hex(),
+            "client_secret_basic",
+            Some("read".into()),
+        ))
         .build();
     match built {
         Ok(c) => c,
@@ -1067,6 +1073,79 @@ pub mod cases {
              (round, access, [old, rotated-in, put refresh]): {survivors:?}",
             survivors.len()
         );
+    }
+
+    /// A client whose registration expired is gone after a purge (or at once, for a store
+    /// that expires keys itself); one without expiry, or expiring later, stays. Skipped if
+    /// the client store is not a [`ClientRegistry`].
+    pub async fn purge_removes_expired_clients(s: Stores) {
+        let c = "purge_removes_expired_clients";
+        let Some(reg) = registry(c, &s) else { return };
+        let build = |id: &str, expires: Option<i64>| {
+            let b = Client::builder(id).redirect_uri("https://client.example/cb");
+            let b = b.grant_type("authorization_code");
+            let b = match expires {
+                Some(t) => b.expires_at(t),
+                None => b,
+            };
+            match b.build() {
+                Ok(c) => c,
+                Err(e) => panic!("store kit: the kit's client is invalid: {e}"),
+            }
+        };
+        let (gone, later, never) = (client_id(), client_id(), client_id());
+        ok(
+            c,
+            "create_client",
+            reg.create_client(&build(&later, Some(now() + 3600))).await,
+        );
+        ok(
+            c,
+            "create_client",
+            reg.create_client(&build(&never, None)).await,
+        );
+        ok(
+            c,
+            "create_client",
+            reg.create_client(&build(&gone, Some(now() + 3600))).await,
+        );
+        // Expire `gone` by an update, as a store sees an unused registration age.
+        ok(
+            c,
+            "update_client",
+            reg.update_client(&build(&gone, Some(now() - 10))).await,
+        );
+        ok(c, "purge_expired", s.purge.purge_expired(now()).await);
+        assert!(
+            ok(c, "client", s.clients.client(&gone).await).is_none(),
+            "{c}: an expired client is purged"
+        );
+        assert!(
+            ok(c, "client", s.clients.client(&later).await).is_some(),
+            "{c}: a client expiring later stays"
+        );
+        assert!(
+            ok(c, "client", s.clients.client(&never).await).is_some(),
+            "{c}: a client without expiry stays"
+        );
+        // Clearing the expiry keeps a client past its former expiry.
+        ok(
+            c,
+            "update_client",
+            reg.update_client(&build(&later, None)).await,
+        );
+        ok(
+            c,
+            "purge_expired",
+            s.purge.purge_expired(now() + 7200).await,
+        );
+        assert!(
+            ok(c, "client", s.clients.client(&later).await).is_some(),
+            "{c}: a cleared expiry is kept"
+        );
+        for id in [&later, &never] {
+            ok(c, "delete_client", reg.delete_client(id).await);
+        }
     }
 
     /// Create, read, update and delete a client; every field survives the store (the secret

@@ -769,3 +769,40 @@ async fn rocket_registered_public_client_completes_a_code_flow_with_pkce() {
     let t: Value = serde_json::from_str(&t.into_string().await.unwrap()).unwrap();
     assert!(t["access_token"].is_string() && t["refresh_token"].is_string());
 }
+
+#[rocket::async_test]
+async fn rocket_registration_is_callable_cross_origin() {
+    let c = rocket_app(open()).await;
+    let r = c
+        .options("/oauth2/register")
+        .header(Header::new("Origin", "https://inspector.example"))
+        .header(Header::new("Access-Control-Request-Method", "POST"))
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::NoContent);
+    assert_eq!(
+        r.headers().get_one("Access-Control-Allow-Origin"),
+        Some("*")
+    );
+    assert!(r
+        .headers()
+        .get_one("Access-Control-Allow-Methods")
+        .unwrap()
+        .contains("POST"));
+    let r = c
+        .post("/oauth2/register")
+        .header(ContentType::JSON)
+        .header(Header::new("Origin", "https://inspector.example"))
+        .body(json!({"redirect_uris": [LOOPBACK]}).to_string())
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::Created);
+    assert_eq!(
+        r.headers().get_one("Access-Control-Allow-Origin"),
+        Some("*")
+    );
+    assert!(r
+        .headers()
+        .get_one("Access-Control-Allow-Credentials")
+        .is_none());
+}

@@ -37,7 +37,8 @@
 //! - **Unused registrations expire.** A client registered with
 //!   [`RegistrationConfig::unused_client_lifetime`] set gets [`Client::expires_at`]; the
 //!   first token issued to it clears it. A lookup of an expired client finds nothing and
-//!   deletes it from the registry.
+//!   deletes it from the registry; [`Purge::purge_expired`](crate::storage::Purge::purge_expired)
+//!   deletes expired clients of the store too.
 //! - Requests to `POST /register` are rate-limited per client IP address
 //!   ([`RegistrationConfig::rate_limit_per_minute`]); over the limit: `429` with
 //!   `Retry-After`. The limiter holds at most [`RegistrationConfig::rate_limit_max_ips`]
@@ -201,6 +202,20 @@ impl std::fmt::Debug for RegistrationInfo {
 }
 
 impl RegistrationInfo {
+    /// The record of a registration: the registration access token's SHA-256 in hex
+    /// ([`SecretDigest::to_hex`]), the `token_endpoint_auth_method`, the registered `scope`.
+    pub fn new(
+        token_sha256: impl Into<String>,
+        token_endpoint_auth_method: impl Into<String>,
+        scope: Option<String>,
+    ) -> Self {
+        RegistrationInfo {
+            token_sha256: token_sha256.into(),
+            token_endpoint_auth_method: token_endpoint_auth_method.into(),
+            scope,
+        }
+    }
+
     /// Whether `presented` is the registration access token, compared in constant time.
     pub fn verify_token(&self, presented: &str) -> bool {
         SecretDigest::from_hex(&self.token_sha256).is_some_and(|d| d.verify(presented))

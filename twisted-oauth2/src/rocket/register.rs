@@ -32,6 +32,10 @@ struct RegisterHandler {
 impl Handler for RegisterHandler {
     async fn handle<'r>(&self, req: &'r Request<'_>, data: Data<'r>) -> Outcome<'r> {
         let server = &*self.server;
+        // Browser-based clients (MCP Inspector, web agents) register cross-origin.
+        req.local_cache(super::CorsEndpoint::default)
+            .0
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let body = if matches!(self.op, Op::Register | Op::Update) {
             match read_body(data, server.config().max_body_size).await {
                 Ok(b) => b,
@@ -86,5 +90,21 @@ pub(crate) fn routes(server: &Arc<AuthorizationServer>) -> Vec<Route> {
         Route::new(Method::Get, "/register/<client_id>", h(Op::Read)),
         Route::new(Method::Put, "/register/<client_id>", h(Op::Update)),
         Route::new(Method::Delete, "/register/<client_id>", h(Op::Delete)),
+        Route::new(
+            Method::Options,
+            "/register",
+            super::Preflight {
+                server: server.clone(),
+                methods: "POST, OPTIONS",
+            },
+        ),
+        Route::new(
+            Method::Options,
+            "/register/<client_id>",
+            super::Preflight {
+                server: server.clone(),
+                methods: "GET, PUT, DELETE, OPTIONS",
+            },
+        ),
     ]
 }

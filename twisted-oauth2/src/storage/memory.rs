@@ -263,10 +263,13 @@ impl PendingStore for MemoryStore {
 #[async_trait]
 impl Purge for MemoryStore {
     async fn purge_expired(&self, now: i64) -> Result<u64, StorageError> {
-        let before = self.codes.len() + self.pending.len();
+        let before = self.codes.len() + self.pending.len() + self.clients.len();
         self.codes.retain(|_, (r, _)| r.expires_at > now);
         self.pending.retain(|_, r| r.expires_at > now);
-        let after = self.codes.len() + self.pending.len();
+        // Clients whose registration expired (an unused dynamic registration).
+        self.clients
+            .retain(|_, c| c.expires_at().is_none_or(|t| t > now));
+        let after = self.codes.len() + self.pending.len() + self.clients.len();
         let tokens = self.access.retain(|r| !r.is_expired(now))
             + self.refresh.retain(|(r, _)| !r.is_expired(now));
         let tombstones = self.access.purge_tombstones(now) + self.refresh.purge_tombstones(now);

@@ -278,14 +278,17 @@ impl RedisStore {
     async fn set_client(&self, client: &Client, condition: &str) -> Result<bool, StorageError> {
         let json = encode_client(client)?;
         let key = self.client_key(client.id());
+        // A client whose registration expires vanishes then (`EXAT`); a `SET` without it
+        // clears an earlier expiry.
+        let expires = client.expires_at().map(|t| t.max(1));
         let set: Option<String> = self
             .run(|mut c| async move {
-                ::redis::cmd("SET")
-                    .arg(&key)
-                    .arg(&json)
-                    .arg(condition)
-                    .query_async(&mut c)
-                    .await
+                let mut cmd = ::redis::cmd("SET");
+                cmd.arg(&key).arg(&json).arg(condition);
+                if let Some(t) = expires {
+                    cmd.arg("EXAT").arg(t);
+                }
+                cmd.query_async(&mut c).await
             })
             .await?;
         Ok(set.is_some())

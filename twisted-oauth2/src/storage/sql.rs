@@ -1075,6 +1075,8 @@ impl Purge for SqlStore {
             "DELETE FROM oauth2_refresh_tokens WHERE expires_at <= $1",
             "DELETE FROM oauth2_pending WHERE expires_at <= $1",
             "DELETE FROM oauth2_grant_tombstones WHERE expires_at <= $1",
+            // Clients whose registration expired (an unused dynamic registration).
+            "DELETE FROM oauth2_clients WHERE expires_at <= $1",
         ] {
             total += self.timed(async { exec!(self, sql, now) }).await?;
         }
