@@ -356,6 +356,20 @@ async fn rate_limit_is_per_ip_and_answers_429_with_retry_after() {
     register::register(&f.server, at("192.0.2.2"))
         .await
         .unwrap();
+    // IPv6: one bucket per /64.
+    register::register(&f.server, at("2001:db8::1"))
+        .await
+        .unwrap();
+    register::register(&f.server, at("2001:db8::2"))
+        .await
+        .unwrap();
+    let e = register::register(&f.server, at("2001:db8::ffff:3"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), 429, "same /64");
+    register::register(&f.server, at("2001:db8:0:1::1"))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -39,8 +39,8 @@
 //!   first token issued to it clears it. A lookup of an expired client finds nothing and
 //!   deletes it from the registry; [`Purge::purge_expired`](crate::storage::Purge::purge_expired)
 //!   deletes expired clients of the store too.
-//! - Requests to `POST /register` are rate-limited per client IP address
-//!   ([`RegistrationConfig::rate_limit_per_minute`]); over the limit: `429` with
+//! - Requests to `POST /register` are rate-limited per client IP address (per /64 for
+//!   IPv6; [`RegistrationConfig::rate_limit_per_minute`]); over the limit: `429` with
 //!   `Retry-After`. The limiter holds at most [`RegistrationConfig::rate_limit_max_ips`]
 //!   addresses; when that many are recent, new addresses are refused too until they age out.
 //! - Every input is bounded: the body by `max_body_size`, at most
@@ -284,11 +284,27 @@ impl RateLimiter {
                 return Err(60);
             }
         }
-        let key = ip.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        let key = limit_key(ip);
         l.check_key(&key).map_err(|not_until| {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
         })
+    }
+}
+
+/// The rate-limit bucket of an address: an IPv4 address, or the /64 prefix of an IPv6 one
+/// (one host usually holds a whole /64, so per-address buckets would be free to multiply).
+fn limit_key(ip: Option<IpAddr>) -> IpAddr {
+    match ip {
+        Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        Some(v4) => v4,
+        None => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
     }
 }
 
