@@ -329,8 +329,10 @@ impl Client {
     /// client ([`Client::registration`]) gets one until its first use at the token endpoint,
     /// and client lookups
     /// ([`AuthorizationServer::client`](crate::server::AuthorizationServer::client)) treat
-    /// it as unknown once it has passed (see [`crate::endpoint::register`]); for other
-    /// clients it is recorded for stores and extensions only.
+    /// it as unknown once it has passed (see [`crate::endpoint::register`]). Lookups do not
+    /// refuse other clients for it, but a store's
+    /// [`Purge::purge_expired`](crate::storage::Purge::purge_expired) deletes every stored
+    /// client whose `expires_at` has passed.
     pub fn expires_at(&self) -> Option<i64> {
         self.expires_at
     }
