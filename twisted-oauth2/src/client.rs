@@ -200,7 +200,7 @@ pub struct Client {
     verified: bool,
     registered_at: Option<i64>,
     expires_at: Option<i64>,
-    registration: Option<crate::endpoint::register::RegistrationInfo>,
+    registration: Option<RegistrationInfo>,
 }
 
 impl Client {
@@ -337,9 +337,15 @@ impl Client {
         self.expires_at
     }
 
+    /// Whether this is a dynamically registered client whose registration expired at
+    /// `now` (Unix seconds).
+    pub fn registration_expired(&self, now: i64) -> bool {
+        self.registration.is_some() && self.expires_at.is_some_and(|t| t <= now)
+    }
+
     /// What dynamic client registration (RFC 7591) recorded for this client; `None` for
     /// clients not registered through [`crate::endpoint::register`].
-    pub fn registration(&self) -> Option<&crate::endpoint::register::RegistrationInfo> {
+    pub fn registration(&self) -> Option<&RegistrationInfo> {
         self.registration.as_ref()
     }
 
@@ -392,7 +398,7 @@ pub struct ClientBuilder {
     verified: bool,
     registered_at: Option<i64>,
     expires_at: Option<i64>,
-    registration: Option<crate::endpoint::register::RegistrationInfo>,
+    registration: Option<RegistrationInfo>,
 }
 
 impl ClientBuilder {
@@ -477,7 +483,7 @@ impl ClientBuilder {
 
     /// Records what dynamic client registration (RFC 7591) registered
     /// ([`Client::registration`]).
-    pub fn registration(mut self, info: crate::endpoint::register::RegistrationInfo) -> Self {
+    pub fn registration(mut self, info: RegistrationInfo) -> Self {
         self.registration = Some(info);
         self
     }
@@ -572,6 +578,55 @@ impl AuthMethod {
             AuthMethod::Post => "client_secret_post",
             AuthMethod::None => "none",
         }
+    }
+}
+
+/// What registration recorded for a client ([`Client::registration`]), persisted with it
+/// in its [`ClientRecord`](crate::storage::ClientRecord).
+#[derive(Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct RegistrationInfo {
+    /// The SHA-256 of the registration access token, 64 hex digits.
+    pub token_sha256: String,
+    /// The registered `token_endpoint_auth_method`.
+    pub token_endpoint_auth_method: String,
+    /// The registered `scope`, if any (a restriction only under
+    /// [`RegistrationConfig::restrict_scope`](crate::config::RegistrationConfig::restrict_scope)).
+    pub scope: Option<String>,
+}
+
+impl std::fmt::Debug for RegistrationInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistrationInfo")
+            .field("token_sha256", &"<redacted>")
+            .field(
+                "token_endpoint_auth_method",
+                &self.token_endpoint_auth_method,
+            )
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+impl RegistrationInfo {
+    /// The record of a registration: the registration access token's SHA-256 in hex
+    /// ([`SecretDigest::to_hex`]), the `token_endpoint_auth_method`, the registered `scope`.
+    pub fn new(
+        token_sha256: impl Into<String>,
+        token_endpoint_auth_method: impl Into<String>,
+        scope: Option<String>,
+    ) -> Self {
+        RegistrationInfo {
+            token_sha256: token_sha256.into(),
+            token_endpoint_auth_method: token_endpoint_auth_method.into(),
+            scope,
+        }
+    }
+
+    /// Whether `presented` is the registration access token, compared in constant time.
+    pub fn verify_token(&self, presented: &str) -> bool {
+        SecretDigest::from_hex(&self.token_sha256).is_some_and(|d| d.verify(presented))
     }
 }
 

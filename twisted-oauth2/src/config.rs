@@ -119,7 +119,7 @@ pub struct ServerConfig {
     pub clients: Vec<ClientConfig>,
     /// Dynamic client registration (RFC 7591, RFC 7592): the `registration` table.
     /// Default: off. See [`crate::endpoint::register`].
-    pub registration: crate::endpoint::register::RegistrationConfig,
+    pub registration: RegistrationConfig,
     /// Not a setting: makes exhaustive struct literals impossible, so adding settings is
     /// not a breaking change. Use `..Default::default()`.
     #[doc(hidden)]
@@ -500,6 +500,107 @@ pub(crate) struct ValidatedConfig {
     pub(crate) default_scope: Option<Scope>,
     pub(crate) scopes_supported: Option<Scope>,
     pub(crate) clients: Vec<Client>,
+}
+
+/// The registration policy: the `registration` table of the `oauth2` configuration
+/// (`[default.oauth2.registration]`). See [`crate::endpoint::register`].
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RegistrationConfig {
+    /// Serve `POST <base>/register` and its management endpoints, and advertise
+    /// `registration_endpoint`. Default `false`.
+    pub enabled: bool,
+    /// The SHA-256 (64 hex digits) of the initial access token registration requires
+    /// (RFC 7591 §3). Default none: registration is open.
+    pub initial_access_token_sha256: Option<String>,
+    /// Allow `http://127.0.0.1` and `http://[::1]` redirect URIs. Default `true`.
+    pub allow_loopback: bool,
+    /// Allow `http://localhost` redirect URIs. Default `false`.
+    pub allow_localhost: bool,
+    /// Allow `https` redirect URIs. Default `true`.
+    pub allow_https: bool,
+    /// Allow private-use URI scheme redirects (`com.example.app:/cb`). Default `true`.
+    pub allow_private_use_schemes: bool,
+    /// Make a registered `scope` the client's allowed scopes. Default `false`: a registered
+    /// scope does not block a later request for more.
+    pub restrict_scope: bool,
+    /// Registrations allowed per client IP address and minute (burst the same); `0`
+    /// disables the limit. Default 10.
+    pub rate_limit_per_minute: u32,
+    /// Most client addresses the rate limiter tracks. Default 10000.
+    pub rate_limit_max_ips: usize,
+    /// Seconds a registered client that never received a token stays valid; `0`: forever.
+    /// Default 86400 (one day).
+    pub unused_client_lifetime: u64,
+    /// Not a setting: use `..Default::default()`.
+    #[doc(hidden)]
+    #[serde(skip)]
+    pub __non_exhaustive: (),
+}
+
+impl Default for RegistrationConfig {
+    fn default() -> Self {
+        RegistrationConfig {
+            enabled: false,
+            initial_access_token_sha256: None,
+            allow_loopback: true,
+            allow_localhost: false,
+            allow_https: true,
+            allow_private_use_schemes: true,
+            restrict_scope: false,
+            rate_limit_per_minute: 10,
+            rate_limit_max_ips: 10_000,
+            unused_client_lifetime: 86_400,
+            __non_exhaustive: (),
+        }
+    }
+}
+
+impl std::fmt::Debug for RegistrationConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistrationConfig")
+            .field("enabled", &self.enabled)
+            .field(
+                "initial_access_token_sha256",
+                &self.initial_access_token_sha256.as_ref().map(|_| "<set>"),
+            )
+            .field("allow_loopback", &self.allow_loopback)
+            .field("allow_localhost", &self.allow_localhost)
+            .field("allow_https", &self.allow_https)
+            .field("allow_private_use_schemes", &self.allow_private_use_schemes)
+            .field("restrict_scope", &self.restrict_scope)
+            .field("rate_limit_per_minute", &self.rate_limit_per_minute)
+            .field("rate_limit_max_ips", &self.rate_limit_max_ips)
+            .field("unused_client_lifetime", &self.unused_client_lifetime)
+            .finish()
+    }
+}
+
+impl RegistrationConfig {
+    /// Checks the settings.
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(h) = &self.initial_access_token_sha256 {
+            if SecretDigest::from_hex(h).is_none() {
+                return Err(ConfigError::Setting {
+                    key: "registration.initial_access_token_sha256",
+                    reason: "must be 64 hex digits (the SHA-256 of the token)".into(),
+                });
+            }
+        }
+        if self.rate_limit_max_ips == 0 {
+            return Err(ConfigError::Setting {
+                key: "registration.rate_limit_max_ips",
+                reason: "must be a positive limit".into(),
+            });
+        }
+        if self.unused_client_lifetime > i64::MAX as u64 / 4 {
+            return Err(ConfigError::Setting {
+                key: "registration.unused_client_lifetime",
+                reason: "is too large".into(),
+            });
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

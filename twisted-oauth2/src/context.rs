@@ -104,7 +104,7 @@ impl<'a> GrantContext<'a> {
             .clients
             .client(id)
             .await?
-            .filter(|c| !crate::endpoint::register::is_expired(c, now)))
+            .filter(|c| !c.registration_expired(now)))
     }
 
     /// A fresh unguessable value (a code, a handle, a device code), checked against

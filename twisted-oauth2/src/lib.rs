@@ -144,6 +144,7 @@ pub mod grant_type;
 pub mod guide;
 mod pending_limit;
 pub mod pkce;
+mod rate_limit;
 pub mod request;
 pub mod scope;
 pub mod server;

@@ -41,7 +41,7 @@ pub struct AuthorizationServer {
     /// Live pending authorization requests, bounded in total and per browser.
     pub(crate) pending_limit: crate::pending_limit::PendingLimiter,
     /// The per-IP limit of dynamic client registrations.
-    pub(crate) registration_limiter: crate::endpoint::register::RateLimiter,
+    pub(crate) registration_limiter: crate::rate_limit::RateLimiter,
 }
 
 impl fmt::Debug for AuthorizationServer {
@@ -147,7 +147,7 @@ impl AuthorizationServer {
     /// the [`ClientRegistry`] (best effort).
     pub async fn client(&self, id: &str) -> Result<Option<Arc<Client>>, OAuthError> {
         match self.stores.clients.client(id).await? {
-            Some(c) if crate::endpoint::register::expired(self, &c, self.now()).await => Ok(None),
+            Some(c) if self.drop_if_expired(&c).await => Ok(None),
             found => Ok(found),
         }
     }
@@ -205,6 +205,33 @@ impl AuthorizationServer {
     #[doc(hidden)]
     pub fn pending_count(&self) -> usize {
         self.pending_limit.len()
+    }
+}
+
+impl AuthorizationServer {
+    /// Whether `client` is a registered client that has expired at `now`; it is then deleted
+    /// (best effort).
+    async fn drop_if_expired(&self, client: &Client) -> bool {
+        let (server, now) = (self, self.now());
+        if !client.registration_expired(now) {
+            return false;
+        }
+        let Some(at) = client.expires_at() else {
+            return false;
+        };
+        if at > now {
+            return false;
+        }
+        if let Some(r) = server.client_registry() {
+            match r.delete_client(client.id()).await {
+                Ok(_) | Err(crate::error::StorageError::ClientReadOnly) => {}
+                Err(e) => log::warn!(
+                    "twisted-oauth2: could not delete expired client `{}`: {e}",
+                    client.id()
+                ),
+            }
+        }
+        true
     }
 }
 
@@ -379,8 +406,7 @@ impl ServerBuilder {
                 });
             }
         }
-        let registration_limiter =
-            crate::endpoint::register::RateLimiter::new(&config.registration);
+        let registration_limiter = crate::rate_limit::RateLimiter::new(&config.registration);
         let pending_limit = crate::pending_limit::PendingLimiter::new(
             config.max_pending_requests,
             config.max_pending_per_user_agent,

@@ -272,7 +272,7 @@ pub fn full_client(id: &str) -> Client {
         .verified(false)
         .registered_at(now())
         .expires_at(now() + 86_400)
-        .registration(crate::endpoint::register::RegistrationInfo::new(
+        .registration(crate::client::RegistrationInfo::new(
             crate::client::SecretDigest::of("kit-registration-token").to_hex(),
             "client_secret_basic",
             Some("read".into()),
@@ -1023,8 +1023,13 @@ pub mod cases {
                     if round % 2 == 1 {
                         tokio::task::yield_now().await;
                     }
-                    s.refresh.revoke_refresh_grant(g, now() + HOUR).await?;
-                    s.access.revoke_access_grant(g, now() + HOUR).await?;
+                    // Far beyond any purge another case of the kit runs meanwhile on the
+                    // same store (`purge_expired(now + 2 h)`), which would lift a
+                    // shorter tombstone early and let a racing write through.
+                    s.refresh
+                        .revoke_refresh_grant(g, now() + 1000 * HOUR)
+                        .await?;
+                    s.access.revoke_access_grant(g, now() + 1000 * HOUR).await?;
                     Ok::<_, StorageError>(())
                 }
             };

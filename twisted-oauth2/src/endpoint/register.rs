@@ -50,14 +50,15 @@
 //!   absent, and the response never holds a `null`.
 
 use std::net::IpAddr;
-use std::num::NonZeroU32;
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+pub use crate::client::RegistrationInfo;
+pub use crate::config::RegistrationConfig;
 
 use crate::client::{Client, SecretDigest};
 use crate::endpoint::{require_secure, Transport};
-use crate::error::{Challenge, ConfigError, ErrorCode, OAuthError, StorageError};
+use crate::error::{Challenge, ErrorCode, OAuthError, StorageError};
 use crate::grant_type::GrantType;
 use crate::scope::Scope;
 use crate::server::AuthorizationServer;
@@ -71,156 +72,6 @@ pub const MAX_URI_LENGTH: usize = 2048;
 pub const MAX_NAME_LENGTH: usize = 256;
 /// Most `grant_types` or `response_types` entries accepted.
 const MAX_LIST: usize = 8;
-
-/// The registration policy: the `registration` table of the `oauth2` configuration
-/// (`[default.oauth2.registration]`). See [the module documentation](self).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RegistrationConfig {
-    /// Serve `POST <base>/register` and its management endpoints, and advertise
-    /// `registration_endpoint`. Default `false`.
-    pub enabled: bool,
-    /// The SHA-256 (64 hex digits) of the initial access token registration requires
-    /// (RFC 7591 §3). Default none: registration is open.
-    pub initial_access_token_sha256: Option<String>,
-    /// Allow `http://127.0.0.1` and `http://[::1]` redirect URIs. Default `true`.
-    pub allow_loopback: bool,
-    /// Allow `http://localhost` redirect URIs. Default `false`.
-    pub allow_localhost: bool,
-    /// Allow `https` redirect URIs. Default `true`.
-    pub allow_https: bool,
-    /// Allow private-use URI scheme redirects (`com.example.app:/cb`). Default `true`.
-    pub allow_private_use_schemes: bool,
-    /// Make a registered `scope` the client's allowed scopes. Default `false`: a registered
-    /// scope does not block a later request for more.
-    pub restrict_scope: bool,
-    /// Registrations allowed per client IP address and minute (burst the same); `0`
-    /// disables the limit. Default 10.
-    pub rate_limit_per_minute: u32,
-    /// Most client addresses the rate limiter tracks. Default 10000.
-    pub rate_limit_max_ips: usize,
-    /// Seconds a registered client that never received a token stays valid; `0`: forever.
-    /// Default 86400 (one day).
-    pub unused_client_lifetime: u64,
-    /// Not a setting: use `..Default::default()`.
-    #[doc(hidden)]
-    #[serde(skip)]
-    pub __non_exhaustive: (),
-}
-
-impl Default for RegistrationConfig {
-    fn default() -> Self {
-        RegistrationConfig {
-            enabled: false,
-            initial_access_token_sha256: None,
-            allow_loopback: true,
-            allow_localhost: false,
-            allow_https: true,
-            allow_private_use_schemes: true,
-            restrict_scope: false,
-            rate_limit_per_minute: 10,
-            rate_limit_max_ips: 10_000,
-            unused_client_lifetime: 86_400,
-            __non_exhaustive: (),
-        }
-    }
-}
-
-impl std::fmt::Debug for RegistrationConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RegistrationConfig")
-            .field("enabled", &self.enabled)
-            .field(
-                "initial_access_token_sha256",
-                &self.initial_access_token_sha256.as_ref().map(|_| "<set>"),
-            )
-            .field("allow_loopback", &self.allow_loopback)
-            .field("allow_localhost", &self.allow_localhost)
-            .field("allow_https", &self.allow_https)
-            .field("allow_private_use_schemes", &self.allow_private_use_schemes)
-            .field("restrict_scope", &self.restrict_scope)
-            .field("rate_limit_per_minute", &self.rate_limit_per_minute)
-            .field("rate_limit_max_ips", &self.rate_limit_max_ips)
-            .field("unused_client_lifetime", &self.unused_client_lifetime)
-            .finish()
-    }
-}
-
-impl RegistrationConfig {
-    /// Checks the settings.
-    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
-        if let Some(h) = &self.initial_access_token_sha256 {
-            if SecretDigest::from_hex(h).is_none() {
-                return Err(ConfigError::Setting {
-                    key: "registration.initial_access_token_sha256",
-                    reason: "must be 64 hex digits (the SHA-256 of the token)".into(),
-                });
-            }
-        }
-        if self.rate_limit_max_ips == 0 {
-            return Err(ConfigError::Setting {
-                key: "registration.rate_limit_max_ips",
-                reason: "must be a positive limit".into(),
-            });
-        }
-        if self.unused_client_lifetime > i64::MAX as u64 / 4 {
-            return Err(ConfigError::Setting {
-                key: "registration.unused_client_lifetime",
-                reason: "is too large".into(),
-            });
-        }
-        Ok(())
-    }
-}
-
-/// What registration recorded for a client ([`Client::registration`]), persisted with it
-/// in its [`ClientRecord`](crate::storage::ClientRecord).
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-#[non_exhaustive]
-pub struct RegistrationInfo {
-    /// The SHA-256 of the registration access token, 64 hex digits.
-    pub token_sha256: String,
-    /// The registered `token_endpoint_auth_method`.
-    pub token_endpoint_auth_method: String,
-    /// The registered `scope`, if any (a restriction only under
-    /// [`RegistrationConfig::restrict_scope`]).
-    pub scope: Option<String>,
-}
-
-impl std::fmt::Debug for RegistrationInfo {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RegistrationInfo")
-            .field("token_sha256", &"<redacted>")
-            .field(
-                "token_endpoint_auth_method",
-                &self.token_endpoint_auth_method,
-            )
-            .field("scope", &self.scope)
-            .finish()
-    }
-}
-
-impl RegistrationInfo {
-    /// The record of a registration: the registration access token's SHA-256 in hex
-    /// ([`SecretDigest::to_hex`]), the `token_endpoint_auth_method`, the registered `scope`.
-    pub fn new(
-        token_sha256: impl Into<String>,
-        token_endpoint_auth_method: impl Into<String>,
-        scope: Option<String>,
-    ) -> Self {
-        RegistrationInfo {
-            token_sha256: token_sha256.into(),
-            token_endpoint_auth_method: token_endpoint_auth_method.into(),
-            scope,
-        }
-    }
-
-    /// Whether `presented` is the registration access token, compared in constant time.
-    pub fn verify_token(&self, presented: &str) -> bool {
-        SecretDigest::from_hex(&self.token_sha256).is_some_and(|d| d.verify(presented))
-    }
-}
 
 /// A registration or management request as the HTTP layer received it.
 #[derive(Debug, Clone, Copy, Default)]
@@ -253,58 +104,6 @@ impl ClientInformation {
     /// The members.
     pub fn members(&self) -> &Map<String, Value> {
         &self.members
-    }
-}
-
-/// The per-IP limiter of registration requests, bounded in the addresses it tracks.
-pub(crate) struct RateLimiter {
-    limiter: Option<governor::DefaultKeyedRateLimiter<IpAddr>>,
-    max_keys: usize,
-}
-
-impl RateLimiter {
-    pub(crate) fn new(cfg: &RegistrationConfig) -> Self {
-        let limiter = NonZeroU32::new(cfg.rate_limit_per_minute)
-            .map(|n| governor::RateLimiter::keyed(governor::Quota::per_minute(n)));
-        RateLimiter {
-            limiter,
-            max_keys: cfg.rate_limit_max_ips,
-        }
-    }
-
-    /// `Err(seconds)` to wait when `ip` is over its limit (or the table is full).
-    fn check(&self, ip: Option<IpAddr>) -> Result<(), u64> {
-        use governor::clock::{Clock, DefaultClock};
-        let Some(l) = &self.limiter else {
-            return Ok(());
-        };
-        if l.len() >= self.max_keys {
-            l.retain_recent();
-            if l.len() >= self.max_keys {
-                return Err(60);
-            }
-        }
-        let key = limit_key(ip);
-        l.check_key(&key).map_err(|not_until| {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
-        })
-    }
-}
-
-/// The rate-limit bucket of an address: an IPv4 address, or the /64 prefix of an IPv6 one
-/// (one host usually holds a whole /64, so per-address buckets would be free to multiply).
-fn limit_key(ip: Option<IpAddr>) -> IpAddr {
-    match ip {
-        Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-        },
-        Some(v4) => v4,
-        None => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
     }
 }
 
@@ -885,33 +684,4 @@ pub(crate) async fn mark_used(server: &AuthorizationServer, client: &Client) {
             client.id()
         );
     }
-}
-
-/// Whether `client` is a dynamically registered client whose registration expired at `now`.
-pub(crate) fn is_expired(client: &Client, now: i64) -> bool {
-    client.registration().is_some() && client.expires_at().is_some_and(|t| t <= now)
-}
-
-/// Whether `client` is a registered client that has expired at `now`; it is then deleted
-/// (best effort).
-pub(crate) async fn expired(server: &AuthorizationServer, client: &Client, now: i64) -> bool {
-    if !is_expired(client, now) {
-        return false;
-    }
-    let Some(at) = client.expires_at() else {
-        return false;
-    };
-    if at > now {
-        return false;
-    }
-    if let Some(r) = server.client_registry() {
-        match r.delete_client(client.id()).await {
-            Ok(_) | Err(StorageError::ClientReadOnly) => {}
-            Err(e) => log::warn!(
-                "twisted-oauth2: could not delete expired client `{}`: {e}",
-                client.id()
-            ),
-        }
-    }
-    true
 }

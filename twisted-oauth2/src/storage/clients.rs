@@ -96,7 +96,7 @@ pub struct ClientRecord {
     pub expires_at: Option<i64>,
     /// [`Client::registration`]: what dynamic client registration recorded (the
     /// registration access token only as its digest).
-    pub registration: Option<crate::endpoint::register::RegistrationInfo>,
+    pub registration: Option<crate::client::RegistrationInfo>,
 }
 
 impl std::fmt::Debug for ClientRecord {
