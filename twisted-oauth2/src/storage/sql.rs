@@ -1099,58 +1099,75 @@ mod tests {
         assert!(!transient_code("19")); // SQLITE_CONSTRAINT
     }
 
+    /// A SQLite database at schema version `version` (its first migrations applied and
+    /// recorded) holding one access token of `grant`: path, URL, token, record, and the
+    /// open pool.
+    #[cfg(feature = "sqlite")]
+    async fn old_sqlite_database(
+        tag: &str,
+        version: usize,
+        grant: GrantId,
+    ) -> (
+        std::path::PathBuf,
+        String,
+        TokenDigest,
+        TokenRecord,
+        sqlx::SqlitePool,
+    ) {
+        use std::str::FromStr;
+
+        use crate::scope::Scope;
+        let path = std::env::temp_dir().join(format!(
+            "twisted-oauth2-test-{tag}-{:016x}.db",
+            rand::random::<u64>()
+        ));
+        let url = format!("sqlite://{}", path.display());
+        let token = TokenDigest(rand::random());
+        let record = TokenRecord::new(
+            "c",
+            Scope::from_tokens(["a"]).unwrap(),
+            grant,
+            unix_now(),
+            unix_now() + 3600,
+        );
+        let opts = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
+            .unwrap()
+            .create_if_missing(true);
+        let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
+        sqlx::query(VERSION_TABLE).execute(&pool).await.unwrap();
+        for (i, step) in SQLITE_MIGRATIONS[..version].iter().enumerate() {
+            for stmt in *step {
+                sqlx::query(*stmt).execute(&pool).await.unwrap();
+            }
+            sqlx::query(RECORD_VERSION)
+                .bind(i as i64 + 1)
+                .bind(unix_now())
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        sqlx::query(
+            "INSERT INTO oauth2_access_tokens (digest, grant_id, record, expires_at) \
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&token.0[..])
+        .bind(&grant_bytes(grant)[..])
+        .bind(encode(&record).unwrap())
+        .bind(record.expires_at)
+        .execute(&pool)
+        .await
+        .unwrap();
+        (path, url, token, record, pool)
+    }
+
     /// A database written by the version-1 schema (before grant tombstones) is upgraded
     /// in place at connect: its tokens stay, and revocations now leave tombstones.
     #[cfg(feature = "sqlite")]
     #[tokio::test]
     async fn a_version_1_sqlite_database_upgrades_and_keeps_its_tokens() {
-        use std::str::FromStr;
-
-        use crate::scope::Scope;
-        let path = std::env::temp_dir().join(format!(
-            "twisted-oauth2-test-upgrade-{:016x}.db",
-            rand::random::<u64>()
-        ));
-        let url = format!("sqlite://{}", path.display());
         let grant = GrantId::random();
-        let token = TokenDigest(rand::random());
-        let record = TokenRecord {
-            client_id: Arc::from("c"),
-            scope: Scope::from_tokens(["a"]).unwrap(),
-            subject: None,
-            extra: None,
-            grant_id: grant,
-            issued_at: unix_now(),
-            expires_at: unix_now() + 3600,
-        };
-        {
-            let opts = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
-                .unwrap()
-                .create_if_missing(true);
-            let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
-            sqlx::query(VERSION_TABLE).execute(&pool).await.unwrap();
-            for stmt in SQLITE_MIGRATIONS[0] {
-                sqlx::query(*stmt).execute(&pool).await.unwrap();
-            }
-            sqlx::query(RECORD_VERSION)
-                .bind(1_i64)
-                .bind(unix_now())
-                .execute(&pool)
-                .await
-                .unwrap();
-            sqlx::query(
-                "INSERT INTO oauth2_access_tokens (digest, grant_id, record, expires_at) \
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(&token.0[..])
-            .bind(&grant_bytes(grant)[..])
-            .bind(encode(&record).unwrap())
-            .bind(record.expires_at)
-            .execute(&pool)
-            .await
-            .unwrap();
-            pool.close().await;
-        }
+        let (path, url, token, record, pool) = old_sqlite_database("upgrade", 1, grant).await;
+        pool.close().await;
         let store = SqlStore::connect(&url).await.unwrap();
         let version: i64 = on_pool!(store, |p| sqlx::query(CURRENT_VERSION)
             .fetch_one(p)
@@ -1182,53 +1199,9 @@ mod tests {
     #[cfg(feature = "sqlite")]
     #[tokio::test]
     async fn a_version_2_sqlite_database_upgrades_to_writable_clients_and_keeps_its_tokens() {
-        use std::str::FromStr;
-
-        use crate::scope::Scope;
-        let path = std::env::temp_dir().join(format!(
-            "twisted-oauth2-test-upgrade2-{:016x}.db",
-            rand::random::<u64>()
-        ));
-        let url = format!("sqlite://{}", path.display());
         let (grant, revoked) = (GrantId::random(), GrantId::random());
-        let token = TokenDigest(rand::random());
-        let record = TokenRecord {
-            client_id: Arc::from("c"),
-            scope: Scope::from_tokens(["a"]).unwrap(),
-            subject: None,
-            extra: None,
-            grant_id: grant,
-            issued_at: unix_now(),
-            expires_at: unix_now() + 3600,
-        };
+        let (path, url, token, record, pool) = old_sqlite_database("upgrade2", 2, grant).await;
         {
-            let opts = sqlx::sqlite::SqliteConnectOptions::from_str(&url)
-                .unwrap()
-                .create_if_missing(true);
-            let pool = sqlx::SqlitePool::connect_with(opts).await.unwrap();
-            sqlx::query(VERSION_TABLE).execute(&pool).await.unwrap();
-            for (i, step) in SQLITE_MIGRATIONS[..2].iter().enumerate() {
-                for stmt in *step {
-                    sqlx::query(*stmt).execute(&pool).await.unwrap();
-                }
-                sqlx::query(RECORD_VERSION)
-                    .bind(i as i64 + 1)
-                    .bind(unix_now())
-                    .execute(&pool)
-                    .await
-                    .unwrap();
-            }
-            sqlx::query(
-                "INSERT INTO oauth2_access_tokens (digest, grant_id, record, expires_at) \
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(&token.0[..])
-            .bind(&grant_bytes(grant)[..])
-            .bind(encode(&record).unwrap())
-            .bind(record.expires_at)
-            .execute(&pool)
-            .await
-            .unwrap();
             sqlx::query(PUT_TOMBSTONE)
                 .bind(&grant_bytes(revoked)[..])
                 .bind("access")
