@@ -278,11 +278,15 @@ pub(crate) async fn issue(
     client: &Client,
     issue: Issue,
 ) -> Result<TokenResponse, OAuthError> {
-    let after = issue.after.clone();
+    // Only the code to release is needed afterwards (not a copy of a rotated record).
+    let release = match &issue.after {
+        After::ReleaseCode(code) => Some(*code),
+        _ => None,
+    };
     match try_issue(ctx, client, issue).await {
         Ok(r) => Ok(r),
         Err(IssueError::Other(e)) => {
-            if let After::ReleaseCode(code) = &after {
+            if let Some(code) = &release {
                 if let Err(re) = ctx.stores.codes.release_code(code).await {
                     log::error!(
                         "twisted-oauth2: could not release code after failed issuance: {re}"
