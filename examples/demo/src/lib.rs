@@ -1,7 +1,8 @@
 //! The twisted-oauth2 demo: txoauth2's example server (a clock protected by the
 //! `VIEW_CLOCK` scope) with a login page, a consent page and a token-info route.
 //!
-//! Routes: `GET /clock` (scope `VIEW_CLOCK`), `GET /me` (any token), `GET|POST /login`,
+//! Routes: `GET /clock` (scope `VIEW_CLOCK`), `POST /mcp` (an MCP server whose one tool
+//! reads the clock; scope `VIEW_CLOCK`; see [`mcp`]), `GET /me` (any token), `GET|POST /login`,
 //! `GET|POST /consent`, `GET /client` (a browser client), `GET /demo.css` (the pages'
 //! stylesheet), and the library's endpoints under `/oauth2`.
 
@@ -23,6 +24,8 @@ use twisted_oauth2::rocket::{
     AuthorizeReply, Consent, DecisionForm, OAuth2, OAuth2State, OnAuthenticate, PendingRequests,
 };
 use twisted_oauth2::{oauth, OAuthError, TokenInfo};
+
+pub mod mcp;
 
 /// The session cookie of the demo's login.
 const SESSION_COOKIE: &str = "demo_session";
@@ -245,11 +248,15 @@ impl OnAuthenticate for DemoConsent {
 #[oauth(scope = "VIEW_CLOCK")]
 #[get("/clock")]
 fn clock() -> RawHtml<String> {
-    let now = std::time::SystemTime::now()
+    RawHtml(format!("<html><body>{}</body></html>", clock_seconds()))
+}
+
+/// The demo clock: seconds since the Unix epoch (what `/clock` and the MCP tool show).
+fn clock_seconds() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
-        .unwrap_or_default();
-    RawHtml(format!("<html><body>{now}</body></html>"))
+        .unwrap_or_default()
 }
 
 /// `GET /me`: the token's information as JSON (`client_id`, `scope`, `sub`, ...).
@@ -494,6 +501,8 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
             routes![
                 index,
                 clock,
+                mcp::mcp,
+                mcp::mcp_get,
                 me,
                 login_page,
                 login,

@@ -1,0 +1,374 @@
+//! The demo's MCP endpoint (`POST /mcp`, Streamable HTTP, JSON answers only): protected like
+//! `/clock` by `VIEW_CLOCK`, one JSON-RPC message per request, one tool reading the clock.
+
+use rocket::http::{ContentType, Header, Status};
+use rocket::local::asynchronous::{Client, LocalResponse};
+use serde_json::{json, Value};
+
+async fn demo() -> Client {
+    let figment = rocket::Config::figment()
+        .merge(("log_level", "off"))
+        .merge(("oauth2.storage", "memory"));
+    Client::untracked(twisted_oauth2_demo::rocket(figment))
+        .await
+        .expect("the demo ignites")
+}
+
+/// A `VIEW_CLOCK` access token of the demo's service client (client credentials).
+async fn token(c: &Client) -> String {
+    let r = c
+        .post("/oauth2/token")
+        .header(ContentType::Form)
+        // demo-svc:secret
+        .header(Header::new("Authorization", "Basic ZGVtby1zdmM6c2VjcmV0"))
+        .body("grant_type=client_credentials&scope=VIEW_CLOCK")
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::Ok);
+    let v: Value = serde_json::from_str(&r.into_string().await.unwrap()).unwrap();
+    v["access_token"].as_str().expect("access_token").to_owned()
+}
+
+async fn post<'c>(c: &'c Client, token: &str, body: impl Into<String>) -> LocalResponse<'c> {
+    c.post("/mcp")
+        .header(ContentType::JSON)
+        .header(Header::new("Accept", "application/json, text/event-stream"))
+        .header(Header::new("Authorization", format!("Bearer {token}")))
+        .body(body.into())
+        .dispatch()
+        .await
+}
+
+/// Posts one message and returns the status and the JSON answer (checking its media type).
+async fn rpc(c: &Client, token: &str, message: Value) -> (Status, Value) {
+    let r = post(c, token, message.to_string()).await;
+    let status = r.status();
+    assert_eq!(r.content_type(), Some(ContentType::JSON), "{message}");
+    let v = serde_json::from_str(&r.into_string().await.unwrap()).expect("JSON");
+    (status, v)
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[rocket::async_test]
+async fn mcp_without_a_token_gets_the_challenge_pointing_at_the_resource_metadata() {
+    let c = demo().await;
+    let r = c
+        .post("/mcp")
+        .header(ContentType::JSON)
+        .body(json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {}}).to_string())
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::Unauthorized);
+    let challenge = r.headers().get_one("WWW-Authenticate").expect("challenge");
+    assert!(challenge.starts_with("Bearer "), "{challenge}");
+    assert!(challenge.contains("scope=\"VIEW_CLOCK\""), "{challenge}");
+    assert!(
+        challenge.contains(
+            "resource_metadata=\"http://127.0.0.1:8000/.well-known/oauth-protected-resource\""
+        ),
+        "{challenge}"
+    );
+
+    let r = c
+        .post("/mcp")
+        .header(ContentType::JSON)
+        .header(Header::new("Authorization", "Bearer not-a-token"))
+        .body("{}")
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::Unauthorized);
+    let challenge = r.headers().get_one("WWW-Authenticate").unwrap();
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+}
+
+#[rocket::async_test]
+async fn mcp_is_listed_in_the_protected_resource_scopes_with_the_clock() {
+    let c = demo().await;
+    let doc: Value = serde_json::from_str(
+        &c.get("/.well-known/oauth-protected-resource")
+            .dispatch()
+            .await
+            .into_string()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(doc["scopes_supported"], json!(["VIEW_CLOCK"]));
+}
+
+#[rocket::async_test]
+async fn initialize_answers_the_requested_version_with_the_tools_capability() {
+    let c = demo().await;
+    let t = token(&c).await;
+    for version in ["2025-11-25", "2025-06-18", "2025-03-26"] {
+        let (s, v) = rpc(
+            &c,
+            &t,
+            json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": version, "capabilities": {},
+                "clientInfo": {"name": "test", "version": "1"}}}),
+        )
+        .await;
+        assert_eq!(s, Status::Ok);
+        assert_eq!(v["jsonrpc"], "2.0");
+        assert_eq!(v["id"], 1);
+        assert_eq!(v["result"]["protocolVersion"], version);
+        assert!(v["result"]["capabilities"]["tools"].is_object(), "{v}");
+        assert_eq!(v["result"]["serverInfo"]["name"], "twisted-oauth2-demo");
+    }
+}
+
+#[rocket::async_test]
+async fn initialize_with_an_unknown_version_answers_the_newest_supported() {
+    let c = demo().await;
+    let t = token(&c).await;
+    let (s, v) = rpc(
+        &c,
+        &t,
+        json!({"jsonrpc": "2.0", "id": "a", "method": "initialize", "params": {
+            "protocolVersion": "1999-01-01", "capabilities": {},
+            "clientInfo": {"name": "test", "version": "1"}}}),
+    )
+    .await;
+    assert_eq!(s, Status::Ok);
+    assert_eq!(v["id"], "a");
+    assert_eq!(v["result"]["protocolVersion"], "2025-11-25");
+}
+
+#[rocket::async_test]
+async fn notifications_are_accepted_with_202_and_no_body() {
+    let c = demo().await;
+    let t = token(&c).await;
+    for message in [
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}}),
+        json!({"jsonrpc": "2.0", "id": 7, "result": {}}),
+    ] {
+        let r = post(&c, &t, message.to_string()).await;
+        assert_eq!(r.status(), Status::Accepted, "{message}");
+        assert_eq!(r.into_string().await.unwrap_or_default(), "", "{message}");
+    }
+}
+
+#[rocket::async_test]
+async fn ping_answers_an_empty_result() {
+    let c = demo().await;
+    let t = token(&c).await;
+    let (s, v) = rpc(&c, &t, json!({"jsonrpc": "2.0", "id": 2, "method": "ping"})).await;
+    assert_eq!(s, Status::Ok);
+    assert_eq!(v, json!({"jsonrpc": "2.0", "id": 2, "result": {}}));
+}
+
+#[rocket::async_test]
+async fn tools_list_offers_get_time_taking_an_empty_object() {
+    let c = demo().await;
+    let t = token(&c).await;
+    let (s, v) = rpc(
+        &c,
+        &t,
+        json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list", "params": {}}),
+    )
+    .await;
+    assert_eq!(s, Status::Ok);
+    let tools = v["result"]["tools"].as_array().expect("tools");
+    assert_eq!(tools.len(), 1, "{v}");
+    assert_eq!(tools[0]["name"], "get_time");
+    assert_eq!(tools[0]["inputSchema"]["type"], "object");
+    assert_eq!(tools[0]["inputSchema"]["properties"], json!({}));
+    assert!(tools[0]["description"].is_string());
+}
+
+#[rocket::async_test]
+async fn tools_call_get_time_returns_the_clock_as_text() {
+    let c = demo().await;
+    let t = token(&c).await;
+    let before = unix_now();
+    let (s, v) = rpc(
+        &c,
+        &t,
+        json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call",
+               "params": {"name": "get_time", "arguments": {}}}),
+    )
+    .await;
+    let after = unix_now();
+    assert_eq!(s, Status::Ok);
+    assert_eq!(v["result"]["isError"], false);
+    let content = v["result"]["content"].as_array().expect("content");
+    assert_eq!(content.len(), 1);
+    assert_eq!(content[0]["type"], "text");
+    let text = content[0]["text"].as_str().unwrap();
+    let secs: u64 = text
+        .strip_prefix("The demo clock reads ")
+        .and_then(|r| r.strip_suffix(" (Unix time)."))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("clock text: {text}"));
+    assert!(
+        (before..=after).contains(&secs),
+        "{secs} in {before}..={after}"
+    );
+
+    // Without `arguments` the call is the same.
+    let (s, v) = rpc(
+        &c,
+        &t,
+        json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "get_time"}}),
+    )
+    .await;
+    assert_eq!(s, Status::Ok);
+    assert_eq!(v["result"]["content"][0]["type"], "text");
+}
+
+#[rocket::async_test]
+async fn tools_call_of_an_unknown_tool_or_with_arguments_is_invalid_params() {
+    let c = demo().await;
+    let t = token(&c).await;
+    for params in [
+        json!({"name": "rm_rf"}),
+        json!({}),
+        json!({"name": "get_time", "arguments": {"zone": "UTC"}}),
+        json!({"name": "get_time", "arguments": [1]}),
+    ] {
+        let (s, v) = rpc(
+            &c,
+            &t,
+            json!({"jsonrpc": "2.0", "id": 6, "method": "tools/call", "params": params}),
+        )
+        .await;
+        assert_eq!(s, Status::Ok, "{params}");
+        assert_eq!(v["id"], 6);
+        assert_eq!(v["error"]["code"], -32602, "{params}: {v}");
+        assert!(v.get("result").is_none());
+    }
+}
+
+#[rocket::async_test]
+async fn an_unknown_method_is_method_not_found() {
+    let c = demo().await;
+    let t = token(&c).await;
+    for method in ["resources/list", "prompts/get", "server/discover", ""] {
+        let (s, v) = rpc(&c, &t, json!({"jsonrpc": "2.0", "id": 8, "method": method})).await;
+        assert_eq!(s, Status::Ok);
+        assert_eq!(v["id"], 8);
+        assert_eq!(v["error"]["code"], -32601, "{method}");
+    }
+}
+
+#[rocket::async_test]
+async fn malformed_json_is_a_parse_error_with_400() {
+    let c = demo().await;
+    let t = token(&c).await;
+    for body in ["{", "", "not json", "{\"jsonrpc\": \"2.0\",}"] {
+        let r = post(&c, &t, body).await;
+        assert_eq!(r.status(), Status::BadRequest, "{body:?}");
+        assert_eq!(r.content_type(), Some(ContentType::JSON));
+        let v: Value = serde_json::from_str(&r.into_string().await.unwrap()).unwrap();
+        assert_eq!(v["error"]["code"], -32700, "{body:?}");
+        assert_eq!(v["id"], Value::Null);
+    }
+}
+
+#[rocket::async_test]
+async fn batches_and_messages_that_are_not_json_rpc_requests_are_invalid_requests() {
+    let c = demo().await;
+    let t = token(&c).await;
+    for message in [
+        json!([{"jsonrpc": "2.0", "id": 1, "method": "ping"}]),
+        json!([]),
+        json!("ping"),
+        json!({"id": 1, "method": "ping"}),
+        json!({"jsonrpc": "1.0", "id": 1, "method": "ping"}),
+        json!({"jsonrpc": "2.0", "id": 1}),
+        json!({"jsonrpc": "2.0", "id": 1, "method": 5}),
+        json!({"jsonrpc": "2.0", "id": null, "method": "ping"}),
+        json!({"jsonrpc": "2.0", "id": [1], "method": "ping"}),
+    ] {
+        let (s, v) = rpc(&c, &t, message.clone()).await;
+        assert_eq!(s, Status::BadRequest, "{message}");
+        assert_eq!(v["error"]["code"], -32600, "{message}: {v}");
+    }
+}
+
+#[rocket::async_test]
+async fn a_body_over_the_json_limit_is_refused_with_413() {
+    let c = demo().await;
+    let t = token(&c).await;
+    // The demo's Rocket.toml limits JSON to 16 KiB.
+    let padding = "x".repeat(17 * 1024);
+    let r = post(
+        &c,
+        &t,
+        json!({"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"pad": padding}})
+            .to_string(),
+    )
+    .await;
+    assert_eq!(r.status(), Status::PayloadTooLarge);
+    let v: Value = serde_json::from_str(&r.into_string().await.unwrap()).unwrap();
+    assert_eq!(v["error"]["code"], -32600);
+}
+
+#[rocket::async_test]
+async fn a_body_that_is_not_json_media_type_is_refused_with_415() {
+    let c = demo().await;
+    let t = token(&c).await;
+    let r = c
+        .post("/mcp")
+        .header(ContentType::Form)
+        .header(Header::new("Authorization", format!("Bearer {t}")))
+        .body("jsonrpc=2.0")
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::UnsupportedMediaType);
+}
+
+#[rocket::async_test]
+async fn an_unsupported_protocol_version_header_is_refused_with_400() {
+    let c = demo().await;
+    let t = token(&c).await;
+    let r = c
+        .post("/mcp")
+        .header(ContentType::JSON)
+        .header(Header::new("Authorization", format!("Bearer {t}")))
+        .header(Header::new("MCP-Protocol-Version", "1999-01-01"))
+        .body(json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}).to_string())
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::BadRequest);
+    let v: Value = serde_json::from_str(&r.into_string().await.unwrap()).unwrap();
+    assert_eq!(v["error"]["code"], -32600);
+    assert_eq!(
+        v["error"]["data"]["supported"],
+        json!(["2025-11-25", "2025-06-18", "2025-03-26"])
+    );
+
+    let r = c
+        .post("/mcp")
+        .header(ContentType::JSON)
+        .header(Header::new("Authorization", format!("Bearer {t}")))
+        .header(Header::new("MCP-Protocol-Version", "2025-06-18"))
+        .body(json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}).to_string())
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::Ok);
+}
+
+#[rocket::async_test]
+async fn get_mcp_is_method_not_allowed_naming_post() {
+    let c = demo().await;
+    for auth in [None, Some(token(&c).await)] {
+        let mut req = c
+            .get("/mcp")
+            .header(Header::new("Accept", "text/event-stream"));
+        if let Some(t) = &auth {
+            req = req.header(Header::new("Authorization", format!("Bearer {t}")));
+        }
+        let r = req.dispatch().await;
+        assert_eq!(r.status(), Status::MethodNotAllowed);
+        assert_eq!(r.headers().get_one("Allow"), Some("POST"));
+    }
+}
