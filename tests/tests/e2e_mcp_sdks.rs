@@ -1,0 +1,197 @@
+//! End to end with unmodified real MCP clients: the official TypeScript SDK
+//! (`@modelcontextprotocol/sdk`, `tests/mcp/node/e2e.mjs`) and the Python SDK (PyPI `mcp`,
+//! `tests/mcp/python/e2e.py`) connect to the demo's `POST /mcp` with no pre-registration:
+//! the 401 challenge, protected resource and authorization server metadata, dynamic
+//! registration, the code flow with PKCE and `resource` through the demo's login and consent
+//! pages, tools/list and tools/call of the clock, and a refresh (after revoking the access
+//! token for TypeScript, after its expiry for Python). The demo runs on a loopback port with
+//! a fresh SQLite file and its issuer set to match.
+//!
+//! Skips with a notice when Node.js and the SDK (`cd tests/mcp/node && npm ci`) or the
+//! Python venv (`python3 -m venv target/mcp-venv && target/mcp-venv/bin/pip install -r
+//! tests/mcp/python/requirements.txt`) are missing, unless `TWISTED_OAUTH2_REQUIRE_MCP=1`
+//! (set by `.ci/run`, which installs them).
+
+mod common;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// The most one client run may take (each needs a few seconds).
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Access-token lifetime of the Python run's demo: the SDK refreshes once it has passed.
+const SHORT_ACCESS_TOKEN_LIFETIME: u64 = 2;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Skips (returns `true`) when `missing` names a missing tool, or panics when the MCP tests
+/// are required.
+fn skip(client: &str, missing: Option<String>) -> bool {
+    let Some(why) = missing else { return false };
+    if std::env::var("TWISTED_OAUTH2_REQUIRE_MCP").is_ok_and(|v| v == "1") {
+        panic!("the {client} MCP SDK test is required but {why}");
+    }
+    eprintln!("skipping the {client} MCP SDK test: {why}");
+    true
+}
+
+fn missing_node(dir: &Path) -> Option<String> {
+    if Command::new("node").arg("--version").output().is_err() {
+        return Some("node not found".into());
+    }
+    if !dir
+        .join("node_modules/@modelcontextprotocol/sdk/package.json")
+        .exists()
+    {
+        return Some(
+            "@modelcontextprotocol/sdk not installed (cd tests/mcp/node && npm ci)".into(),
+        );
+    }
+    None
+}
+
+fn missing_python(python: &Path) -> Option<String> {
+    let ok = Command::new(python)
+        .args(["-c", "import mcp.client.auth, mcp.client.streamable_http"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    (!ok).then(|| {
+        format!(
+            "{} cannot import mcp (python3 -m venv target/mcp-venv && \
+             target/mcp-venv/bin/pip install -r tests/mcp/python/requirements.txt)",
+            python.display()
+        )
+    })
+}
+
+/// A fresh SQLite database file for one test's demo.
+struct FreshDb(PathBuf);
+
+impl FreshDb {
+    fn new(name: &str) -> Self {
+        let path =
+            std::env::temp_dir().join(format!("twisted-oauth2-{name}-{}.db", std::process::id()));
+        let db = FreshDb(path);
+        db.remove();
+        db
+    }
+    fn url(&self) -> String {
+        format!("sqlite://{}", self.0.display())
+    }
+    fn remove(&self) {
+        for ext in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{ext}", self.0.display()));
+        }
+    }
+}
+
+impl Drop for FreshDb {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+/// Runs `cmd` to its end (killed after `CLIENT_TIMEOUT`) off the async runtime; returns
+/// whether it succeeded and its stdout and stderr.
+async fn run(mut cmd: Command) -> (bool, String, String) {
+    rocket::tokio::task::spawn_blocking(move || {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the client starts");
+        let mut out = child.stdout.take().unwrap();
+        let mut err = child.stderr.take().unwrap();
+        let out_reader = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = out.read_to_string(&mut s);
+            s
+        });
+        let err_reader = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = err.read_to_string(&mut s);
+            s
+        });
+        let deadline = Instant::now() + CLIENT_TIMEOUT;
+        let status = loop {
+            match child.try_wait().expect("wait for the client") {
+                Some(status) => break Some(status),
+                None if Instant::now() > deadline => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break None;
+                }
+                None => std::thread::sleep(Duration::from_millis(50)),
+            }
+        };
+        let stdout = out_reader.join().unwrap_or_default();
+        let mut stderr = err_reader.join().unwrap_or_default();
+        if status.is_none() {
+            stderr.push_str(&format!("\n(killed after {CLIENT_TIMEOUT:?})"));
+        }
+        (status.is_some_and(|s| s.success()), stdout, stderr)
+    })
+    .await
+    .expect("join")
+}
+
+#[rocket::async_test]
+async fn typescript_sdk_client_registers_authorizes_calls_the_clock_and_refreshes() {
+    let dir = repo().join("tests/mcp/node");
+    if skip("TypeScript", missing_node(&dir)) {
+        return;
+    }
+    let db = FreshDb::new("mcp-typescript");
+    let demo = serve_demo(demo_figment(free_port()).merge(("oauth2.storage", db.url()))).await;
+    let mut cmd = Command::new("node");
+    cmd.arg(dir.join("e2e.mjs"))
+        .arg(&demo.base)
+        .current_dir(&dir);
+    let (ok, stdout, stderr) = run(cmd).await;
+    assert!(ok, "the TypeScript SDK flow failed:\n{stdout}\n{stderr}");
+    for step in [
+        "ok: the SDK registered itself (RFC 7591)",
+        "ok: resource is the protected resource metadata's resource",
+        "ok: tools/list offers get_time",
+        "ok: the SDK refreshed its tokens",
+        "mcp typescript sdk: all steps passed",
+    ] {
+        assert!(stdout.contains(step), "{step}:\n{stdout}\n{stderr}");
+    }
+}
+
+#[rocket::async_test]
+async fn python_sdk_client_registers_authorizes_calls_the_clock_and_refreshes_after_expiry() {
+    let python = repo().join("target/mcp-venv/bin/python");
+    if skip("Python", missing_python(&python)) {
+        return;
+    }
+    let db = FreshDb::new("mcp-python");
+    let figment = demo_figment(free_port())
+        .merge(("oauth2.storage", db.url()))
+        .merge(("oauth2.access_token_lifetime", SHORT_ACCESS_TOKEN_LIFETIME));
+    let demo = serve_demo(figment).await;
+    let mut cmd = Command::new(&python);
+    cmd.arg(repo().join("tests/mcp/python/e2e.py"))
+        .arg(&demo.base)
+        .arg(SHORT_ACCESS_TOKEN_LIFETIME.to_string())
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    let (ok, stdout, stderr) = run(cmd).await;
+    assert!(ok, "the Python SDK flow failed:\n{stdout}\n{stderr}");
+    for step in [
+        "ok: the SDK registered itself (RFC 7591)",
+        "ok: resource names the protected resource",
+        "ok: tools/list offers get_time",
+        "ok: the SDK refreshed its tokens",
+        "mcp python sdk: all steps passed",
+    ] {
+        assert!(stdout.contains(step), "{step}:\n{stdout}\n{stderr}");
+    }
+}
