@@ -14,6 +14,7 @@ use crate::error::{ConfigError, StorageError};
 /// | `sqlite://path/to/file.db` (created if missing), `sqlite::memory:` | `sql::SqlStore` | `sqlite` |
 /// | `postgres://user:password@host:5432/db` | `sql::SqlStore` | `postgres` |
 /// | `redis://[:password@]host:6379[/db][?key_prefix=oauth2:]` | `redis::RedisStore` | `redis` |
+/// | `redis+cluster://[:password@]host:7001,host:7002,...[?key_prefix=oauth2:]` | `redis::RedisStore` on a Redis Cluster | `redis` |
 ///
 /// SQL schemas are created or migrated before this returns. A scheme whose feature is not
 /// enabled, or an unknown scheme, is a [`StorageError::Other`] wrapping a
@@ -41,7 +42,7 @@ pub async fn connect(url: &str) -> Result<Stores, StorageError> {
             #[cfg(not(feature = "postgres"))]
             Err(feature_off("postgres"))
         }
-        "redis" | "rediss" | "redis+unix" | "unix" => {
+        "redis" | "rediss" | "redis+unix" | "unix" | "redis+cluster" => {
             #[cfg(feature = "redis")]
             {
                 let s = super::redis::RedisStore::connect(url).await?;
@@ -66,7 +67,7 @@ pub async fn connect(url: &str) -> Result<Stores, StorageError> {
 pub(crate) fn storage_kind(url: &str) -> &str {
     match scheme(url.trim()) {
         "postgresql" => "postgres",
-        "rediss" | "redis+unix" | "unix" => "redis",
+        "rediss" | "redis+unix" | "unix" | "redis+cluster" => "redis",
         s => s,
     }
 }
@@ -84,6 +85,13 @@ pub(crate) fn describe_storage(url: &str) -> String {
             let rest = rest.strip_prefix("//").unwrap_or(rest);
             let path = rest.split('?').next().unwrap_or_default();
             format!("sqlite ({})", crate::error::printable(path))
+        }
+        // `host:port,host:port` is no URL authority: the nodes after any `user:password@`.
+        _ if scheme(url) == "redis+cluster" => {
+            let rest = url.split_once("://").map_or("", |(_, r)| r);
+            let rest = rest.rsplit_once('@').map_or(rest, |(_, n)| n);
+            let nodes = rest.split(['?', '/']).next().unwrap_or_default();
+            format!("redis cluster ({})", crate::error::printable(nodes))
         }
         _ => match url::Url::parse(url) {
             Ok(u) => {
@@ -133,6 +141,15 @@ mod tests {
             describe_storage("redis://:pw@127.0.0.1:6379/2?key_prefix=x"),
             "redis (127.0.0.1:6379/2)"
         );
+        assert_eq!(
+            describe_storage("redis+cluster://:pw@10.0.0.1:7001,10.0.0.2:7002/?key_prefix=x"),
+            "redis cluster (10.0.0.1:7001,10.0.0.2:7002)"
+        );
+        assert_eq!(
+            describe_storage("redis+cluster://u:p/w?d@h:7001"),
+            "redis cluster (h:7001)"
+        );
+        assert_eq!(storage_kind("redis+cluster://h:1,h:2"), "redis");
         assert_eq!(describe_storage("sqlite://oauth2.db"), "sqlite (oauth2.db)");
         assert_eq!(describe_storage("memory"), "memory (not durable)");
         assert_eq!(storage_kind("postgresql://x/y"), "postgres");

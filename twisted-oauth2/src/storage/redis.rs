@@ -1,29 +1,43 @@
 //! A Redis store (feature `redis`): every storage trait over the `redis` crate's
-//! auto-reconnecting, multiplexed [`ConnectionManager`].
+//! auto-reconnecting, multiplexed [`ConnectionManager`] on one Redis server, or its async
+//! cluster client on a Redis Cluster.
 //!
-//! - **Keys** (`<prefix>` defaults to `oauth2:`; digests in hex): `<prefix>code:<digest>`
-//!   and `<prefix>rt:<digest>` are hashes (`rec` = JSON record, `used`/`rot` = flag),
-//!   `<prefix>at:<digest>` and `<prefix>pd:<digest>` strings (JSON), `<prefix>atg:<grant>`
-//!   and `<prefix>rtg:<grant>` sets indexing a grant's access and refresh tokens, and
-//!   `<prefix>atx:<grant>` / `<prefix>rtx:<grant>` the tombstones of a revoked grant.
+//! - **Keys on one server** (`redis://`; `<prefix>` defaults to `oauth2:`; digests in
+//!   hex): `<prefix>code:<digest>` and `<prefix>rt:<digest>` are hashes (`rec` = JSON
+//!   record, `used`/`rot` = flag), `<prefix>at:<digest>` and `<prefix>pd:<digest>` strings
+//!   (JSON), `<prefix>atg:<grant>` and `<prefix>rtg:<grant>` sets indexing a grant's access
+//!   and refresh tokens, and `<prefix>atx:<grant>` / `<prefix>rtx:<grant>` the tombstones of
+//!   a revoked grant.
+//! - **Keys on a Redis Cluster** (`redis+cluster://`, [`RedisStore::connect_cluster`]):
+//!   codes, pending requests and clients as on one server (each is one key). Access and
+//!   refresh tokens live with their grant, under the grant's hash tag so that one grant's
+//!   keys share one slot: `<prefix>{g:<grant>}:at:<digest>`, `<prefix>{g:<grant>}:rt:<digest>`,
+//!   the indexes `<prefix>{g:<grant>}:atg` / `:rtg` and the tombstones `:atx` / `:rtx`. A
+//!   lookup by digest first reads the pointer `<prefix>ptr:at:<digest>` (or `ptr:rt:`, in the
+//!   digest's own slot; the grant id, with the token's TTL), then the record in the grant's
+//!   slot: two round trips where one server needs one. The grant's record is authoritative:
+//!   a pointer whose record is gone (revoked) finds nothing.
 //! - **Expiry**: every key gets a TTL at its record's `expires_at` (`EXAT`, on the Redis
 //!   server's clock), and an index set lives as long as its longest-lived member, so
 //!   nothing outlives its record and [`Purge::purge_expired`] has nothing to do. A used
 //!   code stays (as [`CodeTake::Replayed`]) until its expiry.
 //!   A tombstone expires at the `until` its revocation passed.
 //! - **Atomicity**: code take, code release, token puts with their index, refresh
-//!   rotation and grant revocation are Lua scripts (atomic on the server); single-token
-//!   revocation uses `GETDEL` or a `MULTI` block. Of any number of concurrent callers on any
-//!   number of server instances, exactly one takes a code or rotates a refresh token. A
-//!   grant revocation lays its tombstone and deletes the grant's tokens in one script, and
-//!   the put and rotation scripts check the tombstone before writing, so no write of a
-//!   revoked grant survives.
+//!   rotation, single refresh-token revocation and grant revocation are Lua scripts
+//!   (atomic on the server); single access-token revocation is `GETDEL`. Every script names
+//!   every key it touches in `KEYS`, and on a cluster all of one script's keys are in one
+//!   grant's slot. Of any number of concurrent callers on any number of server instances,
+//!   exactly one takes a code or rotates a refresh token. A grant revocation lays its
+//!   tombstone and deletes the grant's tokens in one script (which the store runs again if
+//!   a token joined the index after it listed the index), and the put and rotation scripts
+//!   check the tombstone before writing, in the same slot, so no write of a revoked grant
+//!   survives.
 //! - **Failures**: connection and response timeouts (3 s each) and an operation timeout
 //!   (5 s); a refused, dropped or timed-out connection is [`StorageError::Unavailable`].
-//!   The connection manager reconnects by itself when Redis returns.
-//! - **Requirements**: Redis 6.2 or newer (`GETDEL`, `SET ... EXAT`). Standalone Redis
-//!   (or a primary behind a proxy); Redis Cluster is not supported, as the grant scripts
-//!   touch keys they do not declare.
+//!   The connection manager (or cluster client) reconnects by itself when Redis returns.
+//! - **Requirements**: Redis 6.2 or newer (`GETDEL`, `SET ... EXAT`): one server (or a
+//!   primary behind a proxy) with `redis://`, or a Redis Cluster with `redis+cluster://`.
+//!   The two key layouts differ: a store moved from one server to a cluster starts empty.
 //! - **Clients**: `RedisStore` is a [`ClientRegistry`]: a client created through it is the
 //!   string `<prefix>client:<client id>` (its [`ClientRecord`](super::ClientRecord) as JSON,
 //!   no TTL); creation is `SET ... NX`, so of concurrent creations with one id exactly one
@@ -34,8 +48,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{ErrorKind, RedisError, Script, ServerErrorKind};
+use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use ::redis::cluster::ClusterClientBuilder;
+use ::redis::cluster_async::ClusterConnection;
+use ::redis::{Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, Script, ServerErrorKind, Value};
 use async_trait::async_trait;
 
 use super::clients::{decode_client, encode_client};
@@ -152,23 +168,41 @@ end
 return 1
 "#;
 
-/// Tombstones a grant until ARGV[2] (keeping a later expiry; not at all if that time has
-/// passed), then deletes every token of its index and the index. KEYS: index, tombstone.
-/// ARGV: token key prefix, until. Returns how many tokens existed.
+/// Tombstones a grant until ARGV[1] (keeping a later expiry; not at all if that time has
+/// passed), then deletes the tokens the caller listed and the index, unless the index
+/// holds a member the caller did not list (a token written since it read the index): then
+/// it deletes nothing and returns -1, and the caller lists the index again. KEYS: index,
+/// tombstone, then the listed tokens' keys. ARGV: until, then the listed index members in
+/// the order of their keys. Returns how many of the listed tokens existed.
 const REVOKE_GRANT: &str = r#"
-local untl = tonumber(ARGV[2])
+local untl = tonumber(ARGV[1])
 local now = tonumber(redis.call('TIME')[1])
 if untl > now then
   local ttl = redis.call('TTL', KEYS[2])
   if ttl < 0 or now + ttl < untl then redis.call('SET', KEYS[2], '1', 'EXAT', untl) end
 end
-local n = 0
+local listed = {}
+for i = 2, #ARGV do listed[ARGV[i]] = true end
 for _, m in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  n = n + redis.call('DEL', ARGV[1] .. m)
+  if not listed[m] then return -1 end
 end
+local n = 0
+for i = 3, #KEYS do n = n + redis.call('DEL', KEYS[i]) end
 redis.call('DEL', KEYS[1])
 return n
 "#;
+
+/// Deletes a flagged hash, returning its record (nil if there was none). KEYS: the hash.
+const REVOKE_ONE: &str = r#"
+local r = redis.call('HGET', KEYS[1], 'rec')
+if r then redis.call('DEL', KEYS[1]) end
+return r
+"#;
+
+/// How many times a grant revocation lists the grant's index and runs [`REVOKE_GRANT`]
+/// before giving up. Once its tombstone is laid (the first run) no token joins the index,
+/// so the second run succeeds unless the tombstone's time had already passed.
+const REVOKE_ATTEMPTS: usize = 8;
 
 struct Scripts {
     put_token: Script,
@@ -176,12 +210,141 @@ struct Scripts {
     release_code: Script,
     rotate: Script,
     revoke_grant: Script,
+    revoke_one: Script,
 }
 
-/// All stores in one Redis database. See the [module docs](self).
-pub struct RedisStore {
-    conn: ConnectionManager,
+impl Scripts {
+    fn new() -> Arc<Self> {
+        Arc::new(Scripts {
+            put_token: Script::new(PUT_TOKEN),
+            take_code: Script::new(TAKE_CODE),
+            release_code: Script::new(RELEASE_CODE),
+            rotate: Script::new(ROTATE),
+            revoke_grant: Script::new(REVOKE_GRANT),
+            revoke_one: Script::new(REVOKE_ONE),
+        })
+    }
+}
+
+/// The key names of one token kind.
+struct Kind {
+    /// The record (`at`, `rt`).
+    rec: &'static str,
+    /// The grant's index set.
+    index: &'static str,
+    /// The grant's tombstone.
+    tomb: &'static str,
+    /// The flag field of a hash record; empty for a string record.
+    flag: &'static str,
+}
+
+const ACCESS: Kind = Kind {
+    rec: "at",
+    index: "atg",
+    tomb: "atx",
+    flag: "",
+};
+
+const REFRESH: Kind = Kind {
+    rec: "rt",
+    index: "rtg",
+    tomb: "rtx",
+    flag: "rot",
+};
+
+/// Which key layout the store uses (see the [module docs](self)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    /// One server: tokens under their digest.
+    Single,
+    /// A Redis Cluster: tokens under their grant's hash tag, found through a pointer.
+    Cluster,
+}
+
+/// The connection: one server's manager or the cluster client's connection. Both are
+/// multiplexed and cheap to clone.
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// The key names of one store: its prefix and layout (see the [module docs](self)).
+#[derive(Debug, Clone)]
+struct Keys {
     prefix: String,
+    layout: Layout,
+}
+
+impl Keys {
+    /// A key of one digest (codes and pending requests, in both layouts; tokens on one
+    /// server).
+    fn key(&self, kind: &str, digest: &TokenDigest) -> String {
+        format!("{}{kind}:{}", self.prefix, digest.to_hex())
+    }
+
+    fn client_key(&self, id: &str) -> String {
+        format!("{}client:{id}", self.prefix)
+    }
+
+    /// A per-grant key (index or tombstone).
+    fn grant_key(&self, name: &str, grant: GrantId) -> String {
+        match self.layout {
+            Layout::Single => format!("{}{name}:{:032x}", self.prefix, grant.0),
+            Layout::Cluster => format!("{}{{g:{:032x}}}:{name}", self.prefix, grant.0),
+        }
+    }
+
+    /// The record key of a token of `grant` whose digest (an index member) is `hex`.
+    fn token_key_hex(&self, kind: &Kind, grant: GrantId, hex: &str) -> String {
+        match self.layout {
+            Layout::Single => format!("{}{}:{hex}", self.prefix, kind.rec),
+            Layout::Cluster => format!("{}{{g:{:032x}}}:{}:{hex}", self.prefix, grant.0, kind.rec),
+        }
+    }
+
+    fn token_key(&self, kind: &Kind, grant: GrantId, token: &TokenDigest) -> String {
+        self.token_key_hex(kind, grant, &token.to_hex())
+    }
+
+    /// The cluster layout's pointer from a token's digest to its grant.
+    fn pointer_key(&self, kind: &Kind, token: &TokenDigest) -> String {
+        format!("{}ptr:{}:{}", self.prefix, kind.rec, token.to_hex())
+    }
+}
+
+/// All stores in one Redis database or one Redis Cluster. See the [module docs](self).
+pub struct RedisStore {
+    conn: Conn,
+    keys: Keys,
     timeout: Duration,
     scripts: Arc<Scripts>,
 }
@@ -189,16 +352,27 @@ pub struct RedisStore {
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStore")
-            .field("key_prefix", &self.prefix)
+            .field("key_prefix", &self.keys.prefix)
+            .field("cluster", &(self.keys.layout == Layout::Cluster))
             .finish_non_exhaustive()
     }
 }
 
 impl RedisStore {
-    /// Connects to `url` (`redis://[:password@]host:port[/db]`, `rediss://` needs the
-    /// `redis` crate's TLS features). A `key_prefix` query parameter sets
+    /// Connects to `url`: `redis://[:password@]host:port[/db]` (`rediss://` needs the
+    /// `redis` crate's TLS features) for one server, or
+    /// `redis+cluster://[[user]:password@]host:port,host:port,...` for a Redis Cluster (any
+    /// of its nodes; the client discovers the rest). A `key_prefix` query parameter sets
     /// [`RedisOptions::key_prefix`]; other options are the defaults.
     pub async fn connect(url: &str) -> Result<Self, StorageError> {
+        if is_cluster_url(url) {
+            let (nodes, prefix) = parse_cluster_url(url)?;
+            let mut options = RedisOptions::default();
+            if let Some(p) = prefix {
+                options.key_prefix = p;
+            }
+            return RedisStore::connect_cluster(&nodes, options).await;
+        }
         let (url, prefix) = split_prefix(url)?;
         let mut options = RedisOptions::default();
         if let Some(p) = prefix {
@@ -207,7 +381,8 @@ impl RedisStore {
         RedisStore::connect_with(&url, options).await
     }
 
-    /// Connects with explicit options (a `key_prefix` in the URL is not read here).
+    /// Connects to one server with explicit options (a `key_prefix` in the URL is not read
+    /// here).
     pub async fn connect_with(url: &str, options: RedisOptions) -> Result<Self, StorageError> {
         let client = ::redis::Client::open(url).map_err(|e| {
             StorageError::other(ConfigError::Setting {
@@ -231,53 +406,158 @@ impl RedisStore {
             Ok(r) => r.map_err(map_err)?,
             Err(_) => return Err(timed_out("connecting to Redis timed out")),
         };
-        Ok(RedisStore {
-            conn,
-            prefix: options.key_prefix,
-            timeout: options.operation_timeout,
-            scripts: Arc::new(Scripts {
-                put_token: Script::new(PUT_TOKEN),
-                take_code: Script::new(TAKE_CODE),
-                release_code: Script::new(RELEASE_CODE),
-                rotate: Script::new(ROTATE),
-                revoke_grant: Script::new(REVOKE_GRANT),
-            }),
-        })
+        Ok(RedisStore::from_connection_manager(conn, options))
     }
 
-    /// Uses an existing connection manager (the caller chose its configuration).
+    /// Connects to a Redis Cluster through any of its nodes, each a
+    /// `redis://[[user]:password@]host:port` URL, with the cluster key layout (see the
+    /// [module docs](self)). The key prefix must not contain `{` or `}` (it would change
+    /// the hash tag that keeps a grant's keys in one slot).
+    pub async fn connect_cluster<S: AsRef<str>>(
+        nodes: &[S],
+        options: RedisOptions,
+    ) -> Result<Self, StorageError> {
+        check_cluster_prefix(&options.key_prefix)?;
+        let client = ClusterClientBuilder::new(nodes.iter().map(|n| n.as_ref()))
+            .connection_timeout(options.connection_timeout)
+            .response_timeout(options.response_timeout)
+            .build()
+            .map_err(|e| {
+                StorageError::other(ConfigError::Setting {
+                    key: "storage",
+                    reason: format!("invalid Redis Cluster nodes: {e}"),
+                })
+            })?;
+        let conn = match tokio::time::timeout(
+            options.connection_timeout + Duration::from_secs(1),
+            client.get_async_connection(),
+        )
+        .await
+        {
+            Ok(r) => r.map_err(map_err)?,
+            Err(_) => return Err(timed_out("connecting to the Redis Cluster timed out")),
+        };
+        RedisStore::from_cluster_connection(conn, options)
+    }
+
+    /// Uses an existing connection manager (the caller chose its configuration), with the
+    /// one-server key layout.
     pub fn from_connection_manager(conn: ConnectionManager, options: RedisOptions) -> Self {
         RedisStore {
-            conn,
-            prefix: options.key_prefix,
+            conn: Conn::Single(conn),
+            keys: Keys {
+                prefix: options.key_prefix,
+                layout: Layout::Single,
+            },
             timeout: options.operation_timeout,
-            scripts: Arc::new(Scripts {
-                put_token: Script::new(PUT_TOKEN),
-                take_code: Script::new(TAKE_CODE),
-                release_code: Script::new(RELEASE_CODE),
-                rotate: Script::new(ROTATE),
-                revoke_grant: Script::new(REVOKE_GRANT),
-            }),
+            scripts: Scripts::new(),
         }
+    }
+
+    /// Uses an existing cluster connection (the caller chose its configuration), with the
+    /// cluster key layout. Fails if the key prefix contains `{` or `}`.
+    pub fn from_cluster_connection(
+        conn: ClusterConnection,
+        options: RedisOptions,
+    ) -> Result<Self, StorageError> {
+        check_cluster_prefix(&options.key_prefix)?;
+        Ok(RedisStore {
+            conn: Conn::Cluster(conn),
+            keys: Keys {
+                prefix: options.key_prefix,
+                layout: Layout::Cluster,
+            },
+            timeout: options.operation_timeout,
+            scripts: Scripts::new(),
+        })
     }
 
     /// The key prefix in use.
     pub fn key_prefix(&self) -> &str {
-        &self.prefix
+        &self.keys.prefix
     }
 
-    fn key(&self, kind: &str, digest: &TokenDigest) -> String {
-        format!("{}{kind}:{}", self.prefix, digest.to_hex())
+    /// Whether the store uses the Redis Cluster key layout.
+    pub fn is_cluster(&self) -> bool {
+        self.keys.layout == Layout::Cluster
     }
 
-    fn client_key(&self, id: &str) -> String {
-        format!("{}client:{id}", self.prefix)
+    /// The record key of a stored token: on a cluster through its pointer (`None`: no
+    /// pointer, so no such token).
+    async fn record_key(
+        &self,
+        kind: &Kind,
+        token: &TokenDigest,
+    ) -> Result<Option<String>, StorageError> {
+        match self.keys.layout {
+            Layout::Single => Ok(Some(self.keys.key(kind.rec, token))),
+            Layout::Cluster => Ok(self
+                .pointed_grant(kind, token)
+                .await?
+                .map(|g| self.keys.token_key(kind, g, token))),
+        }
+    }
+
+    /// The grant a cluster pointer names, if there is one.
+    async fn pointed_grant(
+        &self,
+        kind: &Kind,
+        token: &TokenDigest,
+    ) -> Result<Option<GrantId>, StorageError> {
+        let key = self.keys.pointer_key(kind, token);
+        let v: Option<String> = self
+            .run(|mut c| async move { ::redis::cmd("GET").arg(&key).query_async(&mut c).await })
+            .await?;
+        v.map(|s| parse_grant(&s)).transpose()
+    }
+
+    /// Points a token's digest at its grant until `expires_at` (an expiry already passed
+    /// deletes the pointer).
+    async fn set_pointer(
+        &self,
+        kind: &Kind,
+        token: &TokenDigest,
+        grant: GrantId,
+        expires_at: i64,
+    ) -> Result<(), StorageError> {
+        let key = self.keys.pointer_key(kind, token);
+        let value = format!("{:032x}", grant.0);
+        self.run(|mut c| async move {
+            ::redis::cmd("SET")
+                .arg(&key)
+                .arg(&value)
+                .arg("EXAT")
+                .arg(expires_at.max(1))
+                .query_async::<()>(&mut c)
+                .await
+        })
+        .await
+    }
+
+    /// Deletes a cluster pointer whose token is gone or was never stored. A failure is
+    /// ignored: a pointer without its record grants nothing and expires with the token.
+    async fn drop_pointer(&self, kind: &Kind, token: &TokenDigest) {
+        if self.keys.layout != Layout::Cluster {
+            return;
+        }
+        let key = self.keys.pointer_key(kind, token);
+        let r = self
+            .run(|mut c| async move {
+                ::redis::cmd("DEL")
+                    .arg(&key)
+                    .query_async::<i64>(&mut c)
+                    .await
+            })
+            .await;
+        if r.is_err() {
+            log::debug!("twisted-oauth2: a Redis token pointer was left to expire");
+        }
     }
 
     /// `SET key json <condition>`: whether it was set.
     async fn set_client(&self, client: &Client, condition: &str) -> Result<bool, StorageError> {
         let json = encode_client(client)?;
-        let key = self.client_key(client.id());
+        let key = self.keys.client_key(client.id());
         // A client whose registration expires vanishes then (`EXAT`); a `SET` without it
         // clears an earlier expiry.
         let expires = client.expires_at().map(|t| t.max(1));
@@ -294,15 +574,11 @@ impl RedisStore {
         Ok(set.is_some())
     }
 
-    fn grant_key(&self, kind: &str, grant: GrantId) -> String {
-        format!("{}{kind}:{:032x}", self.prefix, grant.0)
-    }
-
     /// Runs one Redis operation on a clone of the (multiplexed) connection under the
     /// operation timeout, mapping its error.
     async fn run<T, F, Fut>(&self, op: F) -> Result<T, StorageError>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
         match tokio::time::timeout(self.timeout, op(self.conn.clone())).await {
@@ -311,23 +587,27 @@ impl RedisStore {
         }
     }
 
-    /// Stores a token with its index entry, unless the grant has a tombstone under
-    /// `tombstone` ([`StorageError::GrantRevoked`]).
+    /// Stores a token with its index entry, unless the grant has a tombstone
+    /// ([`StorageError::GrantRevoked`]). On a cluster the pointer is written first, so a
+    /// stored token is always reachable; a refused write's pointer is deleted again.
     async fn put_token(
         &self,
-        kind: &str,
-        index: &str,
-        tombstone: &str,
+        kind: &Kind,
         token: &TokenDigest,
         record: &TokenRecord,
-        flag: &str,
     ) -> Result<(), StorageError> {
         let json = encode(record)?;
-        let key = self.key(kind, token);
-        let idx = self.grant_key(index, record.grant_id);
-        let tomb = self.grant_key(tombstone, record.grant_id);
+        let grant = record.grant_id;
+        let key = self.keys.token_key(kind, grant, token);
+        let idx = self.keys.grant_key(kind.index, grant);
+        let tomb = self.keys.grant_key(kind.tomb, grant);
         let member = token.to_hex();
+        if self.keys.layout == Layout::Cluster {
+            self.set_pointer(kind, token, grant, record.expires_at)
+                .await?;
+        }
         let scripts = self.scripts.clone();
+        let flag = kind.flag;
         let n = self
             .run(|mut c| async move {
                 scripts
@@ -344,37 +624,149 @@ impl RedisStore {
             })
             .await?;
         if n < 0 {
+            self.drop_pointer(kind, token).await;
             return Err(StorageError::GrantRevoked);
         }
         Ok(())
     }
 
+    /// Tombstones `grant` and deletes its tokens of `kind`: lists the grant's index, then
+    /// runs [`REVOKE_GRANT`] with every listed token's key declared, again if a token
+    /// joined the index in between.
     async fn revoke_grant(
         &self,
-        index: &str,
-        kind: &str,
-        tombstone: &str,
+        kind: &Kind,
         grant: GrantId,
         until: i64,
     ) -> Result<u64, StorageError> {
-        let idx = self.grant_key(index, grant);
-        let tomb = self.grant_key(tombstone, grant);
-        let prefix = format!("{}{kind}:", self.prefix);
-        let scripts = self.scripts.clone();
-        let n = self
-            .run(|mut c| async move {
-                scripts
-                    .revoke_grant
-                    .key(&idx)
-                    .key(&tomb)
-                    .arg(&prefix)
-                    .arg(until)
-                    .invoke_async::<i64>(&mut c)
-                    .await
-            })
-            .await?;
-        Ok(n.max(0) as u64)
+        let idx = self.keys.grant_key(kind.index, grant);
+        let tomb = self.keys.grant_key(kind.tomb, grant);
+        for _ in 0..REVOKE_ATTEMPTS {
+            let members: Vec<String> = {
+                let idx = idx.clone();
+                self.run(|mut c| async move {
+                    ::redis::cmd("SMEMBERS").arg(&idx).query_async(&mut c).await
+                })
+                .await?
+            };
+            let keys: Vec<String> = members
+                .iter()
+                .map(|m| self.keys.token_key_hex(kind, grant, m))
+                .collect();
+            let scripts = self.scripts.clone();
+            let (idx, tomb) = (&idx, &tomb);
+            let n = self
+                .run(|mut c| async move {
+                    scripts
+                        .revoke_grant
+                        .key(idx)
+                        .key(tomb)
+                        .key(&keys)
+                        .arg(until)
+                        .arg(&members)
+                        .invoke_async::<i64>(&mut c)
+                        .await
+                })
+                .await?;
+            if n >= 0 {
+                return Ok(n as u64);
+            }
+        }
+        Err(StorageError::other(std::io::Error::other(
+            "tokens kept joining the grant's index during its revocation",
+        )))
     }
+}
+
+/// Whether `url` names a Redis Cluster (`redis+cluster://`).
+fn is_cluster_url(url: &str) -> bool {
+    url.trim()
+        .get(..16)
+        .is_some_and(|s| s.eq_ignore_ascii_case("redis+cluster://"))
+}
+
+fn cluster_url_error(reason: impl Into<String>) -> StorageError {
+    StorageError::other(ConfigError::Setting {
+        key: "storage",
+        reason: reason.into(),
+    })
+}
+
+/// Splits `redis+cluster://[[user]:password@]host:port,host:port,...[/][?key_prefix=...]`
+/// into one `redis://` URL per node (each with the credentials) and the key prefix.
+/// Errors never repeat the URL, which may hold a password.
+fn parse_cluster_url(url: &str) -> Result<(Vec<String>, Option<String>), StorageError> {
+    let url = url.trim();
+    let rest = url
+        .get(16..)
+        .filter(|_| is_cluster_url(url))
+        .ok_or_else(|| cluster_url_error("a Redis Cluster URL starts with `redis+cluster://`"))?;
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, Some(q)),
+        None => (rest, None),
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let (auth, hosts) = match rest.rsplit_once('@') {
+        Some((a, h)) => (Some(a), h),
+        None => (None, rest),
+    };
+    if hosts.contains('/') {
+        return Err(cluster_url_error(
+            "a Redis Cluster URL has no database path (a cluster has database 0 only)",
+        ));
+    }
+    let mut nodes = Vec::new();
+    for node in hosts.split(',') {
+        let node = node.trim();
+        let valid = node.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty()
+                && !host.contains(['@', '?', '#', ' '])
+                && port.parse::<u16>().is_ok_and(|p| p > 0)
+        });
+        if !valid {
+            return Err(cluster_url_error(
+                "every node of a Redis Cluster URL is `host:port`, separated by commas",
+            ));
+        }
+        nodes.push(match auth {
+            Some(a) => format!("redis://{a}@{node}"),
+            None => format!("redis://{node}"),
+        });
+    }
+    let mut prefix = None;
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        if k == "key_prefix" {
+            prefix = Some(v.into_owned());
+        } else {
+            return Err(cluster_url_error(format!(
+                "unknown Redis Cluster URL parameter `{}` (only `key_prefix`)",
+                crate::error::printable(&k)
+            )));
+        }
+    }
+    Ok((nodes, prefix))
+}
+
+/// A cluster key prefix must leave the grant's `{g:...}` the first hash tag of its keys.
+fn check_cluster_prefix(prefix: &str) -> Result<(), StorageError> {
+    if prefix.contains(['{', '}']) {
+        return Err(cluster_url_error(
+            "a Redis Cluster key prefix must not contain `{` or `}` (hash tags)",
+        ));
+    }
+    Ok(())
+}
+
+/// A grant id as a cluster pointer holds it (32 hex digits).
+fn parse_grant(s: &str) -> Result<GrantId, StorageError> {
+    if s.len() != 32 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(StorageError::Corrupt(
+            "a Redis token pointer does not hold a grant id".into(),
+        ));
+    }
+    u128::from_str_radix(s, 16)
+        .map(GrantId)
+        .map_err(|e| StorageError::Corrupt(Box::new(e)))
 }
 
 /// Splits a `key_prefix` query parameter off a Redis URL.
@@ -446,7 +838,7 @@ impl ClientStore for RedisStore {
     /// A client created through [`ClientRegistry`] (configured clients are looked up
     /// before this store).
     async fn client(&self, id: &str) -> Result<Option<Arc<Client>>, StorageError> {
-        let key = self.client_key(id);
+        let key = self.keys.client_key(id);
         let v: Option<String> = self
             .run(|mut c| async move { ::redis::cmd("GET").arg(&key).query_async(&mut c).await })
             .await?;
@@ -476,7 +868,7 @@ impl ClientRegistry for RedisStore {
     }
 
     async fn delete_client(&self, id: &str) -> Result<bool, StorageError> {
-        let key = self.client_key(id);
+        let key = self.keys.client_key(id);
         let n: i64 = self
             .run(|mut c| async move { ::redis::cmd("DEL").arg(&key).query_async(&mut c).await })
             .await?;
@@ -488,7 +880,7 @@ impl ClientRegistry for RedisStore {
 impl CodeStore for RedisStore {
     async fn put_code(&self, code: &TokenDigest, record: &CodeRecord) -> Result<(), StorageError> {
         let json = encode(record)?;
-        let key = self.key("code", code);
+        let key = self.keys.key("code", code);
         let scripts = self.scripts.clone();
         // No index: the script sees KEYS[2] == KEYS[1] and skips it.
         self.run(|mut c| async move {
@@ -508,7 +900,7 @@ impl CodeStore for RedisStore {
     }
 
     async fn take_code(&self, code: &TokenDigest) -> Result<CodeTake, StorageError> {
-        let key = self.key("code", code);
+        let key = self.keys.key("code", code);
         let scripts = self.scripts.clone();
         let (state, json) = self
             .run(|mut c| async move {
@@ -527,7 +919,7 @@ impl CodeStore for RedisStore {
     }
 
     async fn release_code(&self, code: &TokenDigest) -> Result<(), StorageError> {
-        let key = self.key("code", code);
+        let key = self.keys.key("code", code);
         let scripts = self.scripts.clone();
         self.run(|mut c| async move {
             scripts
@@ -548,11 +940,13 @@ impl AccessTokenStore for RedisStore {
         token: &TokenDigest,
         record: &TokenRecord,
     ) -> Result<(), StorageError> {
-        self.put_token("at", "atg", "atx", token, record, "").await
+        self.put_token(&ACCESS, token, record).await
     }
 
     async fn access(&self, token: &TokenDigest) -> Result<Option<TokenRecord>, StorageError> {
-        let key = self.key("at", token);
+        let Some(key) = self.record_key(&ACCESS, token).await? else {
+            return Ok(None);
+        };
         let v: Option<String> = self
             .run(|mut c| async move { ::redis::cmd("GET").arg(&key).query_async(&mut c).await })
             .await?;
@@ -565,15 +959,18 @@ impl AccessTokenStore for RedisStore {
     ) -> Result<Option<TokenRecord>, StorageError> {
         // The grant index keeps a stale member; revoking the grant then finds nothing
         // under it, and the index expires with its last token.
-        let key = self.key("at", token);
+        let Some(key) = self.record_key(&ACCESS, token).await? else {
+            return Ok(None);
+        };
         let v: Option<String> = self
             .run(|mut c| async move { ::redis::cmd("GETDEL").arg(&key).query_async(&mut c).await })
             .await?;
+        self.drop_pointer(&ACCESS, token).await;
         v.map(|j| decode(&j)).transpose()
     }
 
     async fn revoke_access_grant(&self, grant: GrantId, until: i64) -> Result<u64, StorageError> {
-        self.revoke_grant("atg", "at", "atx", grant, until).await
+        self.revoke_grant(&ACCESS, grant, until).await
     }
 }
 
@@ -584,12 +981,13 @@ impl RefreshTokenStore for RedisStore {
         token: &TokenDigest,
         record: &TokenRecord,
     ) -> Result<(), StorageError> {
-        self.put_token("rt", "rtg", "rtx", token, record, "rot")
-            .await
+        self.put_token(&REFRESH, token, record).await
     }
 
     async fn refresh(&self, token: &TokenDigest) -> Result<RefreshState, StorageError> {
-        let key = self.key("rt", token);
+        let Some(key) = self.record_key(&REFRESH, token).await? else {
+            return Ok(RefreshState::Unknown);
+        };
         let (rec, rot): (Option<String>, Option<String>) = self
             .run(|mut c| async move {
                 ::redis::cmd("HMGET")
@@ -607,17 +1005,44 @@ impl RefreshTokenStore for RedisStore {
         })
     }
 
+    /// On a cluster the rotation runs in the grant's slot, so `record.grant_id` must be the
+    /// old token's grant (as it is for every rotation the server makes). A rotation into
+    /// another grant is refused: [`StorageError::GrantRevoked`] if that grant is
+    /// tombstoned, [`StorageError::Other`] otherwise; the old token is left as it was.
     async fn rotate_refresh(
         &self,
         old: &TokenDigest,
         new: &TokenDigest,
         record: &TokenRecord,
     ) -> Result<Rotation, StorageError> {
+        let grant = record.grant_id;
         let json = encode(record)?;
-        let old_key = self.key("rt", old);
-        let new_key = self.key("rt", new);
-        let idx = self.grant_key("rtg", record.grant_id);
-        let tomb = self.grant_key("rtx", record.grant_id);
+        let old_key = self.keys.token_key(&REFRESH, grant, old);
+        let new_key = self.keys.token_key(&REFRESH, grant, new);
+        let idx = self.keys.grant_key(REFRESH.index, grant);
+        let tomb = self.keys.grant_key(REFRESH.tomb, grant);
+        if self.keys.layout == Layout::Cluster {
+            // An old token without a pointer is unknown in any grant: the script, run in
+            // the new record's grant, reports a tombstone or `Unknown`.
+            if let Some(family) = self.pointed_grant(&REFRESH, old).await? {
+                if family != grant {
+                    let t = tomb.clone();
+                    let revoked: bool = self
+                        .run(|mut c| async move {
+                            ::redis::cmd("EXISTS").arg(&t).query_async(&mut c).await
+                        })
+                        .await?;
+                    if revoked {
+                        return Err(StorageError::GrantRevoked);
+                    }
+                    return Err(StorageError::other(std::io::Error::other(
+                        "on a Redis Cluster a refresh token rotates within its own grant",
+                    )));
+                }
+            }
+            self.set_pointer(&REFRESH, new, grant, record.expires_at)
+                .await?;
+        }
         let member = new.to_hex();
         let scripts = self.scripts.clone();
         let outcome = self
@@ -634,8 +1059,13 @@ impl RefreshTokenStore for RedisStore {
                     .invoke_async::<i64>(&mut c)
                     .await
             })
-            .await?;
-        Ok(match outcome {
+            .await;
+        if !matches!(outcome, Ok(1)) {
+            // Nothing was stored under `new` (or the outcome is unknown: a pointer to a
+            // record that may exist is removed, which fails safe).
+            self.drop_pointer(&REFRESH, new).await;
+        }
+        Ok(match outcome? {
             1 => Rotation::Rotated,
             2 => Rotation::AlreadyRotated,
             -1 => return Err(StorageError::GrantRevoked),
@@ -647,22 +1077,19 @@ impl RefreshTokenStore for RedisStore {
         &self,
         token: &TokenDigest,
     ) -> Result<Option<TokenRecord>, StorageError> {
-        let key = self.key("rt", token);
-        let (rec, _): (Option<String>, i64) = self
-            .run(|mut c| async move {
-                ::redis::pipe()
-                    .atomic()
-                    .hget(&key, "rec")
-                    .del(&key)
-                    .query_async(&mut c)
-                    .await
-            })
+        let Some(key) = self.record_key(&REFRESH, token).await? else {
+            return Ok(None);
+        };
+        let scripts = self.scripts.clone();
+        let rec: Option<String> = self
+            .run(|mut c| async move { scripts.revoke_one.key(&key).invoke_async(&mut c).await })
             .await?;
+        self.drop_pointer(&REFRESH, token).await;
         rec.map(|j| decode(&j)).transpose()
     }
 
     async fn revoke_refresh_grant(&self, grant: GrantId, until: i64) -> Result<u64, StorageError> {
-        self.revoke_grant("rtg", "rt", "rtx", grant, until).await
+        self.revoke_grant(&REFRESH, grant, until).await
     }
 }
 
@@ -674,7 +1101,7 @@ impl PendingStore for RedisStore {
         record: &PendingRecord,
     ) -> Result<(), StorageError> {
         let json = encode(record)?;
-        let key = self.key("pd", handle);
+        let key = self.keys.key("pd", handle);
         // `EXAT` in the past deletes the key (Redis 6.2+), so an expired request is gone.
         self.run(|mut c| async move {
             ::redis::cmd("SET")
@@ -689,7 +1116,7 @@ impl PendingStore for RedisStore {
     }
 
     async fn pending(&self, handle: &TokenDigest) -> Result<Option<PendingRecord>, StorageError> {
-        let key = self.key("pd", handle);
+        let key = self.keys.key("pd", handle);
         let v: Option<String> = self
             .run(|mut c| async move { ::redis::cmd("GET").arg(&key).query_async(&mut c).await })
             .await?;
@@ -700,7 +1127,7 @@ impl PendingStore for RedisStore {
         &self,
         handle: &TokenDigest,
     ) -> Result<Option<PendingRecord>, StorageError> {
-        let key = self.key("pd", handle);
+        let key = self.keys.key("pd", handle);
         let v: Option<String> = self
             .run(|mut c| async move { ::redis::cmd("GETDEL").arg(&key).query_async(&mut c).await })
             .await?;
@@ -731,5 +1158,80 @@ mod tests {
         assert_eq!(p.as_deref(), Some("a"));
         let (u, p) = split_prefix("redis://h").unwrap();
         assert_eq!((u.as_str(), p), ("redis://h", None));
+    }
+
+    #[test]
+    fn cluster_urls_name_every_node_with_the_credentials() {
+        let (nodes, p) =
+            parse_cluster_url("redis+cluster://:pw@10.0.0.1:7001, 10.0.0.2:7002/?key_prefix=t:")
+                .unwrap();
+        assert_eq!(
+            nodes,
+            ["redis://:pw@10.0.0.1:7001", "redis://:pw@10.0.0.2:7002"]
+        );
+        assert_eq!(p.as_deref(), Some("t:"));
+        let (nodes, p) = parse_cluster_url("REDIS+CLUSTER://[::1]:7001").unwrap();
+        assert_eq!((nodes, p), (vec!["redis://[::1]:7001".to_owned()], None));
+        for bad in [
+            "redis+cluster://",
+            "redis+cluster://h1:7001,",
+            "redis+cluster://h1",
+            "redis+cluster://h1:0",
+            "redis+cluster://h1:70000",
+            "redis+cluster://h1:7001/0",
+            "redis+cluster://:s3cret@h1:7001?db=1",
+            "redis://h1:7001",
+        ] {
+            match parse_cluster_url(bad) {
+                Err(StorageError::Other(e)) => {
+                    assert!(!e.to_string().contains("s3cret"), "{bad}: {e}")
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        assert!(is_cluster_url(" redis+cluster://h:1"));
+        assert!(!is_cluster_url("redis://h:1"));
+    }
+
+    #[test]
+    fn cluster_keys_of_one_grant_share_a_hash_tag() {
+        assert!(check_cluster_prefix("oauth2:").is_ok());
+        assert!(check_cluster_prefix("a{b}:").is_err());
+        let g = GrantId(0xab);
+        let t = TokenDigest([7; 32]);
+        let hex = t.to_hex();
+        let cluster = Keys {
+            prefix: "p:".into(),
+            layout: Layout::Cluster,
+        };
+        let tag = "p:{g:000000000000000000000000000000ab}:";
+        assert_eq!(cluster.token_key(&ACCESS, g, &t), format!("{tag}at:{hex}"));
+        assert_eq!(cluster.token_key(&REFRESH, g, &t), format!("{tag}rt:{hex}"));
+        assert_eq!(cluster.grant_key(ACCESS.index, g), format!("{tag}atg"));
+        assert_eq!(cluster.grant_key(REFRESH.tomb, g), format!("{tag}rtx"));
+        assert_eq!(cluster.pointer_key(&ACCESS, &t), format!("p:ptr:at:{hex}"));
+        let single = Keys {
+            prefix: "p:".into(),
+            layout: Layout::Single,
+        };
+        assert_eq!(single.token_key(&ACCESS, g, &t), format!("p:at:{hex}"));
+        assert_eq!(
+            single.grant_key(REFRESH.index, g),
+            "p:rtg:000000000000000000000000000000ab"
+        );
+        assert_eq!(
+            parse_grant("000000000000000000000000000000ab").ok(),
+            Some(g)
+        );
+        for bad in [
+            "ab",
+            "+00000000000000000000000000000ab",
+            "zz000000000000000000000000000000",
+        ] {
+            assert!(
+                matches!(parse_grant(bad), Err(StorageError::Corrupt(_))),
+                "{bad}"
+            );
+        }
     }
 }

@@ -1,0 +1,311 @@
+//! The Redis store on a Redis Cluster: the test starts a three-node cluster of its own
+//! (`redis-server` and `redis-cli` from `PATH`, loopback ports the OS reports free, a
+//! temporary directory; the servers are killed when the test ends), runs the whole store
+//! test kit against it through `redis+cluster://`, and checks the key layout: every key of
+//! one grant in one slot, different grants spread over the three nodes.
+//!
+//! Runs only when `TWISTED_OAUTH2_TEST_REDIS_CLUSTER=1` (`.ci/run` sets it); then a
+//! missing `redis-server` fails the test rather than skipping it.
+//!
+//! `TWISTED_OAUTH2_TEST_REDIS_CLUSTER=1 cargo test -p twisted-oauth2 --features redis,testkit --test redis_cluster`
+#![cfg(all(feature = "redis", feature = "testkit"))]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use twisted_oauth2::storage::{GrantId, Rotation};
+use twisted_oauth2::testkit;
+
+const ENV: &str = "TWISTED_OAUTH2_TEST_REDIS_CLUSTER";
+
+/// A running three-node cluster; dropping it kills the servers and removes their files.
+struct Cluster {
+    servers: Vec<Child>,
+    ports: Vec<u16>,
+    dir: PathBuf,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for s in &mut self.servers {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A loopback port that is free, and whose cluster bus port (port + 10000) is free too.
+fn free_port(taken: &[u16]) -> u16 {
+    for _ in 0..200 {
+        let Ok(l) = TcpListener::bind("127.0.0.1:0") else {
+            continue;
+        };
+        let Ok(addr) = l.local_addr() else { continue };
+        let p = addr.port();
+        if p > 55_000 || taken.contains(&p) {
+            continue;
+        }
+        if TcpListener::bind(("127.0.0.1", p + 10_000)).is_ok() {
+            return p;
+        }
+    }
+    panic!("no free loopback port pair for a Redis Cluster node");
+}
+
+fn cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(args)
+        .stdin(Stdio::null())
+        .output();
+    match out {
+        Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
+        Err(e) => panic!("cannot run redis-cli: {e}"),
+    }
+}
+
+fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+impl Cluster {
+    /// Starts the cluster, or returns `None` (with a notice) when the variable is not `1`.
+    fn start() -> Option<Cluster> {
+        if std::env::var(ENV).as_deref() != Ok("1") {
+            let _ = writeln!(
+                std::io::stderr(),
+                "skipping: {ENV} is not 1, so the Redis Cluster test does not run"
+            );
+            return None;
+        }
+        let dir = std::env::temp_dir().join(format!(
+            "twisted-oauth2-redis-cluster-{}-{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            panic!("cannot create {}: {e}", dir.display());
+        }
+        let mut cluster = Cluster {
+            servers: Vec::new(),
+            ports: Vec::new(),
+            dir,
+        };
+        for _ in 0..3 {
+            let port = free_port(&cluster.ports);
+            let d = &cluster.dir;
+            let server = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--cluster-enabled", "yes", "--cluster-config-file"])
+                .arg(d.join(format!("nodes-{port}.conf")))
+                .arg("--dir")
+                .arg(d)
+                .arg("--logfile")
+                .arg(d.join(format!("redis-{port}.log")))
+                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn();
+            match server {
+                Ok(c) => cluster.servers.push(c),
+                Err(e) => panic!("{ENV}=1 but redis-server cannot be started: {e}"),
+            }
+            cluster.ports.push(port);
+        }
+        for &p in &cluster.ports {
+            wait_for("a Redis node to answer", || {
+                cli(p, &["ping"]).trim() == "PONG"
+            });
+        }
+        let nodes: Vec<String> = cluster
+            .ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        let created = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&nodes)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null())
+            .output();
+        match created {
+            Ok(o) if o.status.success() => {}
+            Ok(o) => panic!(
+                "redis-cli --cluster create failed: {}",
+                String::from_utf8_lossy(&o.stdout)
+            ),
+            Err(e) => panic!("cannot run redis-cli: {e}"),
+        }
+        for &p in &cluster.ports {
+            wait_for("cluster_state:ok", || {
+                cli(p, &["cluster", "info"]).contains("cluster_state:ok")
+            });
+        }
+        Some(cluster)
+    }
+
+    fn url(&self, prefix: &str) -> String {
+        let nodes: Vec<String> = self
+            .ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        format!("redis+cluster://{}?key_prefix={prefix}", nodes.join(","))
+    }
+
+    /// Every key under `prefix` on each node, with its slot.
+    fn keys(&self, prefix: &str) -> BTreeMap<u16, Vec<(String, u16)>> {
+        let mut all = BTreeMap::new();
+        for &p in &self.ports {
+            let listed = cli(p, &["--scan", "--pattern", &format!("{prefix}*")]);
+            let keys = listed
+                .lines()
+                .filter(|k| !k.is_empty())
+                .map(|k| {
+                    let slot = cli(p, &["cluster", "keyslot", k]);
+                    match slot.trim().parse() {
+                        Ok(s) => (k.to_owned(), s),
+                        Err(_) => panic!("CLUSTER KEYSLOT {k}: {slot}"),
+                    }
+                })
+                .collect();
+            all.insert(p, keys);
+        }
+        all
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => panic!("cannot build a Tokio runtime: {e}"),
+    }
+}
+
+#[test]
+fn store_kit_and_key_layout_on_a_three_node_cluster() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let rt = runtime();
+    rt.block_on(async {
+        let stores = match twisted_oauth2::storage::connect(&cluster.url("kit:")).await {
+            Ok(s) => s,
+            Err(e) => panic!("connecting to the cluster: {e:?}"),
+        };
+        let passed = testkit::run_all(stores).await;
+        assert_eq!(passed, testkit::CASES.len());
+    });
+
+    // The layout: 60 grants, each with two access tokens and a rotated refresh token.
+    let prefix = format!("layout{:08x}:", rand::random::<u32>());
+    let grants: Vec<GrantId> = (0..60).map(|_| GrantId::random()).collect();
+    rt.block_on(async {
+        let s = match twisted_oauth2::storage::connect(&cluster.url(&prefix)).await {
+            Ok(s) => s,
+            Err(e) => panic!("connecting to the cluster: {e:?}"),
+        };
+        for &g in &grants {
+            for _ in 0..2 {
+                let r = s
+                    .access
+                    .put_access(&testkit::digest(), &testkit::token_record(g, 3600))
+                    .await;
+                assert!(r.is_ok(), "put_access: {r:?}");
+            }
+            let (r1, r2) = (testkit::digest(), testkit::digest());
+            let r = s
+                .refresh
+                .put_refresh(&r1, &testkit::token_record(g, 3600))
+                .await;
+            assert!(r.is_ok(), "put_refresh: {r:?}");
+            let rot = s
+                .refresh
+                .rotate_refresh(&r1, &r2, &testkit::token_record(g, 3600))
+                .await;
+            assert_eq!(rot.ok(), Some(Rotation::Rotated));
+        }
+    });
+    let keys = cluster.keys(&prefix);
+    // grant hex -> the (node, slot) pairs and the number of its keys.
+    let mut families: BTreeMap<String, (BTreeSet<(u16, u16)>, usize)> = BTreeMap::new();
+    let mut pointers = BTreeMap::new();
+    for (&node, ks) in &keys {
+        for (k, slot) in ks {
+            let rest = &k[prefix.len()..];
+            if let Some(tagged) = rest.strip_prefix("{g:") {
+                let Some((grant, _)) = tagged.split_once('}') else {
+                    panic!("unterminated hash tag in {k}");
+                };
+                let f = families.entry(grant.to_owned()).or_default();
+                f.0.insert((node, *slot));
+                f.1 += 1;
+            } else {
+                assert!(rest.starts_with("ptr:"), "unexpected key {k}");
+                *pointers.entry(node).or_insert(0) += 1;
+            }
+        }
+    }
+    assert_eq!(families.len(), grants.len(), "one family per grant");
+    for g in &grants {
+        let hex = format!("{:032x}", g.as_u128());
+        let Some((places, n)) = families.get(&hex) else {
+            panic!("no keys of grant {hex}");
+        };
+        assert_eq!(places.len(), 1, "grant {hex}: keys in {places:?}");
+        // Two access tokens, the rotated-out and the current refresh token, two indexes.
+        assert_eq!(*n, 6, "grant {hex}: keys");
+    }
+    let nodes: BTreeSet<u16> = families
+        .values()
+        .flat_map(|(p, _)| p.iter().map(|(node, _)| *node))
+        .collect();
+    assert_eq!(nodes.len(), 3, "families spread over the nodes: {nodes:?}");
+    assert_eq!(
+        pointers.values().sum::<usize>(),
+        4 * grants.len(),
+        "one pointer per token"
+    );
+    assert_eq!(pointers.len(), 3, "pointers spread over the nodes");
+
+    // A revocation removes a family's tokens from its slot and leaves its tombstone there.
+    let g = grants[0];
+    rt.block_on(async {
+        let s = match twisted_oauth2::storage::connect(&cluster.url(&prefix)).await {
+            Ok(s) => s,
+            Err(e) => panic!("connecting to the cluster: {e:?}"),
+        };
+        let until = testkit::now() + 3600;
+        assert_eq!(s.refresh.revoke_refresh_grant(g, until).await.ok(), Some(2));
+        assert_eq!(s.access.revoke_access_grant(g, until).await.ok(), Some(2));
+    });
+    let hex = format!("{:032x}", g.as_u128());
+    let left: Vec<String> = cluster
+        .keys(&prefix)
+        .into_values()
+        .flatten()
+        .map(|(k, _)| k)
+        .filter(|k| k.contains(&hex))
+        .collect();
+    let tag = format!("{prefix}{{g:{hex}}}:");
+    let mut expected = vec![format!("{tag}atx"), format!("{tag}rtx")];
+    let mut left = left;
+    left.sort();
+    expected.sort();
+    assert_eq!(left, expected, "only the tombstones remain");
+}
