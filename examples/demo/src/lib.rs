@@ -457,7 +457,9 @@ fn index() -> RawHtml<String> {
         "<p>An OAuth 2.1 authorization server protecting a clock. See the README: start the \
          code flow at <code>/oauth2/authorize</code>, get tokens at <code>/oauth2/token</code>, and \
          read <a href=\"/clock\">/clock</a> with a token holding <code>VIEW_CLOCK</code>.</p>\
-         <p><a href=\"/client\">Try the browser client</a> (sign in as alice / wonderland).</p>",
+         <p><a href=\"/client\">Try the browser client</a> (sign in as alice / wonderland).</p>\
+         <p>MCP clients: the Model Context Protocol server is at <code>/mcp</code> (Streamable \
+         HTTP, one tool, <code>get_time</code>); clients register themselves.</p>",
     )
 }
 
