@@ -7,7 +7,8 @@
 //! a protected route (or be active at introspection). No request may get a 5xx.
 //!
 //! PostgreSQL and Redis need `TWISTED_OAUTH2_TEST_POSTGRES` / `TWISTED_OAUTH2_TEST_REDIS`
-//! and skip with a notice otherwise.
+//! and skip with a notice otherwise; the Redis Cluster case starts a three-node cluster of
+//! its own when `TWISTED_OAUTH2_TEST_REDIS_CLUSTER=1`.
 //!
 //! `cargo test -p twisted-oauth2 --features sqlite,postgres,redis,testkit --test revocation_race`
 
@@ -341,4 +342,16 @@ async fn redis_replayed_code_leaves_no_live_token_over_http() {
         return;
     };
     race_on_url("redis", &url).await;
+}
+
+/// The same on a three-node Redis Cluster the test starts (`TWISTED_OAUTH2_TEST_REDIS_CLUSTER=1`).
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_replayed_code_leaves_no_live_token_over_http() {
+    let cluster = match tokio::task::spawn_blocking(stores::cluster::Cluster::start).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return,
+        Err(e) => panic!("starting the Redis Cluster: {e}"),
+    };
+    race_on_url("redis cluster", &cluster.url("race:")).await;
 }

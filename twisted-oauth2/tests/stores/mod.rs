@@ -8,6 +8,9 @@ use std::sync::OnceLock;
 
 use twisted_oauth2::storage::Stores;
 
+/// A three-node Redis Cluster started by the test (`TWISTED_OAUTH2_TEST_REDIS_CLUSTER=1`).
+pub mod cluster;
+
 pub const POSTGRES_ENV: &str = "TWISTED_OAUTH2_TEST_POSTGRES";
 pub const REDIS_ENV: &str = "TWISTED_OAUTH2_TEST_REDIS";
 
