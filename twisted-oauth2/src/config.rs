@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::client::{Client, SecretDigest};
 use crate::error::ConfigError;
 use crate::scope::Scope;
+pub use crate::storage::cache::ValidationCacheConfig;
 
 /// Server-wide settings.
 ///
@@ -120,6 +121,9 @@ pub struct ServerConfig {
     /// Dynamic client registration (RFC 7591, RFC 7592): the `registration` table.
     /// Default: off. See [`crate::endpoint::register`].
     pub registration: RegistrationConfig,
+    /// The validation cache of access tokens (the `validation_cache` table). Default: off.
+    /// See [`crate::storage::cache`].
+    pub validation_cache: ValidationCacheConfig,
     /// Not a setting: makes exhaustive struct literals impossible, so adding settings is
     /// not a breaking change. Use `..Default::default()`.
     #[doc(hidden)]
@@ -165,6 +169,7 @@ impl Default for ServerConfig {
             scope_descriptions: Default::default(),
             clients: Vec::new(),
             registration: Default::default(),
+            validation_cache: Default::default(),
             __non_exhaustive: (),
         }
     }
@@ -220,6 +225,7 @@ impl fmt::Debug for ServerConfig {
             .field("scope_descriptions", &self.scope_descriptions)
             .field("clients", &self.clients)
             .field("registration", &self.registration)
+            .field("validation_cache", &self.validation_cache)
             .finish()
     }
 }
@@ -463,6 +469,7 @@ impl ServerConfig {
             }
         }
         self.registration.validate()?;
+        self.validation_cache.validate()?;
         let mut clients = Vec::with_capacity(self.clients.len());
         for c in &self.clients {
             if clients.iter().any(|x: &Client| x.id() == c.id) {

@@ -32,6 +32,8 @@ pub struct AuthorizationServer {
     grants: GrantRegistry,
     /// How access tokens are made and read back.
     pub(crate) format: Arc<dyn AccessTokenFormat>,
+    /// The validation cache in front of the access store, when on.
+    cache_policy: Option<crate::storage::cache::CachePolicy>,
     /// Members the application adds to the RFC 8414 document.
     pub(crate) metadata_members: Vec<(String, serde_json::Value)>,
     /// Parsed forms of recently requested scope strings.
@@ -67,6 +69,7 @@ impl AuthorizationServer {
             format: None,
             metadata_members: Vec::new(),
             audit: None,
+            revocation_channel: None,
         }
     }
 
@@ -179,6 +182,13 @@ impl AuthorizationServer {
         &*self.format
     }
 
+    /// The validation cache's policy, when `oauth2.validation_cache.enabled` put a
+    /// [`CachedAccessStore`](crate::storage::cache::CachedAccessStore) in front of
+    /// [`Stores::access`].
+    pub fn validation_cache(&self) -> Option<&crate::storage::cache::CachePolicy> {
+        self.cache_policy.as_ref()
+    }
+
     /// A fresh value from the generator, checked against RFC 6750 `b64token`.
     pub(crate) fn new_value(&self, kind: TokenKind) -> Result<String, OAuthError> {
         self.context().new_value(kind)
@@ -247,6 +257,7 @@ pub struct ServerBuilder {
     format: Option<Arc<dyn AccessTokenFormat>>,
     metadata_members: Vec<(String, serde_json::Value)>,
     audit: Option<Arc<dyn crate::audit::AuditSink>>,
+    revocation_channel: Option<Arc<dyn crate::storage::cache::RevocationChannel>>,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -296,6 +307,20 @@ impl ServerBuilder {
     /// failed client authentication, consent) to `sink`.
     pub fn audit(mut self, sink: Arc<dyn crate::audit::AuditSink>) -> Self {
         self.audit = Some(sink);
+        self
+    }
+
+    /// Fans the validation cache's revocations out on this channel (for stores given with
+    /// [`Self::stores`]; [`Self::build_connected`] opens the channel of the `storage` URL
+    /// itself, as [`crate::storage::cache::revocation_channel_for`] does). Used only when
+    /// `oauth2.validation_cache.enabled`; without it the cache evicts in this process only
+    /// ([`LocalOnly`](crate::storage::cache::LocalOnly)), right for a store no other
+    /// process shares.
+    pub fn revocation_channel(
+        mut self,
+        channel: Arc<dyn crate::storage::cache::RevocationChannel>,
+    ) -> Self {
+        self.revocation_channel = Some(channel);
         self
     }
 
@@ -358,6 +383,26 @@ impl ServerBuilder {
             clock.clone(),
         );
         stores.clients = clients;
+        let cache_policy = if config.validation_cache.enabled {
+            let channel = self
+                .revocation_channel
+                .unwrap_or_else(|| Arc::new(crate::storage::cache::LocalOnly));
+            let cached = crate::storage::cache::CachedAccessStore::new(
+                stores.access.clone(),
+                &config.validation_cache,
+                channel,
+                clock.clone(),
+            )
+            .map_err(|e| ConfigError::Setting {
+                key: "validation_cache",
+                reason: format!("cannot start the revocation channel: {e}"),
+            })?;
+            let policy = cached.policy().clone();
+            stores.access = Arc::new(cached);
+            Some(policy)
+        } else {
+            None
+        };
         let mut grants = GrantRegistry::built_in(self.password.clone());
         for g in self.grants {
             let name = g.grant_type().to_owned();
@@ -424,6 +469,7 @@ impl ServerBuilder {
                 .unwrap_or_else(|| Arc::new(RandomTokenGenerator)),
             grants,
             format: self.format.unwrap_or_else(|| Arc::new(OpaqueTokens)),
+            cache_policy,
             metadata_members: self.metadata_members,
             scope_cache: ScopeCache::default(),
             audit: self.audit,
@@ -437,7 +483,10 @@ impl ServerBuilder {
     /// [`Self::build`], after connecting the configuration's `storage` URL with
     /// [`crate::storage::connect`] when no stores were given (SQL schemas are created or
     /// migrated first). A store that cannot be opened is a [`ConfigError::Setting`] for
-    /// `storage` naming the backend (without credentials) and the cause.
+    /// `storage` naming the backend (without credentials) and the cause. With
+    /// `oauth2.validation_cache.enabled` (and no [`Self::revocation_channel`]), the
+    /// channel of the URL is opened too
+    /// ([`crate::storage::cache::revocation_channel_for`]).
     pub async fn build_connected(mut self) -> Result<AuthorizationServer, ConfigError> {
         if self.stores.is_none() {
             self.config.validate()?;
@@ -446,6 +495,12 @@ impl ServerBuilder {
                 .await
                 .map_err(|e| storage_setting_error(&url, e))?;
             self.stores = Some(stores);
+            if self.config.validation_cache.enabled && self.revocation_channel.is_none() {
+                let channel = crate::storage::cache::revocation_channel_for(&url)
+                    .await
+                    .map_err(|e| storage_setting_error(&url, e))?;
+                self.revocation_channel = Some(channel);
+            }
         }
         self.build()
     }

@@ -41,6 +41,7 @@ struct Parts {
     on_authenticate: Option<Arc<dyn OnAuthenticate>>,
     builtin_consent: Option<Arc<super::builtin_consent::Inner>>,
     purge_interval: Option<Duration>,
+    revocation_channel: Option<Arc<dyn crate::storage::cache::RevocationChannel>>,
 }
 
 /// The fairing that makes a Rocket app an OAuth 2 authorization server. Attach it once.
@@ -196,6 +197,16 @@ impl OAuth2 {
         })
     }
 
+    /// Fans the validation cache's revocations out on this channel, for stores given with
+    /// [`OAuth2::stores`] (see [`ServerBuilder::revocation_channel`](crate::server::ServerBuilder::revocation_channel)).
+    /// Stores opened from the `storage` URL get that URL's channel by themselves.
+    pub fn revocation_channel(
+        self,
+        channel: Arc<dyn crate::storage::cache::RevocationChannel>,
+    ) -> Self {
+        self.with(|p| p.revocation_channel = Some(channel))
+    }
+
     /// How often expired codes, tokens and pending requests are purged (default 60 s).
     pub fn purge_interval(self, every: Duration) -> Self {
         self.with(|p| p.purge_interval = Some(every))
@@ -271,12 +282,28 @@ impl Fairing for OAuth2 {
         }
         // Stores given in code win; otherwise the `storage` URL (default `memory`) decides.
         let mut store_name = parts.store_name;
+        let mut revocation_channel = parts.revocation_channel;
         let stores = match parts.stores {
             Some(s) => Some(s),
             None if crate::storage::storage_kind(&config.storage) == "memory" => None,
             None => {
                 let what = crate::storage::describe_storage(&config.storage);
                 match crate::storage::connect(&config.storage).await {
+                    Ok(s) if config.validation_cache.enabled && revocation_channel.is_none() => {
+                        match crate::storage::cache::revocation_channel_for(&config.storage).await {
+                            Ok(c) => revocation_channel = Some(c),
+                            Err(e) => {
+                                log::error!(
+                                    "twisted-oauth2: cannot open the validation cache's revocation \
+                                     channel on the `storage` {what}: {}",
+                                    error_chain(&e)
+                                );
+                                return Err(rocket);
+                            }
+                        }
+                        store_name = Some(what);
+                        Some(s)
+                    }
                     Ok(s) => {
                         store_name = Some(what);
                         Some(s)
@@ -294,6 +321,9 @@ impl Fairing for OAuth2 {
         let mut b = AuthorizationServer::builder(config);
         if let Some(s) = stores {
             b = b.stores(s);
+        }
+        if let Some(c) = revocation_channel {
+            b = b.revocation_channel(c);
         }
         let has_client_store = parts.client_store.is_some();
         if let Some(c) = parts.client_store {
@@ -413,6 +443,10 @@ impl Fairing for OAuth2 {
         ));
         lines.push(format!("  grants:     {}", cfg.grant_types.join(", ")));
         lines.push(format!("  store:      {}", info.store));
+        lines.push(match server.validation_cache() {
+            Some(p) => format!("  validation cache: {p}"),
+            None => "  validation cache: off".to_owned(),
+        });
         let scopes = state.scopes_used();
         warn_listener_mismatch(rocket, &server);
         if !info.client_store {

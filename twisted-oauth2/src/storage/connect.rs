@@ -117,7 +117,7 @@ fn scheme(url: &str) -> &str {
 }
 
 #[allow(dead_code)]
-fn feature_off(feature: &str) -> StorageError {
+pub(super) fn feature_off(feature: &str) -> StorageError {
     StorageError::other(ConfigError::Setting {
         key: "storage",
         reason: format!(

@@ -33,6 +33,7 @@ use crate::pkce::CodeChallenge;
 use crate::scope::Scope;
 use crate::token::TokenDigest;
 
+pub mod cache;
 pub(crate) mod clients;
 mod connect;
 pub mod memory;
