@@ -25,7 +25,7 @@ use common::*;
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Access-token lifetime of the Python run's demo: the SDK refreshes once it has passed.
-const SHORT_ACCESS_TOKEN_LIFETIME: u64 = 2;
+const SHORT_ACCESS_TOKEN_LIFETIME: u64 = 3;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

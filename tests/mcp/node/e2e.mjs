@@ -5,7 +5,11 @@
 // consent (driven here over HTTP with a cookie jar) exchanges the code, lists and calls the
 // clock tool; a revoked access token then makes it refresh and call again.
 //
-// Usage: node e2e.mjs http://127.0.0.1:PORT   (exit status 0 only if every step held)
+// With a client ID metadata document URL as second argument the client registers nothing: its
+// client_id is that https URL, whose JSON document (served elsewhere) the demo fetches.
+//
+// Usage: node e2e.mjs http://127.0.0.1:PORT [https://CLIENT-METADATA-URL]
+// (exit status 0 only if every step held)
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -13,9 +17,10 @@ import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 
 const base = process.argv[2];
 if (!base) {
-  console.error('usage: node e2e.mjs http://127.0.0.1:PORT');
+  console.error('usage: node e2e.mjs http://127.0.0.1:PORT [https://CLIENT-METADATA-URL]');
   process.exit(2);
 }
+const clientMetadataUrl = process.argv[3];
 const mcpUrl = new URL('/mcp', base);
 // Nothing listens here: the flow stops at the redirect's Location and reads the code from it.
 const REDIRECT_URI = 'http://127.0.0.1:53682/callback';
@@ -100,7 +105,9 @@ async function loginAndConsent(authorizationUrl) {
   check(r.status === 303, 'signing in answers 303', r.status);
   const consentUrl = new URL(r.headers.get('location'), base);
   const consentPage = await (await browser.get(consentUrl)).text();
-  check(consentPage.includes(CLIENT_NAME), 'the consent page names the registered client', consentPage.slice(0, 300));
+  // A client metadata document's client may be shown by its name or by its client_id's host.
+  const names = clientMetadataUrl ? [CLIENT_NAME, new URL(clientMetadataUrl).host] : [CLIENT_NAME];
+  check(names.some(n => consentPage.includes(n)), 'the consent page names the client', consentPage.slice(0, 300));
   check(consentPage.includes('name="decision" value="allow"'), 'the consent page offers Allow');
   const request_id = hiddenInput(consentPage, 'request_id');
   const csrf_token = hiddenInput(consentPage, 'csrf_token');
@@ -113,6 +120,7 @@ async function loginAndConsent(authorizationUrl) {
 // The OAuthClientProvider: everything in memory, as a CLI client would keep it for a session.
 class InMemoryProvider {
   constructor() {
+    if (clientMetadataUrl) this.clientMetadataUrl = clientMetadataUrl;
     this.client = undefined;
     this.savedTokens = [];
     this.verifier = undefined;
@@ -201,8 +209,15 @@ async function main() {
   check(saw('POST', '/mcp', 401), 'the first POST /mcp is answered 401');
   check(saw('GET', '/.well-known/oauth-protected-resource', 200), 'the SDK read the protected resource metadata named by the challenge');
   check(saw('GET', '/.well-known/oauth-authorization-server', 200), 'the SDK read the authorization server metadata');
-  check(saw('POST', '/oauth2/register', 201), 'the SDK registered itself (RFC 7591)');
-  check(provider.client?.client_id, 'the registration gave a client_id');
+  if (clientMetadataUrl) {
+    const asMetadata = await (await fetch(new URL('/.well-known/oauth-authorization-server', base))).json();
+    check(asMetadata.client_id_metadata_document_supported === true, 'the demo advertises client_id_metadata_document_supported');
+    check(!traffic.some(e => e.path === '/oauth2/register'), 'the SDK did not register: it uses its client metadata document');
+    check(provider.client?.client_id === clientMetadataUrl, 'the client_id is the metadata document URL', provider.client);
+  } else {
+    check(saw('POST', '/oauth2/register', 201), 'the SDK registered itself (RFC 7591)');
+    check(provider.client?.client_id, 'the registration gave a client_id');
+  }
   check(provider.authorizationUrls.length === 1, 'the SDK asked for one authorization');
 
   const auth = provider.authorizationUrls[0];
@@ -271,7 +286,7 @@ async function main() {
   await client.ping();
   console.log('ok: ping');
   await transport.close();
-  console.log('mcp typescript sdk: all steps passed');
+  console.log(`mcp typescript sdk: all steps passed${clientMetadataUrl ? ' (client metadata document)' : ''}`);
 }
 
 main().catch(e => {

@@ -6,7 +6,10 @@ consent are driven here over HTTP with a cookie jar. Then tools/list and tools/c
 clock; once the (short-lived) access token has expired, the SDK refreshes it by itself and the
 next call succeeds.
 
-Usage: python e2e.py http://127.0.0.1:PORT ACCESS_TOKEN_LIFETIME_SECONDS
+With a client ID metadata document URL as third argument the client registers nothing: its
+client_id is that https URL, whose JSON document (served elsewhere) the demo fetches.
+
+Usage: python e2e.py http://127.0.0.1:PORT ACCESS_TOKEN_LIFETIME_SECONDS [https://CLIENT-METADATA-URL]
 (the demo must run with that access-token lifetime; exit status 0 only if every step held)
 """
 
@@ -75,8 +78,10 @@ class User:
     """The person at the browser: signs in as alice and allows. The SDK's redirect handler
     hands it the authorization URL; its callback handler reads the code it brought back."""
 
-    def __init__(self, base: str) -> None:
+    def __init__(self, base: str, client_metadata_url: str | None) -> None:
         self.base = base
+        # A client metadata document's client may be shown by its name or its client_id's host.
+        self.names = [CLIENT_NAME] + ([urlparse(client_metadata_url).netloc] if client_metadata_url else [])
         self.authorization_urls: list[str] = []
         self.callback: str | None = None
 
@@ -95,7 +100,7 @@ class User:
             r = await browser.post(f"{self.base}/login", data={**USER, "next": next_})
             check(r.status_code == 303, "signing in answers 303", r.status_code)
             page = (await browser.get(urljoin(self.base, r.headers["location"]))).text
-            check(CLIENT_NAME in page, "the consent page names the registered client")
+            check(any(n in page for n in self.names), "the consent page names the client")
             check('name="decision" value="allow"' in page, "the consent page offers Allow")
             request_id = hidden_input(page, "request_id")
             csrf_token = hidden_input(page, "csrf_token")
@@ -125,7 +130,7 @@ def clock_seconds(result: object) -> int:
     return secs
 
 
-async def main(base: str, lifetime: int) -> None:
+async def main(base: str, lifetime: int, client_metadata_url: str | None) -> None:
     mcp_url = f"{base}/mcp"
     traffic: list[dict] = []
 
@@ -143,7 +148,7 @@ async def main(base: str, lifetime: int) -> None:
         return any(e["method"] == method and e["path"] == path and e["status"] == status for e in traffic)
 
     storage = InMemoryStorage()
-    user = User(base)
+    user = User(base, client_metadata_url)
     provider = OAuthClientProvider(
         server_url=mcp_url,
         client_metadata=OAuthClientMetadata(
@@ -156,6 +161,7 @@ async def main(base: str, lifetime: int) -> None:
         storage=storage,
         redirect_handler=user.redirect_handler,
         callback_handler=user.callback_handler,
+        client_metadata_url=client_metadata_url,
     )
     http = httpx2.AsyncClient(auth=provider, timeout=10, event_hooks={"response": [record]})
     try:
@@ -163,8 +169,16 @@ async def main(base: str, lifetime: int) -> None:
             check(saw("POST", "/mcp", 401), "the first POST /mcp is answered 401")
             check(saw("GET", "/.well-known/oauth-protected-resource", 200), "the SDK read the protected resource metadata")
             check(saw("GET", "/.well-known/oauth-authorization-server", 200), "the SDK read the authorization server metadata")
-            check(saw("POST", "/oauth2/register", 201), "the SDK registered itself (RFC 7591)")
-            check(storage.client_info and storage.client_info.client_id, "the registration gave a client_id")
+            if client_metadata_url:
+                check(
+                    provider.context.oauth_metadata.client_id_metadata_document_supported is True,
+                    "the demo advertises client_id_metadata_document_supported",
+                )
+                check(not any(e["path"] == "/oauth2/register" for e in traffic), "the SDK did not register: it uses its client metadata document")
+                check(storage.client_info and storage.client_info.client_id == client_metadata_url, "the client_id is the metadata document URL", storage.client_info)
+            else:
+                check(saw("POST", "/oauth2/register", 201), "the SDK registered itself (RFC 7591)")
+                check(storage.client_info and storage.client_info.client_id, "the registration gave a client_id")
             check(len(user.authorization_urls) == 1, "the SDK asked for one authorization")
             auth = urlparse(user.authorization_urls[0])
             q = {k: v[0] for k, v in parse_qs(auth.query).items()}
@@ -216,15 +230,18 @@ async def main(base: str, lifetime: int) -> None:
     except BaseException:
         print(f"traffic: {traffic}", file=sys.stderr)
         raise
-    print("mcp python sdk: all steps passed", flush=True)
+    print("mcp python sdk: all steps passed" + (" (client metadata document)" if client_metadata_url else ""), flush=True)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        print("usage: python e2e.py http://127.0.0.1:PORT ACCESS_TOKEN_LIFETIME_SECONDS", file=sys.stderr)
+    if len(sys.argv) not in (3, 4):
+        print(
+            "usage: python e2e.py http://127.0.0.1:PORT ACCESS_TOKEN_LIFETIME_SECONDS [https://CLIENT-METADATA-URL]",
+            file=sys.stderr,
+        )
         sys.exit(2)
     try:
-        anyio.run(main, sys.argv[1].rstrip("/"), int(sys.argv[2]))
+        anyio.run(main, sys.argv[1].rstrip("/"), int(sys.argv[2]), sys.argv[3] if len(sys.argv) == 4 else None)
     except BaseException:
         traceback.print_exc()
         sys.exit(1)
