@@ -679,7 +679,7 @@ impl RedisStore {
 }
 
 /// Whether `url` names a Redis Cluster (`redis+cluster://`).
-fn is_cluster_url(url: &str) -> bool {
+pub(crate) fn is_cluster_url(url: &str) -> bool {
     url.trim()
         .get(..16)
         .is_some_and(|s| s.eq_ignore_ascii_case("redis+cluster://"))
@@ -694,8 +694,9 @@ fn cluster_url_error(reason: impl Into<String>) -> StorageError {
 
 /// Splits `redis+cluster://[[user]:password@]host:port,host:port,...[/][?key_prefix=...]`
 /// into one `redis://` URL per node (each with the credentials) and the key prefix.
-/// Errors never repeat the URL, which may hold a password.
-fn parse_cluster_url(url: &str) -> Result<(Vec<String>, Option<String>), StorageError> {
+/// Errors never repeat the URL, which may hold a password. (Also for other users of a
+/// cluster storage URL, e.g. a revocation channel subscribing on one of its nodes.)
+pub(crate) fn parse_cluster_url(url: &str) -> Result<(Vec<String>, Option<String>), StorageError> {
     let url = url.trim();
     let rest = url
         .get(16..)
