@@ -17,6 +17,7 @@
 //! | [`consent`] | the consent page: [`OnAuthenticate`](crate::rocket::OnAuthenticate) and [`PendingRequests`](crate::rocket::PendingRequests) |
 //! | [`protecting_routes`] | [`oauth`](macro@crate::oauth), [`Authorized`](crate::rocket::Authorized), [`AuthResult`](crate::rocket::AuthResult), [`TokenInfo`](crate::TokenInfo) |
 //! | [`storage`] | the storage backends and the store test kit |
+//! | [`validation_cache`] | the validation cache: bounds, revocation across instances, what happens when the channel drops |
 //! | [`security`] | the production checklist |
 //! | [`registration`] | dynamic client registration (RFC 7591, RFC 7592): [`endpoint::register`](crate::endpoint::register) |
 //! | [`audit`] | audit events: [`AuditSink`](crate::audit::AuditSink), [`AuditEvent`](crate::audit::AuditEvent) |
@@ -52,6 +53,9 @@ pub mod storage {}
 
 #[doc = include_str!("../../docs/security.md")]
 pub mod security {}
+
+#[doc = include_str!("../../docs/validation-cache.md")]
+pub mod validation_cache {}
 
 #[doc = include_str!("../../docs/migration-from-txoauth2.md")]
 pub mod migration_from_txoauth2 {}

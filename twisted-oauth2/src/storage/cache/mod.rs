@@ -355,7 +355,9 @@ impl Shard {
 /// The state a [`CachedAccessStore`] shares with its channel's [`RevocationSink`].
 struct Shared {
     shards: Box<[Mutex<Shard>]>,
+    /// Every shard holds `per_shard` entries, the first `extra` one more: `max_entries` in all.
     per_shard: usize,
+    extra: usize,
     max_staleness: i64,
     /// The subscription is confirmed and not lost.
     serving: AtomicBool,
@@ -375,17 +377,21 @@ impl Shared {
         Shared {
             shards: (0..n).map(|_| Mutex::new(Shard::default())).collect(),
             per_shard: max_entries / n,
+            extra: max_entries % n,
             max_staleness: i64::try_from(max_staleness).unwrap_or(i64::MAX / 4),
             serving: AtomicBool::new(false),
             seq: AtomicU64::new(0),
         }
     }
 
-    fn shard(&self, digest: &TokenDigest) -> MutexGuard<'_, Shard> {
+    fn index(&self, digest: &TokenDigest) -> usize {
         // Bytes the map's hasher does not use, so shard and bucket are independent.
         let b = digest.as_bytes();
-        let i = usize::from(b[8]) | usize::from(b[9]) << 8;
-        lock(&self.shards[i & (self.shards.len() - 1)])
+        (usize::from(b[8]) | usize::from(b[9]) << 8) & (self.shards.len() - 1)
+    }
+
+    fn shard(&self, digest: &TokenDigest) -> MutexGuard<'_, Shard> {
+        lock(&self.shards[self.index(digest)])
     }
 
     fn bump(&self) {
@@ -436,11 +442,13 @@ impl Shared {
         if valid_until <= now {
             return;
         }
-        let mut s = self.shard(&digest);
+        let i = self.index(&digest);
+        let cap = self.per_shard + usize::from(i < self.extra);
+        let mut s = lock(&self.shards[i]);
         if !self.serving.load(Ordering::SeqCst) || self.seq.load(Ordering::SeqCst) != before {
             return;
         }
-        s.insert(digest, record.clone(), (now, valid_until), self.per_shard);
+        s.insert(digest, record.clone(), (now, valid_until), cap);
     }
 
     fn len(&self) -> usize {
@@ -476,17 +484,19 @@ impl CachedAccessStore {
     /// Caches `inner`'s tokens under `config`'s bounds (its `enabled` is not read), with
     /// revocations on `channel`, and expiry and staleness read from `clock`. Starts the
     /// channel ([`RevocationChannel::start`]); the cache serves once it confirms its
-    /// subscription.
+    /// subscription. Bounds that are not positive are a [`StorageError::Other`] wrapping
+    /// the [`ConfigError`].
     pub fn new(
         inner: Arc<dyn AccessTokenStore>,
         config: &ValidationCacheConfig,
         channel: Arc<dyn RevocationChannel>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StorageError> {
+        config.validate().map_err(StorageError::other)?;
         let shared = Arc::new(Shared::new(config.max_entries, config.max_staleness));
         channel.start(RevocationSink(Arc::downgrade(&shared)))?;
         let policy = CachePolicy {
-            max_entries: shared.per_shard * shared.shards.len(),
+            max_entries: config.max_entries,
             max_staleness: config.max_staleness,
             channel: channel.describe(),
         };

@@ -180,7 +180,7 @@ async fn a_hit_is_served_from_memory() {
 async fn the_cache_never_holds_more_than_max_entries() {
     for max in [1usize, 7, 64, 100] {
         let f = fixture(max, 60, true);
-        assert!(f.cache.policy().max_entries() <= max);
+        assert_eq!(f.cache.policy().max_entries(), max);
         let mut digests = Vec::new();
         for i in 0..(3 * max + 50) {
             let d = put(&f, &format!("t{i}"), GrantId::random(), NOW + 3600).await;
@@ -195,6 +195,25 @@ async fn the_cache_never_holds_more_than_max_entries() {
         assert!(f.cache.len() <= max);
         assert!(!f.cache.is_empty());
     }
+    // Filled with many tokens, every shard reaches its share: the bound is exact.
+    let f = fixture(100, 60, true);
+    for i in 0..2000 {
+        let d = put(&f, &format!("t{i}"), GrantId::random(), NOW + 3600).await;
+        assert!(get(&f, &d).await.is_some());
+    }
+    assert_eq!(f.cache.len(), 100);
+    // Bounds that are not positive are refused.
+    let zero = ValidationCacheConfig {
+        max_entries: 0,
+        ..Default::default()
+    };
+    let built = CachedAccessStore::new(
+        Arc::new(MemoryStore::new()),
+        &zero,
+        Arc::new(LocalOnly),
+        Arc::new(FixedClock::at(NOW)),
+    );
+    assert!(matches!(built, Err(StorageError::Other(_))));
 }
 
 #[tokio::test]
