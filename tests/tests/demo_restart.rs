@@ -22,8 +22,16 @@ async fn restarted_demo_accepts_tokens_issued_before() {
     let url = format!("sqlite://{}", db.display());
     let http = http_client();
 
+    // Both runs are one deployment: the same resource identifier (the audience of its
+    // tokens, RFC 8707), though the second listens on another port.
     let port = free_port();
-    let demo = serve_demo(demo_figment(port).merge(("oauth2.storage", url.as_str()))).await;
+    let resource = format!("http://127.0.0.1:{port}");
+    let deployment = |port| {
+        demo_figment(port)
+            .merge(("oauth2.storage", url.as_str()))
+            .merge(("oauth2.resource", resource.as_str()))
+    };
+    let demo = serve_demo(deployment(port)).await;
     let r = http
         .post(format!("{}/oauth2/token", demo.base))
         .basic_auth("demo-app", Some("app-secret"))
@@ -49,8 +57,7 @@ async fn restarted_demo_accepts_tokens_issued_before() {
     drop(demo);
     rocket::tokio::time::sleep(std::time::Duration::from_millis(200)).await;
 
-    let port = free_port();
-    let demo = serve_demo(demo_figment(port).merge(("oauth2.storage", url.as_str()))).await;
+    let demo = serve_demo(deployment(free_port())).await;
     let r = http
         .get(format!("{}/clock", demo.base))
         .bearer_auth(&access)

@@ -106,6 +106,12 @@ pub struct ServerConfig {
     /// A human-readable name of the protected resource (RFC 9728 `resource_name`).
     /// Default none.
     pub resource_name: Option<String>,
+    /// Other resource servers this server issues access tokens for (RFC 8707 resource
+    /// indicators): absolute URIs without fragment that clients may name with `resource`.
+    /// The application's own [`Self::resource`] is always known and is the audience of
+    /// tokens whose requests name no resource (see [`crate::resource_indicator`]).
+    /// Default none.
+    pub resources: Vec<String>,
     /// Where codes, tokens and pending requests are kept, as a storage URL: `memory`,
     /// `sqlite://path.db`, `postgres://...` or `redis://...` (each durable kind needs its
     /// cargo feature; see [`crate::storage::connect`]). Used by the Rocket fairing when no
@@ -165,6 +171,7 @@ impl Default for ServerConfig {
             introspection_scope: None,
             resource: None,
             resource_name: None,
+            resources: Vec::new(),
             storage: "memory".into(),
             scope_descriptions: Default::default(),
             clients: Vec::new(),
@@ -221,6 +228,7 @@ impl fmt::Debug for ServerConfig {
             .field("introspection_scope", &self.introspection_scope)
             .field("resource", &self.resource)
             .field("resource_name", &self.resource_name)
+            .field("resources", &self.resources)
             .field("storage", &crate::storage::describe_storage(&self.storage))
             .field("scope_descriptions", &self.scope_descriptions)
             .field("clients", &self.clients)
@@ -436,6 +444,18 @@ impl ServerConfig {
                 });
             }
         }
+        let own = match &self.resource {
+            Some(r) => r.as_str(),
+            None => self.issuer.trim_end_matches('/'),
+        };
+        let resources = crate::resource_indicator::Resources::new(
+            own,
+            self.resources.iter().map(String::as_str),
+        )
+        .map_err(|reason| ConfigError::Setting {
+            key: "resources",
+            reason,
+        })?;
         for (key, v) in [
             ("access_token_lifetime", self.access_token_lifetime),
             ("code_lifetime", self.code_lifetime),
@@ -485,6 +505,7 @@ impl ServerConfig {
             default_scope,
             scopes_supported,
             clients,
+            resources,
         })
     }
 }
@@ -507,6 +528,7 @@ pub(crate) struct ValidatedConfig {
     pub(crate) default_scope: Option<Scope>,
     pub(crate) scopes_supported: Option<Scope>,
     pub(crate) clients: Vec<Client>,
+    pub(crate) resources: crate::resource_indicator::Resources,
 }
 
 /// The registration policy: the `registration` table of the `oauth2` configuration

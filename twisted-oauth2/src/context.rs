@@ -42,6 +42,7 @@ pub struct GrantContext<'a> {
     pub(crate) format: &'a dyn AccessTokenFormat,
     pub(crate) scope_cache: &'a ScopeCache,
     pub(crate) audit: Option<&'a dyn AuditSink>,
+    pub(crate) resources: &'a crate::resource_indicator::Resources,
 }
 
 impl std::fmt::Debug for GrantContext<'_> {
@@ -73,6 +74,11 @@ impl<'a> GrantContext<'a> {
     /// The current time, Unix seconds.
     pub fn now(&self) -> i64 {
         self.clock.unix()
+    }
+
+    /// The resources tokens may be issued for, and the default audience (RFC 8707).
+    pub fn resources(&self) -> &'a crate::resource_indicator::Resources {
+        self.resources
     }
 
     /// The stores.

@@ -146,6 +146,7 @@ mod pending_limit;
 pub mod pkce;
 mod rate_limit;
 pub mod request;
+pub mod resource_indicator;
 pub mod scope;
 pub mod server;
 pub mod storage;

@@ -44,6 +44,8 @@ pub struct AuthorizationServer {
     pub(crate) pending_limit: crate::pending_limit::PendingLimiter,
     /// The per-IP limit of dynamic client registrations.
     pub(crate) registration_limiter: crate::rate_limit::RateLimiter,
+    /// The resources tokens may be issued for (RFC 8707).
+    pub(crate) resources: crate::resource_indicator::Resources,
 }
 
 impl fmt::Debug for AuthorizationServer {
@@ -169,7 +171,13 @@ impl AuthorizationServer {
             format: &*self.format,
             scope_cache: &self.scope_cache,
             audit: self.audit.as_deref(),
+            resources: &self.resources,
         }
+    }
+
+    /// The resources this server issues tokens for and the default audience (RFC 8707).
+    pub fn resources(&self) -> &crate::resource_indicator::Resources {
+        &self.resources
     }
 
     /// The grants of the token endpoint.
@@ -475,6 +483,7 @@ impl ServerBuilder {
             audit: self.audit,
             pending_limit,
             registration_limiter,
+            resources: v.resources,
         })
     }
 }

@@ -212,6 +212,7 @@ pub fn token_record(grant: GrantId, ttl: i64) -> TokenRecord {
         grant_id: grant,
         issued_at: now,
         expires_at: now + ttl,
+        audience: vec![Arc::from("https://api.example/mcp")],
     }
 }
 
@@ -230,6 +231,10 @@ pub fn code_record(grant: GrantId, ttl: i64) -> CodeRecord {
         }),
         grant_id: grant,
         expires_at: now() + ttl,
+        audience: vec![
+            Arc::from("https://api.example/mcp"),
+            Arc::from("https://other.example/"),
+        ],
     }
 }
 
@@ -246,6 +251,7 @@ pub fn pending_record(ttl: i64) -> PendingRecord {
         csrf_token: "kit-csrf".into(),
         binding: digest(),
         expires_at: now() + ttl,
+        audience: vec![Arc::from("https://api.example/mcp")],
     }
 }
 

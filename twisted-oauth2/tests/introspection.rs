@@ -124,6 +124,7 @@ async fn active_access_token_with_user_is_described_rfc7662_2_2() {
             "iat": T0,
             "sub": "alice",
             "iss": ISS,
+            "aud": ISS,
         })
     );
 }

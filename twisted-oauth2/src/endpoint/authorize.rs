@@ -120,6 +120,9 @@ pub struct PendingAuthorization {
     pub state: Option<String>,
     /// The PKCE challenge.
     pub code_challenge: Option<CodeChallenge>,
+    /// The resources the request named (RFC 8707), as the server knows them; empty when it
+    /// named none (the token will be for the application's own resource).
+    pub resources: Vec<Arc<str>>,
     /// The handle that identifies this request in the decision form (`request_id`).
     pub request_id: String,
     /// The CSRF token the decision form must send back (`csrf_token`).
@@ -285,6 +288,11 @@ pub async fn validate_request(
         },
         Err(e) => return fail(mode, state, e),
     };
+    // Resource indicators (RFC 8707 §2): every value known, else `invalid_target`.
+    let resources = match server.resources().requested(&params) {
+        Ok(r) => r,
+        Err(e) => return fail(mode, state, e),
+    };
     // PKCE (RFC 7636, OAuth 2.1 §4.1.1).
     let challenge = match (
         params.unique("code_challenge"),
@@ -389,6 +397,7 @@ pub async fn validate_request(
         csrf_token: csrf_token.clone(),
         binding: agent,
         expires_at,
+        audience: resources.clone(),
     };
     if let Err(e) = server.stores.pending.put_pending(&handle, &record).await {
         server.pending_limit.release(&handle);
@@ -401,6 +410,7 @@ pub async fn validate_request(
         redirect_uri,
         state: state.map(str::to_owned),
         code_challenge: challenge,
+        resources,
         request_id,
         csrf_token,
     })
@@ -482,6 +492,7 @@ async fn to_pending(
         redirect_uri: record.redirect_uri,
         state: record.state,
         code_challenge: record.challenge,
+        resources: record.audience,
         request_id: request_id.to_owned(),
         csrf_token: record.csrf_token,
     })
@@ -632,6 +643,7 @@ pub async fn grant_taken(
         challenge: record.challenge.clone(),
         grant_id: GrantId::random(),
         expires_at: server.now() + server.config.code_lifetime as i64,
+        audience: record.audience.clone(),
     };
     if let Err(e) = server
         .stores
@@ -676,7 +688,7 @@ async fn implicit_grant(
     extra: Option<Arc<serde_json::Value>>,
 ) -> Result<ClientRedirect, AuthorizeError> {
     let state = record.state.as_deref();
-    let mut issue = crate::grant::Issue::new(scope);
+    let mut issue = crate::grant::Issue::new(scope).audience(record.audience.clone());
     issue.subject = subject;
     issue.extra = extra;
     issue.grant_type = Some(crate::grant_type::GrantType::IMPLICIT.as_str().to_owned());

@@ -32,8 +32,11 @@
 //! refresh-token store first, anything else in the access-token store first, and the other
 //! store is searched when the first has no such token. An unknown hint value is ignored.
 //!
-//! **Audience**: tokens carry no audience yet, so every token is valid for every resource
-//! server; no token is reported inactive for belonging to another audience.
+//! **Audience** (RFC 8707): `aud` lists the resources the token is for (a string when there
+//! is one, an array otherwise); a resource server checks that it names itself. A token
+//! stored without an audience is reported with the default one
+//! ([`Resources::default_audience`](crate::resource_indicator::Resources::default_audience)).
+//! Introspection does not judge the audience: a token for another resource is `active`.
 
 use serde::Serialize;
 
@@ -93,6 +96,10 @@ pub struct Introspection {
     /// The issuer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
+    /// The resources the token is for (RFC 8707; RFC 7662 §2.2 `aud`): one string, or an
+    /// array of several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<serde_json::Value>,
 }
 
 impl Introspection {
@@ -108,11 +115,17 @@ impl Introspection {
             iat: None,
             sub: None,
             iss: None,
+            aud: None,
         }
     }
 
     fn active(server: &AuthorizationServer, r: TokenRecord, token_type: &str) -> Self {
         let subject = r.subject.as_deref().map(str::to_owned);
+        let aud = match r.audience.as_slice() {
+            [] => serde_json::Value::from(&**server.resources().default_audience()),
+            [one] => serde_json::Value::from(&**one),
+            many => many.iter().map(|a| serde_json::Value::from(&**a)).collect(),
+        };
         Introspection {
             active: true,
             scope: Some(r.scope.to_string()),
@@ -123,6 +136,7 @@ impl Introspection {
             iat: Some(r.issued_at),
             sub: subject,
             iss: Some(server.issuer().to_owned()),
+            aud: Some(aud),
         }
     }
 

@@ -31,6 +31,10 @@ pub struct TokenInfo {
     /// When it expires.
     #[serde(with = "chrono::serde::ts_seconds", rename = "exp")]
     pub expires_at: DateTime<Utc>,
+    /// The resources the token is for (RFC 8707); empty for a token stored without an
+    /// audience (counted as the default one). Not serialized.
+    #[serde(skip)]
+    pub audience: Vec<Arc<str>>,
     #[serde(skip)]
     pub(crate) grant_id: GrantId,
 }
@@ -44,6 +48,7 @@ impl TokenInfo {
             extra: r.extra,
             issued_at: DateTime::from_timestamp(r.issued_at, 0).unwrap_or_default(),
             expires_at: DateTime::from_timestamp(r.expires_at, 0).unwrap_or_default(),
+            audience: r.audience,
             grant_id: r.grant_id,
         }
     }
@@ -123,7 +128,10 @@ pub fn extract<'a>(
     found.ok_or_else(|| OAuthError::no_token(required))
 }
 
-/// Looks up an access token; unknown, expired or revoked → `invalid_token`.
+/// Looks up an access token; unknown, expired or revoked, or issued for other resources
+/// than this application's (RFC 8707: its audience lacks
+/// [`Resources::default_audience`](crate::resource_indicator::Resources::default_audience))
+/// → `invalid_token`.
 pub async fn lookup(
     server: &AuthorizationServer,
     token: &str,
@@ -132,7 +140,16 @@ pub async fn lookup(
     let ctx = server.context();
     let record = ctx.format().validate(&ctx.format_context(), token).await?;
     match record {
-        Some(r) if !r.is_expired(server.now()) => Ok(TokenInfo::from_record(r)),
+        Some(r) if !r.is_expired(server.now()) => {
+            if !server.resources().admits(&r.audience) {
+                return Err(bearer_error(
+                    ErrorCode::InvalidToken,
+                    "the access token is for another resource",
+                    required,
+                ));
+            }
+            Ok(TokenInfo::from_record(r))
+        }
         _ => Err(bearer_error(
             ErrorCode::InvalidToken,
             "the access token is invalid, expired or revoked",

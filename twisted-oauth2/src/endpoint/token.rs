@@ -45,11 +45,13 @@ pub async fn handle(
             Some(auth)
         }
     };
+    let resources = server.resources().requested(&params)?;
     let greq = GrantRequest {
         client: auth.as_ref().map(|a| &*a.client),
         method: auth.as_ref().map(|a| a.method),
         params: &params,
         request: &req.request,
+        resources: &resources,
     };
     let mut issue = grant.handle(&ctx, &greq).await?;
     issue.grant_type = Some(grant_type.to_owned());

@@ -97,9 +97,15 @@ async fn handle(ctx: &GrantContext<'_>, req: &GrantRequest<'_>) -> Result<Issue,
         }
         (None, None) => {}
     }
+    // RFC 8707 §2.2: the token request may narrow the resources the code was granted for.
+    let resources = ctx.resources();
+    let audience = resources.narrow(&record.audience, req.resources)?;
+    let granted = resources.narrow(&record.audience, &[])?;
     let mut issue = Issue::new(record.scope.clone())
         .with_refresh_token(true)
-        .in_grant(record.grant_id);
+        .in_grant(record.grant_id)
+        .audience(audience)
+        .granted_resources(granted);
     issue.subject = record.subject.clone();
     issue.extra = record.extra.clone();
     issue.after = After::ReleaseCode(digest);

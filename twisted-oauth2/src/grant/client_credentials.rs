@@ -30,6 +30,7 @@ impl Grant for ClientCredentials {
             ));
         }
         let scope = ctx.resolve_scope(req.params.get("scope"), client)?;
-        Ok(Issue::new(scope))
+        // RFC 8707 §2: any known resource; none named is the default audience.
+        Ok(Issue::new(scope).audience(req.resources.to_vec()))
     }
 }

@@ -43,6 +43,14 @@ pub struct Issue {
     /// Extra members of the token response (e.g. `authorization_details`); the registered
     /// members (`access_token`, `token_type`, ...) cannot be overridden.
     pub response_members: Vec<(String, serde_json::Value)>,
+    /// The resources the access token is for (RFC 8707); empty: the default audience
+    /// ([`Resources::default_audience`](crate::resource_indicator::Resources::default_audience)).
+    /// Use [`Resources::narrow`](crate::resource_indicator::Resources::narrow) with
+    /// [`GrantRequest::resources`] to decide it.
+    pub audience: Vec<Arc<str>>,
+    /// The resources granted to the token family, kept with the refresh token so later
+    /// refreshes may name any of them; empty: the same as [`Self::audience`].
+    pub granted_resources: Vec<Arc<str>>,
     pub(crate) after: After,
     /// The grant type, for audit events (set by the token endpoint).
     pub(crate) grant_type: Option<String>,
@@ -76,6 +84,8 @@ impl Issue {
             refresh_token: false,
             grant: None,
             response_members: Vec::new(),
+            audience: Vec::new(),
+            granted_resources: Vec::new(),
             after: After::Nothing,
             grant_type: None,
         }
@@ -102,6 +112,18 @@ impl Issue {
     /// Puts the tokens in an existing grant (token family).
     pub fn in_grant(mut self, grant: GrantId) -> Self {
         self.grant = Some(grant);
+        self
+    }
+
+    /// Sets the access token's audience (see [`Self::audience`]).
+    pub fn audience(mut self, audience: Vec<Arc<str>>) -> Self {
+        self.audience = audience;
+        self
+    }
+
+    /// Sets the resources granted to the token family (see [`Self::granted_resources`]).
+    pub fn granted_resources(mut self, resources: Vec<Arc<str>>) -> Self {
+        self.granted_resources = resources;
         self
     }
 
@@ -139,6 +161,10 @@ pub struct GrantRequest<'a> {
     pub params: &'a Params,
     /// The HTTP request (method, URL, headers, transport).
     pub request: &'a crate::request::RequestContext<'a>,
+    /// The resources the request names with `resource` (RFC 8707), each already checked
+    /// to be known to the server (else the token endpoint answered `invalid_target`); empty
+    /// when it names none.
+    pub resources: &'a [Arc<str>],
 }
 
 impl<'a> GrantRequest<'a> {
@@ -308,6 +334,11 @@ async fn try_issue(
     let now = ctx.now();
     let cfg = ctx.config;
     let grant = issue.grant.unwrap_or_else(GrantId::random);
+    let audience = if issue.audience.is_empty() {
+        vec![ctx.resources.default_audience().clone()]
+    } else {
+        issue.audience.clone()
+    };
     let record = TokenRecord {
         client_id: client.shared_id(),
         scope: issue.scope.clone(),
@@ -316,6 +347,7 @@ async fn try_issue(
         grant_id: grant,
         issued_at: now,
         expires_at: now + cfg.access_token_lifetime as i64,
+        audience,
     };
     let fctx = ctx.format_context();
     let refresh = match &issue.after {
@@ -325,6 +357,8 @@ async fn try_issue(
             // revocation racing this request reaches the new access token: the rotation
             // then finds the family tombstoned and the access token is withdrawn.
             let new_refresh = ctx.new_value(TokenKind::Refresh)?;
+            // The family keeps every resource granted to it, whatever this access token
+            // narrowed to.
             let new_record = TokenRecord {
                 issued_at: now,
                 expires_at: now + cfg.refresh_token_lifetime as i64,
@@ -378,6 +412,11 @@ async fn try_issue(
     if let Some(rd) = &refresh_digest {
         let rrecord = TokenRecord {
             expires_at: now + cfg.refresh_token_lifetime as i64,
+            audience: if issue.granted_resources.is_empty() {
+                record.audience.clone()
+            } else {
+                issue.granted_resources.clone()
+            },
             ..record.clone()
         };
         ctx.stores.refresh.put_refresh(rd, &rrecord).await?;

@@ -51,6 +51,7 @@ impl Grant for Password {
             ));
         };
         Ok(Issue::new(scope)
+            .audience(req.resources.to_vec())
             .subject(Arc::<str>::from(subject))
             .with_refresh_token(true))
     }

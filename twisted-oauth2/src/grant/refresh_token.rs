@@ -67,9 +67,12 @@ impl Grant for RefreshToken {
                 s
             }
         };
+        // RFC 8707 §2.2: each refresh may narrow the family's resources, never widen them.
+        let audience = ctx.resources().narrow(&old.audience, req.resources)?;
         let mut issue = Issue::new(scope)
             .with_refresh_token(true)
-            .in_grant(old.grant_id);
+            .in_grant(old.grant_id)
+            .audience(audience);
         issue.subject = old.subject.clone();
         issue.extra = old.extra.clone();
         issue.after = After::Rotate {

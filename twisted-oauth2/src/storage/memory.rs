@@ -624,6 +624,7 @@ mod tests {
             grant_id: GrantId(grant),
             issued_at: 0,
             expires_at,
+            audience: Vec::new(),
         }
     }
 

@@ -104,6 +104,11 @@ pub struct TokenRecord {
     pub issued_at: i64,
     /// Expiry, Unix seconds.
     pub expires_at: i64,
+    /// The resources the token is for (RFC 8707), as the server knows them; for a refresh
+    /// token, every resource granted to its family. Empty: the default audience (see
+    /// [`crate::resource_indicator`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audience: Vec<Arc<str>>,
 }
 
 impl TokenRecord {
@@ -124,7 +129,14 @@ impl TokenRecord {
             grant_id,
             issued_at,
             expires_at,
+            audience: Vec::new(),
         }
+    }
+
+    /// Sets the audience (the resources the token is for).
+    pub fn with_audience(mut self, audience: Vec<Arc<str>>) -> Self {
+        self.audience = audience;
+        self
     }
 
     /// Sets the resource owner.
@@ -169,6 +181,10 @@ pub struct CodeRecord {
     pub grant_id: GrantId,
     /// Expiry, Unix seconds.
     pub expires_at: i64,
+    /// The resources the authorization request named (RFC 8707), which token requests may
+    /// narrow; empty when it named none (the default audience).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audience: Vec<Arc<str>>,
 }
 
 impl CodeRecord {
@@ -191,7 +207,14 @@ impl CodeRecord {
             challenge: None,
             grant_id,
             expires_at,
+            audience: Vec::new(),
         }
+    }
+
+    /// Sets the resources the authorization request named.
+    pub fn with_audience(mut self, audience: Vec<Arc<str>>) -> Self {
+        self.audience = audience;
+        self
     }
 
     /// Sets the resource owner.
@@ -274,6 +297,9 @@ pub struct PendingRecord {
     pub binding: TokenDigest,
     /// Expiry, Unix seconds.
     pub expires_at: i64,
+    /// The resources the request named (RFC 8707); empty when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audience: Vec<Arc<str>>,
 }
 
 /// Looks up clients (txoauth2's `ClientStorage`).
