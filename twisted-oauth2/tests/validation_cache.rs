@@ -91,6 +91,8 @@ fn free_port() -> u16 {
 }
 
 async fn serve(storage: &str) -> Served {
+    // Installed before any Rocket, which keeps it (see `launch_line`).
+    capture();
     let port = free_port();
     let figment = rocket::Config::figment()
         .merge(("port", port))
@@ -442,4 +444,161 @@ async fn redis_dropped_subscriber_disables_the_cache() {
     };
     let base = std::env::var(stores::REDIS_ENV).unwrap_or_default();
     a_dropped_channel_disables_the_cache("redis", &url, || kill_redis_subscribers(&base)).await;
+}
+
+/// The library's log lines in this test binary. Installed before any Rocket is built
+/// (Rocket keeps a logger installed before it), whichever test runs first.
+struct Capture(std::sync::Mutex<Vec<String>>);
+
+impl log::Log for Capture {
+    fn enabled(&self, m: &log::Metadata<'_>) -> bool {
+        m.target().starts_with("twisted_oauth2")
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        if let Ok(mut v) = self.0.lock() {
+            v.push(format!("{}", record.args()));
+        }
+    }
+    fn flush(&self) {}
+}
+
+fn capture() -> &'static Capture {
+    static LOG: std::sync::OnceLock<&'static Capture> = std::sync::OnceLock::new();
+    LOG.get_or_init(|| {
+        let c: &'static Capture = Box::leak(Box::new(Capture(std::sync::Mutex::new(Vec::new()))));
+        let _ = log::set_logger(c);
+        log::set_max_level(log::LevelFilter::Info);
+        c
+    })
+}
+
+/// The `validation cache:` line of the launch log of a server on `cfg`, cleared before.
+async fn launch_line(cfg: ServerConfig) -> String {
+    let c = capture();
+    log::set_max_level(log::LevelFilter::Info);
+    if let Ok(mut v) = c.0.lock() {
+        v.clear();
+    }
+    let figment = rocket::Config::figment()
+        .merge(("log_level", "normal"))
+        .merge(("oauth2", cfg));
+    let client = rocket::local::asynchronous::Client::untracked(
+        rocket::custom(figment).attach(OAuth2::fairing()),
+    )
+    .await;
+    assert!(client.is_ok(), "the server did not launch");
+    let lines = c.0.lock().map(|v| v.clone()).unwrap_or_default();
+    lines
+        .iter()
+        .flat_map(|l| l.lines())
+        .find(|l| l.contains("validation cache:"))
+        .map(|l| l.trim().to_owned())
+        .unwrap_or_else(|| panic!("no validation cache line in the launch log: {lines:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_launch_log_states_the_policy() {
+    let _serial = SERIAL.lock().await;
+    let mut cfg = config("memory");
+    cfg.validation_cache.enabled = false;
+    assert_eq!(launch_line(cfg).await, "validation cache: off");
+    let mut cfg = config("memory");
+    cfg.validation_cache.max_entries = 500;
+    cfg.validation_cache.max_staleness = 7;
+    assert_eq!(
+        launch_line(cfg).await,
+        "validation cache: on, at most 500 tokens, re-read after 7 s, revocations via local \
+         only (this process); not served while the channel is down"
+    );
+    // A SQLite file is one machine's: local eviction only.
+    #[cfg(feature = "sqlite")]
+    {
+        let line = launch_line(config(&stores::sqlite_url("vcache"))).await;
+        assert!(line.contains("revocations via local only"), "{line}");
+    }
+    #[cfg(feature = "postgres")]
+    if let Some(url) = stores::postgres_url().await {
+        let line = launch_line(config(&url)).await;
+        assert!(
+            line.contains("revocations via PostgreSQL LISTEN/NOTIFY"),
+            "{line}"
+        );
+    }
+    #[cfg(feature = "redis")]
+    if let Some(url) = stores::redis_url("vcache-log") {
+        let line = launch_line(config(&url)).await;
+        assert!(line.contains("revocations via Redis pub/sub"), "{line}");
+    }
+}
+
+/// `build_connected` opens the channel the `storage` URL calls for; stores given in code
+/// get the channel given with them, or none (local only).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_builder_wires_the_channel_of_the_storage_url() {
+    use twisted_oauth2::AuthorizationServer;
+    let _serial = SERIAL.lock().await;
+    let channel_of = |s: &AuthorizationServer| s.validation_cache().map(|p| p.channel());
+    let built = |cfg: ServerConfig| async move {
+        match AuthorizationServer::builder(cfg).build_connected().await {
+            Ok(s) => s,
+            Err(e) => panic!("build_connected: {e}"),
+        }
+    };
+    let mut off = config("memory");
+    off.validation_cache.enabled = false;
+    assert_eq!(channel_of(&built(off).await), None);
+    assert_eq!(
+        channel_of(&built(config("memory")).await),
+        Some("local only (this process)")
+    );
+    let mut bad = config("memory");
+    bad.validation_cache.max_staleness = 0;
+    match AuthorizationServer::builder(bad).build_connected().await {
+        Err(e) => assert!(
+            e.to_string().contains("validation_cache.max_staleness"),
+            "{e}"
+        ),
+        Ok(_) => panic!("a zero staleness bound must be refused"),
+    }
+    #[cfg(feature = "postgres")]
+    if let Some(url) = stores::postgres_url().await {
+        assert_eq!(
+            channel_of(&built(config(&url)).await),
+            Some("PostgreSQL LISTEN/NOTIFY")
+        );
+        // Stores given in code: the channel given with them.
+        let stores = match twisted_oauth2::storage::connect(&url).await {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        };
+        let channel = match twisted_oauth2::storage::cache::revocation_channel_for(&url).await {
+            Ok(c) => c,
+            Err(e) => panic!("{e}"),
+        };
+        let s = AuthorizationServer::builder(config(&url))
+            .stores(stores.clone())
+            .revocation_channel(channel)
+            .build();
+        assert_eq!(
+            s.as_ref().ok().and_then(channel_of),
+            Some("PostgreSQL LISTEN/NOTIFY")
+        );
+        let s = AuthorizationServer::builder(config(&url))
+            .stores(stores)
+            .build();
+        assert_eq!(
+            s.as_ref().ok().and_then(channel_of),
+            Some("local only (this process)")
+        );
+    }
+    #[cfg(feature = "redis")]
+    if let Some(url) = stores::redis_url("vcache-build") {
+        assert_eq!(
+            channel_of(&built(config(&url)).await),
+            Some("Redis pub/sub")
+        );
+    }
 }
