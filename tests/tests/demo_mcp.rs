@@ -372,3 +372,42 @@ async fn get_mcp_is_method_not_allowed_naming_post() {
         assert_eq!(r.headers().get_one("Allow"), Some("POST"));
     }
 }
+
+#[rocket::async_test]
+async fn mcp_refuses_a_token_issued_for_another_resource() {
+    // The demo, told it also issues tokens for another resource server (RFC 8707).
+    let figment = rocket::Config::figment()
+        .merge(("log_level", "off"))
+        .merge(("oauth2.storage", "memory"))
+        .merge(("oauth2.resources", ["https://other.example/api"]));
+    let c = Client::untracked(twisted_oauth2_demo::rocket(figment))
+        .await
+        .expect("the demo ignites");
+    let token_for = |resource: &'static str| {
+        let c = &c;
+        async move {
+            let r = c
+                .post("/oauth2/token")
+                .header(ContentType::Form)
+                .header(Header::new("Authorization", "Basic ZGVtby1zdmM6c2VjcmV0"))
+                .body(format!(
+                    "grant_type=client_credentials&scope=VIEW_CLOCK&resource={resource}"
+                ))
+                .dispatch()
+                .await;
+            assert_eq!(r.status(), Status::Ok, "{resource}");
+            let v: Value = serde_json::from_str(&r.into_string().await.unwrap()).unwrap();
+            v["access_token"].as_str().unwrap().to_owned()
+        }
+    };
+    let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}).to_string();
+
+    let other = token_for("https%3A%2F%2Fother.example%2Fapi").await;
+    let r = post(&c, &other, ping.clone()).await;
+    assert_eq!(r.status(), Status::Unauthorized);
+    let challenge = r.headers().get_one("WWW-Authenticate").unwrap();
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+
+    let own = token_for("http%3A%2F%2F127.0.0.1%3A8000").await;
+    assert_eq!(post(&c, &own, ping).await.status(), Status::Ok);
+}

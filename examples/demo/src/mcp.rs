@@ -1,7 +1,8 @@
 //! A minimal Model Context Protocol server over Streamable HTTP: `POST /mcp` answers one
 //! JSON-RPC 2.0 message with one `application/json` reply (no SSE stream, no session), and
 //! offers one tool, `get_time`, reading the demo's clock. Like `/clock` it needs a token with
-//! `VIEW_CLOCK`, so an MCP client arriving without one gets the 401 challenge whose
+//! `VIEW_CLOCK` whose audience is this app (RFC 8707: MCP clients send the protected resource
+//! metadata's `resource`), so an MCP client arriving without one gets the 401 challenge whose
 //! `resource_metadata` starts its OAuth discovery (MCP authorization spec).
 //!
 //! Bounds: the body is read up to Rocket's `json` limit (413 beyond it), batches are
