@@ -201,6 +201,7 @@ pub struct Client {
     registered_at: Option<i64>,
     expires_at: Option<i64>,
     registration: Option<RegistrationInfo>,
+    metadata_document: bool,
 }
 
 impl Client {
@@ -220,6 +221,7 @@ impl Client {
             registered_at: None,
             expires_at: None,
             registration: None,
+            metadata_document: false,
         }
     }
 
@@ -349,6 +351,13 @@ impl Client {
         self.registration.as_ref()
     }
 
+    /// Whether the client is described by a client ID metadata document: its `client_id`
+    /// is the `https` URL the server fetched its metadata from
+    /// ([`crate::client_metadata`]). Consent pages show that URL's host.
+    pub fn is_metadata_document(&self) -> bool {
+        self.metadata_document
+    }
+
     /// The display name as set, without the fallback to the id.
     pub(crate) fn explicit_name(&self) -> Option<&str> {
         self.name.as_deref()
@@ -399,6 +408,7 @@ pub struct ClientBuilder {
     registered_at: Option<i64>,
     expires_at: Option<i64>,
     registration: Option<RegistrationInfo>,
+    metadata_document: bool,
 }
 
 impl ClientBuilder {
@@ -481,6 +491,13 @@ impl ClientBuilder {
         self
     }
 
+    /// Marks the client as described by a client ID metadata document
+    /// ([`Client::is_metadata_document`]).
+    pub fn metadata_document(mut self, yes: bool) -> Self {
+        self.metadata_document = yes;
+        self
+    }
+
     /// Records what dynamic client registration (RFC 7591) registered
     /// ([`Client::registration`]).
     pub fn registration(mut self, info: RegistrationInfo) -> Self {
@@ -554,6 +571,7 @@ impl ClientBuilder {
             registered_at: self.registered_at,
             expires_at: self.expires_at,
             registration: self.registration,
+            metadata_document: self.metadata_document,
         })
     }
 }

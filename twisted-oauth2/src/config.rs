@@ -127,6 +127,9 @@ pub struct ServerConfig {
     /// Dynamic client registration (RFC 7591, RFC 7592): the `registration` table.
     /// Default: off. See [`crate::endpoint::register`].
     pub registration: RegistrationConfig,
+    /// Client ID metadata documents: the `client_metadata` table. Default: off. See
+    /// [`crate::client_metadata`].
+    pub client_metadata: crate::client_metadata::ClientMetadataConfig,
     /// The validation cache of access tokens (the `validation_cache` table). Default: off.
     /// See [`crate::storage::cache`].
     pub validation_cache: ValidationCacheConfig,
@@ -176,6 +179,7 @@ impl Default for ServerConfig {
             scope_descriptions: Default::default(),
             clients: Vec::new(),
             registration: Default::default(),
+            client_metadata: Default::default(),
             validation_cache: Default::default(),
             __non_exhaustive: (),
         }
@@ -233,6 +237,7 @@ impl fmt::Debug for ServerConfig {
             .field("scope_descriptions", &self.scope_descriptions)
             .field("clients", &self.clients)
             .field("registration", &self.registration)
+            .field("client_metadata", &self.client_metadata)
             .field("validation_cache", &self.validation_cache)
             .finish()
     }
@@ -489,6 +494,8 @@ impl ServerConfig {
             }
         }
         self.registration.validate()?;
+        self.client_metadata
+            .validate(self.allow_insecure_request_debug)?;
         self.validation_cache.validate()?;
         let mut clients = Vec::with_capacity(self.clients.len());
         for c in &self.clients {

@@ -43,6 +43,7 @@ pub struct GrantContext<'a> {
     pub(crate) scope_cache: &'a ScopeCache,
     pub(crate) audit: Option<&'a dyn AuditSink>,
     pub(crate) resources: &'a crate::resource_indicator::Resources,
+    pub(crate) client_metadata: Option<&'a crate::client_metadata::ClientMetadataResolver>,
 }
 
 impl std::fmt::Debug for GrantContext<'_> {
@@ -102,9 +103,19 @@ impl<'a> GrantContext<'a> {
     }
 
     /// Looks up a client; a dynamically registered one whose registration expired
-    /// ([`Client::expires_at`]) is not found.
+    /// ([`Client::expires_at`]) is not found. With client ID metadata documents on, an
+    /// `https` URL id is resolved by its document ([`crate::client_metadata`]); a refused
+    /// document is `invalid_request` with the reason.
     pub async fn client(&self, id: &str) -> Result<Option<Arc<Client>>, OAuthError> {
         let now = self.clock.unix();
+        if let Some(resolver) = self.client_metadata {
+            if crate::client_metadata::is_metadata_document_url(id) {
+                return resolver
+                    .client(self.config, self.scopes_supported, id, now)
+                    .await
+                    .map(Some);
+            }
+        }
         Ok(self
             .stores
             .clients

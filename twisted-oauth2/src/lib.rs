@@ -130,6 +130,7 @@
 
 pub mod audit;
 pub mod client;
+pub mod client_metadata;
 pub mod clock;
 pub mod config;
 pub mod context;

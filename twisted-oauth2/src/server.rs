@@ -46,6 +46,8 @@ pub struct AuthorizationServer {
     pub(crate) registration_limiter: crate::rate_limit::RateLimiter,
     /// The resources tokens may be issued for (RFC 8707).
     pub(crate) resources: crate::resource_indicator::Resources,
+    /// Resolves client ID metadata documents, when on.
+    pub(crate) client_metadata: Option<Arc<crate::client_metadata::ClientMetadataResolver>>,
 }
 
 impl fmt::Debug for AuthorizationServer {
@@ -72,6 +74,7 @@ impl AuthorizationServer {
             metadata_members: Vec::new(),
             audit: None,
             revocation_channel: None,
+            metadata_fetcher: None,
         }
     }
 
@@ -150,7 +153,19 @@ impl AuthorizationServer {
     /// Looks up a client. A dynamically registered one whose registration expired
     /// ([`Client::expires_at`], [`Client::registration`]) is not found, and is deleted from
     /// the [`ClientRegistry`] (best effort).
+    ///
+    /// With client ID metadata documents on ([`crate::client_metadata`]), an `https` URL id
+    /// is resolved by fetching its document; a refused one is `invalid_request` with the
+    /// reason.
     pub async fn client(&self, id: &str) -> Result<Option<Arc<Client>>, OAuthError> {
+        if let Some(resolver) = &self.client_metadata {
+            if crate::client_metadata::is_metadata_document_url(id) {
+                return resolver
+                    .client(&self.config, self.scopes_supported.as_ref(), id, self.now())
+                    .await
+                    .map(Some);
+            }
+        }
         match self.stores.clients.client(id).await? {
             Some(c) if self.drop_if_expired(&c).await => Ok(None),
             found => Ok(found),
@@ -172,7 +187,14 @@ impl AuthorizationServer {
             scope_cache: &self.scope_cache,
             audit: self.audit.as_deref(),
             resources: &self.resources,
+            client_metadata: self.client_metadata.as_deref(),
         }
+    }
+
+    /// How many client ID metadata documents (and failed fetches) are cached; 0 when the
+    /// feature is off ([`crate::client_metadata`]).
+    pub fn client_metadata_cached(&self) -> usize {
+        self.client_metadata.as_ref().map_or(0, |r| r.cached())
     }
 
     /// The resources this server issues tokens for and the default audience (RFC 8707).
@@ -266,6 +288,7 @@ pub struct ServerBuilder {
     metadata_members: Vec<(String, serde_json::Value)>,
     audit: Option<Arc<dyn crate::audit::AuditSink>>,
     revocation_channel: Option<Arc<dyn crate::storage::cache::RevocationChannel>>,
+    metadata_fetcher: Option<Arc<dyn crate::client_metadata::ClientMetadataFetcher>>,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -343,6 +366,17 @@ impl ServerBuilder {
     /// members the library computes are not overridden.
     pub fn metadata_member(mut self, name: impl Into<String>, value: serde_json::Value) -> Self {
         self.metadata_members.push((name.into(), value));
+        self
+    }
+
+    /// Fetches client ID metadata documents with `fetcher` (for example
+    /// [`StaticDocuments`](crate::client_metadata::StaticDocuments), with no network)
+    /// instead of over HTTPS. Used only when `oauth2.client_metadata.enabled`.
+    pub fn client_metadata_fetcher(
+        mut self,
+        fetcher: Arc<dyn crate::client_metadata::ClientMetadataFetcher>,
+    ) -> Self {
+        self.metadata_fetcher = Some(fetcher);
         self
     }
 
@@ -459,6 +493,20 @@ impl ServerBuilder {
                 });
             }
         }
+        let client_metadata = if config.client_metadata.enabled {
+            let fetcher = match self.metadata_fetcher {
+                Some(f) => f,
+                None => default_metadata_fetcher(&config.client_metadata)?,
+            };
+            Some(Arc::new(
+                crate::client_metadata::ClientMetadataResolver::new(
+                    config.client_metadata.clone(),
+                    fetcher,
+                ),
+            ))
+        } else {
+            None
+        };
         let registration_limiter = crate::rate_limit::RateLimiter::new(&config.registration);
         let pending_limit = crate::pending_limit::PendingLimiter::new(
             config.max_pending_requests,
@@ -484,6 +532,7 @@ impl ServerBuilder {
             pending_limit,
             registration_limiter,
             resources: v.resources,
+            client_metadata,
         })
     }
 }
@@ -512,6 +561,26 @@ impl ServerBuilder {
             }
         }
         self.build()
+    }
+}
+
+/// The HTTPS fetcher of client ID metadata documents, or why there is none.
+fn default_metadata_fetcher(
+    cfg: &crate::client_metadata::ClientMetadataConfig,
+) -> Result<Arc<dyn crate::client_metadata::ClientMetadataFetcher>, ConfigError> {
+    #[cfg(feature = "client-metadata")]
+    {
+        Ok(Arc::new(crate::client_metadata::HttpFetcher::new(cfg)?))
+    }
+    #[cfg(not(feature = "client-metadata"))]
+    {
+        let _ = cfg;
+        Err(ConfigError::Setting {
+            key: "client_metadata.enabled",
+            reason: "fetching documents needs the `client-metadata` cargo feature (or a \
+                     fetcher given with `ServerBuilder::client_metadata_fetcher`)"
+                .into(),
+        })
     }
 }
 

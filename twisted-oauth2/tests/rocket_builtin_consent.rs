@@ -480,3 +480,55 @@ async fn an_invalid_login_url_aborts_launch() {
         rocket::error::ErrorKind::FailedFairings(_)
     ));
 }
+
+#[rocket::async_test]
+async fn a_metadata_document_client_shows_its_publisher_a_local_redirect_warning_and_resources() {
+    let id = "https://agent.example/oauth/client.json";
+    let doc = serde_json::json!({
+        "client_id": id,
+        "client_name": "Agent",
+        "redirect_uris": ["http://127.0.0.1:7777/callback"],
+    });
+    let mut cfg = config();
+    cfg.client_metadata.enabled = true;
+    cfg.resources = vec!["https://mcp.example/mcp".into()];
+    let figment = rocket::Config::figment()
+        .merge(("log_level", "off"))
+        .merge(("oauth2", cfg));
+    let rocket = rocket::custom(figment).attach(
+        OAuth2::fairing()
+            .client_metadata_fetcher(std::sync::Arc::new(
+                twisted_oauth2::client_metadata::StaticDocuments::new().with(id, &doc),
+            ))
+            .builtin_consent(CookieUser, "/login"),
+    );
+    let app = Client::untracked(rocket).await.expect("valid rocket");
+    let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let uri = format!(
+        "/oauth2/authorize?response_type=code&client_id={}&redirect_uri={}&scope=a&state=st&resource={}&code_challenge={}&code_challenge_method=S256",
+        enc(id),
+        enc("http://127.0.0.1:7777/callback"),
+        enc("https://mcp.example/mcp"),
+        s256_challenge(common::VERIFIER)
+    );
+    let mut browser = Browser::signed_in("bob");
+    let (status, _, page) = browser.get(&app, &uri).await;
+    assert_eq!(status, Status::Ok, "{page}");
+    assert!(page.contains("Unverified application"), "{page}");
+    assert!(
+        page.contains("Published by <strong>agent.example</strong>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("The answer goes to a program on this device"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<code>https://mcp.example/mcp</code>"),
+        "{page}"
+    );
+    // A configured (verified) client with an https redirect gets none of these notes.
+    let (_, _, page) = browser.get(&app, &authorize("web", "a")).await;
+    assert!(!page.contains("Published by"));
+    assert!(!page.contains("program on this device"));
+}

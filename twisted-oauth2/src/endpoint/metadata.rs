@@ -206,6 +206,12 @@ pub fn authorization_server_metadata(
                     server.endpoint_url("register").into(),
                 );
             }
+            if cfg.client_metadata.enabled {
+                members.insert(
+                    "client_id_metadata_document_supported".into(),
+                    serde_json::Value::Bool(true),
+                );
+            }
             members
         },
     }

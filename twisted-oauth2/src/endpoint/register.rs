@@ -159,14 +159,14 @@ fn disabled() -> OAuthError {
 }
 
 /// The validated metadata of a registration.
-struct Metadata {
-    redirect_uris: Vec<String>,
-    grant_types: Vec<String>,
+pub(crate) struct Metadata {
+    pub(crate) redirect_uris: Vec<String>,
+    pub(crate) grant_types: Vec<String>,
     #[allow(dead_code)] // validated; echoed from the grant types
-    response_types: Vec<String>,
-    auth_method: &'static str,
-    client_name: Option<String>,
-    scope: Option<Scope>,
+    pub(crate) response_types: Vec<String>,
+    pub(crate) auth_method: &'static str,
+    pub(crate) client_name: Option<String>,
+    pub(crate) scope: Option<Scope>,
 }
 
 /// A member: absent or `null` → `None`.
@@ -239,7 +239,18 @@ fn check_redirect_uri(cfg: &RegistrationConfig, raw: &str) -> Result<(), OAuthEr
 }
 
 fn validate(server: &AuthorizationServer, m: &Map<String, Value>) -> Result<Metadata, OAuthError> {
-    let cfg = &server.config().registration;
+    validate_with(server.config(), server.scopes_supported(), m)
+}
+
+/// Validates client metadata (RFC 7591 §2) against the server's configuration: the
+/// registration policy and the server's grant types and scopes. Also used for client ID
+/// metadata documents ([`crate::client_metadata`]).
+pub(crate) fn validate_with(
+    config: &crate::config::ServerConfig,
+    scopes_supported: Option<&Scope>,
+    m: &Map<String, Value>,
+) -> Result<Metadata, OAuthError> {
+    let cfg = &config.registration;
     let auth_method = match member(m, "token_endpoint_auth_method") {
         None => "none",
         Some(Value::String(s)) => match s.as_str() {
@@ -268,7 +279,7 @@ fn validate(server: &AuthorizationServer, m: &Map<String, Value>) -> Result<Meta
             GrantType::CLIENT_CREDENTIALS.as_str(),
         ]
         .contains(&g.as_str());
-        if !registrable || !server.grant_enabled(&g) {
+        if !registrable || !config.grant_types.contains(&g) {
             return Err(metadata_error(
                 "`grant_types` names a grant type this server does not offer for registration",
             ));
@@ -333,12 +344,12 @@ fn validate(server: &AuthorizationServer, m: &Map<String, Value>) -> Result<Meta
     let scope = match member(m, "scope") {
         None => None,
         Some(Value::String(s)) => {
-            if s.len() > server.config().max_scope_length {
+            if s.len() > config.max_scope_length {
                 return Err(metadata_error("`scope` is too long"));
             }
             let scope =
                 Scope::parse(s).map_err(|_| metadata_error("`scope` is not a valid scope"))?;
-            if let Some(supported) = server.scopes_supported() {
+            if let Some(supported) = scopes_supported {
                 if scope.iter().any(|t| !supported.iter().any(|x| x == t)) {
                     return Err(metadata_error(
                         "`scope` names a scope the server does not know",

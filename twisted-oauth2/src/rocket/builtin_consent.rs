@@ -217,6 +217,15 @@ pub struct ConsentPage<'a> {
     pub redirect_host: String,
     /// The whole redirect URI.
     pub redirect_uri: &'a str,
+    /// For a client described by a client ID metadata document
+    /// ([`Client::is_metadata_document`](crate::Client::is_metadata_document)): the host of
+    /// its `client_id` URL, who publishes it.
+    pub client_id_host: Option<String>,
+    /// Whether the answer goes to this device (a loopback or `localhost` redirect URI) for a
+    /// client anyone could claim to be (unverified): show a warning.
+    pub local_redirect_warning: bool,
+    /// The resources the token will be for (RFC 8707), when the request named any.
+    pub resources: Vec<&'a str>,
     /// Where the form posts (`<base>/consent`).
     pub action: &'a str,
     /// The hidden field `request_id`.
@@ -318,6 +327,34 @@ impl ConsentTemplates for DefaultTemplates {
                 ),
             })
             .collect();
+        let publisher = match &p.client_id_host {
+            Some(h) => format!(
+                "<p class=\"publisher\">Published by <strong>{}</strong> (its client ID \
+                 metadata document).</p>",
+                escape(h)
+            ),
+            None => String::new(),
+        };
+        let local = if p.local_redirect_warning {
+            format!(
+                "<p class=\"unverified\" role=\"note\"><strong>The answer goes to a program on \
+                 this device</strong> ({}). Any program here can claim this name: allow only \
+                 if you just started it yourself.</p>",
+                escape(&p.redirect_host)
+            )
+        } else {
+            String::new()
+        };
+        let resources = if p.resources.is_empty() {
+            String::new()
+        } else {
+            let items: String = p
+                .resources
+                .iter()
+                .map(|r| format!("<li><code>{}</code></li>", escape(r)))
+                .collect();
+            format!("<p class=\"resources-title\">At</p><ul class=\"resources\">{items}</ul>")
+        };
         let scopes = if scopes.is_empty() {
             "<p>It asks for no particular permission.</p>".to_owned()
         } else {
@@ -329,9 +366,9 @@ impl ConsentTemplates for DefaultTemplates {
             "<main class=\"card\" aria-labelledby=\"title\">\
              <header class=\"client\">{logo}<h1 id=\"title\"><span class=\"client-name\">{name}</span> \
              wants to access your account</h1></header>\
-             {unverified}\
+             {unverified}{publisher}{local}\
              <p class=\"who\">Signed in as <strong>{user}</strong></p>\
-             {scopes}\
+             {scopes}{resources}\
              <p class=\"redirect\">If you allow, you will be sent back to <strong>{host}</strong>.</p>\
              <form method=\"post\" action=\"{action}\">\
              <input type=\"hidden\" name=\"request_id\" value=\"{rid}\">\
@@ -533,11 +570,30 @@ impl Inner {
             scopes,
             redirect_host: redirect_host(&p.redirect_uri),
             redirect_uri: &p.redirect_uri,
+            client_id_host: p
+                .client
+                .is_metadata_document()
+                .then(|| redirect_host(p.client.id())),
+            local_redirect_warning: !p.client.is_verified() && is_local_redirect(&p.redirect_uri),
+            resources: p.resources.iter().map(|r| &**r).collect(),
             action: self.consent_path(),
             request_id: &p.request_id,
             csrf_token: &p.csrf_token,
         };
         self.html(Status::Ok, self.templates.consent_page(&page, &self.theme))
+    }
+}
+
+/// Whether a redirect URI goes to this device (loopback IP or `localhost`).
+fn is_local_redirect(uri: &str) -> bool {
+    match url::Url::parse(uri)
+        .ok()
+        .and_then(|u| u.host().map(|h| h.to_owned()))
+    {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
     }
 }
 
@@ -736,6 +792,15 @@ mod tests {
         assert!(Theme::with_accent("rgb(4 120 87)")
             .css_variables()
             .contains("--accent:rgb(4 120 87);"));
+    }
+
+    #[test]
+    fn local_redirects_are_loopback_or_localhost() {
+        assert!(is_local_redirect("http://127.0.0.1:9000/cb"));
+        assert!(is_local_redirect("http://[::1]/cb"));
+        assert!(is_local_redirect("http://localhost/callback"));
+        assert!(!is_local_redirect("https://app.example/cb"));
+        assert!(!is_local_redirect("com.example.app:/cb"));
     }
 
     #[test]

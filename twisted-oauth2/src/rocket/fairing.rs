@@ -42,6 +42,7 @@ struct Parts {
     builtin_consent: Option<Arc<super::builtin_consent::Inner>>,
     purge_interval: Option<Duration>,
     revocation_channel: Option<Arc<dyn crate::storage::cache::RevocationChannel>>,
+    metadata_fetcher: Option<Arc<dyn crate::client_metadata::ClientMetadataFetcher>>,
 }
 
 /// The fairing that makes a Rocket app an OAuth 2 authorization server. Attach it once.
@@ -101,6 +102,16 @@ impl OAuth2 {
     /// Looks clients up in this store after those listed in config.
     pub fn client_store(self, store: Arc<dyn ClientStore>) -> Self {
         self.with(|p| p.client_store = Some(store))
+    }
+
+    /// Fetches client ID metadata documents with `fetcher` (for example
+    /// [`StaticDocuments`](crate::client_metadata::StaticDocuments)) instead of over HTTPS;
+    /// see [`crate::client_metadata`].
+    pub fn client_metadata_fetcher(
+        self,
+        fetcher: Arc<dyn crate::client_metadata::ClientMetadataFetcher>,
+    ) -> Self {
+        self.with(|p| p.metadata_fetcher = Some(fetcher))
     }
 
     /// Uses this clock (tests).
@@ -328,6 +339,9 @@ impl Fairing for OAuth2 {
         let has_client_store = parts.client_store.is_some();
         if let Some(c) = parts.client_store {
             b = b.client_store(c);
+        }
+        if let Some(f) = parts.metadata_fetcher {
+            b = b.client_metadata_fetcher(f);
         }
         if let Some(c) = parts.clock {
             b = b.clock(c);

@@ -1,0 +1,675 @@
+//! Client ID metadata documents (draft-ietf-oauth-client-id-metadata-document; the Model
+//! Context Protocol's preferred client registration since its 2025-11-25 revision).
+//!
+//! A client that has not registered uses as its `client_id` an `https` URL with a path; the
+//! server fetches that URL and reads the client's metadata (RFC 7591 §2 members) from the
+//! JSON document found there. With [`ClientMetadataConfig::enabled`] the server advertises
+//! `client_id_metadata_document_supported` and resolves such client ids wherever it looks a
+//! client up (authorization, consent, token endpoint).
+//!
+//! What is refused, so that fetching a URL a stranger chose cannot be turned against the
+//! server or its network:
+//! - a `client_id` that is not `https`, has no path beyond `/`, has a fragment, user
+//!   information or `.`/`..` segments, or is longer than 2048 bytes;
+//! - a host outside [`ClientMetadataConfig::allowed_hosts`] (when set);
+//! - any address that is not public: loopback, private, link-local (cloud metadata services
+//!   such as `169.254.169.254`), unique-local, multicast, unspecified, documentation and
+//!   shared address space, for the URL's literal address and for every address its name
+//!   resolves to (the connection uses only the checked addresses, so DNS rebinding gains
+//!   nothing) — unless the debug override
+//!   [`ClientMetadataConfig::allow_special_use_addresses`] is on;
+//! - redirects (none is followed), any status but 200, a type other than JSON, a body over
+//!   [`ClientMetadataConfig::max_document_size`], a fetch slower than
+//!   [`ClientMetadataConfig::fetch_timeout`];
+//! - a document whose `client_id` differs from the URL, that carries a `client_secret` or
+//!   `client_secret_expires_at`, or asks for another `token_endpoint_auth_method` than
+//!   `none` (these clients are public), or whose metadata the registration policy refuses
+//!   (redirect URI kinds, grant types, scopes: [`RegistrationConfig`](crate::config::RegistrationConfig)).
+//!
+//! Documents are cached per their `Cache-Control: max-age`, clamped to
+//! [[`ClientMetadataConfig::min_cache_lifetime`], [`ClientMetadataConfig::max_cache_lifetime`]];
+//! a failed fetch is remembered for `min_cache_lifetime` too, so a client id cannot make the
+//! server fetch more than once a minute; at most
+//! [`ClientMetadataConfig::max_cached_documents`] are kept.
+//!
+//! The fetching is a trait, [`ClientMetadataFetcher`]: the HTTP one ([`HttpFetcher`], cargo
+//! feature `client-metadata`) or [`StaticDocuments`] (documents given in code, for tests and
+//! air-gapped deployments, no network). A client found this way is public, unverified, and
+//! marked [`Client::is_metadata_document`].
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::client::Client;
+use crate::config::ServerConfig;
+use crate::error::{ConfigError, ErrorCode, OAuthError};
+use crate::scope::Scope;
+
+/// The longest `client_id` URL fetched.
+pub const MAX_CLIENT_ID_URL_LENGTH: usize = 2048;
+
+/// The `client_metadata` table of the `oauth2` configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientMetadataConfig {
+    /// Resolve `https` URL client ids by fetching their metadata documents, and advertise
+    /// `client_id_metadata_document_supported`. Default `false`.
+    pub enabled: bool,
+    /// When not empty, only documents on these hosts (exact names, case-insensitive) are
+    /// fetched. Default: any public host.
+    pub allowed_hosts: Vec<String>,
+    /// Debug override: also fetch from loopback, private and other special-use addresses
+    /// (for a client served on `127.0.0.1` in development and tests). Refused unless
+    /// `allow_insecure_request_debug` is on too. Default `false`.
+    pub allow_special_use_addresses: bool,
+    /// PEM files of extra root certificates to trust for the fetch (a test CA, or a private
+    /// CA in an air-gapped deployment). Default none.
+    pub root_certificates: Vec<String>,
+    /// The largest document accepted, in bytes. Default 5120.
+    pub max_document_size: usize,
+    /// The longest a fetch may take, in seconds. Default 5.
+    pub fetch_timeout: u64,
+    /// The shortest time a document (or a failed fetch) is cached, in seconds. Default 60.
+    pub min_cache_lifetime: u64,
+    /// The longest time a document is cached, in seconds. Default 86400.
+    pub max_cache_lifetime: u64,
+    /// The most documents kept in the cache. Default 1000.
+    pub max_cached_documents: usize,
+    #[doc(hidden)]
+    #[serde(skip)]
+    pub __non_exhaustive: (),
+}
+
+impl Default for ClientMetadataConfig {
+    fn default() -> Self {
+        ClientMetadataConfig {
+            enabled: false,
+            allowed_hosts: Vec::new(),
+            allow_special_use_addresses: false,
+            root_certificates: Vec::new(),
+            max_document_size: 5120,
+            fetch_timeout: 5,
+            min_cache_lifetime: 60,
+            max_cache_lifetime: 86_400,
+            max_cached_documents: 1000,
+            __non_exhaustive: (),
+        }
+    }
+}
+
+impl ClientMetadataConfig {
+    pub(crate) fn validate(&self, debug_override: bool) -> Result<(), ConfigError> {
+        let err = |key: &'static str, reason: &str| ConfigError::Setting {
+            key,
+            reason: reason.to_owned(),
+        };
+        if self.allow_special_use_addresses && !debug_override {
+            return Err(err(
+                "client_metadata.allow_special_use_addresses",
+                "is a debug override: it needs allow_insecure_request_debug = true",
+            ));
+        }
+        if self.max_document_size == 0 || self.max_document_size > 1024 * 1024 {
+            return Err(err(
+                "client_metadata.max_document_size",
+                "must be between 1 and 1048576 bytes",
+            ));
+        }
+        if self.fetch_timeout == 0 || self.fetch_timeout > 60 {
+            return Err(err(
+                "client_metadata.fetch_timeout",
+                "must be between 1 and 60 seconds",
+            ));
+        }
+        if self.min_cache_lifetime > self.max_cache_lifetime {
+            return Err(err(
+                "client_metadata.min_cache_lifetime",
+                "must not exceed max_cache_lifetime (seconds)",
+            ));
+        }
+        if self.max_cached_documents == 0 {
+            return Err(err(
+                "client_metadata.max_cached_documents",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Whether `client_id` has the form of a client ID metadata document URL (an `https` URL);
+/// such ids are resolved by fetching when the feature is on. Checked before any store.
+pub fn is_metadata_document_url(client_id: &str) -> bool {
+    client_id.len() > 8 && client_id[..8].eq_ignore_ascii_case("https://")
+}
+
+/// Checks a `client_id` URL's form (the module documentation lists the rules).
+pub fn parse_client_id_url(client_id: &str) -> Result<url::Url, &'static str> {
+    if client_id.len() > MAX_CLIENT_ID_URL_LENGTH {
+        return Err("the client_id URL is too long");
+    }
+    if client_id.contains('#') {
+        return Err("the client_id URL must not have a fragment");
+    }
+    let url = url::Url::parse(client_id).map_err(|_| "the client_id is not a URL")?;
+    if url.scheme() != "https" {
+        return Err("the client_id URL must use https");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("the client_id URL must not carry user information");
+    }
+    // The parsed URL has `.` and `..` resolved: compare with what was sent.
+    let path_as_sent = client_id
+        .splitn(4, '/')
+        .nth(3)
+        .map(|p| p.split('?').next().unwrap_or(""))
+        .unwrap_or("");
+    if path_as_sent.split('/').any(|seg| {
+        seg == "."
+            || seg == ".."
+            || seg.eq_ignore_ascii_case("%2e")
+            || seg.eq_ignore_ascii_case("%2e%2e")
+    }) {
+        return Err("the client_id URL must not have . or .. path segments");
+    }
+    if url.path() == "/" || url.path().is_empty() {
+        return Err("the client_id URL must have a path");
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("the client_id URL has no host");
+    }
+    Ok(url)
+}
+
+/// Whether `ip` is a public unicast address (not loopback, private, link-local,
+/// unique-local, multicast, unspecified, broadcast, documentation, benchmarking or shared
+/// address space, nor an IPv4-mapped form of one).
+pub fn is_public_address(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_unspecified()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b)) // shared address space (RFC 6598)
+                || (a == 198 && (b == 18 || b == 19)) // benchmarking (RFC 2544)
+                || a >= 240) // reserved
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public_address(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00 // unique local
+                || (first & 0xffc0) == 0xfe80 // link local
+                || first == 0x2001 && v6.segments()[1] == 0x0db8 // documentation
+                || first == 0x0064 && v6.segments()[1] == 0xff9b) // NAT64 to anything
+        }
+    }
+}
+
+/// What a fetch may do: the limits of [`ClientMetadataConfig`], as a fetcher sees them.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct FetchLimits {
+    /// The largest body accepted, in bytes.
+    pub max_size: usize,
+    /// The longest the fetch may take.
+    pub timeout: std::time::Duration,
+    /// Whether special-use addresses may be contacted (the debug override).
+    pub allow_special_use_addresses: bool,
+}
+
+impl FetchLimits {
+    /// The limits a configuration sets.
+    pub fn from_config(config: &ClientMetadataConfig) -> Self {
+        FetchLimits {
+            max_size: config.max_document_size,
+            timeout: std::time::Duration::from_secs(config.fetch_timeout),
+            allow_special_use_addresses: config.allow_special_use_addresses,
+        }
+    }
+}
+
+/// A fetched document: its body and, from `Cache-Control`, how long it may be cached.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct FetchedDocument {
+    /// The JSON body.
+    pub body: Vec<u8>,
+    /// `max-age` in seconds; `Some(0)` for `no-store`/`no-cache`; `None` when absent.
+    pub max_age: Option<u64>,
+}
+
+impl FetchedDocument {
+    /// A document with this body and cache lifetime.
+    pub fn new(body: Vec<u8>, max_age: Option<u64>) -> Self {
+        FetchedDocument { body, max_age }
+    }
+}
+
+/// Why a document could not be fetched.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// The address is not a public one (SSRF protection), or the host is not allowed.
+    #[error("refused to fetch: {0}")]
+    Refused(String),
+    /// The answer was a redirect (none is followed).
+    #[error("the document URL answered with a redirect")]
+    Redirect,
+    /// The answer's status was not 200.
+    #[error("the document URL answered {0}")]
+    Status(u16),
+    /// The answer was not JSON.
+    #[error("the document is not application/json")]
+    NotJson,
+    /// The body exceeded the size limit.
+    #[error("the document is larger than {0} bytes")]
+    TooLarge(usize),
+    /// The fetch took longer than the limit.
+    #[error("the fetch timed out")]
+    Timeout,
+    /// The connection failed.
+    #[error("the fetch failed: {0}")]
+    Network(String),
+    /// The fetcher has no document for this URL ([`StaticDocuments`]).
+    #[error("no document is known for this URL")]
+    NotFound,
+}
+
+/// Fetches client ID metadata documents. [`HttpFetcher`] fetches over HTTPS;
+/// [`StaticDocuments`] answers from documents given in code.
+#[async_trait]
+pub trait ClientMetadataFetcher: Send + Sync + 'static {
+    /// Fetches the document at `url` (already checked by [`parse_client_id_url`] and the
+    /// host allow-list) within `limits`.
+    async fn fetch(
+        &self,
+        url: &url::Url,
+        limits: &FetchLimits,
+    ) -> Result<FetchedDocument, FetchError>;
+}
+
+/// Documents given in code, by URL: no network. For tests, air-gapped deployments, and
+/// well-known clients pinned by the operator.
+#[derive(Debug, Default, Clone)]
+pub struct StaticDocuments {
+    documents: HashMap<String, Vec<u8>>,
+}
+
+impl StaticDocuments {
+    /// No documents.
+    pub fn new() -> Self {
+        StaticDocuments::default()
+    }
+
+    /// Adds the document served for `client_id`.
+    pub fn with(mut self, client_id: impl Into<String>, document: &serde_json::Value) -> Self {
+        self.documents
+            .insert(client_id.into(), document.to_string().into_bytes());
+        self
+    }
+}
+
+#[async_trait]
+impl ClientMetadataFetcher for StaticDocuments {
+    async fn fetch(
+        &self,
+        url: &url::Url,
+        limits: &FetchLimits,
+    ) -> Result<FetchedDocument, FetchError> {
+        let body = self
+            .documents
+            .get(url.as_str())
+            .ok_or(FetchError::NotFound)?;
+        if body.len() > limits.max_size {
+            return Err(FetchError::TooLarge(limits.max_size));
+        }
+        Ok(FetchedDocument::new(body.clone(), None))
+    }
+}
+
+/// The seconds of `max-age` in a `Cache-Control` value (`no-store`/`no-cache`: 0).
+pub fn cache_max_age(cache_control: &str) -> Option<u64> {
+    let mut max_age = None;
+    for directive in cache_control.split(',') {
+        let d = directive.trim();
+        let (name, value) = d.split_once('=').unwrap_or((d, ""));
+        if name.eq_ignore_ascii_case("no-store") || name.eq_ignore_ascii_case("no-cache") {
+            return Some(0);
+        }
+        if name.eq_ignore_ascii_case("max-age") {
+            max_age = value.trim_matches('"').parse::<u64>().ok();
+        }
+    }
+    max_age
+}
+
+#[cfg(feature = "client-metadata")]
+mod http;
+#[cfg(feature = "client-metadata")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client-metadata")))]
+pub use http::HttpFetcher;
+
+/// A cached answer for one URL.
+#[derive(Clone)]
+enum Cached {
+    Client(Arc<Client>),
+    Failed(String),
+}
+
+struct Entry {
+    value: Cached,
+    until: i64,
+}
+
+/// Resolves metadata-document client ids: checks, fetches, validates, caches. The server
+/// holds one when [`ClientMetadataConfig::enabled`].
+pub struct ClientMetadataResolver {
+    config: ClientMetadataConfig,
+    fetcher: Arc<dyn ClientMetadataFetcher>,
+    cache: Mutex<HashMap<String, Entry>>,
+}
+
+impl std::fmt::Debug for ClientMetadataResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientMetadataResolver")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn invalid_client_id(reason: &str) -> OAuthError {
+    OAuthError::with_description(
+        ErrorCode::InvalidRequest,
+        format!("the client metadata document cannot be used: {reason}"),
+    )
+}
+
+impl ClientMetadataResolver {
+    /// A resolver with this policy and fetcher.
+    pub fn new(config: ClientMetadataConfig, fetcher: Arc<dyn ClientMetadataFetcher>) -> Self {
+        ClientMetadataResolver {
+            config,
+            fetcher,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The policy.
+    pub fn config(&self) -> &ClientMetadataConfig {
+        &self.config
+    }
+
+    /// How many documents (and failed fetches) are cached.
+    pub fn cached(&self) -> usize {
+        self.cache.lock().map(|c| c.len()).unwrap_or(0)
+    }
+
+    fn limits(&self) -> FetchLimits {
+        FetchLimits::from_config(&self.config)
+    }
+
+    fn cached_answer(&self, id: &str, now: i64) -> Option<Cached> {
+        let cache = self.cache.lock().ok()?;
+        cache
+            .get(id)
+            .filter(|e| e.until > now)
+            .map(|e| e.value.clone())
+    }
+
+    fn remember(&self, id: &str, value: Cached, until: i64, now: i64) {
+        let Ok(mut cache) = self.cache.lock() else {
+            return;
+        };
+        if cache.len() >= self.config.max_cached_documents && !cache.contains_key(id) {
+            cache.retain(|_, e| e.until > now);
+            if cache.len() >= self.config.max_cached_documents {
+                // Drop the entry closest to expiry.
+                if let Some(k) = cache
+                    .iter()
+                    .min_by_key(|(_, e)| e.until)
+                    .map(|(k, _)| k.clone())
+                {
+                    cache.remove(&k);
+                }
+            }
+        }
+        cache.insert(id.to_owned(), Entry { value, until });
+    }
+
+    /// The client `client_id` (an `https` URL) describes, fetched or from the cache.
+    /// `invalid_request` with the reason when the URL or its document is refused.
+    pub async fn client(
+        &self,
+        server_config: &ServerConfig,
+        scopes_supported: Option<&Scope>,
+        client_id: &str,
+        now: i64,
+    ) -> Result<Arc<Client>, OAuthError> {
+        match self.cached_answer(client_id, now) {
+            Some(Cached::Client(c)) => return Ok(c),
+            Some(Cached::Failed(reason)) => return Err(invalid_client_id(&reason)),
+            None => {}
+        }
+        let min = self.config.min_cache_lifetime as i64;
+        match self
+            .resolve(server_config, scopes_supported, client_id)
+            .await
+        {
+            Ok((client, max_age)) => {
+                let ttl = max_age.unwrap_or(300).clamp(
+                    self.config.min_cache_lifetime,
+                    self.config.max_cache_lifetime,
+                );
+                let client = Arc::new(client);
+                self.remember(
+                    client_id,
+                    Cached::Client(client.clone()),
+                    now.saturating_add(ttl as i64),
+                    now,
+                );
+                Ok(client)
+            }
+            Err(reason) => {
+                log::info!(
+                    "twisted-oauth2: client metadata document of `{}` refused: {reason}",
+                    crate::error::printable(client_id)
+                );
+                self.remember(
+                    client_id,
+                    Cached::Failed(reason.clone()),
+                    now.saturating_add(min),
+                    now,
+                );
+                Err(invalid_client_id(&reason))
+            }
+        }
+    }
+
+    async fn resolve(
+        &self,
+        server_config: &ServerConfig,
+        scopes_supported: Option<&Scope>,
+        client_id: &str,
+    ) -> Result<(Client, Option<u64>), String> {
+        let url = parse_client_id_url(client_id).map_err(str::to_owned)?;
+        let host = url.host_str().unwrap_or_default();
+        if !self.config.allowed_hosts.is_empty()
+            && !self
+                .config
+                .allowed_hosts
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(host))
+        {
+            return Err(format!("the host {host} is not allowed"));
+        }
+        let doc = self
+            .fetcher
+            .fetch(&url, &self.limits())
+            .await
+            .map_err(|e| e.to_string())?;
+        if doc.body.len() > self.config.max_document_size {
+            return Err(FetchError::TooLarge(self.config.max_document_size).to_string());
+        }
+        let value: Value =
+            serde_json::from_slice(&doc.body).map_err(|_| "the document is not JSON".to_owned())?;
+        let Value::Object(map) = value else {
+            return Err("the document is not a JSON object".into());
+        };
+        let client = document_client(server_config, scopes_supported, client_id, &map)?;
+        Ok((client, doc.max_age))
+    }
+}
+
+/// The client a metadata document describes, or why it is refused.
+fn document_client(
+    server_config: &ServerConfig,
+    scopes_supported: Option<&Scope>,
+    client_id: &str,
+    m: &Map<String, Value>,
+) -> Result<Client, String> {
+    match m.get("client_id") {
+        Some(Value::String(s)) if s == client_id => {}
+        _ => return Err("the document's client_id is not its URL".into()),
+    }
+    for secret in ["client_secret", "client_secret_expires_at"] {
+        if m.contains_key(secret) {
+            return Err(format!("the document must not carry `{secret}`"));
+        }
+    }
+    match m.get("token_endpoint_auth_method") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) if s == "none" => {}
+        Some(_) => {
+            return Err("the document asks for a token_endpoint_auth_method other than none".into())
+        }
+    }
+    if !m.contains_key("redirect_uris") {
+        return Err("the document has no redirect_uris".into());
+    }
+    let meta = crate::endpoint::register::validate_with(server_config, scopes_supported, m)
+        .map_err(|e| e.description().unwrap_or("invalid metadata").to_owned())?;
+    let mut b = Client::builder(client_id.to_owned())
+        .verified(false)
+        .metadata_document(true);
+    for u in &meta.redirect_uris {
+        b = b.redirect_uri(u.clone());
+    }
+    for g in &meta.grant_types {
+        b = b.grant_type(g.clone());
+    }
+    if let Some(n) = &meta.client_name {
+        b = b.name(n.clone());
+    }
+    if let Some(Value::String(logo)) = m.get("logo_uri") {
+        if crate::client::is_acceptable_logo_uri(logo) {
+            b = b.logo_uri(logo.clone());
+        }
+    }
+    if let (Some(s), true) = (&meta.scope, server_config.registration.restrict_scope) {
+        b = b.scope(s.to_string());
+    }
+    b.build().map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_id_urls_must_be_https_with_a_path_and_no_fragment_credentials_or_dots() {
+        assert!(parse_client_id_url("https://app.example/client.json").is_ok());
+        assert!(parse_client_id_url("https://app.example/a/b?x=1").is_ok());
+        for bad in [
+            "http://app.example/client.json",
+            "https://app.example",
+            "https://app.example/",
+            "https://app.example/c#f",
+            "https://user:pw@app.example/c",
+            "https://app.example/a/../c",
+            "https://app.example/./c",
+            "https://app.example/a/%2e%2e/c",
+            "not a url",
+        ] {
+            assert!(parse_client_id_url(bad).is_err(), "{bad}");
+        }
+        let long = format!(
+            "https://app.example/{}",
+            "a".repeat(MAX_CLIENT_ID_URL_LENGTH)
+        );
+        assert!(parse_client_id_url(&long).is_err());
+    }
+
+    #[test]
+    fn special_use_addresses_are_not_public() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "198.18.0.1",
+            "192.0.2.1",
+            "::1",
+            "::",
+            "fc00::1",
+            "fd12::1",
+            "fe80::1",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "2001:db8::1",
+            "64:ff9b::a9fe:a9fe",
+        ] {
+            assert!(!is_public_address(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["93.184.215.14", "8.8.8.8", "2606:4700::1111"] {
+            assert!(is_public_address(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn cache_control_max_age_and_no_store() {
+        assert_eq!(cache_max_age("public, max-age=600"), Some(600));
+        assert_eq!(cache_max_age("max-age=\"30\""), Some(30));
+        assert_eq!(cache_max_age("no-store"), Some(0));
+        assert_eq!(cache_max_age("max-age=60, no-cache"), Some(0));
+        assert_eq!(cache_max_age("private"), None);
+        assert_eq!(cache_max_age("max-age=x"), None);
+    }
+
+    #[test]
+    fn the_debug_override_needs_the_insecure_debug_flag() {
+        let c = ClientMetadataConfig {
+            allow_special_use_addresses: true,
+            ..Default::default()
+        };
+        assert!(c.validate(false).is_err());
+        assert!(c.validate(true).is_ok());
+        let c = ClientMetadataConfig {
+            min_cache_lifetime: 10,
+            max_cache_lifetime: 5,
+            ..Default::default()
+        };
+        assert!(c.validate(false).is_err());
+    }
+}

@@ -1,0 +1,182 @@
+//! [`HttpFetcher`]: client ID metadata documents over HTTPS, with the SSRF limits of the
+//! module documentation.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::{
+    cache_max_age, is_public_address, ClientMetadataConfig, ClientMetadataFetcher, FetchError,
+    FetchLimits, FetchedDocument,
+};
+use crate::error::ConfigError;
+
+/// Fetches documents over HTTPS with `reqwest`: no redirects, no proxy, only public
+/// addresses (unless the debug override), the size and time limits, and the configured
+/// extra root certificates.
+#[derive(Debug, Clone)]
+pub struct HttpFetcher {
+    client: reqwest::Client,
+    allow_special_use_addresses: bool,
+}
+
+/// Resolves names and keeps only the addresses the policy allows, so the connection is made
+/// to a checked address (a name that resolves differently a moment later gains nothing).
+struct CheckedResolver {
+    allow_special_use_addresses: bool,
+}
+
+impl reqwest::dns::Resolve for CheckedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow = self.allow_special_use_addresses;
+        Box::pin(async move {
+            let addrs = resolve_checked(name.as_str(), allow)
+                .await
+                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// The addresses of `host` the policy allows; an error when none (or any) is refused.
+async fn resolve_checked(host: &str, allow: bool) -> Result<Vec<SocketAddr>, FetchError> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, 443))
+        .await
+        .map_err(|e| FetchError::Network(format!("cannot resolve {host}: {e}")))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(FetchError::Network(format!("{host} has no address")));
+    }
+    if !allow && addrs.iter().any(|a| !is_public_address(a.ip())) {
+        return Err(FetchError::Refused(format!(
+            "{host} resolves to a special-use address"
+        )));
+    }
+    Ok(addrs)
+}
+
+impl HttpFetcher {
+    /// A fetcher for this policy; reads the PEM files of
+    /// [`ClientMetadataConfig::root_certificates`].
+    pub fn new(config: &ClientMetadataConfig) -> Result<Self, ConfigError> {
+        let mut b = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .https_only(true)
+            .timeout(std::time::Duration::from_secs(config.fetch_timeout))
+            .user_agent(concat!("twisted-oauth2/", env!("CARGO_PKG_VERSION")))
+            .dns_resolver(Arc::new(CheckedResolver {
+                allow_special_use_addresses: config.allow_special_use_addresses,
+            }));
+        for path in &config.root_certificates {
+            let err = |reason: String| ConfigError::Setting {
+                key: "client_metadata.root_certificates",
+                reason,
+            };
+            let pem = std::fs::read(path).map_err(|e| err(format!("cannot read {path}: {e}")))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| err(format!("{path} is not a PEM certificate: {e}")))?;
+            if certs.is_empty() {
+                return Err(err(format!("{path} holds no certificate")));
+            }
+            for c in certs {
+                b = b.add_root_certificate(c);
+            }
+        }
+        let client = b.build().map_err(|e| ConfigError::Setting {
+            key: "client_metadata",
+            reason: format!("cannot build the HTTPS client: {e}"),
+        })?;
+        Ok(HttpFetcher {
+            client,
+            allow_special_use_addresses: config.allow_special_use_addresses,
+        })
+    }
+}
+
+#[async_trait]
+impl ClientMetadataFetcher for HttpFetcher {
+    async fn fetch(
+        &self,
+        url: &url::Url,
+        limits: &FetchLimits,
+    ) -> Result<FetchedDocument, FetchError> {
+        let allow = self.allow_special_use_addresses && limits.allow_special_use_addresses;
+        match url.host() {
+            Some(url::Host::Ipv4(ip)) if !allow && !is_public_address(ip.into()) => {
+                return Err(FetchError::Refused(format!(
+                    "{ip} is a special-use address"
+                )))
+            }
+            Some(url::Host::Ipv6(ip)) if !allow && !is_public_address(ip.into()) => {
+                return Err(FetchError::Refused(format!(
+                    "{ip} is a special-use address"
+                )))
+            }
+            Some(url::Host::Domain(d)) => {
+                // A clear refusal before connecting; the resolver checks again.
+                resolve_checked(d, allow).await?;
+            }
+            _ => {}
+        }
+        let work = async {
+            let mut resp = self
+                .client
+                .get(url.clone())
+                .header(reqwest::header::ACCEPT, "application/json")
+                .send()
+                .await
+                .map_err(|e| {
+                    if e.is_timeout() {
+                        FetchError::Timeout
+                    } else {
+                        FetchError::Network(e.without_url().to_string())
+                    }
+                })?;
+            let status = resp.status();
+            if status.is_redirection() {
+                return Err(FetchError::Redirect);
+            }
+            if status.as_u16() != 200 {
+                return Err(FetchError::Status(status.as_u16()));
+            }
+            let headers = resp.headers();
+            let json = headers
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(';').next())
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+            if !json {
+                return Err(FetchError::NotJson);
+            }
+            let max_age = headers
+                .get(reqwest::header::CACHE_CONTROL)
+                .and_then(|v| v.to_str().ok())
+                .and_then(cache_max_age);
+            if resp
+                .content_length()
+                .is_some_and(|n| n > limits.max_size as u64)
+            {
+                return Err(FetchError::TooLarge(limits.max_size));
+            }
+            let mut body = Vec::new();
+            while let Some(chunk) = resp.chunk().await.map_err(|e| {
+                if e.is_timeout() {
+                    FetchError::Timeout
+                } else {
+                    FetchError::Network(e.without_url().to_string())
+                }
+            })? {
+                if body.len() + chunk.len() > limits.max_size {
+                    return Err(FetchError::TooLarge(limits.max_size));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(FetchedDocument::new(body, max_age))
+        };
+        tokio::time::timeout(limits.timeout, work)
+            .await
+            .map_err(|_| FetchError::Timeout)?
+    }
+}
