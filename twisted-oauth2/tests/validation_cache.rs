@@ -13,6 +13,9 @@
 //! notification or the channel's loss can explain a refusal. Tests run one at a time (the
 //! kill test must not disturb the others' listeners).
 //!
+//! The trials run on a three-node Redis Cluster the test starts, too
+//! (`TWISTED_OAUTH2_TEST_REDIS_CLUSTER=1`).
+//!
 //! Needs `TWISTED_OAUTH2_TEST_POSTGRES` / `TWISTED_OAUTH2_TEST_REDIS` (skips with a notice
 //! otherwise): `cargo test -p twisted-oauth2 --features postgres,redis --test validation_cache`
 
@@ -433,6 +436,20 @@ async fn redis_revocation_reaches_the_other_instance() {
         return;
     };
     revocation_reaches_the_other_instance("redis", &url).await;
+}
+
+/// On a three-node Redis Cluster started by the test (classic pub/sub reaches every node).
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cluster_revocation_reaches_the_other_instance() {
+    let _serial = SERIAL.lock().await;
+    let cluster = match tokio::task::spawn_blocking(stores::cluster::Cluster::start).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return,
+        Err(e) => panic!("cluster: {e}"),
+    };
+    let url = cluster.url(&format!("vcache:{}:", stores::run_id()));
+    revocation_reaches_the_other_instance("redis cluster", &url).await;
 }
 
 #[cfg(feature = "redis")]

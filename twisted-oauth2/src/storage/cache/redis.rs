@@ -4,6 +4,10 @@
 //! default `oauth2:`, so stores with different prefixes do not hear each other) on one
 //! dedicated connection and publishes through a reconnecting connection of its own.
 //!
+//! On a Redis Cluster (`redis+cluster://`), whose classic pub/sub reaches every node, the
+//! subscriber uses one node at a time (the next one after each loss) and the publisher the
+//! first node that answers.
+//!
 //! A heartbeat (`p`) is published every second; a subscriber that hears nothing, not even a
 //! heartbeat, for [`LIVENESS`] counts its connection as lost, as it does when the
 //! connection closes (`CLIENT KILL TYPE pubsub`, a restart). A lost subscriber tells the
@@ -28,7 +32,8 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A [`RevocationChannel`] over Redis pub/sub. See the [module docs](self).
 pub struct RedisPubSubChannel {
-    client: ::redis::Client,
+    /// One client per node (one for a single server); the subscriber rotates through them.
+    clients: Vec<::redis::Client>,
     publisher: ConnectionManager,
     channel: String,
 }
@@ -46,29 +51,50 @@ impl RedisPubSubChannel {
     /// `key_prefix` names the channel). The subscribed connection is opened by
     /// [`RevocationChannel::start`].
     pub async fn connect(url: &str) -> Result<Self, StorageError> {
-        let (url, prefix) = split_prefix(url.trim());
-        let client = ::redis::Client::open(url.as_str()).map_err(|e| {
-            StorageError::other(ConfigError::Setting {
-                key: "storage",
-                reason: format!("invalid Redis URL: {e}"),
-            })
-        })?;
+        let url = url.trim();
+        let (nodes, prefix) = if crate::storage::redis::is_cluster_url(url) {
+            let (nodes, prefix) = crate::storage::redis::parse_cluster_url(url)?;
+            (nodes, prefix.unwrap_or_else(|| "oauth2:".to_owned()))
+        } else {
+            let (url, prefix) = split_prefix(url);
+            (vec![url], prefix)
+        };
+        let mut clients = Vec::with_capacity(nodes.len());
+        for node in &nodes {
+            clients.push(::redis::Client::open(node.as_str()).map_err(|e| {
+                StorageError::other(ConfigError::Setting {
+                    key: "storage",
+                    reason: format!("invalid Redis URL: {e}"),
+                })
+            })?);
+        }
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(TIMEOUT))
             .set_response_timeout(Some(TIMEOUT))
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(50))
             .set_max_delay(Duration::from_millis(500));
-        let publisher = ConnectionManager::new_with_config(client.clone(), config);
-        let publisher = match tokio::time::timeout(TIMEOUT, publisher).await {
-            Ok(r) => r.map_err(StorageError::unavailable)?,
-            Err(e) => return Err(StorageError::unavailable(e)),
-        };
-        Ok(RedisPubSubChannel {
-            client,
-            publisher,
-            channel: format!("{prefix}revocations"),
-        })
+        let mut last = None;
+        for client in &clients {
+            let publisher = ConnectionManager::new_with_config(client.clone(), config.clone());
+            match tokio::time::timeout(TIMEOUT, publisher).await {
+                Ok(Ok(publisher)) => {
+                    return Ok(RedisPubSubChannel {
+                        clients,
+                        publisher,
+                        channel: format!("{prefix}revocations"),
+                    })
+                }
+                Ok(Err(e)) => last = Some(StorageError::unavailable(e)),
+                Err(e) => last = Some(StorageError::unavailable(e)),
+            }
+        }
+        Err(last.unwrap_or_else(|| {
+            StorageError::other(ConfigError::Setting {
+                key: "storage",
+                reason: "a Redis URL names no server".into(),
+            })
+        }))
     }
 
     /// The pub/sub channel revocations travel on.
@@ -109,7 +135,7 @@ impl RevocationChannel for RedisPubSubChannel {
 
     fn start(&self, sink: RevocationSink) -> Result<(), StorageError> {
         spawn(subscribe_loop(
-            self.client.clone(),
+            self.clients.clone(),
             self.channel.clone(),
             sink.clone(),
         ))?;
@@ -152,10 +178,15 @@ async fn subscribe(
     Ok(pubsub)
 }
 
-async fn subscribe_loop(client: ::redis::Client, channel: String, sink: RevocationSink) {
+async fn subscribe_loop(clients: Vec<::redis::Client>, channel: String, sink: RevocationSink) {
     let mut attempt = 0u32;
+    let mut node = 0usize;
     while !sink.is_closed() {
-        match tokio::time::timeout(TIMEOUT, subscribe(&client, &channel)).await {
+        let Some(client) = clients.get(node % clients.len().max(1)) else {
+            return;
+        };
+        node = node.wrapping_add(1);
+        match tokio::time::timeout(TIMEOUT, subscribe(client, &channel)).await {
             Ok(Ok(pubsub)) => {
                 if attempt > 0 {
                     log::info!("twisted-oauth2: validation cache: SUBSCRIBE re-established");
@@ -203,7 +234,22 @@ async fn subscribe_loop(client: ::redis::Client, channel: String, sink: Revocati
 
 #[cfg(test)]
 mod tests {
-    use super::split_prefix;
+    use super::{split_prefix, RedisPubSubChannel};
+    use crate::error::StorageError;
+
+    #[tokio::test]
+    async fn cluster_urls_are_read_as_the_store_reads_them() {
+        // A malformed cluster URL is refused as the store refuses it, before any connection.
+        match RedisPubSubChannel::connect("redis+cluster://h:1/0").await {
+            Err(StorageError::Other(e)) => assert!(e.to_string().contains("storage"), "{e}"),
+            other => panic!("expected a storage setting error, got {other:?}"),
+        }
+        // No node answering is Unavailable (port 1 on loopback refuses at once).
+        match RedisPubSubChannel::connect("redis+cluster://127.0.0.1:1,127.0.0.1:1").await {
+            Err(StorageError::Unavailable(_)) => {}
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+    }
 
     #[test]
     fn the_prefix_names_the_channel_and_leaves_the_url() {
