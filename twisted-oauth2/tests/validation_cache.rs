@@ -492,8 +492,19 @@ fn capture() -> &'static Capture {
     })
 }
 
-/// The `validation cache:` line of the launch log of a server on `cfg`, cleared before.
+/// The `validation cache:` line of the launch log of a server on `cfg`.
 async fn launch_line(cfg: ServerConfig) -> String {
+    let lines = launch_log(cfg, OAuth2::fairing()).await;
+    lines
+        .iter()
+        .flat_map(|l| l.lines())
+        .find(|l| l.contains("validation cache:"))
+        .map(|l| l.trim().to_owned())
+        .unwrap_or_else(|| panic!("no validation cache line in the launch log: {lines:?}"))
+}
+
+/// The library's log lines while a server on `cfg` with `fairing` launches.
+async fn launch_log(cfg: ServerConfig, fairing: OAuth2) -> Vec<String> {
     let c = capture();
     log::set_max_level(log::LevelFilter::Info);
     if let Ok(mut v) = c.0.lock() {
@@ -502,18 +513,11 @@ async fn launch_line(cfg: ServerConfig) -> String {
     let figment = rocket::Config::figment()
         .merge(("log_level", "normal"))
         .merge(("oauth2", cfg));
-    let client = rocket::local::asynchronous::Client::untracked(
-        rocket::custom(figment).attach(OAuth2::fairing()),
-    )
-    .await;
+    let client =
+        rocket::local::asynchronous::Client::untracked(rocket::custom(figment).attach(fairing))
+            .await;
     assert!(client.is_ok(), "the server did not launch");
-    let lines = c.0.lock().map(|v| v.clone()).unwrap_or_default();
-    lines
-        .iter()
-        .flat_map(|l| l.lines())
-        .find(|l| l.contains("validation cache:"))
-        .map(|l| l.trim().to_owned())
-        .unwrap_or_else(|| panic!("no validation cache line in the launch log: {lines:?}"))
+    c.0.lock().map(|v| v.clone()).unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -529,6 +533,16 @@ async fn the_launch_log_states_the_policy() {
         launch_line(cfg).await,
         "validation cache: on, at most 500 tokens, re-read after 7 s, revocations via local \
          only (this process); not served while the channel is down"
+    );
+    // Stores given in code without a channel: local only, and a warning says so.
+    let stores = Stores::from_backend(std::sync::Arc::new(
+        twisted_oauth2::storage::memory::MemoryStore::new(),
+    ));
+    let log = launch_log(config("memory"), OAuth2::fairing().stores(stores, "mine")).await;
+    assert!(
+        log.iter()
+            .any(|l| l.contains("evicts revoked tokens in this process only")),
+        "{log:?}"
     );
     // A SQLite file is one machine's: local eviction only.
     #[cfg(feature = "sqlite")]

@@ -294,6 +294,7 @@ impl Fairing for OAuth2 {
         // Stores given in code win; otherwise the `storage` URL (default `memory`) decides.
         let mut store_name = parts.store_name;
         let mut revocation_channel = parts.revocation_channel;
+        let has_code_stores = parts.stores.is_some();
         let stores = match parts.stores {
             Some(s) => Some(s),
             None if crate::storage::storage_kind(&config.storage) == "memory" => None,
@@ -329,6 +330,13 @@ impl Fairing for OAuth2 {
                 }
             }
         };
+        if config.validation_cache.enabled && revocation_channel.is_none() && has_code_stores {
+            log::warn!(
+                "twisted-oauth2: the validation cache evicts revoked tokens in this process only: \
+                 the stores were given in code without OAuth2::revocation_channel; if other \
+                 instances share them, give it (docs/validation-cache.md)"
+            );
+        }
         let mut b = AuthorizationServer::builder(config);
         if let Some(s) = stores {
             b = b.stores(s);
