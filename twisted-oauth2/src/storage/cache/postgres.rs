@@ -152,8 +152,11 @@ async fn listen(options: PgConnectOptions, sink: RevocationSink) {
                     "twisted-oauth2: validation cache: the LISTEN connection was lost; every \
                      lookup goes to the store until it is back"
                 );
+                // Closing politely may wait on a dead socket: do it aside, bounded.
                 drop(listener);
-                pool.close().await;
+                tokio::spawn(async move {
+                    let _ = tokio::time::timeout(TIMEOUT, pool.close()).await;
+                });
             }
             Ok(Err(e)) => {
                 if attempt == 0 {
