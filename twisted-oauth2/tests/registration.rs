@@ -820,3 +820,22 @@ async fn rocket_registration_is_callable_cross_origin() {
         .get_one("Access-Control-Allow-Credentials")
         .is_none());
 }
+
+#[rocket::async_test]
+async fn other_methods_are_405_with_allow_rfc7591_3_rfc7592_2() {
+    let c = rocket_app(open()).await;
+    for m in [
+        rocket::http::Method::Get,
+        rocket::http::Method::Put,
+        rocket::http::Method::Delete,
+    ] {
+        let r = c.req(m, "/oauth2/register").dispatch().await;
+        assert_eq!(r.status(), Status::MethodNotAllowed, "{m}");
+        assert_eq!(r.headers().get_one("Allow"), Some("POST"));
+    }
+    let r = c.post("/oauth2/register/some-client").dispatch().await;
+    assert_eq!(r.status(), Status::MethodNotAllowed);
+    assert_eq!(r.headers().get_one("Allow"), Some("GET, PUT, DELETE"));
+    let v: Value = serde_json::from_str(&r.into_string().await.unwrap()).unwrap();
+    assert_eq!(v["error"], "invalid_request");
+}

@@ -85,7 +85,7 @@ pub(crate) fn routes(server: &Arc<AuthorizationServer>) -> Vec<Route> {
         server: server.clone(),
         op,
     };
-    vec![
+    let mut routes = vec![
         Route::new(Method::Post, "/register", h(Op::Register)),
         Route::new(Method::Get, "/register/<client_id>", h(Op::Read)),
         Route::new(Method::Put, "/register/<client_id>", h(Op::Update)),
@@ -106,5 +106,36 @@ pub(crate) fn routes(server: &Arc<AuthorizationServer>) -> Vec<Route> {
                 methods: "GET, PUT, DELETE, OPTIONS",
             },
         ),
-    ]
+    ];
+    // Registration is POST only (RFC 7591 §3); management has its own methods.
+    for m in [Method::Get, Method::Put, Method::Delete, Method::Patch] {
+        routes.push(Route::new(m, "/register", super::routes::PostOnly));
+    }
+    routes.push(Route::new(
+        Method::Post,
+        "/register/<client_id>",
+        MethodNotAllowed("GET, PUT, DELETE"),
+    ));
+    routes.push(Route::new(
+        Method::Patch,
+        "/register/<client_id>",
+        MethodNotAllowed("GET, PUT, DELETE"),
+    ));
+    routes
+}
+
+/// Another method than the client configuration endpoint's (RFC 7592 §2): `405` with
+/// `Allow`.
+#[derive(Clone, Copy)]
+struct MethodNotAllowed(&'static str);
+
+#[rocket::async_trait]
+impl Handler for MethodNotAllowed {
+    async fn handle<'r>(&self, _req: &'r Request<'_>, _data: Data<'r>) -> Outcome<'r> {
+        let e =
+            crate::OAuthError::invalid_request(format!("this endpoint accepts only {}", self.0));
+        let mut res = json(Status::MethodNotAllowed, e.to_json());
+        res.set_header(rocket::http::Header::new("Allow", self.0));
+        Outcome::Success(res)
+    }
 }
