@@ -66,17 +66,10 @@ async fn tls_server() -> Server {
     ));
     std::fs::write(&pem_path, &cert).unwrap();
     let port = free_port();
-    let figment = rocket::Config::figment()
-        .merge(("port", port))
-        .merge(("address", "127.0.0.1"))
-        .merge(("log_level", "off"))
-        .merge(("shutdown.grace", 0))
-        .merge(("shutdown.mercy", 0))
-        .merge(("shutdown.ctrlc", false))
-        .merge((
-            "tls",
-            TlsConfig::from_bytes(cert.as_bytes(), key.as_bytes()),
-        ));
+    let figment = loopback_figment(port).merge((
+        "tls",
+        TlsConfig::from_bytes(cert.as_bytes(), key.as_bytes()),
+    ));
     let ignited = rocket::custom(figment)
         .mount("/", routes![client_json, redirect, html, big, slow])
         .ignite()

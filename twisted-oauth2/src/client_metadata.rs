@@ -564,25 +564,16 @@ fn document_client(
     }
     let meta = crate::endpoint::register::validate_with(server_config, scopes_supported, m)
         .map_err(|e| e.description().unwrap_or("invalid metadata").to_owned())?;
-    let mut b = Client::builder(client_id.to_owned())
-        .verified(false)
-        .metadata_document(true);
-    for u in &meta.redirect_uris {
-        b = b.redirect_uri(u.clone());
-    }
-    for g in &meta.grant_types {
-        b = b.grant_type(g.clone());
-    }
-    if let Some(n) = &meta.client_name {
-        b = b.name(n.clone());
-    }
+    let mut b = meta.apply(
+        Client::builder(client_id.to_owned())
+            .verified(false)
+            .metadata_document(true),
+        server_config.registration.restrict_scope,
+    );
     if let Some(Value::String(logo)) = m.get("logo_uri") {
         if crate::client::is_acceptable_logo_uri(logo) {
             b = b.logo_uri(logo.clone());
         }
-    }
-    if let (Some(s), true) = (&meta.scope, server_config.registration.restrict_scope) {
-        b = b.scope(s.to_string());
     }
     b.build().map_err(|e| e.to_string())
 }

@@ -30,8 +30,8 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
-/// The demo's own configuration (the repository's Rocket.toml) on a fresh port.
-pub fn demo_figment(port: u16) -> Figment {
+/// The repository's Rocket.toml on loopback `port`, quiet, with an immediate shutdown.
+pub fn loopback_figment(port: u16) -> Figment {
     rocket::Config::figment()
         .merge(("port", port))
         .merge(("address", "127.0.0.1"))
@@ -39,6 +39,11 @@ pub fn demo_figment(port: u16) -> Figment {
         .merge(("shutdown.grace", 0))
         .merge(("shutdown.mercy", 0))
         .merge(("shutdown.ctrlc", false))
+}
+
+/// The demo's own configuration (the repository's Rocket.toml) on a fresh port.
+pub fn demo_figment(port: u16) -> Figment {
+    loopback_figment(port)
         .merge(("oauth2.issuer", format!("http://127.0.0.1:{port}")))
         .merge(("oauth2.storage", "memory"))
 }

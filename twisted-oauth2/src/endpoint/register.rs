@@ -169,6 +169,30 @@ pub(crate) struct Metadata {
     pub(crate) scope: Option<Scope>,
 }
 
+impl Metadata {
+    /// Sets the redirect URIs, grant types, name and (when `restrict_scope`) the scope on a
+    /// client being built.
+    pub(crate) fn apply(
+        &self,
+        mut b: crate::client::ClientBuilder,
+        restrict_scope: bool,
+    ) -> crate::client::ClientBuilder {
+        for u in &self.redirect_uris {
+            b = b.redirect_uri(u.clone());
+        }
+        for g in &self.grant_types {
+            b = b.grant_type(g.clone());
+        }
+        if let Some(n) = &self.client_name {
+            b = b.name(n.clone());
+        }
+        if let (Some(s), true) = (&self.scope, restrict_scope) {
+            b = b.scope(s.to_string());
+        }
+        b
+    }
+}
+
 /// A member: absent or `null` → `None`.
 fn member<'a>(m: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
     m.get(name).filter(|v| !v.is_null())
@@ -392,18 +416,7 @@ fn build_client(
             }
         }
     }
-    for u in &meta.redirect_uris {
-        b = b.redirect_uri(u.clone());
-    }
-    for g in &meta.grant_types {
-        b = b.grant_type(g.clone());
-    }
-    if let Some(n) = &meta.client_name {
-        b = b.name(n.clone());
-    }
-    if let (Some(s), true) = (&meta.scope, server.config().registration.restrict_scope) {
-        b = b.scope(s.to_string());
-    }
+    b = meta.apply(b, server.config().registration.restrict_scope);
     if let Some(t) = expires_at {
         b = b.expires_at(t);
     }
