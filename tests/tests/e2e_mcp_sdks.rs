@@ -7,6 +7,11 @@
 //! token for TypeScript, after its expiry for Python). The demo runs on a loopback port with
 //! a fresh SQLite file and its issuer set to match.
 //!
+//! The same with a client ID metadata document instead of registration: each SDK is given an
+//! `https` client metadata URL (both SDKs insist on `https` with a path), the document is served
+//! on loopback with a self-signed certificate, and the demo fetches it under the debug override
+//! for special-use addresses, trusting that certificate.
+//!
 //! Skips with a notice when Node.js and the SDK (`cd tests/mcp/node && npm ci`) or the
 //! Python venv (`python3 -m venv target/mcp-venv && target/mcp-venv/bin/pip install -r
 //! tests/mcp/python/requirements.txt`) are missing, unless `TWISTED_OAUTH2_REQUIRE_MCP=1`
@@ -17,9 +22,16 @@ mod common;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
+use rocket::config::TlsConfig;
+use rocket::figment::Figment;
+use rocket::http::ContentType;
+use rocket::State;
+use serde_json::json;
 
 /// The most one client run may take (each needs a few seconds).
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -142,6 +154,117 @@ async fn run(mut cmd: Command) -> (bool, String, String) {
     .expect("join")
 }
 
+/// The redirect URIs and names the clients use (`tests/mcp/node/e2e.mjs`, `tests/mcp/python/e2e.py`).
+const TYPESCRIPT_CLIENT: (&str, &str) = (
+    "http://127.0.0.1:53682/callback",
+    "twisted-oauth2 e2e (MCP TypeScript SDK)",
+);
+const PYTHON_CLIENT: (&str, &str) = (
+    "http://127.0.0.1:53683/callback",
+    "twisted-oauth2 e2e (MCP Python SDK)",
+);
+
+/// The client metadata documents, by file name, and how often they were fetched.
+struct Documents {
+    docs: std::collections::BTreeMap<String, String>,
+    fetched: Arc<AtomicUsize>,
+}
+
+#[rocket::get("/clients/<name>")]
+fn client_document(name: &str, docs: &State<Documents>) -> Option<(ContentType, String)> {
+    let doc = docs.docs.get(name)?;
+    docs.fetched.fetch_add(1, Ordering::SeqCst);
+    Some((ContentType::JSON, doc.clone()))
+}
+
+/// Client metadata documents served over https on loopback, and the PEM file of the
+/// self-signed certificate that serves them (for the demo's `root_certificates`).
+struct ClientHost {
+    base: String,
+    cert_file: PathBuf,
+    fetched: Arc<AtomicUsize>,
+    _server: Demo,
+}
+
+impl Drop for ClientHost {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.cert_file);
+    }
+}
+
+impl ClientHost {
+    /// The `client_id` (and URL) of the document named `name`.
+    fn url(&self, name: &str) -> String {
+        format!("{}/clients/{name}", self.base)
+    }
+}
+
+/// Serves one metadata document per `(file name, (redirect URI, client name))`.
+async fn serve_client_documents(clients: &[(&str, (&str, &str))]) -> ClientHost {
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).expect("certificate");
+    let (cert, key) = (ck.cert.pem(), ck.signing_key.serialize_pem());
+    let port = free_port();
+    let cert_file = std::env::temp_dir().join(format!(
+        "twisted-oauth2-mcp-client-{}-{port}.pem",
+        std::process::id()
+    ));
+    std::fs::write(&cert_file, &cert).expect("certificate file");
+    let base = format!("https://127.0.0.1:{port}");
+    let docs = clients
+        .iter()
+        .map(|(name, (redirect_uri, client_name))| {
+            let doc = json!({
+                "client_id": format!("{base}/clients/{name}"),
+                "client_name": client_name,
+                "redirect_uris": [redirect_uri],
+                "grant_types": ["authorization_code", "refresh_token"],
+                "response_types": ["code"],
+                "token_endpoint_auth_method": "none",
+            });
+            (name.to_string(), doc.to_string())
+        })
+        .collect();
+    let figment = rocket::Config::figment()
+        .merge(("port", port))
+        .merge(("address", "127.0.0.1"))
+        .merge(("log_level", "off"))
+        .merge(("shutdown.grace", 0))
+        .merge(("shutdown.mercy", 0))
+        .merge(("shutdown.ctrlc", false))
+        .merge((
+            "tls",
+            TlsConfig::from_bytes(cert.as_bytes(), key.as_bytes()),
+        ));
+    let fetched = Arc::new(AtomicUsize::new(0));
+    let ignited = rocket::custom(figment)
+        .manage(Documents {
+            docs,
+            fetched: fetched.clone(),
+        })
+        .mount("/", rocket::routes![client_document])
+        .ignite()
+        .await
+        .expect("the client document server ignites");
+    ClientHost {
+        base,
+        cert_file,
+        fetched,
+        _server: launch(ignited, port).await,
+    }
+}
+
+/// The demo's figment with client ID metadata documents on, fetched from loopback (the debug
+/// override) over https trusting `host`'s certificate.
+fn with_client_metadata(figment: Figment, host: &ClientHost) -> Figment {
+    figment
+        .merge(("oauth2.client_metadata.enabled", true))
+        .merge(("oauth2.client_metadata.allow_special_use_addresses", true))
+        .merge((
+            "oauth2.client_metadata.root_certificates",
+            [host.cert_file.display().to_string()],
+        ))
+}
+
 #[rocket::async_test]
 async fn typescript_sdk_client_registers_authorizes_calls_the_clock_and_refreshes() {
     let dir = repo().join("tests/mcp/node");
@@ -194,4 +317,77 @@ async fn python_sdk_client_registers_authorizes_calls_the_clock_and_refreshes_af
     ] {
         assert!(stdout.contains(step), "{step}:\n{stdout}\n{stderr}");
     }
+}
+
+#[rocket::async_test]
+async fn typescript_sdk_client_with_a_client_metadata_document_authorizes_without_registering() {
+    let dir = repo().join("tests/mcp/node");
+    if skip("TypeScript", missing_node(&dir)) {
+        return;
+    }
+    let host = serve_client_documents(&[("typescript.json", TYPESCRIPT_CLIENT)]).await;
+    let db = FreshDb::new("mcp-typescript-cimd");
+    let figment = demo_figment(free_port()).merge(("oauth2.storage", db.url()));
+    let demo = serve_demo(with_client_metadata(figment, &host)).await;
+    let mut cmd = Command::new("node");
+    cmd.arg(dir.join("e2e.mjs"))
+        .arg(&demo.base)
+        .arg(host.url("typescript.json"))
+        .current_dir(&dir);
+    let (ok, stdout, stderr) = run(cmd).await;
+    assert!(
+        ok,
+        "the TypeScript SDK flow with a client metadata document failed:\n{stdout}\n{stderr}"
+    );
+    for step in [
+        "ok: the demo advertises client_id_metadata_document_supported",
+        "ok: the SDK did not register: it uses its client metadata document",
+        "ok: the client_id is the metadata document URL",
+        "ok: the SDK refreshed its tokens",
+        "mcp typescript sdk: all steps passed (client metadata document)",
+    ] {
+        assert!(stdout.contains(step), "{step}:\n{stdout}\n{stderr}");
+    }
+    assert!(
+        host.fetched.load(Ordering::SeqCst) >= 1,
+        "the demo fetched the client's metadata document"
+    );
+}
+
+#[rocket::async_test]
+async fn python_sdk_client_with_a_client_metadata_document_authorizes_without_registering() {
+    let python = repo().join("target/mcp-venv/bin/python");
+    if skip("Python", missing_python(&python)) {
+        return;
+    }
+    let host = serve_client_documents(&[("python.json", PYTHON_CLIENT)]).await;
+    let db = FreshDb::new("mcp-python-cimd");
+    let figment = demo_figment(free_port())
+        .merge(("oauth2.storage", db.url()))
+        .merge(("oauth2.access_token_lifetime", SHORT_ACCESS_TOKEN_LIFETIME));
+    let demo = serve_demo(with_client_metadata(figment, &host)).await;
+    let mut cmd = Command::new(&python);
+    cmd.arg(repo().join("tests/mcp/python/e2e.py"))
+        .arg(&demo.base)
+        .arg(SHORT_ACCESS_TOKEN_LIFETIME.to_string())
+        .arg(host.url("python.json"))
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    let (ok, stdout, stderr) = run(cmd).await;
+    assert!(
+        ok,
+        "the Python SDK flow with a client metadata document failed:\n{stdout}\n{stderr}"
+    );
+    for step in [
+        "ok: the demo advertises client_id_metadata_document_supported",
+        "ok: the SDK did not register: it uses its client metadata document",
+        "ok: the client_id is the metadata document URL",
+        "ok: the SDK refreshed its tokens",
+        "mcp python sdk: all steps passed (client metadata document)",
+    ] {
+        assert!(stdout.contains(step), "{step}:\n{stdout}\n{stderr}");
+    }
+    assert!(
+        host.fetched.load(Ordering::SeqCst) >= 1,
+        "the demo fetched the client's metadata document"
+    );
 }
