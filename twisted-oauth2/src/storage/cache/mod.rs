@@ -16,7 +16,7 @@
 //! | store | channel | reaches |
 //! |---|---|---|
 //! | PostgreSQL | `postgres::PgNotifyChannel`: `LISTEN`/`NOTIFY` on its own connections (feature `postgres`) | every instance on the database |
-//! | Redis | `redis::RedisPubSubChannel`: pub/sub on its own connections (feature `redis`) | every instance on the server |
+//! | Redis, Redis Cluster | `redis::RedisPubSubChannel`: pub/sub on its own connections (feature `redis`) | every instance on the server or cluster (and key prefix) |
 //! | SQLite, memory | [`LocalOnly`] | this process only |
 //!
 //! Correctness comes before speed. The cache serves only while its channel's subscription
