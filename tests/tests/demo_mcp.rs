@@ -411,3 +411,42 @@ async fn mcp_refuses_a_token_issued_for_another_resource() {
     let own = token_for("http%3A%2F%2F127.0.0.1%3A8000").await;
     assert_eq!(post(&c, &own, ping).await.status(), Status::Ok);
 }
+
+#[rocket::async_test]
+async fn the_demo_accepts_client_id_metadata_documents_but_never_from_loopback() {
+    let c = demo().await;
+    let doc: Value = serde_json::from_str(
+        &c.get("/.well-known/oauth-authorization-server")
+            .dispatch()
+            .await
+            .into_string()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(doc["client_id_metadata_document_supported"], true);
+    assert_eq!(
+        doc["registration_endpoint"],
+        "http://127.0.0.1:8000/oauth2/register"
+    );
+
+    // Without the debug override a client_id on a loopback address is not fetched: the
+    // authorization request is refused on the server, never redirected.
+    let r = c
+        .get(
+            "/oauth2/authorize?response_type=code\
+             &client_id=https%3A%2F%2F127.0.0.1%3A9%2Fclient.json\
+             &redirect_uri=http%3A%2F%2F127.0.0.1%3A9000%2Fcallback&scope=VIEW_CLOCK\
+             &code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
+        )
+        .dispatch()
+        .await;
+    assert!(
+        r.status().code >= 400 && r.status().code < 500,
+        "{}",
+        r.status()
+    );
+    assert!(r.headers().get_one("Location").is_none());
+    let page = r.into_string().await.unwrap();
+    assert!(page.contains("special-use address"), "{page}");
+}
