@@ -224,17 +224,10 @@ async fn serve_client_documents(clients: &[(&str, (&str, &str))]) -> ClientHost 
             (name.to_string(), doc.to_string())
         })
         .collect();
-    let figment = rocket::Config::figment()
-        .merge(("port", port))
-        .merge(("address", "127.0.0.1"))
-        .merge(("log_level", "off"))
-        .merge(("shutdown.grace", 0))
-        .merge(("shutdown.mercy", 0))
-        .merge(("shutdown.ctrlc", false))
-        .merge((
-            "tls",
-            TlsConfig::from_bytes(cert.as_bytes(), key.as_bytes()),
-        ));
+    let figment = loopback_figment(port).merge((
+        "tls",
+        TlsConfig::from_bytes(cert.as_bytes(), key.as_bytes()),
+    ));
     let fetched = Arc::new(AtomicUsize::new(0));
     let ignited = rocket::custom(figment)
         .manage(Documents {
