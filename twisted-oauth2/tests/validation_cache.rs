@@ -633,3 +633,61 @@ async fn the_builder_wires_the_channel_of_the_storage_url() {
         );
     }
 }
+
+/// `stores` with its access store behind a validation cache on `channel` (the system clock).
+#[cfg(feature = "testkit")]
+fn cached(
+    mut stores: Stores,
+    channel: std::sync::Arc<dyn twisted_oauth2::storage::cache::RevocationChannel>,
+) -> Stores {
+    let config = ValidationCacheConfig {
+        enabled: true,
+        max_entries: 64,
+        max_staleness: 3600,
+        ..Default::default()
+    };
+    match twisted_oauth2::storage::cache::CachedAccessStore::new(
+        stores.access.clone(),
+        &config,
+        channel,
+        std::sync::Arc::new(twisted_oauth2::clock::SystemClock),
+    ) {
+        Ok(c) => stores.access = std::sync::Arc::new(c),
+        Err(e) => panic!("cache: {e}"),
+    }
+    stores
+}
+
+/// The store test kit through the cache: the wrapper keeps the access-store contract
+/// (revocations, tombstones, records round-tripping) on memory and on PostgreSQL with its
+/// channel.
+#[cfg(feature = "testkit")]
+mod kit_memory_cached {
+    async fn stores() -> twisted_oauth2::storage::Stores {
+        let memory = twisted_oauth2::storage::Stores::from_backend(std::sync::Arc::new(
+            twisted_oauth2::storage::memory::MemoryStore::new(),
+        ));
+        super::cached(
+            memory,
+            std::sync::Arc::new(twisted_oauth2::storage::cache::LocalOnly),
+        )
+    }
+    twisted_oauth2::store_test_kit!(stores);
+}
+
+#[cfg(all(feature = "testkit", feature = "postgres"))]
+mod kit_postgres_cached {
+    async fn stores() -> Option<twisted_oauth2::storage::Stores> {
+        let url = crate::stores::postgres_url().await?;
+        let stores = match twisted_oauth2::storage::connect(&url).await {
+            Ok(s) => s,
+            Err(e) => panic!("postgres: {e}"),
+        };
+        let channel = match twisted_oauth2::storage::cache::revocation_channel_for(&url).await {
+            Ok(c) => c,
+            Err(e) => panic!("channel: {e}"),
+        };
+        Some(super::cached(stores, channel))
+    }
+    twisted_oauth2::store_test_kit!(stores);
+}
