@@ -50,6 +50,11 @@ fn me(info: TokenInfo) -> String {
 }
 
 fn config(storage: &str) -> ServerConfig {
+    config_with(storage, false)
+}
+
+/// [`config`], revoking the whole grant on an access token's revocation when `grant_wide`.
+fn config_with(storage: &str, grant_wide: bool) -> ServerConfig {
     let c = ClientConfig {
         id: "app".into(),
         secret: Some("app-secret".into()),
@@ -70,6 +75,7 @@ fn config(storage: &str) -> ServerConfig {
         ..Default::default()
     };
     cfg.access_token_lifetime = 1800;
+    cfg.revoke_grant_on_access_token_revocation = grant_wide;
     cfg.clients = vec![c];
     cfg
 }
@@ -94,6 +100,10 @@ fn free_port() -> u16 {
 }
 
 async fn serve(storage: &str) -> Served {
+    serve_with(config(storage)).await
+}
+
+async fn serve_with(cfg: ServerConfig) -> Served {
     // Installed before any Rocket, which keeps it (see `launch_line`).
     capture();
     let port = free_port();
@@ -104,7 +114,7 @@ async fn serve(storage: &str) -> Served {
         .merge(("shutdown.grace", 0))
         .merge(("shutdown.mercy", 0))
         .merge(("shutdown.ctrlc", false))
-        .merge(("oauth2", config(storage)));
+        .merge(("oauth2", cfg));
     let ignited = match rocket::custom(figment)
         .attach(OAuth2::fairing())
         .mount("/", routes![me])
@@ -305,6 +315,55 @@ async fn revocation_reaches_the_other_instance(name: &str, url: &str) {
     );
 }
 
+/// A grant revoked on A reaches B's cache too: two tokens of one grant (written to the store
+/// directly) are cached on B; revoking one on A with `revoke_grant_on_access_token_revocation`
+/// revokes the grant, and B must then refuse the other, which only the grant's notification
+/// can evict from B's cache.
+async fn grant_revocation_reaches_the_other_instance(name: &str, url: &str) {
+    use twisted_oauth2::storage::{GrantId, TokenRecord};
+    let direct = match twisted_oauth2::storage::connect(url).await {
+        Ok(s) => s,
+        Err(e) => panic!("{name}: direct store: {e}"),
+    };
+    let (a, b) = (
+        serve_with(config_with(url, true)).await,
+        serve_with(config_with(url, true)).await,
+    );
+    wait_until_serving(a.port, b.port, &direct).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    for trial in 0..20 {
+        let grant = GrantId::random();
+        let scope = twisted_oauth2::Scope::from_tokens(["a"]).unwrap_or_default();
+        let record = TokenRecord::new("app", scope, grant, now, now + 1800);
+        let (first, second) = (
+            format!("first-{:032x}", rand::random::<u128>()),
+            format!("second-{:032x}", rand::random::<u128>()),
+        );
+        for t in [&first, &second] {
+            if let Err(e) = direct.access.put_access(&TokenDigest::of(t), &record).await {
+                panic!("{name}: put_access: {e}");
+            }
+            assert_eq!(me_status(b.port, t).await, 200, "{name} trial {trial}");
+            assert_eq!(me_status(b.port, t).await, 200, "{name} trial {trial}");
+        }
+        let start = Instant::now();
+        revoke(a.port, &first).await;
+        match direct.access.access(&TokenDigest::of(&second)).await {
+            Ok(None) => {}
+            other => panic!("{name}: the store still has the grant's other token: {other:?}"),
+        }
+        assert!(
+            until_refused(b.port, &second, start, Duration::from_secs(5))
+                .await
+                .is_some(),
+            "{name} trial {trial}: B still accepts a token of the grant revoked on A"
+        );
+    }
+}
+
 /// `kill` drops the notification connections; the caches must stop serving, refuse a
 /// token revoked meanwhile, and serve again once resubscribed.
 async fn a_dropped_channel_disables_the_cache<F, Fut>(name: &str, url: &str, kill: F)
@@ -426,6 +485,26 @@ async fn postgres_dropped_listener_disables_the_cache() {
     };
     let base = std::env::var(stores::POSTGRES_ENV).unwrap_or_default();
     a_dropped_channel_disables_the_cache("postgres", &url, || kill_pg_listeners(&base)).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_grant_revocation_reaches_the_other_instance() {
+    let _serial = SERIAL.lock().await;
+    let Some(url) = stores::postgres_url().await else {
+        return;
+    };
+    grant_revocation_reaches_the_other_instance("postgres", &url).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_grant_revocation_reaches_the_other_instance() {
+    let _serial = SERIAL.lock().await;
+    let Some(url) = stores::redis_url("vcache-grant") else {
+        return;
+    };
+    grant_revocation_reaches_the_other_instance("redis", &url).await;
 }
 
 #[cfg(feature = "redis")]
