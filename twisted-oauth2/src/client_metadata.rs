@@ -32,7 +32,7 @@
 //! server fetch more than once a minute; at most
 //! [`ClientMetadataConfig::max_cached_documents`] are kept.
 //!
-//! The fetching is a trait, [`ClientMetadataFetcher`]: the HTTP one ([`HttpFetcher`], cargo
+//! The fetching is a trait, [`ClientMetadataFetcher`]: the HTTP one (`HttpFetcher`, cargo
 //! feature `client-metadata`) or [`StaticDocuments`] (documents given in code, for tests and
 //! air-gapped deployments, no network). A client found this way is public, unverified, and
 //! marked [`Client::is_metadata_document`].
@@ -291,8 +291,8 @@ pub enum FetchError {
     NotFound,
 }
 
-/// Fetches client ID metadata documents. [`HttpFetcher`] fetches over HTTPS;
-/// [`StaticDocuments`] answers from documents given in code.
+/// Fetches client ID metadata documents. `HttpFetcher` (feature `client-metadata`) fetches
+/// over HTTPS; [`StaticDocuments`] answers from documents given in code.
 #[async_trait]
 pub trait ClientMetadataFetcher: Send + Sync + 'static {
     /// Fetches the document at `url` (already checked by [`parse_client_id_url`] and the
