@@ -450,3 +450,41 @@ async fn the_demo_accepts_client_id_metadata_documents_but_never_from_loopback()
     let page = r.into_string().await.unwrap();
     assert!(page.contains("special-use address"), "{page}");
 }
+
+#[rocket::async_test]
+async fn browser_mcp_clients_may_call_mcp_cross_origin() {
+    let c = demo().await;
+    let r = c
+        .req(rocket::http::Method::Options, "/mcp")
+        .header(Header::new("Origin", "http://localhost:6274"))
+        .header(Header::new("Access-Control-Request-Method", "POST"))
+        .header(Header::new(
+            "Access-Control-Request-Headers",
+            "authorization, content-type",
+        ))
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::NoContent);
+    assert_eq!(
+        r.headers().get_one("Access-Control-Allow-Origin"),
+        Some("*")
+    );
+    let r = c
+        .post("/mcp")
+        .header(Header::new("Origin", "http://localhost:6274"))
+        .header(ContentType::JSON)
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::Unauthorized);
+    let expose = r
+        .headers()
+        .get_one("Access-Control-Expose-Headers")
+        .unwrap_or_default()
+        .to_owned();
+    assert!(expose.contains("WWW-Authenticate"), "{expose}");
+    assert_eq!(
+        r.headers().get_one("Access-Control-Allow-Origin"),
+        Some("*")
+    );
+}

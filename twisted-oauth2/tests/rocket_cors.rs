@@ -177,3 +177,112 @@ async fn protected_route_401_and_403_expose_www_authenticate_and_name_every_scop
         Some("WWW-Authenticate")
     );
 }
+
+#[oauth(scope = "a")]
+#[rocket::post("/mcp")]
+fn mcp() -> &'static str {
+    "{}"
+}
+
+async fn app_with_cors_route(origins: &[&str]) -> Client {
+    let cfg = ServerConfig {
+        trusted_proxy_header: Some("X-Forwarded-Proto".into()),
+        cors_allowed_origins: origins.iter().map(|s| (*s).to_owned()).collect(),
+        allow_insecure_request_debug: true,
+        ..common::config()
+    };
+    let figment = rocket::Config::figment()
+        .merge(("log_level", "off"))
+        .merge(("oauth2", cfg));
+    let rocket = rocket::custom(figment)
+        .attach(
+            OAuth2::fairing()
+                .on_authenticate(common::NoConsent)
+                .cors_route("/mcp", "POST, OPTIONS"),
+        )
+        .mount("/", routes![mcp, both]);
+    Client::untracked(rocket).await.unwrap()
+}
+
+#[rocket::async_test]
+async fn an_app_route_opened_with_cors_route_answers_preflight_and_exposes_its_headers() {
+    let c = app_with_cors_route(&["https://inspector.example"]).await;
+    let r = c
+        .req(Method::Options, "/mcp")
+        .header(Header::new("Origin", "https://inspector.example"))
+        .header(Header::new("Access-Control-Request-Method", "POST"))
+        .header(Header::new(
+            "Access-Control-Request-Headers",
+            "authorization, content-type, mcp-protocol-version",
+        ))
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::NoContent);
+    assert_eq!(
+        h(&r, "Access-Control-Allow-Origin"),
+        Some("https://inspector.example")
+    );
+    assert_eq!(h(&r, "Access-Control-Allow-Methods"), Some("POST, OPTIONS"));
+    let allowed = h(&r, "Access-Control-Allow-Headers").unwrap().to_owned();
+    for name in [
+        "Authorization",
+        "Content-Type",
+        "MCP-Protocol-Version",
+        "Mcp-Session-Id",
+    ] {
+        assert!(allowed.contains(name), "{allowed}");
+    }
+    assert!(h(&r, "Access-Control-Allow-Credentials").is_none());
+    // The 401 and a success both carry the origin and expose the challenge.
+    let r = c
+        .post("/mcp")
+        .header(Header::new("Origin", "https://inspector.example"))
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::Unauthorized);
+    assert_eq!(
+        h(&r, "Access-Control-Allow-Origin"),
+        Some("https://inspector.example")
+    );
+    assert!(h(&r, "Access-Control-Expose-Headers")
+        .unwrap()
+        .contains("WWW-Authenticate"));
+    let token = {
+        let r = c
+            .post("/oauth2/token")
+            .header(ContentType::Form)
+            .header(Header::new(
+                "Authorization",
+                common::basic("svc", "svc-secret"),
+            ))
+            .body("grant_type=client_credentials&scope=a")
+            .dispatch()
+            .await;
+        let v: serde_json::Value = serde_json::from_str(&r.into_string().await.unwrap()).unwrap();
+        v["access_token"].as_str().unwrap().to_owned()
+    };
+    let r = c
+        .post("/mcp")
+        .header(Header::new("Origin", "https://inspector.example"))
+        .header(Header::new("Authorization", format!("Bearer {token}")))
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::Ok);
+    assert_eq!(
+        h(&r, "Access-Control-Allow-Origin"),
+        Some("https://inspector.example")
+    );
+    // Another origin gets nothing; a route not opened gets no preflight.
+    let r = c
+        .req(Method::Options, "/mcp")
+        .header(Header::new("Origin", "https://evil.example"))
+        .dispatch()
+        .await;
+    assert!(h(&r, "Access-Control-Allow-Origin").is_none());
+    let r = c
+        .req(Method::Options, "/both")
+        .header(Header::new("Origin", "https://inspector.example"))
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::NotFound);
+}

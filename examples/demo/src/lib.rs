@@ -496,7 +496,9 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
                 .on_authenticate(DemoConsent)
                 // Audit events (tokens issued, reuse, replay, revocation, failed client
                 // authentication, consent) in the log, target `twisted_oauth2::audit`.
-                .audit(std::sync::Arc::new(twisted_oauth2::audit::LogAudit)),
+                .audit(std::sync::Arc::new(twisted_oauth2::audit::LogAudit))
+                // Browser MCP clients (MCP Inspector, web agents) may call /mcp cross-origin.
+                .cors_route("/mcp", "POST, GET, OPTIONS"),
         )
         .mount(
             "/",

@@ -43,6 +43,7 @@ struct Parts {
     purge_interval: Option<Duration>,
     revocation_channel: Option<Arc<dyn crate::storage::cache::RevocationChannel>>,
     metadata_fetcher: Option<Arc<dyn crate::client_metadata::ClientMetadataFetcher>>,
+    cors_routes: Vec<(String, &'static str)>,
 }
 
 /// The fairing that makes a Rocket app an OAuth 2 authorization server. Attach it once.
@@ -112,6 +113,19 @@ impl OAuth2 {
         fetcher: Arc<dyn crate::client_metadata::ClientMetadataFetcher>,
     ) -> Self {
         self.with(|p| p.metadata_fetcher = Some(fetcher))
+    }
+
+    /// Lets browser clients (MCP Inspector, web agents) call one of the application's own
+    /// protected routes cross-origin: mounts an `OPTIONS` preflight at `path` answering
+    /// `Access-Control-Allow-Methods: methods` and the request headers bearer and MCP clients
+    /// send (`Authorization`, `Content-Type`, `DPoP`, `MCP-Protocol-Version`,
+    /// `Mcp-Session-Id`), and adds `Access-Control-Allow-Origin` (no credentials) and
+    /// `Access-Control-Expose-Headers: WWW-Authenticate, Mcp-Session-Id` to every answer of
+    /// `path`, for the origins of `cors_allowed_origins`. `path` is a static Rocket path such
+    /// as `/mcp`.
+    pub fn cors_route(self, path: impl Into<String>, methods: &'static str) -> Self {
+        let path = path.into();
+        self.with(|p| p.cors_routes.push((path, methods)))
     }
 
     /// Uses this clock (tests).
@@ -407,11 +421,30 @@ impl Fairing for OAuth2 {
             Some(pages) => rocket.manage(super::response::ErrorPages(Box::new(pages))),
             None => rocket,
         };
+        let mut cors_preflights = Vec::with_capacity(parts.cors_routes.len());
+        for (path, methods) in &parts.cors_routes {
+            if !path.starts_with('/') || path.contains('<') {
+                log::error!(
+                    "twisted-oauth2: cors_route `{}` must be a static path starting with `/`",
+                    crate::error::printable(path)
+                );
+                return Err(rocket);
+            }
+            cors_preflights.push(rocket::Route::new(
+                rocket::http::Method::Options,
+                path,
+                super::Preflight {
+                    server: server.clone(),
+                    methods,
+                },
+            ));
+        }
         let state = OAuth2State {
             resource_metadata: crate::endpoint::metadata::protected_resource_metadata_url(&server),
             server,
             scopes_used: Default::default(),
             scope_routes: Default::default(),
+            cors_paths: parts.cors_routes.into_iter().map(|(p, _)| p).collect(),
         };
         let info = LaunchInfo {
             store: store_name.unwrap_or_else(|| "memory (not durable)".into()),
@@ -422,7 +455,8 @@ impl Fairing for OAuth2 {
             .manage(state)
             .manage(info)
             .mount(base, routes)
-            .mount("/", well_known))
+            .mount("/", well_known)
+            .mount("/", cors_preflights))
     }
 
     async fn on_liftoff(&self, rocket: &Rocket<Orbit>) {
@@ -568,6 +602,18 @@ impl Fairing for OAuth2 {
             .local_cache(super::CorsEndpoint::default)
             .0
             .load(std::sync::atomic::Ordering::Relaxed);
+        let cors_route = state.is_some_and(|s| {
+            !s.cors_paths.is_empty() && s.cors_paths.iter().any(|p| p == req.uri().path().as_str())
+        });
+        if cors_route && !res.headers().contains("Access-Control-Allow-Origin") {
+            if let Some(origin) = state.and_then(|s| super::cors_origin(req, &s.server)) {
+                set_allow_origin(res, origin);
+                res.set_header(Header::new(
+                    "Access-Control-Expose-Headers",
+                    "WWW-Authenticate, Mcp-Session-Id",
+                ));
+            }
+        }
         if cors_endpoint && !res.headers().contains("Access-Control-Allow-Origin") {
             if let Some(origin) = state.and_then(|s| super::cors_origin(req, &s.server)) {
                 set_allow_origin(res, origin);

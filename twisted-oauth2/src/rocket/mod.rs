@@ -56,6 +56,8 @@ pub struct OAuth2State {
     scopes_used: Mutex<BTreeSet<String>>,
     scope_routes: Mutex<std::collections::BTreeMap<String, BTreeSet<String>>>,
     resource_metadata: String,
+    /// The application's routes opened to browser clients (`OAuth2::cors_route`).
+    cors_paths: Vec<String>,
 }
 
 impl std::fmt::Debug for OAuth2State {
@@ -255,7 +257,7 @@ impl rocket::route::Handler for Preflight {
             res.set_header(Header::new("Access-Control-Allow-Methods", self.methods));
             res.set_header(Header::new(
                 "Access-Control-Allow-Headers",
-                "Authorization, Content-Type, DPoP, MCP-Protocol-Version",
+                "Authorization, Content-Type, DPoP, MCP-Protocol-Version, Mcp-Session-Id",
             ));
             res.set_header(Header::new("Access-Control-Max-Age", "600"));
         }
