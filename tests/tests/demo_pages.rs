@@ -127,3 +127,75 @@ async fn the_stylesheet_is_served_and_the_client_page_links_it() {
         "results are text, never markup"
     );
 }
+
+/// Signs `alice` in through the login the authorization request led to and returns the
+/// consent page.
+async fn consent_after_login(c: &Client, authorize: &str) -> String {
+    let r = c.get(authorize.to_owned()).dispatch().await;
+    let login = c.get(location(&r)).dispatch().await;
+    let page = login.into_string().await.unwrap_or_default();
+    let next_start = page.find("name=\"next\" value=\"").unwrap_or(0) + 19;
+    let next = page[next_start..]
+        .split('"')
+        .next()
+        .unwrap_or_default()
+        .replace("&amp;", "&");
+    let r = c
+        .post("/login")
+        .header(ContentType::Form)
+        .body(format!(
+            "username=alice&password=wonderland&next={}",
+            url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
+        ))
+        .dispatch()
+        .await;
+    c.get(location(&r))
+        .dispatch()
+        .await
+        .into_string()
+        .await
+        .unwrap_or_default()
+}
+
+#[rocket::async_test]
+async fn consent_marks_a_self_registered_client_unverified_and_warns_of_a_local_redirect() {
+    let c = demo().await;
+    let r = c
+        .post("/oauth2/register")
+        .header(ContentType::JSON)
+        .body(r#"{"redirect_uris":["http://127.0.0.1:7777/cb"],"client_name":"Some agent"}"#)
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::Created);
+    let v: serde_json::Value = serde_json::from_str(&r.into_string().await.unwrap()).unwrap();
+    let id = v["client_id"].as_str().unwrap().to_owned();
+    let consent = consent_after_login(
+        &c,
+        &format!(
+            "/oauth2/authorize?response_type=code&client_id={id}&redirect_uri=http%3A%2F%2F127.0.0.1%3A7777%2Fcb\
+             &scope=VIEW_CLOCK&state=s&resource=http%3A%2F%2F127.0.0.1%3A8000%2F&code_challenge={}&code_challenge_method=S256",
+            s256_challenge(VERIFIER)
+        ),
+    )
+    .await;
+    assert!(consent.contains("Unverified application"), "{consent}");
+    assert!(consent.contains("a program on this device"), "{consent}");
+    assert!(
+        consent.contains("<code>http://127.0.0.1:8000</code>"),
+        "{consent}"
+    );
+    // The demo's own configured client is vouched for.
+    let c = demo().await;
+    let consent = consent_after_login(
+        &c,
+        &format!(
+            "/oauth2/authorize?response_type=code&client_id=demo-web&redirect_uri=http%3A%2F%2F127.0.0.1%3A9000%2Fcallback\
+             &scope=VIEW_CLOCK&state=s&code_challenge={}&code_challenge_method=S256",
+            s256_challenge(VERIFIER)
+        ),
+    )
+    .await;
+    assert!(consent.contains("name=\"decision\""), "{consent}");
+    assert!(!consent.contains("Unverified application"), "{consent}");
+    assert!(!consent.contains("a program on this device"), "{consent}");
+}

@@ -175,6 +175,13 @@ fn redirect_host(uri: &str) -> String {
         .unwrap_or_else(|| uri.to_owned())
 }
 
+/// Whether a redirect URI goes to this device (loopback address or `localhost`).
+fn is_local(uri: &str) -> bool {
+    let host = redirect_host(uri);
+    let host = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h);
+    matches!(host, "127.0.0.1" | "[::1]" | "localhost")
+}
+
 /// The consent page for a pending request: the client, each scope with its description,
 /// where the answer goes, Allow and Deny.
 fn consent_page(
@@ -194,10 +201,42 @@ fn consent_page(
             None => format!("<li><code>{}</code></li>", esc(s)),
         })
         .collect();
+    // Who the client is, as far as the server knows: clients that registered themselves
+    // (RFC 7591) or that are only a metadata-document URL are not vouched for by anyone.
+    let mut notes = String::new();
+    if !p.client.is_verified() {
+        notes.push_str(
+            "<p class=\"warn\" role=\"note\"><strong>Unverified application.</strong> \
+             Nobody has checked who publishes it: allow only if you trust it.</p>",
+        );
+    }
+    if p.client.is_metadata_document() {
+        notes.push_str(&format!(
+            "<p class=\"muted\">Published by <strong>{}</strong> (its client ID metadata \
+             document).</p>",
+            esc(&redirect_host(p.client.id()))
+        ));
+    }
+    if !p.client.is_verified() && is_local(&p.redirect_uri) {
+        notes.push_str(
+            "<p class=\"warn\" role=\"note\">The answer goes to a program on this device. \
+             Any program here can use this name: allow only if you just started it.</p>",
+        );
+    }
+    let resources: String = p
+        .resources
+        .iter()
+        .map(|r| format!("<li><code>{}</code></li>", esc(r)))
+        .collect();
+    if !resources.is_empty() {
+        notes.push_str(&format!(
+            "<p class=\"muted\">For use at:</p><ul class=\"scopes\">{resources}</ul>"
+        ));
+    }
     page(
         &format!("Allow {}?", p.client.name()),
         &format!(
-            "<p class=\"muted\">Signed in as <strong>{user}</strong></p>\
+            "<p class=\"muted\">Signed in as <strong>{user}</strong></p>{notes}\
              <p><strong>{client}</strong> wants to:</p><ul class=\"scopes\">{scopes}</ul>\
              <p class=\"muted\">If you allow, you will be sent back to <strong>{host}</strong> \
              (<code>{redirect}</code>).</p>\
