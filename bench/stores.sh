@@ -7,6 +7,7 @@
 #   bench/stores.sh sqlite postgres       # some of them
 #   DUR=8s CONN=32 THREADS=2 REPS=3 PORT=8310 bench/stores.sh
 #   CACHE=1 bench/stores.sh               # also the protected route with the validation cache
+#   PAIRS=protected CACHE=1 bench/stores.sh   # only the protected pairs (PAIRS=token: only token)
 #
 # Ceilings (same binary, same driver, no library): memory: `GET /open`, `POST /form`;
 # SQLite / PostgreSQL: `POST /ceiling/token` (the form plus one INSERT of a token-sized row
@@ -16,17 +17,20 @@
 # with `python3 bench/chart.py <results file> docs/images/benchmarks-stores.png`.
 #
 # Stores: PG_URL (default postgres://postgres@127.0.0.1:5432/test; the bench uses the schema
-# bench_oauth2 and drops it at exit), REDIS_URL (default redis://127.0.0.1:6379; keys under
-# bench-oauth2: and bench-ceiling:, deleted at exit), a fresh SQLite file in $TMPDIR.
+# bench_oauth2_<port> and drops it at exit), REDIS_URL (default redis://127.0.0.1:6379; keys
+# under bench-oauth2-<port>: and bench-ceiling-<port>:, deleted at exit), a fresh SQLite
+# file in $TMPDIR. Runs on different PORTs do not share tables or keys.
 # CACHE=1 restarts each shared store's server with BENCH_OAUTH2_TOML=$CACHE_TOML (default:
 # [oauth2.validation_cache] enabled = true, max_entries = 100000, max_staleness = 5) and
-# adds a `protected_cache` row, compared with the memory store's `protected`.
+# adds `protected_cache` rows (beside `cache_ceiling`, the same ceiling in that server),
+# compared with the memory store's `protected`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${DUR:-8s}; CONN=${CONN:-32}; THREADS=${THREADS:-2}; REPS=${REPS:-3}; PORT=${PORT:-8310}
 PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432/test}
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 CACHE=${CACHE:-0}
+PAIRS=${PAIRS:-token,protected}
 CACHE_TOML=${CACHE_TOML:-$'[oauth2.validation_cache]\nenabled = true\nmax_entries = 100000\nmax_staleness = 5'}
 BIN=${BIN:-./target/release/twisted-oauth2-bench}
 STORES=("$@"); [ ${#STORES[@]} -gt 0 ] || STORES=(memory sqlite postgres redis)
@@ -109,15 +113,19 @@ for store in "${STORES[@]}"; do
   TOKEN=$(token_of)
   check /protected "$TOKEN" 200
   check /protected "" 401
-  pair "$store" token_ceiling "$ceil_token" token /oauth2/token bench/wrk/token.lua ""
-  TOKEN=$(token_of)
-  pair "$store" protected_ceiling "$ceil_prot" protected /protected bench/wrk/get.lua "$TOKEN"
+  if [[ ",$PAIRS," == *,token,* ]]; then
+    pair "$store" token_ceiling "$ceil_token" token /oauth2/token bench/wrk/token.lua ""
+  fi
+  if [[ ",$PAIRS," == *,protected,* ]]; then
+    TOKEN=$(token_of)
+    pair "$store" protected_ceiling "$ceil_prot" protected /protected bench/wrk/get.lua "$TOKEN"
+  fi
   stop
   if [ "$CACHE" = 1 ] && [ "$store" != memory ]; then
     start "$store" BENCH_OAUTH2_TOML="$CACHE_TOML"
     TOKEN=$(token_of)
     check /protected "$TOKEN" 200
-    pair "$store" protected_ceiling "$ceil_prot" protected_cache /protected bench/wrk/get.lua "$TOKEN"
+    pair "$store" cache_ceiling "$ceil_prot" protected_cache /protected bench/wrk/get.lua "$TOKEN"
     stop
   fi
 done

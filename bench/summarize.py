@@ -12,7 +12,8 @@ import statistics
 import sys
 
 STORES = ["memory", "sqlite", "postgres", "redis"]
-ROUTES = ["token_ceiling", "token", "protected_ceiling", "protected", "protected_cache"]
+ROUTES = ["token_ceiling", "token", "protected_ceiling", "protected", "cache_ceiling",
+          "protected_cache"]
 
 
 def load(path):
@@ -61,7 +62,8 @@ def main(path):
     print()
     mem_prot = med(rows, "memory", "protected", "rps")
     for s in stores:
-        for a, b, target in [("token_ceiling", "token", 0.8), ("protected_ceiling", "protected", None)]:
+        for a, b, target in [("token_ceiling", "token", 0.8), ("protected_ceiling", "protected", None),
+                             ("cache_ceiling", "protected_cache", None)]:
             ca, cb = med(rows, s, a, "rps"), med(rows, s, b, "rps")
             if ca and cb:
                 per = ", ".join(f"{x:.2f}" for x in pair_ratios(rows, s, a, b))

@@ -19,7 +19,8 @@
 //! - `GET /bench/stats`: the rows (SQL) or keys (Redis) the library's store holds, and
 //!   the server's RSS, as one line of `name=value` pairs.
 //! - PostgreSQL: the library's tables and the ceiling's table live in the schema
-//!   `bench_oauth2`, Redis keys under `bench-oauth2:` and `bench-ceiling:`; both are
+//!   `bench_oauth2_<port>`, Redis keys under `bench-oauth2-<port>:` and
+//!   `bench-ceiling-<port>:` (so runs on different ports do not collide); both are
 //!   emptied at launch and at shutdown. A SQLite file is used as given (the scripts start
 //!   from a fresh file).
 //! - `BENCH_ACCESS_TTL`, `BENCH_REFRESH_TTL`, `BENCH_CODE_TTL` (seconds) and
@@ -42,12 +43,34 @@ use twisted_oauth2::oauth;
 use twisted_oauth2::rocket::{AuthorizeReply, Consent, OAuth2, OnAuthenticate, PendingRequests};
 use twisted_oauth2::OAuthError;
 
-/// The PostgreSQL schema of the library's tables and the ceiling table (`bench_oauth2`).
-const PG_SCHEMA: &str = "bench_oauth2";
+/// The port this server listens on: part of the names below.
+static PORT: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+
+fn port() -> u16 {
+    PORT.get().copied().unwrap_or(0)
+}
+
+/// The PostgreSQL schema of the library's tables and the ceiling table.
+fn pg_schema() -> String {
+    format!("bench_oauth2_{}", port())
+}
+
 /// The Redis key prefix of the library's store.
-const REDIS_PREFIX: &str = "bench-oauth2:";
+fn redis_prefix() -> String {
+    format!("bench-oauth2-{}:", port())
+}
+
 /// The Redis key prefix of the ceiling route.
-const CEILING_PREFIX: &str = "bench-ceiling:";
+fn ceiling_prefix() -> String {
+    format!("bench-ceiling-{}:", port())
+}
+
+/// Drops this server's PostgreSQL schema (the name is made of a fixed word and a port).
+async fn drop_schema(pool: &sqlx::PgPool) -> Result<(), sqlx::Error> {
+    let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", pg_schema());
+    sqlx::query(sqlx::AssertSqlSafe(sql)).execute(pool).await?;
+    Ok(())
+}
 /// The ceiling's write: one row of the shape of the library's access-token table.
 const CEILING_INSERT: &str = "INSERT INTO bench_ceiling_tokens (digest, grant_id, record, \
      expires_at) VALUES ($1, $2, $3, $4)";
@@ -106,7 +129,8 @@ fn form(form: Form<TokenLikeForm<'_>>) -> Json {
 enum Ceiling {
     /// The memory store: its ceilings are `/open` and `/form`.
     Memory,
-    /// One writer connection and a reader pool on the same file.
+    /// A writer pool (`BENCH_SQLITE_WRITERS`, default 4: the library's pool size, and
+    /// faster here than one writer) and a reader pool of 4 on the same file.
     Sqlite {
         writer: sqlx::SqlitePool,
         reader: sqlx::SqlitePool,
@@ -182,7 +206,7 @@ async fn ceiling_token(
         Ceiling::Redis(conn) => {
             let mut c = conn.clone();
             let () = redis::cmd("SET")
-                .arg(format!("{CEILING_PREFIX}{}", hex(&digest)))
+                .arg(format!("{}{}", ceiling_prefix(), hex(&digest)))
                 .arg(record.as_str())
                 .arg("EX")
                 .arg(3600)
@@ -215,7 +239,7 @@ async fn ceiling_protected(ceiling: &State<Ceiling>) -> Result<&'static str, Sta
         Ceiling::Redis(conn) => {
             let mut c = conn.clone();
             let v: Option<String> = redis::cmd("GET")
-                .arg(format!("{CEILING_PREFIX}{}", hex(&KNOWN_DIGEST)))
+                .arg(format!("{}{}", ceiling_prefix(), hex(&KNOWN_DIGEST)))
                 .query_async(&mut c)
                 .await
                 .map_err(unavailable)?;
@@ -306,7 +330,7 @@ async fn open_ceiling(storage: &str) -> Result<(Ceiling, String), String> {
         let writers: u32 = std::env::var("BENCH_SQLITE_WRITERS")
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(1);
+            .unwrap_or(4);
         let writer = SqlitePoolOptions::new()
             .max_connections(writers.max(1))
             .test_before_acquire(false)
@@ -325,19 +349,18 @@ async fn open_ceiling(storage: &str) -> Result<(Ceiling, String), String> {
     if storage.starts_with("postgres:") || storage.starts_with("postgresql:") {
         use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
         let sep = if storage.contains('?') { '&' } else { '?' };
-        let url = format!("{storage}{sep}options=-c%20search_path%3D{PG_SCHEMA}");
+        let url = format!("{storage}{sep}options=-c%20search_path%3D{}", pg_schema());
         let admin = sqlx::PgPool::connect(storage)
             .await
             .map_err(|e| e.to_string())?;
-        for stmt in [
-            "DROP SCHEMA IF EXISTS bench_oauth2 CASCADE",
-            "CREATE SCHEMA bench_oauth2",
-        ] {
-            sqlx::query(stmt)
-                .execute(&admin)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
+        drop_schema(&admin).await.map_err(|e| e.to_string())?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE SCHEMA {}",
+            pg_schema()
+        )))
+        .execute(&admin)
+        .await
+        .map_err(|e| e.to_string())?;
         admin.close().await;
         let opts = PgConnectOptions::from_str(&url).map_err(|e| e.to_string())?;
         let pool = PgPoolOptions::new()
@@ -354,10 +377,10 @@ async fn open_ceiling(storage: &str) -> Result<(Ceiling, String), String> {
         let mut conn = redis::aio::ConnectionManager::new(client)
             .await
             .map_err(|e| e.to_string())?;
-        redis_clear(&mut conn, REDIS_PREFIX).await;
-        redis_clear(&mut conn, CEILING_PREFIX).await;
+        redis_clear(&mut conn, &redis_prefix()).await;
+        redis_clear(&mut conn, &ceiling_prefix()).await;
         let () = redis::cmd("SET")
-            .arg(format!("{CEILING_PREFIX}{}", hex(&KNOWN_DIGEST)))
+            .arg(format!("{}{}", ceiling_prefix(), hex(&KNOWN_DIGEST)))
             .arg(record.as_str())
             .arg("EX")
             .arg(24 * 3600)
@@ -365,7 +388,7 @@ async fn open_ceiling(storage: &str) -> Result<(Ceiling, String), String> {
             .await
             .map_err(|e| e.to_string())?;
         let sep = if storage.contains('?') { '&' } else { '?' };
-        let url = format!("{storage}{sep}key_prefix={REDIS_PREFIX}");
+        let url = format!("{storage}{sep}key_prefix={}", redis_prefix());
         return Ok((Ceiling::Redis(conn), url));
     }
     Ok((Ceiling::Memory, storage.to_owned()))
@@ -375,14 +398,12 @@ async fn open_ceiling(storage: &str) -> Result<(Ceiling, String), String> {
 async fn clean_up(ceiling: &Ceiling) {
     match ceiling {
         Ceiling::Postgres(pool) => {
-            let _ = sqlx::query("DROP SCHEMA IF EXISTS bench_oauth2 CASCADE")
-                .execute(pool)
-                .await;
+            let _ = drop_schema(pool).await;
         }
         Ceiling::Redis(conn) => {
             let mut c = conn.clone();
-            redis_clear(&mut c, REDIS_PREFIX).await;
-            redis_clear(&mut c, CEILING_PREFIX).await;
+            redis_clear(&mut c, &redis_prefix()).await;
+            redis_clear(&mut c, &ceiling_prefix()).await;
         }
         Ceiling::Sqlite { .. } | Ceiling::Memory => {}
     }
@@ -445,7 +466,7 @@ async fn stats(ceiling: &State<Ceiling>) -> String {
         }
         Ceiling::Redis(conn) => {
             let mut c = conn.clone();
-            let n = redis_scan(&mut c, REDIS_PREFIX, false).await;
+            let n = redis_scan(&mut c, &redis_prefix(), false).await;
             out.push_str(&format!(" keys={n}"));
         }
     }
@@ -495,6 +516,7 @@ fn env_u64(name: &str, default: u64) -> u64 {
 async fn launch() -> _ {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let port: u16 = args.first().and_then(|p| p.parse().ok()).unwrap_or(8300);
+    let _ = PORT.set(port);
     let storage = args
         .get(1)
         .cloned()
@@ -547,7 +569,12 @@ async fn launch() -> _ {
     let figment = match std::env::var("BENCH_OAUTH2_TOML") {
         Ok(toml) => {
             use rocket::figment::providers::Format;
-            figment.merge(rocket::figment::providers::Toml::string(&toml))
+            // Global: above the `oauth2` value merged above (also global), whatever the
+            // selected profile.
+            figment.merge(
+                rocket::figment::providers::Toml::string(&toml)
+                    .profile(rocket::figment::Profile::Global),
+            )
         }
         Err(_) => figment,
     };
