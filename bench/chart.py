@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Draws results files of bench/stores.sh as a PNG: requests/s (median) of the token
 endpoint and the protected route on each store beside their same-run ceilings, with the
-ratio above each library bar and the library's p99 in the axis labels; with a second file
-(a `CACHE=1` run), a third panel: the protected route with the validation cache on each
-store beside the memory store's protected route of that run.
+ratio above each library bar and the library's p99 in the axis labels; when the file holds
+a `CACHE=1` run (or a second file is given), a third panel: the protected route with the
+validation cache on each store beside the memory store's protected route of that run.
 
     pip install -r bench/requirements.txt
     python3 bench/chart.py bench/results/<date>-stores.txt [<cache run>] docs/images/benchmarks-stores.png
@@ -45,7 +45,10 @@ def main(srcs, dst):
     stores = [s for s in summarize.STORES if any(k[0] == s for k in rows)]
     if not stores:
         sys.exit(f"no run lines in {srcs[0]}")
-    cache_rows = summarize.load(srcs[1]) if len(srcs) > 1 else None
+    if len(srcs) > 1:
+        cache_rows = summarize.load(srcs[1])
+    else:
+        cache_rows = rows if any(k[1] == "protected_cache" for k in rows) else None
     fig, axes = plt.subplots(1, 3 if cache_rows else 2, figsize=(15 if cache_rows else 11, 4.4))
     for ax, (title, ceil, lib) in zip(axes, [
             ("POST /oauth2/token (client_credentials)", "token_ceiling", "token"),
