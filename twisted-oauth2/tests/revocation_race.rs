@@ -23,13 +23,15 @@ use common::put_code;
 
 mod stores;
 
+mod live;
+
+use live::{free_port, http, launch, loopback_figment, Served};
+
 use std::sync::Arc;
-use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use rocket::{get, routes, Shutdown};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rocket::{get, routes};
 use tokio::sync::Barrier;
 use twisted_oauth2::config::{ClientConfig, ServerConfig};
 use twisted_oauth2::rocket::OAuth2;
@@ -68,124 +70,18 @@ fn config(storage: &str) -> ServerConfig {
     cfg
 }
 
-/// A Rocket server on a loopback port, shut down when dropped.
-struct Served {
-    port: u16,
-    shutdown: Shutdown,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        self.shutdown.clone().notify();
-    }
-}
-
-fn free_port() -> u16 {
-    match std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
-        Ok(a) => a.port(),
-        Err(e) => panic!("no free port: {e}"),
-    }
-}
-
 async fn serve(storage: &str, stores: Option<Stores>) -> Served {
     let port = free_port();
-    let figment = rocket::Config::figment()
-        .merge(("port", port))
-        .merge(("address", "127.0.0.1"))
-        .merge(("log_level", "off"))
-        .merge(("shutdown.grace", 0))
-        .merge(("shutdown.mercy", 0))
-        .merge(("shutdown.ctrlc", false))
-        .merge(("oauth2", config(storage)));
+    let figment = loopback_figment(port).merge(("oauth2", config(storage)));
     let fairing = match stores {
         Some(s) => OAuth2::fairing().stores(s, storage),
         None => OAuth2::fairing(),
     }
     .on_authenticate(common::NoConsent);
-    let ignited = match rocket::custom(figment)
+    let rocket = rocket::custom(figment)
         .attach(fairing)
-        .mount("/", routes![me])
-        .ignite()
-        .await
-    {
-        Ok(r) => r,
-        Err(e) => panic!("server on {storage:?} did not ignite: {e}"),
-    };
-    let shutdown = ignited.shutdown();
-    tokio::spawn(ignited.launch());
-    for _ in 0..500 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    Served { port, shutdown }
-}
-
-/// One HTTP/1.1 exchange on a fresh connection: the status and the body.
-async fn http(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> (u16, String) {
-    let mut s = match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-        Ok(s) => s,
-        Err(e) => panic!("connect: {e}"),
-    };
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
-         X-Forwarded-Proto: https\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    if let Err(e) = s.write_all(req.as_bytes()).await {
-        panic!("write: {e}");
-    }
-    let mut raw = Vec::new();
-    if let Err(e) = s.read_to_end(&mut raw).await {
-        panic!("read: {e}");
-    }
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let chunked = head.lines().any(|l| {
-        l.to_ascii_lowercase()
-            .starts_with("transfer-encoding: chunked")
-    });
-    (
-        status,
-        if chunked {
-            dechunk(rest)
-        } else {
-            rest.to_owned()
-        },
-    )
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
-    }
-    out
+        .mount("/", routes![me]);
+    launch(rocket, port, &format!("on {storage:?}")).await
 }
 
 fn basic() -> String {

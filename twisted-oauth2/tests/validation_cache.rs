@@ -26,12 +26,15 @@
 
 mod stores;
 
+mod live;
+
+use live::{free_port, http, launch, loopback_figment, Served};
+
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use rocket::{get, routes, Shutdown};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rocket::{get, routes};
 use twisted_oauth2::config::{ClientConfig, ServerConfig, ValidationCacheConfig};
 use twisted_oauth2::rocket::OAuth2;
 use twisted_oauth2::storage::Stores;
@@ -80,25 +83,6 @@ fn config_with(storage: &str, grant_wide: bool) -> ServerConfig {
     cfg
 }
 
-/// A Rocket server on a loopback port, shut down when dropped.
-struct Served {
-    port: u16,
-    shutdown: Shutdown,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        self.shutdown.clone().notify();
-    }
-}
-
-fn free_port() -> u16 {
-    match std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
-        Ok(a) => a.port(),
-        Err(e) => panic!("no free port: {e}"),
-    }
-}
-
 async fn serve(storage: &str) -> Served {
     serve_with(config(storage)).await
 }
@@ -107,74 +91,11 @@ async fn serve_with(cfg: ServerConfig) -> Served {
     // Installed before any Rocket, which keeps it (see `launch_line`).
     capture();
     let port = free_port();
-    let figment = rocket::Config::figment()
-        .merge(("port", port))
-        .merge(("address", "127.0.0.1"))
-        .merge(("log_level", "off"))
-        .merge(("shutdown.grace", 0))
-        .merge(("shutdown.mercy", 0))
-        .merge(("shutdown.ctrlc", false))
-        .merge(("oauth2", cfg));
-    let ignited = match rocket::custom(figment)
+    let figment = loopback_figment(port).merge(("oauth2", cfg));
+    let rocket = rocket::custom(figment)
         .attach(OAuth2::fairing())
-        .mount("/", routes![me])
-        .ignite()
-        .await
-    {
-        Ok(r) => r,
-        Err(e) => panic!("server did not ignite: {e}"),
-    };
-    let shutdown = ignited.shutdown();
-    tokio::spawn(ignited.launch());
-    for _ in 0..500 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    Served { port, shutdown }
-}
-
-/// One HTTP/1.1 exchange on a fresh connection: the status and the body.
-async fn http(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> (u16, String) {
-    let mut s = match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-        Ok(s) => s,
-        Err(e) => panic!("connect: {e}"),
-    };
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
-         X-Forwarded-Proto: https\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    if let Err(e) = s.write_all(req.as_bytes()).await {
-        panic!("write: {e}");
-    }
-    let mut raw = Vec::new();
-    if let Err(e) = s.read_to_end(&mut raw).await {
-        panic!("read: {e}");
-    }
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, rest.to_owned())
+        .mount("/", routes![me]);
+    launch(rocket, port, "").await
 }
 
 fn basic() -> String {
