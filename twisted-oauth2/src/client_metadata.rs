@@ -145,7 +145,10 @@ impl ClientMetadataConfig {
 /// Whether `client_id` has the form of a client ID metadata document URL (an `https` URL);
 /// such ids are resolved by fetching when the feature is on. Checked before any store.
 pub fn is_metadata_document_url(client_id: &str) -> bool {
-    client_id.len() > 8 && client_id[..8].eq_ignore_ascii_case("https://")
+    client_id.len() > 8
+        && client_id
+            .get(..8)
+            .is_some_and(|p| p.eq_ignore_ascii_case("https://"))
 }
 
 /// Checks a `client_id` URL's form (the module documentation lists the rules).
@@ -604,6 +607,17 @@ mod tests {
             "a".repeat(MAX_CLIENT_ID_URL_LENGTH)
         );
         assert!(parse_client_id_url(&long).is_err());
+    }
+
+    #[test]
+    fn any_client_id_is_classified_without_panicking() {
+        assert!(is_metadata_document_url("HTTPS://app.example/c.json"));
+        assert!(!is_metadata_document_url("https://"));
+        assert!(!is_metadata_document_url("http://app.example/c.json"));
+        // Multi-byte characters around byte 8.
+        for id in ["aééééé", "ééééé", "https:/é/x", "日本語のクライアント"] {
+            assert!(!is_metadata_document_url(id), "{id}");
+        }
     }
 
     #[test]
