@@ -30,7 +30,9 @@
 //! [[`ClientMetadataConfig::min_cache_lifetime`], [`ClientMetadataConfig::max_cache_lifetime`]];
 //! a failed fetch is remembered for `min_cache_lifetime` too, so a client id cannot make the
 //! server fetch more than once a minute; at most
-//! [`ClientMetadataConfig::max_cached_documents`] are kept.
+//! [`ClientMetadataConfig::max_cached_documents`] are kept, and at most
+//! [`ClientMetadataConfig::max_concurrent_fetches`] fetches run at once (beyond, the lookup is
+//! answered `503 temporarily_unavailable` without fetching).
 //!
 //! The fetching is a trait, [`ClientMetadataFetcher`]: the HTTP one (`HttpFetcher`, cargo
 //! feature `client-metadata`) or [`StaticDocuments`] (documents given in code, for tests and
@@ -80,6 +82,9 @@ pub struct ClientMetadataConfig {
     pub max_cache_lifetime: u64,
     /// The most documents kept in the cache. Default 1000.
     pub max_cached_documents: usize,
+    /// The most fetches in flight at once; a lookup beyond it is answered
+    /// `temporarily_unavailable` (503) without fetching, and is not cached. Default 16.
+    pub max_concurrent_fetches: usize,
     #[doc(hidden)]
     #[serde(skip)]
     pub __non_exhaustive: (),
@@ -97,6 +102,7 @@ impl Default for ClientMetadataConfig {
             min_cache_lifetime: 60,
             max_cache_lifetime: 86_400,
             max_cached_documents: 1000,
+            max_concurrent_fetches: 16,
             __non_exhaustive: (),
         }
     }
@@ -130,6 +136,12 @@ impl ClientMetadataConfig {
             return Err(err(
                 "client_metadata.min_cache_lifetime",
                 "must not exceed max_cache_lifetime (seconds)",
+            ));
+        }
+        if self.max_concurrent_fetches == 0 {
+            return Err(err(
+                "client_metadata.max_concurrent_fetches",
+                "must be at least 1",
             ));
         }
         if self.max_cached_documents == 0 {
@@ -386,6 +398,16 @@ pub struct ClientMetadataResolver {
     config: ClientMetadataConfig,
     fetcher: Arc<dyn ClientMetadataFetcher>,
     cache: Mutex<HashMap<String, Entry>>,
+    in_flight: std::sync::atomic::AtomicUsize,
+}
+
+/// One fetch slot of [`ClientMetadataResolver`], given back when dropped.
+struct FetchSlot<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for FetchSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 impl std::fmt::Debug for ClientMetadataResolver {
@@ -410,6 +432,7 @@ impl ClientMetadataResolver {
             config,
             fetcher,
             cache: Mutex::new(HashMap::new()),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -470,6 +493,18 @@ impl ClientMetadataResolver {
             None => {}
         }
         let min = self.config.min_cache_lifetime as i64;
+        let Some(_slot) = self.fetch_slot() else {
+            log::warn!(
+                "twisted-oauth2: {} client metadata documents are being fetched \
+                 (client_metadata.max_concurrent_fetches): refusing more until one ends",
+                self.config.max_concurrent_fetches
+            );
+            return Err(OAuthError::with_description(
+                ErrorCode::TemporarilyUnavailable,
+                "too many client metadata documents are being fetched; try again shortly",
+            )
+            .with_status(503));
+        };
         match self
             .resolve(server_config, scopes_supported, client_id)
             .await
@@ -502,6 +537,17 @@ impl ClientMetadataResolver {
                 Err(invalid_client_id(&reason))
             }
         }
+    }
+
+    /// A fetch slot, or `None` when `max_concurrent_fetches` are in flight.
+    fn fetch_slot(&self) -> Option<FetchSlot<'_>> {
+        use std::sync::atomic::Ordering;
+        self.in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.config.max_concurrent_fetches).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| FetchSlot(&self.in_flight))
     }
 
     async fn resolve(

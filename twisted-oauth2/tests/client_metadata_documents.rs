@@ -290,3 +290,67 @@ impl ClientMetadataFetcher for Counting {
         self.inner.fetch(url, limits).await
     }
 }
+
+/// A fetcher whose fetches wait until released.
+struct Gated {
+    inner: StaticDocuments,
+    gate: tokio::sync::Semaphore,
+    started: AtomicUsize,
+}
+
+#[async_trait]
+impl ClientMetadataFetcher for Gated {
+    async fn fetch(
+        &self,
+        url: &url::Url,
+        limits: &FetchLimits,
+    ) -> Result<FetchedDocument, FetchError> {
+        self.started.fetch_add(1, Ordering::SeqCst);
+        let _permit = self.gate.acquire().await;
+        self.inner.fetch(url, limits).await
+    }
+}
+
+#[tokio::test]
+async fn fetches_in_flight_are_bounded_and_the_overflow_is_503_not_cached() {
+    let ids: Vec<String> = (0..3)
+        .map(|i| format!("https://app.example/c{i}.json"))
+        .collect();
+    let mut docs = StaticDocuments::new();
+    for id in &ids {
+        docs = docs.with(id.clone(), &document(id));
+    }
+    let fetcher = Arc::new(Gated {
+        inner: docs,
+        gate: tokio::sync::Semaphore::new(0),
+        started: AtomicUsize::new(0),
+    });
+    let mut cfg = cimd_config();
+    cfg.client_metadata.max_concurrent_fetches = 2;
+    let server = Arc::new(
+        AuthorizationServer::builder(cfg)
+            .client_metadata_fetcher(fetcher.clone())
+            .build()
+            .unwrap(),
+    );
+    let waiting: Vec<_> = ids[..2]
+        .iter()
+        .map(|id| {
+            let (server, id) = (server.clone(), id.clone());
+            tokio::spawn(async move { server.client(&id).await })
+        })
+        .collect();
+    while fetcher.started.load(Ordering::SeqCst) < 2 {
+        tokio::task::yield_now().await;
+    }
+    let e = server.client(&ids[2]).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::TemporarilyUnavailable);
+    assert_eq!(e.status(), 503);
+    assert_eq!(fetcher.started.load(Ordering::SeqCst), 2, "no third fetch");
+    fetcher.gate.add_permits(10);
+    for w in waiting {
+        assert!(w.await.unwrap().unwrap().is_some());
+    }
+    // The refusal was not remembered: the third client resolves now.
+    assert!(server.client(&ids[2]).await.unwrap().is_some());
+}
