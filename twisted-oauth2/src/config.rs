@@ -129,7 +129,7 @@ pub struct ServerConfig {
     pub registration: RegistrationConfig,
     /// Client ID metadata documents: the `client_metadata` table. Default: off. See
     /// [`crate::client_metadata`].
-    pub client_metadata: crate::client_metadata::ClientMetadataConfig,
+    pub client_metadata: ClientMetadataConfig,
     /// The validation cache of access tokens (the `validation_cache` table). Default: off.
     /// See [`crate::storage::cache`].
     pub validation_cache: ValidationCacheConfig,
@@ -732,5 +732,105 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("listed twice"));
+    }
+}
+
+/// The `client_metadata` table of the `oauth2` configuration: client ID metadata documents
+/// (see [`crate::client_metadata`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientMetadataConfig {
+    /// Resolve `https` URL client ids by fetching their metadata documents, and advertise
+    /// `client_id_metadata_document_supported`. Default `false`.
+    pub enabled: bool,
+    /// When not empty, only documents on these hosts (exact names, case-insensitive) are
+    /// fetched. Default: any public host.
+    pub allowed_hosts: Vec<String>,
+    /// Debug override: also fetch from loopback, private and other special-use addresses
+    /// (for a client served on `127.0.0.1` in development and tests). Refused unless
+    /// `allow_insecure_request_debug` is on too. Default `false`.
+    pub allow_special_use_addresses: bool,
+    /// PEM files of extra root certificates to trust for the fetch (a test CA, or a private
+    /// CA in an air-gapped deployment). Default none.
+    pub root_certificates: Vec<String>,
+    /// The largest document accepted, in bytes. Default 5120.
+    pub max_document_size: usize,
+    /// The longest a fetch may take, in seconds. Default 5.
+    pub fetch_timeout: u64,
+    /// The shortest time a document (or a failed fetch) is cached, in seconds. Default 60.
+    pub min_cache_lifetime: u64,
+    /// The longest time a document is cached, in seconds. Default 86400.
+    pub max_cache_lifetime: u64,
+    /// The most documents kept in the cache. Default 1000.
+    pub max_cached_documents: usize,
+    /// The most fetches in flight at once; a lookup beyond it is answered
+    /// `temporarily_unavailable` (503) without fetching, and is not cached. Default 16.
+    pub max_concurrent_fetches: usize,
+    #[doc(hidden)]
+    #[serde(skip)]
+    pub __non_exhaustive: (),
+}
+
+impl Default for ClientMetadataConfig {
+    fn default() -> Self {
+        ClientMetadataConfig {
+            enabled: false,
+            allowed_hosts: Vec::new(),
+            allow_special_use_addresses: false,
+            root_certificates: Vec::new(),
+            max_document_size: 5120,
+            fetch_timeout: 5,
+            min_cache_lifetime: 60,
+            max_cache_lifetime: 86_400,
+            max_cached_documents: 1000,
+            max_concurrent_fetches: 16,
+            __non_exhaustive: (),
+        }
+    }
+}
+
+impl ClientMetadataConfig {
+    pub(crate) fn validate(&self, debug_override: bool) -> Result<(), ConfigError> {
+        let err = |key: &'static str, reason: &str| ConfigError::Setting {
+            key,
+            reason: reason.to_owned(),
+        };
+        if self.allow_special_use_addresses && !debug_override {
+            return Err(err(
+                "client_metadata.allow_special_use_addresses",
+                "is a debug override: it needs allow_insecure_request_debug = true",
+            ));
+        }
+        if self.max_document_size == 0 || self.max_document_size > 1024 * 1024 {
+            return Err(err(
+                "client_metadata.max_document_size",
+                "must be between 1 and 1048576 bytes",
+            ));
+        }
+        if self.fetch_timeout == 0 || self.fetch_timeout > 60 {
+            return Err(err(
+                "client_metadata.fetch_timeout",
+                "must be between 1 and 60 seconds",
+            ));
+        }
+        if self.min_cache_lifetime > self.max_cache_lifetime {
+            return Err(err(
+                "client_metadata.min_cache_lifetime",
+                "must not exceed max_cache_lifetime (seconds)",
+            ));
+        }
+        if self.max_concurrent_fetches == 0 {
+            return Err(err(
+                "client_metadata.max_concurrent_fetches",
+                "must be at least 1",
+            ));
+        }
+        if self.max_cached_documents == 0 {
+            return Err(err(
+                "client_metadata.max_cached_documents",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
     }
 }
