@@ -33,10 +33,28 @@ async fn app(origins: &[&str]) -> Client {
         .attach(
             OAuth2::fairing()
                 .clock(Arc::new(FixedClock::at(common::T0)))
-                .on_authenticate(common::NoConsent),
+                .on_authenticate(common::NoConsent)
+                .cors_route("/mcp", "POST, OPTIONS"),
         )
-        .mount("/", routes![both]);
+        .mount("/", routes![both, mcp]);
     Client::untracked(rocket).await.unwrap()
+}
+
+/// A client-credentials token of `svc` for `scope` (over the trusted proxy's HTTPS).
+async fn svc_token(c: &Client, scope: &str) -> String {
+    let r = c
+        .post("/oauth2/token")
+        .header(ContentType::Form)
+        .header(Header::new("X-Forwarded-Proto", "https"))
+        .header(Header::new(
+            "Authorization",
+            common::basic("svc", "svc-secret"),
+        ))
+        .body(format!("grant_type=client_credentials&scope={scope}"))
+        .dispatch()
+        .await;
+    let v: serde_json::Value = serde_json::from_str(&r.into_string().await.unwrap()).unwrap();
+    v["access_token"].as_str().unwrap().to_owned()
 }
 
 fn h<'a>(r: &'a LocalResponse<'_>, name: &str) -> Option<&'a str> {
@@ -144,19 +162,8 @@ async fn protected_route_401_and_403_expose_www_authenticate_and_name_every_scop
     );
     assert_eq!(h(&r, "Access-Control-Allow-Origin"), Some("*"));
     // A token with only `a`: the 403 names both scopes and the metadata (step-up).
-    let r = c
-        .post("/oauth2/token")
-        .header(ContentType::Form)
-        .header(Header::new("X-Forwarded-Proto", "https"))
-        .header(Header::new(
-            "Authorization",
-            common::basic("svc", "svc-secret"),
-        ))
-        .body("grant_type=client_credentials&scope=a")
-        .dispatch()
-        .await;
-    let v: serde_json::Value = serde_json::from_str(&r.into_string().await.unwrap()).unwrap();
-    let token = v["access_token"].as_str().unwrap();
+    let token = svc_token(&c, "a").await;
+    let token = token.as_str();
     let r = c
         .get("/both")
         .header(Header::new("X-Forwarded-Proto", "https"))
@@ -184,29 +191,9 @@ fn mcp() -> &'static str {
     "{}"
 }
 
-async fn app_with_cors_route(origins: &[&str]) -> Client {
-    let cfg = ServerConfig {
-        trusted_proxy_header: Some("X-Forwarded-Proto".into()),
-        cors_allowed_origins: origins.iter().map(|s| (*s).to_owned()).collect(),
-        allow_insecure_request_debug: true,
-        ..common::config()
-    };
-    let figment = rocket::Config::figment()
-        .merge(("log_level", "off"))
-        .merge(("oauth2", cfg));
-    let rocket = rocket::custom(figment)
-        .attach(
-            OAuth2::fairing()
-                .on_authenticate(common::NoConsent)
-                .cors_route("/mcp", "POST, OPTIONS"),
-        )
-        .mount("/", routes![mcp, both]);
-    Client::untracked(rocket).await.unwrap()
-}
-
 #[rocket::async_test]
 async fn an_app_route_opened_with_cors_route_answers_preflight_and_exposes_its_headers() {
-    let c = app_with_cors_route(&["https://inspector.example"]).await;
+    let c = app(&["https://inspector.example"]).await;
     let r = c
         .req(Method::Options, "/mcp")
         .header(Header::new("Origin", "https://inspector.example"))
@@ -236,6 +223,7 @@ async fn an_app_route_opened_with_cors_route_answers_preflight_and_exposes_its_h
     // The 401 and a success both carry the origin and expose the challenge.
     let r = c
         .post("/mcp")
+        .header(Header::new("X-Forwarded-Proto", "https"))
         .header(Header::new("Origin", "https://inspector.example"))
         .dispatch()
         .await;
@@ -247,22 +235,10 @@ async fn an_app_route_opened_with_cors_route_answers_preflight_and_exposes_its_h
     assert!(h(&r, "Access-Control-Expose-Headers")
         .unwrap()
         .contains("WWW-Authenticate"));
-    let token = {
-        let r = c
-            .post("/oauth2/token")
-            .header(ContentType::Form)
-            .header(Header::new(
-                "Authorization",
-                common::basic("svc", "svc-secret"),
-            ))
-            .body("grant_type=client_credentials&scope=a")
-            .dispatch()
-            .await;
-        let v: serde_json::Value = serde_json::from_str(&r.into_string().await.unwrap()).unwrap();
-        v["access_token"].as_str().unwrap().to_owned()
-    };
+    let token = svc_token(&c, "a").await;
     let r = c
         .post("/mcp")
+        .header(Header::new("X-Forwarded-Proto", "https"))
         .header(Header::new("Origin", "https://inspector.example"))
         .header(Header::new("Authorization", format!("Bearer {token}")))
         .dispatch()
