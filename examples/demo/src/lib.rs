@@ -508,7 +508,12 @@ fn index() -> RawHtml<String> {
 /// deployment sets `secret_key` (the same on every instance; see docs/security.md).
 pub fn with_ephemeral_secret_key(figment: Figment) -> Figment {
     let profile = figment.profile().clone();
-    if figment.contains("secret_key") || profile == rocket::Config::DEBUG_PROFILE {
+    // `contains("secret_key")` is no test: Rocket's own default provider always holds one
+    // (the zero key), which a release build refuses to launch with.
+    let configured = figment
+        .extract::<rocket::Config>()
+        .is_ok_and(|c| !c.secret_key.is_zero());
+    if configured || profile == rocket::Config::DEBUG_PROFILE {
         return figment;
     }
     let key: String = (0..32)
