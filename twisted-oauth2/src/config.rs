@@ -45,6 +45,17 @@ pub struct ServerConfig {
     /// A header set by a trusted reverse proxy that says `https` when the client used TLS,
     /// such as `X-Forwarded-Proto`. Default: none (only Rocket's own TLS counts).
     pub trusted_proxy_header: Option<String>,
+    /// The reverse proxies whose [`client_ip_header`](Self::client_ip_header) is believed:
+    /// IP addresses or CIDR prefixes (`"127.0.0.1"`, `"10.0.0.0/8"`, `"::1"`). Every limit
+    /// of the library keys on the client address, which is the TCP peer's address unless
+    /// that peer is listed here; then it is the last address in the header that is not a
+    /// listed proxy. Default: none (the peer address; Rocket's `ip_header` is never used, as
+    /// any client can send it).
+    pub trusted_proxies: Vec<String>,
+    /// The header listed [`trusted_proxies`](Self::trusted_proxies) put the client address
+    /// in: one address (`X-Real-IP`) or a comma-separated chain (`X-Forwarded-For`).
+    /// Default `"X-Real-IP"`.
+    pub client_ip_header: String,
     /// Access token lifetime in seconds. Default 3600.
     pub access_token_lifetime: u64,
     /// Refresh token lifetime in seconds (each rotation starts a new period). Default 30 days.
@@ -148,6 +159,8 @@ impl Default for ServerConfig {
             realm: "twisted-oauth2".into(),
             allow_insecure_request_debug: false,
             trusted_proxy_header: None,
+            trusted_proxies: Vec::new(),
+            client_ip_header: "X-Real-IP".into(),
             access_token_lifetime: 3600,
             refresh_token_lifetime: 30 * 24 * 3600,
             code_lifetime: 60,
@@ -197,6 +210,8 @@ impl fmt::Debug for ServerConfig {
                 &self.allow_insecure_request_debug,
             )
             .field("trusted_proxy_header", &self.trusted_proxy_header)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("client_ip_header", &self.client_ip_header)
             .field("access_token_lifetime", &self.access_token_lifetime)
             .field("refresh_token_lifetime", &self.refresh_token_lifetime)
             .field("code_lifetime", &self.code_lifetime)
@@ -409,6 +424,17 @@ impl ServerConfig {
                 reason: "must start with `/` and not end with `/`".into(),
             });
         }
+        let trusted_proxies = self
+            .trusted_proxies
+            .iter()
+            .map(|p| parse_proxy(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        if rocket_header_name_invalid(&self.client_ip_header) {
+            return Err(ConfigError::Setting {
+                key: "client_ip_header",
+                reason: "must be a header name".into(),
+            });
+        }
         let default_scope = match &self.default_scope {
             None => None,
             Some(s) => Some(Scope::parse(s).map_err(|e| ConfigError::Setting {
@@ -508,6 +534,7 @@ impl ServerConfig {
             clients.push(c.to_client()?);
         }
         Ok(ValidatedConfig {
+            trusted_proxies,
             issuer: self.issuer.trim_end_matches('/').to_owned(),
             default_scope,
             scopes_supported,
@@ -515,6 +542,25 @@ impl ServerConfig {
             resources,
         })
     }
+}
+
+/// One `trusted_proxies` entry: an address (a /32 or /128) or a CIDR prefix.
+fn parse_proxy(p: &str) -> Result<ipnet::IpNet, ConfigError> {
+    let p = p.trim();
+    p.parse::<ipnet::IpNet>()
+        .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| ConfigError::Setting {
+            key: "trusted_proxies",
+            reason: format!("`{p}` is not an IP address or CIDR prefix"),
+        })
+}
+
+/// Whether `name` is not an HTTP header name (RFC 9110 token).
+fn rocket_header_name_invalid(name: &str) -> bool {
+    name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// Splits an `http(s)` URL without query or fragment into origin and path, dropping a
@@ -531,6 +577,7 @@ pub(crate) fn split_identifier(identifier: &str) -> (&str, &str) {
 /// The parsed parts of a [`ServerConfig`].
 #[derive(Debug)]
 pub(crate) struct ValidatedConfig {
+    pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
     pub(crate) issuer: String,
     pub(crate) default_scope: Option<Scope>,
     pub(crate) scopes_supported: Option<Scope>,
@@ -568,6 +615,21 @@ pub struct RegistrationConfig {
     /// Seconds a registered client that never received a token stays valid; `0`: forever.
     /// Default 86400 (one day).
     pub unused_client_lifetime: u64,
+    /// Let open registration (no [`initial_access_token_sha256`](Self::initial_access_token_sha256))
+    /// register `client_credentials` clients. Default `false`: without an initial access
+    /// token only grants a user approves (`authorization_code`, `refresh_token`) are
+    /// registrable, since anyone could otherwise mint machine tokens. Wherever
+    /// `client_credentials` is registered, the registered `scope` (or the server's
+    /// `default_scope`) is the client's ceiling, whatever [`restrict_scope`](Self::restrict_scope) says.
+    pub open_client_credentials: bool,
+    /// Most registered clients that have not received a token yet, in the whole store.
+    /// Beyond it each new registration deletes the oldest unused ones, so a flood of
+    /// registrations cannot grow the store. `0`: no cap. Default 10000.
+    pub max_unused_clients: usize,
+    /// Most registrations per client address (IPv4 address or IPv6 /64) within
+    /// [`unused_client_lifetime`](Self::unused_client_lifetime) (one day if that is `0`),
+    /// on top of the per-minute limit; over it `429`. `0`: no cap. Default 50.
+    pub max_registrations_per_address: u32,
     /// Not a setting: use `..Default::default()`.
     #[doc(hidden)]
     #[serde(skip)]
@@ -587,6 +649,9 @@ impl Default for RegistrationConfig {
             rate_limit_per_minute: 10,
             rate_limit_max_ips: 10_000,
             unused_client_lifetime: 86_400,
+            open_client_credentials: false,
+            max_unused_clients: 10_000,
+            max_registrations_per_address: 50,
             __non_exhaustive: (),
         }
     }
@@ -608,6 +673,12 @@ impl std::fmt::Debug for RegistrationConfig {
             .field("rate_limit_per_minute", &self.rate_limit_per_minute)
             .field("rate_limit_max_ips", &self.rate_limit_max_ips)
             .field("unused_client_lifetime", &self.unused_client_lifetime)
+            .field("open_client_credentials", &self.open_client_credentials)
+            .field("max_unused_clients", &self.max_unused_clients)
+            .field(
+                "max_registrations_per_address",
+                &self.max_registrations_per_address,
+            )
             .finish()
     }
 }

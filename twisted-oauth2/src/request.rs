@@ -35,6 +35,10 @@ pub struct RequestContext<'a> {
     pub host: Option<&'a str>,
     /// Transport facts.
     pub transport: Transport,
+    /// The client's address as every limit of the library sees it
+    /// ([`AuthorizationServer::client_address`](crate::server::AuthorizationServer::client_address):
+    /// the peer, or what a trusted proxy says), if known.
+    pub client_ip: Option<std::net::IpAddr>,
     headers: Option<&'a dyn Headers>,
 }
 
@@ -46,6 +50,7 @@ impl std::fmt::Debug for RequestContext<'_> {
             .field("path", &self.path)
             .field("host", &self.host)
             .field("transport", &self.transport)
+            .field("client_ip", &self.client_ip)
             .finish_non_exhaustive()
     }
 }
@@ -59,8 +64,15 @@ impl<'a> RequestContext<'a> {
             query: None,
             host: None,
             transport,
+            client_ip: None,
             headers: None,
         }
+    }
+
+    /// Sets the client address.
+    pub fn with_client_ip(mut self, client_ip: Option<std::net::IpAddr>) -> Self {
+        self.client_ip = client_ip;
+        self
     }
 
     /// Sets the query.

@@ -48,6 +48,8 @@ pub struct AuthorizationServer {
     pub(crate) resources: crate::resource_indicator::Resources,
     /// Resolves client ID metadata documents, when on.
     pub(crate) client_metadata: Option<Arc<crate::client_metadata::ClientMetadataResolver>>,
+    /// The parsed [`ServerConfig::trusted_proxies`].
+    trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl fmt::Debug for AuthorizationServer {
@@ -143,6 +145,41 @@ impl AuthorizationServer {
             self.config.base_path.trim_end_matches('/'),
             name
         )
+    }
+
+    /// The client address every limit of the library keys on: `peer` (the TCP peer), unless
+    /// it is one of [`ServerConfig::trusted_proxies`]; then the last address of the
+    /// [`ServerConfig::client_ip_header`] values (`forwarded`, in order, each possibly a
+    /// comma-separated chain) that is not a trusted proxy. A trusted peer that sends no
+    /// usable address counts as itself. Rocket's `ip_header` plays no part: any client can
+    /// set it.
+    pub fn client_address<'a>(
+        &self,
+        peer: Option<std::net::IpAddr>,
+        forwarded: impl IntoIterator<Item = &'a str>,
+    ) -> Option<std::net::IpAddr> {
+        let trusted = |ip: &std::net::IpAddr| {
+            let ip = canonical_ip(*ip);
+            self.trusted_proxies.iter().any(|n| n.contains(&ip))
+        };
+        let peer = peer.map(canonical_ip)?;
+        if !trusted(&peer) {
+            return Some(peer);
+        }
+        let chain: Vec<&str> = forwarded
+            .into_iter()
+            .flat_map(|v| v.split(','))
+            .take(64)
+            .collect();
+        for hop in chain.iter().rev() {
+            match parse_forwarded_ip(hop) {
+                Some(ip) if trusted(&ip) => continue,
+                Some(ip) => return Some(ip),
+                // Garbage where the proxies put addresses: the nearest trustworthy party.
+                None => return Some(peer),
+            }
+        }
+        Some(peer)
     }
 
     /// The scopes the server advertises, if configured.
@@ -533,6 +570,7 @@ impl ServerBuilder {
             registration_limiter,
             resources: v.resources,
             client_metadata,
+            trusted_proxies: v.trusted_proxies,
         })
     }
 }
@@ -606,6 +644,32 @@ fn storage_setting_error(url: &str, e: crate::error::StorageError) -> ConfigErro
     }
 }
 
+/// An IPv4-mapped IPv6 address as its IPv4 address; others unchanged.
+fn canonical_ip(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// One hop of a forwarded-address header: an address, possibly `[v6]`, `v4:port` or
+/// `[v6]:port`.
+fn parse_forwarded_ip(hop: &str) -> Option<std::net::IpAddr> {
+    let hop = hop.trim();
+    if let Ok(ip) = hop.parse::<std::net::IpAddr>() {
+        return Some(canonical_ip(ip));
+    }
+    hop.parse::<std::net::SocketAddr>()
+        .ok()
+        .map(|a| canonical_ip(a.ip()))
+        .or_else(|| {
+            hop.strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .and_then(|h| h.parse().ok())
+                .map(canonical_ip)
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -635,5 +699,74 @@ mod tests {
         let s = server("https://h:8443", "/");
         assert_eq!(s.endpoints_path(), "/");
         assert_eq!(s.endpoint_url("token"), "https://h:8443/token");
+    }
+
+    fn behind(proxies: &[&str]) -> AuthorizationServer {
+        let cfg = ServerConfig {
+            issuer: "https://h".into(),
+            trusted_proxies: proxies.iter().map(|p| p.to_string()).collect(),
+            ..Default::default()
+        };
+        AuthorizationServer::builder(cfg)
+            .build()
+            .expect("valid config")
+    }
+
+    fn ip(s: &str) -> Option<std::net::IpAddr> {
+        Some(s.parse().unwrap())
+    }
+
+    #[test]
+    fn the_client_address_is_the_peer_unless_the_peer_is_a_trusted_proxy() {
+        let direct = behind(&[]);
+        assert_eq!(
+            direct.client_address(ip("203.0.113.5"), ["198.51.100.1"]),
+            ip("203.0.113.5"),
+            "a forwarded-address header from an untrusted peer is ignored"
+        );
+        assert_eq!(direct.client_address(None, ["198.51.100.1"]), None);
+        let s = behind(&["127.0.0.1", "10.0.0.0/8"]);
+        assert_eq!(
+            s.client_address(ip("127.0.0.1"), ["198.51.100.1"]),
+            ip("198.51.100.1")
+        );
+        assert_eq!(
+            s.client_address(ip("::ffff:127.0.0.1"), ["198.51.100.1"]),
+            ip("198.51.100.1")
+        );
+        // The last untrusted hop of a chain; what the client put in front is not believed.
+        assert_eq!(
+            s.client_address(ip("10.1.1.1"), ["6.6.6.6, 198.51.100.2, 10.0.0.3"]),
+            ip("198.51.100.2")
+        );
+        assert_eq!(
+            s.client_address(ip("10.1.1.1"), ["6.6.6.6", "[2001:db8::1]:443"]),
+            ip("2001:db8::1")
+        );
+        // No header, or garbage: the proxy itself.
+        assert_eq!(s.client_address(ip("10.1.1.1"), []), ip("10.1.1.1"));
+        assert_eq!(
+            s.client_address(ip("10.1.1.1"), ["unknown"]),
+            ip("10.1.1.1")
+        );
+        // An untrusted peer in the trusted range's neighbourhood.
+        assert_eq!(
+            s.client_address(ip("11.0.0.1"), ["198.51.100.1"]),
+            ip("11.0.0.1")
+        );
+    }
+
+    #[test]
+    fn trusted_proxies_must_be_addresses_or_prefixes() {
+        let cfg = ServerConfig {
+            issuer: "https://h".into(),
+            trusted_proxies: vec!["nginx".into()],
+            ..Default::default()
+        };
+        let e = AuthorizationServer::builder(cfg)
+            .build()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("trusted_proxies"), "{e}");
     }
 }

@@ -198,3 +198,20 @@ async fn config_type_errors_name_oauth2_key_and_unit() {
     ]));
     assert!(!logged(&["access_token_lifetime.oauth2"]));
 }
+
+#[rocket::async_test]
+async fn open_registration_with_rockets_ip_header_and_no_trusted_proxy_warns() {
+    capture();
+    let mut cfg = svc_only();
+    cfg.allow_insecure_request_debug = true;
+    cfg.registration.enabled = true;
+    // Rocket's default (the repository's Rocket.toml turns it off).
+    let figment = figment(cfg).merge(("ip_header", "X-Real-IP"));
+    let _c = Client::untracked(rocket::custom(figment).attach(OAuth2::fairing()))
+        .await
+        .expect("legal: only a warning");
+    assert!(logged(&[
+        "registration is open and Rocket's ip_header (`X-Real-IP`) is on",
+        "oauth2.trusted_proxies"
+    ]));
+}

@@ -4,7 +4,11 @@
 //! `redirect_uri` are shown to the user ([`AuthorizeError::Page`]), never redirected, so the
 //! endpoint is no open redirector. Everything later is redirected to the client
 //! ([`AuthorizeError::Redirect`]) with `error`, `error_description`, `state` (only if sent)
-//! and `iss`. A valid request becomes a [`PendingAuthorization`] stored until the resource
+//! and `iss` — when the client is verified ([`Client::is_verified`]: configured or added
+//! by the application). An unverified client (dynamically registered, or a client ID
+//! metadata document) picked its redirect URIs itself, so until the request is valid and
+//! the user has seen it, its errors are shown as the error page too (RFC 9700 §4.11.2);
+//! the decision ([`deny`], errors at [`grant`]) is redirected as for every client. A valid request becomes a [`PendingAuthorization`] stored until the resource
 //! owner decides with [`grant`] or [`deny`].
 
 use std::sync::Arc;
@@ -219,7 +223,11 @@ pub async fn validate_request(
             }
         },
     };
-    // From here on, errors go back to the client.
+    // From here on, errors go back to the client: a verified one. An unverified client
+    // (self-registered, a metadata document) chose its own redirect URIs, so redirecting its
+    // errors before anyone signed in would make this endpoint a redirector to any site
+    // (RFC 9700 §4.11.2): they are shown as the error page instead.
+    let trusted_redirect = client.is_verified();
     let first_rt = params.get("response_type");
     let implicit_on =
         GrantType::IMPLICIT.is_compiled_in() && server.grant_enabled(GrantType::IMPLICIT.as_str());
@@ -228,8 +236,13 @@ pub async fn validate_request(
     } else {
         ResponseMode::Query
     };
-    let fail =
-        |mode, state: Option<&str>, e| Err(redirect_error(server, &redirect_uri, mode, state, e));
+    let fail = |mode, state: Option<&str>, e| {
+        if trusted_redirect {
+            Err(redirect_error(server, &redirect_uri, mode, state, e))
+        } else {
+            Err(AuthorizeError::Page(e))
+        }
+    };
     let state = match params.unique("state") {
         Ok(Some(s)) if s.len() > server.config.max_state_length => {
             // Too long to echo back: the error goes without it.

@@ -116,6 +116,13 @@ pub async fn authenticate(
     if method == AuthMethod::None || !client.verify_secret(&secret) {
         return Err(fail(method));
     }
+    // A registered client authenticates the way it registered (RFC 7591 §2
+    // `token_endpoint_auth_method`): a secret sent another way is refused.
+    if let Some(info) = client.registration() {
+        if info.token_endpoint_auth_method != method.as_str() {
+            return Err(fail(method));
+        }
+    }
     Ok(AuthenticatedClient { client, method })
 }
 

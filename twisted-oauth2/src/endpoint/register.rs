@@ -145,7 +145,42 @@ fn disabled() -> OAuthError {
 }
 
 fn validate(server: &AuthorizationServer, m: &Map<String, Value>) -> Result<Metadata, OAuthError> {
-    validate_with(server.config(), server.scopes_supported(), m)
+    let mut meta = validate_with(server.config(), server.scopes_supported(), m)?;
+    machine_grant_policy(server, &mut meta)?;
+    Ok(meta)
+}
+
+/// Whether `meta` registers `client_credentials`: tokens no user approves.
+fn registers_machine_grant(meta: &Metadata) -> bool {
+    meta.grant_types
+        .iter()
+        .any(|g| g == GrantType::CLIENT_CREDENTIALS.as_str())
+}
+
+/// `client_credentials` through registration: only with an initial access token (or the
+/// explicit [`RegistrationConfig::open_client_credentials`]), and with a scope ceiling: the
+/// registered `scope`, else the server's `default_scope`, else refused.
+fn machine_grant_policy(
+    server: &AuthorizationServer,
+    meta: &mut Metadata,
+) -> Result<(), OAuthError> {
+    if !registers_machine_grant(meta) {
+        return Ok(());
+    }
+    let cfg = &server.config().registration;
+    if cfg.initial_access_token_sha256.is_none() && !cfg.open_client_credentials {
+        return Err(metadata_error(
+            "client_credentials cannot be registered without an initial access token",
+        ));
+    }
+    if meta.scope.is_none() {
+        meta.scope = Some(server.default_scope.clone().ok_or_else(|| {
+            metadata_error(
+                "`scope` is required with client_credentials: it is the client's ceiling",
+            )
+        })?);
+    }
+    Ok(())
 }
 
 /// Builds the client of `meta`. Returns it and the new plain secret, if one was made.
@@ -170,7 +205,9 @@ fn build_client(
             }
         }
     }
-    b = meta.apply(b, server.config().registration.restrict_scope);
+    // A machine client's registered scope is its ceiling: nobody approves its tokens.
+    let ceiling = server.config().registration.restrict_scope || registers_machine_grant(meta);
+    b = meta.apply(b, ceiling);
     if let Some(t) = expires_at {
         b = b.expires_at(t);
     }
@@ -403,11 +440,14 @@ pub async fn update(
         ));
     }
     let meta = validate(server, &body)?;
-    let Some(old) = client.registration() else {
+    if client.registration().is_none() {
         return Err(invalid_token("the registration access token is invalid"));
-    };
+    }
+    // The registration access token rotates (RFC 7592 §3): the presented one stops working
+    // once the update is stored, so a leaked token is good for one update at most.
+    let token = server.new_value(TokenKind::Handle)?;
     let info = RegistrationInfo {
-        token_sha256: old.token_sha256.clone(),
+        token_sha256: SecretDigest::of(&token).to_hex(),
         token_endpoint_auth_method: meta.auth_method.to_owned(),
         scope: meta.scope.as_ref().map(Scope::to_string),
     };
@@ -427,7 +467,12 @@ pub async fn update(
     if !registry(server)?.update_client(&updated).await? {
         return Err(invalid_token("the registration access token is invalid"));
     }
-    Ok(information(server, &updated, plain.as_deref(), None))
+    Ok(information(
+        server,
+        &updated,
+        plain.as_deref(),
+        Some(&token),
+    ))
 }
 
 /// `DELETE <base>/register/<client_id>` (RFC 7592 §2.3): deletes the registration.

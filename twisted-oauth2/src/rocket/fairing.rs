@@ -536,6 +536,17 @@ impl Fairing for OAuth2 {
                  HTTP will be refused with invalid_request"
             );
         }
+        let open_registration =
+            cfg.registration.enabled && cfg.registration.initial_access_token_sha256.is_none();
+        if let (true, Some(h), true) = (
+            open_registration,
+            rocket.config().ip_header.as_ref(),
+            cfg.trusted_proxies.is_empty(),
+        ) {
+            log::warn!(
+                "twisted-oauth2: registration is open and Rocket's ip_header (`{h}`) is on, but no                  oauth2.trusted_proxies are set: any client can send `{h}`, so the registration limits key on                  the peer address and ignore it. Behind a reverse proxy set oauth2.trusted_proxies (and                  oauth2.client_ip_header); without one set Rocket's `ip_header = false` (docs/registration.md)"
+            );
+        }
         if cfg.allow_access_token_in_query {
             log::warn!("twisted-oauth2: access tokens are accepted in URL queries (RFC 6750 section 2.3 discourages this)");
         }
@@ -569,6 +580,7 @@ impl Fairing for OAuth2 {
     }
 
     async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
+        super::response::frame_options(res);
         let pending = req
             .local_cache(ChallengeSlot::default)
             .0

@@ -148,7 +148,27 @@ pub(crate) fn request_context<'a>(
     crate::endpoint::RequestContext::new(req.method().as_str(), origin.path().as_str(), transport)
         .with_query(origin.query().map(|q| q.as_str()))
         .with_host(req.headers().get_one("Host"))
+        .with_client_ip(client_ip(req, server_of(req)))
         .with_headers(headers)
+}
+
+/// The server of the fairing's state, if attached.
+fn server_of<'r>(req: &'r Request<'_>) -> Option<&'r AuthorizationServer> {
+    req.rocket().state::<OAuth2State>().map(|s| &**s.server())
+}
+
+/// The client address every limit keys on
+/// ([`AuthorizationServer::client_address`]): the TCP peer, or what a trusted proxy says.
+/// Never Rocket's `ip_header`, which any client can set.
+pub(crate) fn client_ip(
+    req: &Request<'_>,
+    server: Option<&AuthorizationServer>,
+) -> Option<std::net::IpAddr> {
+    let peer = req.remote().map(|a| a.ip());
+    match server {
+        Some(s) => s.client_address(peer, req.headers().get(&s.config().client_ip_header)),
+        None => peer,
+    }
 }
 
 /// Whether the request reached us over TLS: Rocket's own TLS, or a configured trusted

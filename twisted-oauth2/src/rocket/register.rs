@@ -49,7 +49,7 @@ impl Handler for RegisterHandler {
             content_type: req.headers().get_one("Content-Type"),
             authorization: req.headers().get_one("Authorization"),
             transport: transport(req, server),
-            client_ip: req.client_ip(),
+            client_ip: super::client_ip(req, Some(server)),
         };
         // `/register/<client_id>`: the segment after `register`.
         let id = req.routed_segment(1).unwrap_or("");

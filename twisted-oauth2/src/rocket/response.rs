@@ -16,15 +16,30 @@ pub(crate) fn no_store(res: &mut Response<'_>) {
     res.set_header(Header::new("Pragma", "no-cache"));
 }
 
+/// The `Content-Security-Policy` of every page served through the library; the fairing adds
+/// `X-Frame-Options: DENY` to responses carrying it ([`frame_options`]).
+pub(crate) const NO_FRAMING_CSP: &str = "frame-ancestors 'none'";
+
 /// Headers of every page served through the library: no framing, no caching.
+/// `X-Frame-Options: DENY` is set by the fairing's response hook ([`frame_options`]), which
+/// runs after Rocket's Shield: set here, Shield would log a warning on every page because it
+/// refuses to overwrite it.
 pub(crate) fn page_headers(res: &mut Response<'_>) {
-    res.set_header(Header::new("X-Frame-Options", "DENY"));
-    res.set_header(Header::new(
-        "Content-Security-Policy",
-        "frame-ancestors 'none'",
-    ));
+    res.set_header(Header::new("Content-Security-Policy", NO_FRAMING_CSP));
     res.set_header(Header::new("Cache-Control", "no-store"));
     res.set_header(Header::new("Referrer-Policy", "no-referrer"));
+}
+
+/// `X-Frame-Options: DENY` (replacing Shield's `SAMEORIGIN`) on a response whose
+/// `Content-Security-Policy` forbids framing, for browsers without `frame-ancestors`.
+pub(crate) fn frame_options(res: &mut Response<'_>) {
+    let no_framing = res
+        .headers()
+        .get("Content-Security-Policy")
+        .any(|v| v.contains(NO_FRAMING_CSP));
+    if no_framing {
+        res.set_header(Header::new("X-Frame-Options", "DENY"));
+    }
 }
 
 /// The realm and the protected resource metadata URL of challenges.
