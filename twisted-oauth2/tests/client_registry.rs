@@ -306,6 +306,97 @@ async fn redis_clients_survive_a_restart() {
     }
 }
 
+// --- the cap on unused registrations ----------------------------------------------------
+
+/// `trim_unused_clients` on a store holding only this test's clients: expired unused ones
+/// go, then the oldest beyond `keep`; clients that received a token (no expiry) stay.
+async fn trims_unused_oldest_first(stores: Stores) {
+    let reg = stores.clients.clone().as_registry().expect("a registry");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let unused = |id: &str, at: i64| {
+        Client::builder(id)
+            .redirect_uri("https://client.example/cb")
+            .grant_type("authorization_code")
+            .expires_at(at)
+            .build()
+            .unwrap()
+    };
+    let ids: Vec<String> = (0..5)
+        .map(|i| format!("u{i}-{}", rand::random::<u32>()))
+        .collect();
+    // At `at`, u0 has expired (Redis would already have dropped a key expired in real time,
+    // so it expires shortly after now); u1..u4 expire later in that order.
+    let at = now + 50;
+    reg.create_client(&unused(&ids[0], now + 20)).await.unwrap();
+    for (i, id) in ids.iter().enumerate().skip(1) {
+        reg.create_client(&unused(id, now + 100 + i as i64))
+            .await
+            .unwrap();
+    }
+    let used = format!("used-{}", rand::random::<u32>());
+    reg.create_client(&service(&used, "s")).await.unwrap();
+    // u1 received a token: its expiry is cleared, so it is no longer unused.
+    let first_use = reg.client(&ids[1]).await.unwrap().unwrap();
+    let mut record = ClientRecord::from_client(&first_use);
+    record.expires_at = None;
+    reg.update_client(&record.to_client().unwrap())
+        .await
+        .unwrap();
+    // Unused now: u2, u3, u4 (u0 expired). Keep the newest two.
+    let deleted = reg.trim_unused_clients(2, at).await.unwrap();
+    assert_eq!(deleted, 2, "u0 (expired) and u2 (oldest unused)");
+    let present = |id: String| {
+        let reg = reg.clone();
+        async move { reg.client(&id).await.unwrap().is_some() }
+    };
+    assert!(!present(ids[0].clone()).await);
+    assert!(
+        present(ids[1].clone()).await,
+        "a used client is never trimmed"
+    );
+    assert!(!present(ids[2].clone()).await);
+    assert!(present(ids[3].clone()).await && present(ids[4].clone()).await);
+    assert!(present(used.clone()).await);
+    assert_eq!(
+        reg.trim_unused_clients(2, at).await.unwrap(),
+        0,
+        "within the cap"
+    );
+    assert_eq!(reg.trim_unused_clients(0, at).await.unwrap(), 2);
+    assert!(present(ids[1].clone()).await && present(used).await);
+}
+
+#[tokio::test]
+async fn memory_trims_unused_registrations_oldest_first() {
+    trims_unused_oldest_first(Stores::from_backend(Arc::new(MemoryStore::new()))).await;
+}
+
+#[cfg(all(feature = "sqlite", feature = "testkit"))]
+#[tokio::test]
+async fn sqlite_trims_unused_registrations_oldest_first() {
+    let url = stores::sqlite_url("trim-unused");
+    trims_unused_oldest_first(twisted_oauth2::storage::connect(&url).await.unwrap()).await;
+}
+
+#[cfg(all(feature = "postgres", feature = "testkit"))]
+#[tokio::test]
+async fn postgres_trims_unused_registrations_oldest_first() {
+    if let Some(url) = stores::postgres_url_tagged("trim").await {
+        trims_unused_oldest_first(twisted_oauth2::storage::connect(&url).await.unwrap()).await;
+    }
+}
+
+#[cfg(all(feature = "redis", feature = "testkit"))]
+#[tokio::test]
+async fn redis_trims_unused_registrations_oldest_first() {
+    if let Some(url) = stores::redis_url("trim-unused") {
+        trims_unused_oldest_first(twisted_oauth2::storage::connect(&url).await.unwrap()).await;
+    }
+}
+
 // --- secrets -----------------------------------------------------------------------------
 
 #[tokio::test]

@@ -75,11 +75,15 @@ fn config(reg: RegistrationConfig) -> ServerConfig {
 }
 
 async fn app(cfg: ServerConfig) -> LocalClient {
+    app_with(cfg, OAuth2::fairing()).await
+}
+
+async fn app_with(cfg: ServerConfig, fairing: OAuth2) -> LocalClient {
     capture();
     let figment = rocket::Config::figment()
         .merge(("log_level", "normal"))
         .merge(("oauth2", cfg));
-    let rocket = rocket::custom(figment).attach(OAuth2::fairing().on_authenticate(TestConsent));
+    let rocket = rocket::custom(figment).attach(fairing.on_authenticate(TestConsent));
     LocalClient::untracked(rocket).await.expect("launches")
 }
 
@@ -437,4 +441,41 @@ async fn pages_refuse_framing_without_a_shield_warning() {
         .iter()
         .any(|l| l.contains("X-Frame-Options") && l.starts_with("WARN"));
     assert!(!warned, "Shield warned about X-Frame-Options");
+}
+
+/// Item 1: a flood of registrations that never take a token cannot grow the store: beyond
+/// `max_unused_clients` the oldest unused ones go.
+#[rocket::async_test]
+async fn unused_registrations_beyond_the_cap_are_deleted_oldest_first() {
+    let clock = std::sync::Arc::new(twisted_oauth2::clock::FixedClock::at(common::T0));
+    let cfg = config(RegistrationConfig {
+        max_unused_clients: 3,
+        ..no_limits()
+    });
+    let c = app_with(cfg, OAuth2::fairing().clock(clock.clone())).await;
+    let mut registered = Vec::new();
+    for _ in 0..5 {
+        clock.advance(1);
+        let (status, v) =
+            register(&c, json!({"redirect_uris": ["http://127.0.0.1/cb"]}), false).await;
+        assert_eq!(status, Status::Created);
+        let path = url::Url::parse(v["registration_client_uri"].as_str().unwrap())
+            .unwrap()
+            .path()
+            .to_owned();
+        registered.push((
+            path,
+            v["registration_access_token"].as_str().unwrap().to_owned(),
+        ));
+    }
+    let mut alive = Vec::new();
+    for (path, token) in &registered {
+        let r = c
+            .get(path.clone())
+            .header(Header::new("Authorization", format!("Bearer {token}")))
+            .dispatch()
+            .await;
+        alive.push(r.status() == Status::Ok);
+    }
+    assert_eq!(alive, [false, false, true, true, true]);
 }

@@ -366,6 +366,23 @@ pub async fn register(
                     client.id(),
                     meta.auth_method
                 );
+                if cfg.max_unused_clients > 0 && expires_at.is_some() {
+                    // The oldest unused registrations make room; a failure here costs
+                    // the cap, not this registration.
+                    match registry
+                        .trim_unused_clients(cfg.max_unused_clients, now)
+                        .await
+                    {
+                        Ok(0) => {}
+                        Ok(n) => log::info!(
+                            "twisted-oauth2: deleted {n} unused registration(s) beyond \
+                             registration.max_unused_clients"
+                        ),
+                        Err(e) => {
+                            log::warn!("twisted-oauth2: could not trim unused registrations: {e}")
+                        }
+                    }
+                }
                 return Ok(information(
                     server,
                     &client,

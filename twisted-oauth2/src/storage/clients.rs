@@ -43,6 +43,16 @@ pub trait ClientRegistry: ClientStore {
     /// Deletes the client with this id; `false` if there was none. Tokens already issued
     /// to the client are not revoked by this call.
     async fn delete_client(&self, id: &str) -> Result<bool, StorageError>;
+
+    /// Deletes the oldest unused registrations beyond the newest `keep`: clients with an
+    /// [`expires_at`](Client::expires_at) (registered, no token received yet), oldest
+    /// expiry first, expired ones in any case. Returns how many were deleted. Called after
+    /// each registration with
+    /// [`RegistrationConfig::max_unused_clients`](crate::config::RegistrationConfig::max_unused_clients),
+    /// so a flood of registrations cannot grow the store; concurrent calls on several
+    /// instances may overshoot `keep` by the registrations in flight, never lose a client
+    /// that has received a token. Should be an indexed operation, not a scan of every client.
+    async fn trim_unused_clients(&self, keep: usize, now: i64) -> Result<u64, StorageError>;
 }
 
 /// The persisted form of a [`Client`]: everything it holds, the secret only as its
@@ -269,6 +279,10 @@ impl ClientRegistry for Composed {
             return Err(StorageError::ClientReadOnly);
         }
         self.inner.delete_client(id).await
+    }
+
+    async fn trim_unused_clients(&self, keep: usize, now: i64) -> Result<u64, StorageError> {
+        self.inner.trim_unused_clients(keep, now).await
     }
 }
 

@@ -121,6 +121,37 @@ impl ClientRegistry for MemoryStore {
     async fn delete_client(&self, id: &str) -> Result<bool, StorageError> {
         Ok(self.clients.remove(id).is_some())
     }
+
+    async fn trim_unused_clients(&self, keep: usize, now: i64) -> Result<u64, StorageError> {
+        // (expiry, id) of every unused registration; the memory store is for one process
+        // and tests, so a scan is acceptable here.
+        let mut unused: Vec<(i64, String)> = self
+            .clients
+            .iter()
+            .filter_map(|c| c.expires_at().map(|t| (t, c.id().to_owned())))
+            .collect();
+        let mut deleted = 0;
+        unused.sort_unstable();
+        let live = unused.iter().filter(|(t, _)| *t > now).count();
+        let mut excess = live.saturating_sub(keep);
+        for (t, id) in unused {
+            if t > now {
+                if excess == 0 {
+                    break;
+                }
+                excess -= 1;
+            }
+            // Only if still unused (a first token may have cleared the expiry meanwhile).
+            if self
+                .clients
+                .remove_if(&id, |_, c| c.expires_at().is_some())
+                .is_some()
+            {
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    }
 }
 
 #[async_trait]

@@ -315,6 +315,11 @@ impl Keys {
         format!("{}client:{id}", self.prefix)
     }
 
+    /// The sorted set of unused registrations (score: their expiry).
+    fn unused_clients_key(&self) -> String {
+        format!("{}unused_clients", self.prefix)
+    }
+
     /// A per-grant key (index or tombstone).
     fn grant_key(&self, name: &str, grant: GrantId) -> String {
         match self.layout {
@@ -571,7 +576,37 @@ impl RedisStore {
                 cmd.query_async(&mut c).await
             })
             .await?;
+        if set.is_some() {
+            self.index_unused(client.id(), client.expires_at()).await?;
+        }
         Ok(set.is_some())
+    }
+
+    /// Adds `id` to the unused-registration index with its expiry, or removes it (`None`).
+    async fn index_unused(&self, id: &str, expires: Option<i64>) -> Result<(), StorageError> {
+        let index = self.keys.unused_clients_key();
+        let id = id.to_owned();
+        self.run(|mut c| async move {
+            match expires {
+                Some(t) => {
+                    ::redis::cmd("ZADD")
+                        .arg(&index)
+                        .arg(t)
+                        .arg(&id)
+                        .query_async::<i64>(&mut c)
+                        .await
+                }
+                None => {
+                    ::redis::cmd("ZREM")
+                        .arg(&index)
+                        .arg(&id)
+                        .query_async::<i64>(&mut c)
+                        .await
+                }
+            }
+        })
+        .await?;
+        Ok(())
     }
 
     /// Runs one Redis operation on a clone of the (multiplexed) connection under the
@@ -873,7 +908,72 @@ impl ClientRegistry for RedisStore {
         let n: i64 = self
             .run(|mut c| async move { ::redis::cmd("DEL").arg(&key).query_async(&mut c).await })
             .await?;
+        self.index_unused(id, None).await?;
         Ok(n > 0)
+    }
+
+    /// The sorted set `<prefix>unused_clients` (score: expiry) indexes unused registrations:
+    /// expired entries go, then the oldest beyond `keep` with their client keys. A client
+    /// that received a token meanwhile (no expiry left) is kept.
+    async fn trim_unused_clients(&self, keep: usize, now: i64) -> Result<u64, StorageError> {
+        let index = self.keys.unused_clients_key();
+        let i = index.clone();
+        let expired: Vec<String> = self
+            .run(|mut c| async move {
+                ::redis::cmd("ZRANGE")
+                    .arg(&i)
+                    .arg("-inf")
+                    .arg(now)
+                    .arg("BYSCORE")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(1000)
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        let i = index.clone();
+        let count: usize = self
+            .run(|mut c| async move { ::redis::cmd("ZCARD").arg(&i).query_async(&mut c).await })
+            .await?;
+        let excess = count
+            .saturating_sub(expired.len())
+            .saturating_sub(keep)
+            .min(1000);
+        let mut victims = expired;
+        if excess > 0 {
+            let i = index.clone();
+            let skip = victims.len();
+            let oldest: Vec<String> = self
+                .run(|mut c| async move {
+                    ::redis::cmd("ZRANGE")
+                        .arg(&i)
+                        .arg(skip)
+                        .arg(skip + excess - 1)
+                        .query_async(&mut c)
+                        .await
+                })
+                .await?;
+            victims.extend(oldest);
+        }
+        let mut deleted = 0;
+        for id in victims {
+            // Still unused? `GET` then `DEL` leaves a race with a first token only in the
+            // instant between them; such a client is then registered again by its owner.
+            if let Some(c) = self.client(&id).await? {
+                if c.expires_at().is_some() {
+                    let key = self.keys.client_key(&id);
+                    let n: i64 = self
+                        .run(|mut c| async move {
+                            ::redis::cmd("DEL").arg(&key).query_async(&mut c).await
+                        })
+                        .await?;
+                    deleted += u64::from(n > 0);
+                }
+            }
+            self.index_unused(&id, None).await?;
+        }
+        Ok(deleted)
     }
 }
 

@@ -742,6 +742,33 @@ impl ClientRegistry for SqlStore {
             .await?;
         Ok(n > 0)
     }
+
+    /// Two statements on the `expires_at` index: the expired unused clients, then those
+    /// beyond the newest `keep` (at most 1000 a call: each registration adds one).
+    async fn trim_unused_clients(&self, keep: usize, now: i64) -> Result<u64, StorageError> {
+        let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+        let expired = self
+            .timed(async {
+                exec!(
+                    self,
+                    "DELETE FROM oauth2_clients WHERE expires_at IS NOT NULL AND expires_at <= $1",
+                    now
+                )
+            })
+            .await?;
+        let excess = self
+            .timed(async {
+                exec!(
+                    self,
+                    "DELETE FROM oauth2_clients WHERE id IN (SELECT id FROM oauth2_clients \
+                     WHERE expires_at IS NOT NULL ORDER BY expires_at DESC, id DESC \
+                     LIMIT 1000 OFFSET $1) AND expires_at IS NOT NULL",
+                    keep
+                )
+            })
+            .await?;
+        Ok(expired + excess)
+    }
 }
 
 #[async_trait]

@@ -75,10 +75,25 @@ pub async fn sqlite() -> Stores {
 /// older than an hour are dropped), or `None` (with a notice) when the variable is unset.
 #[cfg(feature = "postgres")]
 pub async fn postgres_url() -> Option<String> {
+    postgres_url_tagged("").await
+}
+
+/// [`postgres_url`] with a schema of its own for `tag` (lower-case letters), for a test that
+/// must see no other test's rows.
+#[cfg(feature = "postgres")]
+pub async fn postgres_url_tagged(tag: &str) -> Option<String> {
     use sqlx::{AssertSqlSafe, Connection, Row};
 
     let base = env(POSTGRES_ENV)?;
-    let schema = format!("tk_{}", run_id());
+    assert!(
+        tag.bytes().all(|b| b.is_ascii_lowercase()),
+        "schema tag {tag}"
+    );
+    let schema = if tag.is_empty() {
+        format!("tk_{}", run_id())
+    } else {
+        format!("tk_{}_{tag}", run_id())
+    };
     let mut conn = match sqlx::PgConnection::connect(&base).await {
         Ok(c) => c,
         Err(e) => panic!("{POSTGRES_ENV} is set but PostgreSQL is unreachable: {e}"),
