@@ -479,3 +479,39 @@ async fn unused_registrations_beyond_the_cap_are_deleted_oldest_first() {
     }
     assert_eq!(alive, [false, false, true, true, true]);
 }
+
+/// docs/registration.md's proxy setup, as written, is a configuration the server takes and
+/// that believes nginx's `X-Real-IP` only from nginx.
+#[rocket::async_test]
+async fn the_documented_proxy_setup_parses_and_trusts_only_the_proxy() {
+    use rocket::figment::providers::{Format, Toml};
+    let doc = include_str!("../../docs/registration.md");
+    let section = &doc[doc
+        .find("## Leaving registration open on the Internet")
+        .expect("the section")..];
+    let start = section.find("```toml\n").expect("a toml block") + "```toml\n".len();
+    let toml = &section[start..start + section[start..].find("```").unwrap()];
+    // Only the snippet (not the repository's Rocket.toml).
+    let figment = rocket::figment::Figment::from(Toml::string(toml).nested())
+        .merge(("oauth2.issuer", "https://as.example"))
+        .merge(("oauth2.registration.enabled", true))
+        .merge(("oauth2.registration.rate_limit_per_minute", 1));
+    assert_eq!(
+        figment.extract_inner::<bool>("ip_header").ok(),
+        Some(false),
+        "{toml}"
+    );
+    let cfg: ServerConfig = figment
+        .extract_inner("oauth2")
+        .expect("the documented keys");
+    let server = twisted_oauth2::AuthorizationServer::builder(cfg)
+        .build()
+        .unwrap();
+    let nginx = Some("127.0.0.1".parse().unwrap());
+    assert_eq!(
+        server.client_address(nginx, ["203.0.113.8"]),
+        Some("203.0.113.8".parse().unwrap())
+    );
+    let stranger = Some("198.51.100.3".parse().unwrap());
+    assert_eq!(server.client_address(stranger, ["203.0.113.8"]), stranger);
+}

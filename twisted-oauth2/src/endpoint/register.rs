@@ -39,10 +39,20 @@
 //!   first token issued to it clears it. A lookup of an expired client finds nothing and
 //!   deletes it from the registry; [`Purge::purge_expired`](crate::storage::Purge::purge_expired)
 //!   deletes expired clients of the store too.
-//! - Requests to `POST /register` are rate-limited per client IP address (per /64 for
-//!   IPv6; [`RegistrationConfig::rate_limit_per_minute`]); over the limit: `429` with
-//!   `Retry-After`. The limiter holds at most [`RegistrationConfig::rate_limit_max_ips`]
-//!   addresses; when that many are recent, new addresses are refused too until they age out.
+//! - `client_credentials` is registrable only with an initial access token or
+//!   [`RegistrationConfig::open_client_credentials`], and its registered `scope` (else the
+//!   server's `default_scope`) is then the client's ceiling.
+//! - Requests to `POST /register` are rate-limited per client address
+//!   ([`AuthorizationServer::client_address`]; per /64 for IPv6;
+//!   [`RegistrationConfig::rate_limit_per_minute`] and
+//!   [`RegistrationConfig::max_registrations_per_address`]); over a limit: `429` with
+//!   `Retry-After`. Each limiter holds at most [`RegistrationConfig::rate_limit_max_ips`]
+//!   addresses; beyond, new addresses share a bucket per prefix, then one overflow bucket.
+//! - At most [`RegistrationConfig::max_unused_clients`] registrations without a token are
+//!   kept: each registration beyond deletes the oldest unused ones
+//!   ([`ClientRegistry::trim_unused_clients`](crate::storage::ClientRegistry::trim_unused_clients)).
+//! - The registered `token_endpoint_auth_method` is enforced at client authentication, and
+//!   the registration access token rotates on every `PUT` (RFC 7592 §3).
 //! - Every input is bounded: the body by `max_body_size`, at most
 //!   [`MAX_REDIRECT_URIS`] redirect URIs of [`MAX_URI_LENGTH`] bytes, a `client_name` of
 //!   [`MAX_NAME_LENGTH`] bytes, a `scope` of `max_scope_length` bytes. Unknown members are
