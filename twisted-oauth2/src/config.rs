@@ -40,6 +40,12 @@ pub struct ServerConfig {
     /// Protected routes' 401/403 answers to such origins expose `WWW-Authenticate`.
     /// Default `["*"]` (the endpoints take no cookies, so no ambient authority is exposed).
     pub cors_allowed_origins: Vec<String>,
+    /// Origins that may reach routes whose `Origin` is checked (routes opened with
+    /// `OAuth2::cors_route` or `OAuth2::check_origin`; see [`crate::origin`]): exact
+    /// origins, or a loopback host with any port (`http://localhost:*`). The server's own
+    /// origins and the exact origins of [`cors_allowed_origins`](Self::cors_allowed_origins)
+    /// are allowed too; `"*"` is refused. Default: none besides those.
+    pub allowed_origins: Vec<String>,
     /// Accept plain-HTTP requests (development only; launch logs a warning). Default `false`.
     pub allow_insecure_request_debug: bool,
     /// A header set by a trusted reverse proxy that says `https` when the client used TLS,
@@ -182,6 +188,7 @@ impl Default for ServerConfig {
             max_pending_per_user_agent: 32,
             allow_localhost_any_port: false,
             cors_allowed_origins: vec!["*".into()],
+            allowed_origins: Vec::new(),
             allow_access_token_in_query: false,
             revoke_grant_on_access_token_revocation: false,
             introspection_scope: None,
@@ -227,6 +234,7 @@ impl fmt::Debug for ServerConfig {
             .field("max_body_size", &self.max_body_size)
             .field("allow_localhost_any_port", &self.allow_localhost_any_port)
             .field("cors_allowed_origins", &self.cors_allowed_origins)
+            .field("allowed_origins", &self.allowed_origins)
             .field("max_query_length", &self.max_query_length)
             .field("max_parameters", &self.max_parameters)
             .field("max_state_length", &self.max_state_length)

@@ -143,6 +143,7 @@ pub mod grant_type;
 #[cfg(feature = "macros")]
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub mod guide;
+pub mod origin;
 mod pending_limit;
 pub mod pkce;
 mod rate_limit;

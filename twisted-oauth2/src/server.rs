@@ -50,6 +50,8 @@ pub struct AuthorizationServer {
     pub(crate) client_metadata: Option<Arc<crate::client_metadata::ClientMetadataResolver>>,
     /// The parsed [`ServerConfig::trusted_proxies`].
     trusted_proxies: Vec<ipnet::IpNet>,
+    /// Which `Origin` values checked routes accept.
+    origin_policy: crate::origin::OriginPolicy,
 }
 
 impl fmt::Debug for AuthorizationServer {
@@ -180,6 +182,11 @@ impl AuthorizationServer {
             }
         }
         Some(peer)
+    }
+
+    /// Which `Origin` values routes with Origin validation accept ([`crate::origin`]).
+    pub fn origin_policy(&self) -> &crate::origin::OriginPolicy {
+        &self.origin_policy
     }
 
     /// The scopes the server advertises, if configured.
@@ -545,6 +552,10 @@ impl ServerBuilder {
             None
         };
         let registration_limiter = crate::rate_limit::RateLimiter::new(&config.registration);
+        let origin_policy = crate::origin::OriginPolicy::new(
+            &config,
+            std::iter::once(v.issuer.as_str()).chain(v.resources.known()),
+        )?;
         let pending_limit = crate::pending_limit::PendingLimiter::new(
             config.max_pending_requests,
             config.max_pending_per_user_agent,
@@ -571,6 +582,7 @@ impl ServerBuilder {
             resources: v.resources,
             client_metadata,
             trusted_proxies: v.trusted_proxies,
+            origin_policy,
         })
     }
 }

@@ -262,3 +262,74 @@ async fn an_app_route_opened_with_cors_route_answers_preflight_and_exposes_its_h
         .await;
     assert_eq!(r.status(), Status::NotFound);
 }
+
+/// Origin validation (MCP transport, DNS rebinding) is opt-in for any `#[oauth]` route with
+/// `check_origin`, and `cors_allowed_origins = ["*"]` does not switch it off.
+#[rocket::async_test]
+async fn check_origin_refuses_a_foreign_origin_on_an_opted_in_route() {
+    let cfg = ServerConfig {
+        trusted_proxy_header: Some("X-Forwarded-Proto".into()),
+        cors_allowed_origins: vec!["*".into()],
+        allowed_origins: vec!["http://localhost:*".into()],
+        ..common::config()
+    };
+    let figment = rocket::Config::figment()
+        .merge(("log_level", "off"))
+        .merge(("oauth2", cfg));
+    let rocket = rocket::custom(figment)
+        .attach(
+            OAuth2::fairing()
+                .clock(Arc::new(FixedClock::at(common::T0)))
+                .on_authenticate(common::NoConsent)
+                .check_origin("/both"),
+        )
+        .mount("/", routes![both, mcp]);
+    let c = Client::untracked(rocket).await.unwrap();
+    let t = svc_token(&c, "a%20b").await;
+    let get = |origin: Option<&'static str>| {
+        let mut r = c
+            .get("/both")
+            .header(Header::new("X-Forwarded-Proto", "https"))
+            .header(Header::new("Authorization", format!("Bearer {t}")));
+        if let Some(o) = origin {
+            r = r.header(Header::new("Origin", o));
+        }
+        r.dispatch()
+    };
+    assert_eq!(get(None).await.status(), Status::Ok);
+    assert_eq!(
+        get(Some("https://as.example")).await.status(),
+        Status::Ok,
+        "own origin"
+    );
+    assert_eq!(
+        get(Some("http://localhost:5173")).await.status(),
+        Status::Ok
+    );
+    let r = get(Some("https://evil.example")).await;
+    assert_eq!(r.status(), Status::Forbidden);
+    assert_eq!(h(&r, "Access-Control-Allow-Origin"), None);
+    // A route not opted in is unchanged.
+    let r = c
+        .post("/mcp")
+        .header(Header::new("X-Forwarded-Proto", "https"))
+        .header(Header::new("Origin", "https://evil.example"))
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::Unauthorized);
+}
+
+#[rocket::async_test]
+async fn allowed_origins_star_is_refused_at_launch() {
+    let cfg = ServerConfig {
+        allowed_origins: vec!["*".into()],
+        ..common::config()
+    };
+    let figment = rocket::Config::figment()
+        .merge(("log_level", "off"))
+        .merge(("oauth2", cfg));
+    let rocket =
+        rocket::custom(figment).attach(OAuth2::fairing().on_authenticate(common::NoConsent));
+    let e = Client::untracked(rocket).await.expect_err("refused");
+    let _ = e.kind();
+}

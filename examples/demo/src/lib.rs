@@ -542,7 +542,10 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
                 // authentication, consent) in the log, target `twisted_oauth2::audit`.
                 .audit(std::sync::Arc::new(twisted_oauth2::audit::LogAudit))
                 // Browser MCP clients (MCP Inspector, web agents) may call /mcp cross-origin.
-                .cors_route("/mcp", "POST, GET, OPTIONS"),
+                .cors_route("/mcp", "POST, GET, OPTIONS")
+                // The clock's 401 is readable cross-origin, so its preflight is served too
+                // (a browser sends the token only after one).
+                .cors_route("/clock", "GET, OPTIONS"),
         )
         .mount(
             "/",

@@ -44,6 +44,7 @@ struct Parts {
     revocation_channel: Option<Arc<dyn crate::storage::cache::RevocationChannel>>,
     metadata_fetcher: Option<Arc<dyn crate::client_metadata::ClientMetadataFetcher>>,
     cors_routes: Vec<(String, &'static str)>,
+    origin_paths: Vec<String>,
 }
 
 /// The fairing that makes a Rocket app an OAuth 2 authorization server. Attach it once.
@@ -123,9 +124,23 @@ impl OAuth2 {
     /// `Access-Control-Expose-Headers: WWW-Authenticate, Mcp-Session-Id` to every answer of
     /// `path`, for the origins of `cors_allowed_origins`. `path` is a static Rocket path such
     /// as `/mcp`.
+    ///
+    /// The route's `Origin` is validated too ([`OAuth2::check_origin`]).
     pub fn cors_route(self, path: impl Into<String>, methods: &'static str) -> Self {
         let path = path.into();
         self.with(|p| p.cors_routes.push((path, methods)))
+    }
+
+    /// Validates `Origin` on the protected route at `path` (a static path such as `/mcp`): a
+    /// request whose `Origin` is present and not allowed by the
+    /// [`OriginPolicy`](crate::origin::OriginPolicy) (the server's own origins,
+    /// `allowed_origins`, the exact `cors_allowed_origins`) is answered `403` by its
+    /// [`Authorized`](super::Authorized) guard before the handler runs, without CORS headers;
+    /// one without `Origin` is checked as before. Routes opened with
+    /// [`OAuth2::cors_route`] are checked without this call.
+    pub fn check_origin(self, path: impl Into<String>) -> Self {
+        let path = path.into();
+        self.with(|p| p.origin_paths.push(path))
     }
 
     /// Uses this clock (tests).
@@ -444,6 +459,12 @@ impl Fairing for OAuth2 {
             server,
             scopes_used: Default::default(),
             scope_routes: Default::default(),
+            origin_paths: parts
+                .cors_routes
+                .iter()
+                .map(|(p, _)| p.clone())
+                .chain(parts.origin_paths)
+                .collect(),
             cors_paths: parts.cors_routes.into_iter().map(|(p, _)| p).collect(),
         };
         let info = LaunchInfo {
@@ -581,6 +602,14 @@ impl Fairing for OAuth2 {
 
     async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
         super::response::frame_options(res);
+        if req
+            .local_cache(super::guard::OriginRefused::default)
+            .0
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            // Refused for its Origin: no challenge and no CORS headers for that page.
+            return;
+        }
         let pending = req
             .local_cache(ChallengeSlot::default)
             .0

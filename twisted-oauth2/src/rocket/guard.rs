@@ -74,6 +74,39 @@ pub(crate) struct ChallengeSlot(pub(crate) Mutex<Option<OAuthError>>);
 #[derive(Default)]
 pub(crate) struct QueryTokenUsed(pub(crate) std::sync::atomic::AtomicBool);
 
+/// Set when a request was refused for its `Origin`: the response gets no challenge and no
+/// CORS headers.
+#[derive(Default)]
+pub(crate) struct OriginRefused(pub(crate) std::sync::atomic::AtomicBool);
+
+/// `Err(403)` when the route validates `Origin` and the request's is present and not allowed
+/// ([`crate::origin`]).
+pub(crate) fn check_origin(req: &Request<'_>, state: &OAuth2State) -> Result<(), OAuthError> {
+    if state.origin_paths.is_empty() {
+        return Ok(());
+    }
+    let path = req.uri().path();
+    if !state.origin_paths.iter().any(|p| p == path.as_str()) {
+        return Ok(());
+    }
+    let mut origins = req.headers().get("Origin");
+    let Some(origin) = origins.next() else {
+        return Ok(());
+    };
+    if origins.next().is_none() && state.server.origin_policy().allows(origin) {
+        return Ok(());
+    }
+    req.local_cache(OriginRefused::default)
+        .0
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    log::debug!(
+        "twisted-oauth2: refused a request to {} from Origin {} (not allowed; see allowed_origins)",
+        crate::error::printable(path.as_str()),
+        crate::error::printable(origin)
+    );
+    Err(OAuthError::invalid_request("the request's Origin is not allowed").with_status(403))
+}
+
 fn record(req: &Request<'_>, e: &OAuthError) {
     if let Ok(mut slot) = req.local_cache(ChallengeSlot::default).0.lock() {
         *slot = Some(e.clone());
@@ -129,6 +162,7 @@ pub(crate) async fn check(req: &Request<'_>, required: &str) -> Result<TokenInfo
             "the server encountered an unexpected condition",
         ));
     };
+    check_origin(req, state)?;
     let rescope = |e: &OAuthError| match e.challenge() {
         Some(Challenge::Bearer { .. }) => e.clone().with_challenge(Challenge::Bearer {
             scope: (!required.is_empty()).then(|| required.to_owned()),

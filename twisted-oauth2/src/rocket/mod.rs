@@ -58,6 +58,8 @@ pub struct OAuth2State {
     resource_metadata: String,
     /// The application's routes opened to browser clients (`OAuth2::cors_route`).
     cors_paths: Vec<String>,
+    /// The routes whose `Origin` is validated (`cors_route` and `check_origin`).
+    origin_paths: Vec<String>,
 }
 
 impl std::fmt::Debug for OAuth2State {
@@ -265,6 +267,15 @@ impl rocket::route::Handler for Preflight {
         req: &'r Request<'_>,
         _data: rocket::Data<'r>,
     ) -> rocket::route::Outcome<'r> {
+        // A route with Origin validation gives a refused origin nothing to go on.
+        if let Some(state) = req.rocket().state::<OAuth2State>() {
+            if guard::check_origin(req, state).is_err() {
+                let res = rocket::Response::build()
+                    .status(rocket::http::Status::Forbidden)
+                    .finalize();
+                return rocket::route::Outcome::Success(res);
+            }
+        }
         let mut res = rocket::Response::build()
             .status(rocket::http::Status::NoContent)
             .finalize();
