@@ -70,7 +70,7 @@ async fn mcp_without_a_token_gets_the_challenge_pointing_at_the_resource_metadat
     assert!(challenge.contains("scope=\"VIEW_CLOCK\""), "{challenge}");
     assert!(
         challenge.contains(
-            "resource_metadata=\"http://127.0.0.1:8000/.well-known/oauth-protected-resource\""
+            "resource_metadata=\"http://127.0.0.1:8000/.well-known/oauth-protected-resource/mcp\""
         ),
         "{challenge}"
     );

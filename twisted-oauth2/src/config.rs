@@ -129,6 +129,15 @@ pub struct ServerConfig {
     /// tokens whose requests name no resource (see [`crate::resource_indicator`]).
     /// Default none.
     pub resources: Vec<String>,
+    /// Routes (or mount points) that are resources of their own (RFC 8707, RFC 9728): route
+    /// path → resource identifier, such as `"/mcp" = "https://api.example.com/mcp"` (the MCP
+    /// endpoint's URL, which MCP clients name as `resource`). A value that is a path
+    /// (`"/mcp" = "/mcp"`) is taken relative to the origin of [`Self::resource`]. Requests to
+    /// the path and below it accept tokens for that resource or for one above it (the
+    /// origin's, say: the tokens of requests naming no resource); their challenges point to
+    /// its RFC 9728 document, served at the path-inserted well-known URL
+    /// (`/.well-known/oauth-protected-resource/mcp`). Default none.
+    pub route_resources: std::collections::BTreeMap<String, String>,
     /// Where codes, tokens and pending requests are kept, as a storage URL: `memory`,
     /// `sqlite://path.db`, `postgres://...` or `redis://...` (each durable kind needs its
     /// cargo feature; see [`crate::storage::connect`]). Used by the Rocket fairing when no
@@ -195,6 +204,7 @@ impl Default for ServerConfig {
             resource: None,
             resource_name: None,
             resources: Vec::new(),
+            route_resources: Default::default(),
             storage: "memory".into(),
             scope_descriptions: Default::default(),
             clients: Vec::new(),
@@ -256,6 +266,7 @@ impl fmt::Debug for ServerConfig {
             .field("resource", &self.resource)
             .field("resource_name", &self.resource_name)
             .field("resources", &self.resources)
+            .field("route_resources", &self.route_resources)
             .field("storage", &crate::storage::describe_storage(&self.storage))
             .field("scope_descriptions", &self.scope_descriptions)
             .field("clients", &self.clients)
@@ -487,14 +498,41 @@ impl ServerConfig {
             Some(r) => r.as_str(),
             None => self.issuer.trim_end_matches('/'),
         };
+        let mut route_resources = Vec::with_capacity(self.route_resources.len());
+        for (path, r) in &self.route_resources {
+            let bad = |reason: &str| ConfigError::Setting {
+                key: "route_resources",
+                reason: format!("`{}`: {reason}", crate::error::printable(path)),
+            };
+            if !path.starts_with('/') || path.contains(['<', '>', '?', '#']) || path.len() > 512 {
+                return Err(bad("the route must be a static path starting with `/`"));
+            }
+            let resource = if r.starts_with('/') {
+                format!("{}{}", split_identifier(own).0, r)
+            } else {
+                r.clone()
+            };
+            let ok = url::Url::parse(&resource)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.query().is_none());
+            if !ok || resource.contains('#') {
+                return Err(bad(
+                    "the resource must be an http(s) URL without query or fragment, or a path",
+                ));
+            }
+            route_resources.push((path.trim_end_matches('/').to_owned(), resource));
+        }
         let resources = crate::resource_indicator::Resources::new(
             own,
-            self.resources.iter().map(String::as_str),
+            self.resources
+                .iter()
+                .map(String::as_str)
+                .chain(route_resources.iter().map(|(_, r)| r.as_str())),
         )
         .map_err(|reason| ConfigError::Setting {
             key: "resources",
             reason,
-        })?;
+        })?
+        .with_routes(route_resources);
         for (key, v) in [
             ("access_token_lifetime", self.access_token_lifetime),
             ("code_lifetime", self.code_lifetime),

@@ -38,6 +38,9 @@ pub const MAX_RESOURCES_PER_REQUEST: usize = 16;
 pub struct Resources {
     /// (configured spelling, normalized form); the first is the application's own.
     known: Vec<(Arc<str>, String)>,
+    /// Routes that are resources of their own: (route path without trailing `/`, the known
+    /// resource), longest path first.
+    routes: Vec<(String, Arc<str>)>,
 }
 
 /// Why a resource URI was refused.
@@ -59,12 +62,38 @@ pub fn normalize(uri: &str) -> Result<String, &'static str> {
     if uri.contains('#') {
         return Err("a resource must not have a fragment (RFC 8707 section 2)");
     }
-    let parsed = url::Url::parse(uri)
+    let mut parsed = url::Url::parse(uri)
         .map_err(|_| "a resource must be an absolute URI (RFC 8707 section 2)")?;
     if parsed.has_host() && parsed.host_str() == Some("") {
         return Err("a resource must be an absolute URI (RFC 8707 section 2)");
     }
+    // `…/mcp/` names what `…/mcp` names (the most reported MCP interop mismatch).
+    let path = parsed.path();
+    if parsed.has_host() && path.len() > 1 && path.ends_with('/') {
+        let trimmed = path.trim_end_matches('/').to_owned();
+        parsed.set_path(if trimmed.is_empty() { "/" } else { &trimmed });
+    }
     Ok(parsed.as_str().to_owned())
+}
+
+/// Whether the normalized resource `above` is `below` or an ancestor of it: same scheme,
+/// host and port, and `above`'s path a prefix of `below`'s at a segment boundary, without
+/// query. `https://h/` is above `https://h/mcp`; `https://h/mc` is not.
+fn is_at_or_above(above: &str, below: &str) -> bool {
+    if above == below {
+        return true;
+    }
+    let (Ok(a), Ok(b)) = (url::Url::parse(above), url::Url::parse(below)) else {
+        return false;
+    };
+    if a.origin() != b.origin() || a.query().is_some() || !a.has_host() {
+        return false;
+    }
+    let (ap, bp) = (a.path(), b.path());
+    ap == "/"
+        || bp
+            .strip_prefix(ap)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 impl Resources {
@@ -81,7 +110,62 @@ impl Resources {
                 known.push((Arc::from(r), n));
             }
         }
-        Ok(Resources { known })
+        Ok(Resources {
+            known,
+            routes: Vec::new(),
+        })
+    }
+
+    /// Makes routes resources of their own: each `(route path, resource)` pair names a
+    /// resource already known (given to [`Self::new`]). See [`Self::route_resource`].
+    pub fn with_routes(mut self, routes: impl IntoIterator<Item = (String, String)>) -> Self {
+        for (path, r) in routes {
+            if let Ok(found) = self.find(&r) {
+                self.routes.push((path, found));
+            }
+        }
+        self.routes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        self
+    }
+
+    /// The resource of the route serving `path`: the longest configured route path that is
+    /// `path` or a prefix of it at a segment boundary; `None` for the application's other
+    /// routes (whose resource is [`Self::default_audience`]).
+    pub fn route_resource(&self, path: &str) -> Option<&Arc<str>> {
+        self.routes
+            .iter()
+            .find(|(p, _)| {
+                p.is_empty()
+                    || path == p
+                    || path
+                        .strip_prefix(p.as_str())
+                        .is_some_and(|r| r.starts_with('/'))
+            })
+            .map(|(_, r)| r)
+    }
+
+    /// Every route that is a resource of its own, with its resource.
+    pub fn routes(&self) -> impl Iterator<Item = (&str, &Arc<str>)> + '_ {
+        self.routes.iter().map(|(p, r)| (p.as_str(), r))
+    }
+
+    /// Whether a token with `audience` may be used at a route whose resource is `target`:
+    /// its audience names `target` or a resource above it ([`is_at_or_above`]: the origin's
+    /// resource opens `…/mcp`); an empty audience counts as the default one.
+    pub fn admits_at(&self, audience: &[Arc<str>], target: &str) -> bool {
+        let Ok(target) = normalize(target) else {
+            return false;
+        };
+        let default = std::slice::from_ref(self.default_audience());
+        let audience = if audience.is_empty() {
+            default
+        } else {
+            audience
+        };
+        audience
+            .iter()
+            .filter_map(|a| normalize(a).ok())
+            .any(|a| is_at_or_above(&a, &target))
     }
 
     /// The application's own resource: the audience of tokens whose requests named no
@@ -252,6 +336,45 @@ mod tests {
         assert!(r.admits(&[]));
         assert!(r.admits(&[Arc::from("http://127.0.0.1:8000")]));
         assert!(!r.admits(&[Arc::from("https://api.example.com/mcp")]));
+    }
+
+    #[test]
+    fn a_trailing_slash_on_a_path_names_the_same_resource() {
+        let r = resources();
+        for v in [
+            "https://api.example.com/mcp/",
+            "HTTPS://api.example.com:443/mcp",
+            "https://api.example.com/mcp//",
+        ] {
+            assert_eq!(&*r.find(v).unwrap(), "https://api.example.com/mcp", "{v}");
+        }
+        assert_eq!(normalize("https://h/").unwrap(), "https://h/");
+    }
+
+    #[test]
+    fn a_route_resource_admits_its_own_and_ancestor_audiences_only() {
+        let r = Resources::new(
+            "http://127.0.0.1:8000",
+            ["http://127.0.0.1:8000/mcp", "https://other.example/api"],
+        )
+        .unwrap()
+        .with_routes([("/mcp".to_owned(), "http://127.0.0.1:8000/mcp".to_owned())]);
+        assert_eq!(
+            r.route_resource("/mcp").map(|a| &**a),
+            Some("http://127.0.0.1:8000/mcp")
+        );
+        assert!(r.route_resource("/mcp/tools").is_some());
+        assert!(r.route_resource("/mcpx").is_none());
+        assert!(r.route_resource("/clock").is_none());
+        let target = "http://127.0.0.1:8000/mcp";
+        assert!(r.admits_at(&[], target), "no audience: the origin's");
+        assert!(r.admits_at(&[Arc::from("http://127.0.0.1:8000")], target));
+        assert!(r.admits_at(&[Arc::from("http://127.0.0.1:8000/mcp")], target));
+        assert!(!r.admits_at(&[Arc::from("https://other.example/api")], target));
+        assert!(!r.admits_at(&[Arc::from("http://127.0.0.1:8000/mc")], target));
+        assert!(!r.admits_at(&[Arc::from("http://127.0.0.1:8001/")], target));
+        // A token for the route's resource alone does not open the origin's other routes.
+        assert!(!r.admits(&[Arc::from("http://127.0.0.1:8000/mcp")]));
     }
 
     #[test]

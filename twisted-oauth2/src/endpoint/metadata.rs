@@ -253,6 +253,21 @@ where
     I: IntoIterator<Item = S>,
     S: Into<String>,
 {
+    protected_resource_metadata_for(server, resource_identifier(server), scopes)
+}
+
+/// The RFC 9728 document of `resource`: the application's own
+/// ([`resource_identifier`]) or a route's
+/// ([`ServerConfig::route_resources`](crate::config::ServerConfig::route_resources)).
+pub fn protected_resource_metadata_for<I, S>(
+    server: &AuthorizationServer,
+    resource: &str,
+    scopes: I,
+) -> ProtectedResourceMetadata
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
     let cfg = server.config();
     let scopes: std::collections::BTreeSet<String> = scopes.into_iter().map(Into::into).collect();
     let mut bearer_methods = vec!["header".to_owned()];
@@ -260,7 +275,7 @@ where
         bearer_methods.push("query".to_owned());
     }
     ProtectedResourceMetadata {
-        resource: resource_identifier(server).to_owned(),
+        resource: resource.to_owned(),
         authorization_servers: vec![server.issuer().to_owned()],
         scopes_supported: scopes.into_iter().collect(),
         bearer_methods_supported: bearer_methods,
@@ -327,6 +342,17 @@ pub fn protected_resource_metadata_path(server: &AuthorizationServer) -> String 
 /// challenges (RFC 9728 §5.1).
 pub fn protected_resource_metadata_url(server: &AuthorizationServer) -> String {
     well_known_url(resource_identifier(server), PROTECTED_RESOURCE_SUFFIX)
+}
+
+/// The full URL of the RFC 9728 document that answers for a request to `path`: the
+/// route's own resource's, when `path` is under one of
+/// [`ServerConfig::route_resources`](crate::config::ServerConfig::route_resources), else
+/// [`protected_resource_metadata_url`].
+pub fn protected_resource_metadata_url_for(server: &AuthorizationServer, path: &str) -> String {
+    match server.resources().route_resource(path) {
+        Some(r) => well_known_url(r, PROTECTED_RESOURCE_SUFFIX),
+        None => protected_resource_metadata_url(server),
+    }
 }
 
 #[cfg(test)]

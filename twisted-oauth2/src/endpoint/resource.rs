@@ -137,11 +137,29 @@ pub async fn lookup(
     token: &str,
     required: &str,
 ) -> Result<TokenInfo, OAuthError> {
+    lookup_at(server, token, required, None).await
+}
+
+/// [`lookup`] for a route that is a resource of its own (`resource`, from
+/// [`Resources::route_resource`](crate::resource_indicator::Resources::route_resource)): the
+/// token's audience must name it or a resource above it
+/// ([`Resources::admits_at`](crate::resource_indicator::Resources::admits_at)). `None`: the
+/// application's own resource, as [`lookup`].
+pub async fn lookup_at(
+    server: &AuthorizationServer,
+    token: &str,
+    required: &str,
+    resource: Option<&str>,
+) -> Result<TokenInfo, OAuthError> {
     let ctx = server.context();
     let record = ctx.format().validate(&ctx.format_context(), token).await?;
     match record {
         Some(r) if !r.is_expired(server.now()) => {
-            if !server.resources().admits(&r.audience) {
+            let admitted = match resource {
+                Some(target) => server.resources().admits_at(&r.audience, target),
+                None => server.resources().admits(&r.audience),
+            };
+            if !admitted {
                 return Err(bearer_error(
                     ErrorCode::InvalidToken,
                     "the access token is for another resource",

@@ -622,7 +622,8 @@ impl Fairing for OAuth2 {
             if matches!(code, 400 | 401 | 403) && !res.headers().contains("WWW-Authenticate") {
                 if let Some(state) = state {
                     let realm = &state.server.config().realm;
-                    if let Some(v) = err.www_authenticate(realm, Some(&state.resource_metadata)) {
+                    let metadata = state.resource_metadata_url_for(req.uri().path().as_str());
+                    if let Some(v) = err.www_authenticate(realm, Some(&metadata)) {
                         res.set_header(Header::new("WWW-Authenticate", v));
                     }
                     // A browser client (an MCP inspector, a web agent) must be able to read

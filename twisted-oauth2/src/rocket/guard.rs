@@ -148,7 +148,8 @@ async fn lookup<'r>(
                 .0
                 .store(true, std::sync::atomic::Ordering::Relaxed);
         }
-        resource::lookup(server, token, "").await
+        let route_resource = server.resources().route_resource(req.uri().path().as_str());
+        resource::lookup_at(server, token, "", route_resource.map(|r| &**r)).await
     })
     .await
 }

@@ -82,6 +82,19 @@ impl OAuth2State {
         &self.resource_metadata
     }
 
+    /// The `resource_metadata` URL of the challenges of a request to `path`: that of the
+    /// route's own resource when `path` is under a
+    /// [`route_resources`](crate::config::ServerConfig::route_resources) entry, else
+    /// [`Self::resource_metadata_url`].
+    pub fn resource_metadata_url_for(&self, path: &str) -> std::borrow::Cow<'_, str> {
+        if self.server.resources().route_resource(path).is_some() {
+            crate::endpoint::metadata::protected_resource_metadata_url_for(&self.server, path)
+                .into()
+        } else {
+            self.resource_metadata.as_str().into()
+        }
+    }
+
     /// Every scope required by a guard of a mounted route (collected at ignite).
     pub fn scopes_used(&self) -> BTreeSet<String> {
         self.scopes_used

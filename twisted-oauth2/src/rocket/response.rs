@@ -47,7 +47,10 @@ fn realm(req: &Request<'_>) -> (String, Option<String>) {
     match req.rocket().state::<super::OAuth2State>() {
         Some(s) => (
             s.server.config().realm.clone(),
-            Some(s.resource_metadata.clone()),
+            Some(
+                s.resource_metadata_url_for(req.uri().path().as_str())
+                    .into_owned(),
+            ),
         ),
         None => ("twisted-oauth2".into(), None),
     }

@@ -106,7 +106,11 @@ impl Handler for ServerMetadataHandler {
 /// `GET /.well-known/oauth-protected-resource[/resource path]` (RFC 9728), listing the
 /// scopes the application's protected routes require.
 #[derive(Clone)]
-pub(crate) struct ResourceMetadataHandler(pub(crate) Arc<AuthorizationServer>);
+pub(crate) struct ResourceMetadataHandler(
+    pub(crate) Arc<AuthorizationServer>,
+    /// A route's own resource; `None`: the application's.
+    pub(crate) Option<Arc<str>>,
+);
 
 #[rocket::async_trait]
 impl Handler for ResourceMetadataHandler {
@@ -116,7 +120,11 @@ impl Handler for ResourceMetadataHandler {
             .state::<OAuth2State>()
             .map(OAuth2State::scopes_used)
             .unwrap_or_default();
-        document(metadata::protected_resource_metadata(&self.0, scopes).to_json())
+        let doc = match &self.1 {
+            Some(r) => metadata::protected_resource_metadata_for(&self.0, r, scopes),
+            None => metadata::protected_resource_metadata(&self.0, scopes),
+        };
+        document(doc.to_json())
     }
 }
 
@@ -150,16 +158,37 @@ pub(crate) fn well_known_routes(
         server: server.clone(),
         methods: "GET, OPTIONS",
     };
-    Ok(vec![
+    let mut routes = vec![
         Route::new(Method::Get, &as_path, as_handler),
         Route::new(
             Method::Get,
             &rs_path,
-            ResourceMetadataHandler(server.clone()),
+            ResourceMetadataHandler(server.clone(), None),
         ),
         Route::new(Method::Options, &as_path, preflight.clone()),
-        Route::new(Method::Options, &rs_path, preflight),
-    ])
+        Route::new(Method::Options, &rs_path, preflight.clone()),
+    ];
+    // Each route that is a resource of its own has its document at its path-inserted URL.
+    let mut mounted = vec![rs_path];
+    for (_, resource) in server.resources().routes() {
+        let path = metadata::well_known_path(resource, metadata::PROTECTED_RESOURCE_SUFFIX);
+        if mounted.contains(&path) {
+            continue;
+        }
+        if !mountable(&path) {
+            return Err(format!(
+                "the well-known path `{path}` derived from a route resource cannot be mounted"
+            ));
+        }
+        routes.push(Route::new(
+            Method::Get,
+            &path,
+            ResourceMetadataHandler(server.clone(), Some(resource.clone())),
+        ));
+        routes.push(Route::new(Method::Options, &path, preflight.clone()));
+        mounted.push(path);
+    }
+    Ok(routes)
 }
 
 /// Any other method on a POST-only endpoint: `405` with `Allow: POST`.
