@@ -138,6 +138,13 @@ pub struct ServerConfig {
     /// its RFC 9728 document, served at the path-inserted well-known URL
     /// (`/.well-known/oauth-protected-resource/mcp`). Default none.
     pub route_resources: std::collections::BTreeMap<String, String>,
+    /// Scopes that include others (the MCP specification: servers MUST account for scope
+    /// hierarchies): scope → the scopes it includes, transitively, e.g.
+    /// `scope_includes = { admin = ["VIEW_CLOCK"] }`. A token granted `admin` then opens
+    /// routes requiring `VIEW_CLOCK` (`#[oauth]`, the guards, introspection's
+    /// `introspection_scope`), and the RFC 9728 `scopes_supported` lists `admin` beside the
+    /// scopes routes require. See [`crate::scope::ScopeHierarchy`]. Default none.
+    pub scope_includes: std::collections::BTreeMap<String, Vec<String>>,
     /// Where codes, tokens and pending requests are kept, as a storage URL: `memory`,
     /// `sqlite://path.db`, `postgres://...` or `redis://...` (each durable kind needs its
     /// cargo feature; see [`crate::storage::connect`]). Used by the Rocket fairing when no
@@ -205,6 +212,7 @@ impl Default for ServerConfig {
             resource_name: None,
             resources: Vec::new(),
             route_resources: Default::default(),
+            scope_includes: Default::default(),
             storage: "memory".into(),
             scope_descriptions: Default::default(),
             clients: Vec::new(),
@@ -267,6 +275,7 @@ impl fmt::Debug for ServerConfig {
             .field("resource_name", &self.resource_name)
             .field("resources", &self.resources)
             .field("route_resources", &self.route_resources)
+            .field("scope_includes", &self.scope_includes)
             .field("storage", &crate::storage::describe_storage(&self.storage))
             .field("scope_descriptions", &self.scope_descriptions)
             .field("clients", &self.clients)
@@ -498,6 +507,13 @@ impl ServerConfig {
             Some(r) => r.as_str(),
             None => self.issuer.trim_end_matches('/'),
         };
+        let scope_hierarchy =
+            crate::scope::ScopeHierarchy::new(&self.scope_includes).map_err(|reason| {
+                ConfigError::Setting {
+                    key: "scope_includes",
+                    reason,
+                }
+            })?;
         let mut route_resources = Vec::with_capacity(self.route_resources.len());
         for (path, r) in &self.route_resources {
             let bad = |reason: &str| ConfigError::Setting {
@@ -580,6 +596,7 @@ impl ServerConfig {
             clients.push(c.to_client()?);
         }
         Ok(ValidatedConfig {
+            scope_hierarchy,
             trusted_proxies,
             issuer: self.issuer.trim_end_matches('/').to_owned(),
             default_scope,
@@ -623,6 +640,7 @@ pub(crate) fn split_identifier(identifier: &str) -> (&str, &str) {
 /// The parsed parts of a [`ServerConfig`].
 #[derive(Debug)]
 pub(crate) struct ValidatedConfig {
+    pub(crate) scope_hierarchy: crate::scope::ScopeHierarchy,
     pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
     pub(crate) issuer: String,
     pub(crate) default_scope: Option<Scope>,

@@ -186,6 +186,95 @@ impl<'de> serde::Deserialize<'de> for Scope {
     }
 }
 
+/// Scopes that include others (`scope_includes = { admin = ["VIEW_CLOCK"] }`): a token
+/// granted `admin` satisfies a route requiring `VIEW_CLOCK`. Inclusion is transitive
+/// (`admin` → `write` → `read`) and computed once, at launch; cycles are harmless.
+///
+/// ```
+/// use std::collections::BTreeMap;
+/// use twisted_oauth2::scope::{Scope, ScopeHierarchy};
+///
+/// let h = ScopeHierarchy::new(&BTreeMap::from([
+///     ("admin".to_owned(), vec!["write".to_owned()]),
+///     ("write".to_owned(), vec!["read".to_owned()]),
+/// ]))
+/// .unwrap();
+/// let admin = Scope::parse("admin").unwrap();
+/// assert!(h.satisfies(&admin, "read write"));
+/// assert!(!h.satisfies(&Scope::parse("read").unwrap(), "write"));
+/// assert_eq!(h.including("read").collect::<Vec<_>>(), ["admin", "write"]);
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ScopeHierarchy {
+    /// Scope → every scope it includes (transitively), itself excluded.
+    implied: std::collections::BTreeMap<String, BTreeSet<String>>,
+}
+
+/// The most inclusion rules accepted (configuration, bounded like every input).
+const MAX_INCLUSIONS: usize = 1024;
+
+impl ScopeHierarchy {
+    /// The hierarchy of `includes` (scope → the scopes it includes). A token that is no
+    /// RFC 6749 §3.3 scope token is an error naming it.
+    pub fn new(includes: &std::collections::BTreeMap<String, Vec<String>>) -> Result<Self, String> {
+        let total: usize = includes.values().map(Vec::len).sum();
+        if total > MAX_INCLUSIONS {
+            return Err(format!("more than {MAX_INCLUSIONS} inclusions"));
+        }
+        for (k, v) in includes {
+            for t in std::iter::once(k).chain(v) {
+                if !is_valid_scope(t) || t.contains(' ') {
+                    return Err(format!(
+                        "`{}` is not one scope token (RFC 6749 section 3.3)",
+                        crate::error::printable(t)
+                    ));
+                }
+            }
+        }
+        let mut implied = std::collections::BTreeMap::new();
+        for k in includes.keys() {
+            let mut seen: BTreeSet<String> = BTreeSet::new();
+            let mut todo: Vec<&String> = includes[k].iter().collect();
+            while let Some(t) = todo.pop() {
+                if t != k && seen.insert(t.clone()) {
+                    if let Some(next) = includes.get(t) {
+                        todo.extend(next);
+                    }
+                }
+            }
+            implied.insert(k.clone(), seen);
+        }
+        Ok(ScopeHierarchy { implied })
+    }
+
+    /// Whether `granted` holds, directly or through an including scope, every token of the
+    /// space-separated `required`. An empty `required` is always satisfied.
+    pub fn satisfies(&self, granted: &Scope, required: &str) -> bool {
+        if self.implied.is_empty() {
+            return granted.satisfies(required);
+        }
+        required.split(' ').filter(|t| !t.is_empty()).all(|t| {
+            granted.0.contains(t)
+                || granted
+                    .iter()
+                    .any(|g| self.implied.get(g).is_some_and(|i| i.contains(t)))
+        })
+    }
+
+    /// The scopes that include `scope`, sorted.
+    pub fn including<'a>(&'a self, scope: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.implied
+            .iter()
+            .filter(move |(_, i)| i.contains(scope))
+            .map(|(k, _)| k.as_str())
+    }
+
+    /// Whether no scope includes another.
+    pub fn is_empty(&self) -> bool {
+        self.implied.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -52,6 +52,8 @@ pub struct AuthorizationServer {
     trusted_proxies: Vec<ipnet::IpNet>,
     /// Which `Origin` values checked routes accept.
     origin_policy: crate::origin::OriginPolicy,
+    /// Which scopes include others ([`ServerConfig::scope_includes`]).
+    scope_hierarchy: crate::scope::ScopeHierarchy,
 }
 
 impl fmt::Debug for AuthorizationServer {
@@ -182,6 +184,12 @@ impl AuthorizationServer {
             }
         }
         Some(peer)
+    }
+
+    /// Which scopes include others ([`ServerConfig::scope_includes`]): protected routes
+    /// check required scopes through it.
+    pub fn scope_hierarchy(&self) -> &crate::scope::ScopeHierarchy {
+        &self.scope_hierarchy
     }
 
     /// Which `Origin` values routes with Origin validation accept ([`crate::origin`]).
@@ -583,6 +591,7 @@ impl ServerBuilder {
             client_metadata,
             trusted_proxies: v.trusted_proxies,
             origin_policy,
+            scope_hierarchy: v.scope_hierarchy,
         })
     }
 }

@@ -253,7 +253,7 @@ pub async fn authorize_caller(
         };
         let token = resource::extract(server, &breq, required)?;
         let info = resource::lookup(server, token, required).await?;
-        if !info.scope.satisfies(required) {
+        if !server.scope_hierarchy().satisfies(&info.scope, required) {
             return Err(OAuthError::with_description(
                 ErrorCode::InsufficientScope,
                 "the access token lacks the introspection scope",

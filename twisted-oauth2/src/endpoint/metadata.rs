@@ -269,7 +269,15 @@ where
     S: Into<String>,
 {
     let cfg = server.config();
-    let scopes: std::collections::BTreeSet<String> = scopes.into_iter().map(Into::into).collect();
+    let mut scopes: std::collections::BTreeSet<String> =
+        scopes.into_iter().map(Into::into).collect();
+    // A scope that includes a required one opens the route too (scope_includes).
+    let including: Vec<String> = scopes
+        .iter()
+        .flat_map(|s| server.scope_hierarchy().including(s))
+        .map(str::to_owned)
+        .collect();
+    scopes.extend(including);
     let mut bearer_methods = vec!["header".to_owned()];
     if cfg.allow_access_token_in_query {
         bearer_methods.push("query".to_owned());

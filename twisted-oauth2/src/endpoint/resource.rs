@@ -187,7 +187,7 @@ pub async fn authorize(
     require_secure(server, transport)?;
     let token = extract(server, req, required)?;
     let info = lookup(server, token, required).await?;
-    if !info.scope.satisfies(required) {
+    if !server.scope_hierarchy().satisfies(&info.scope, required) {
         return Err(bearer_error(
             ErrorCode::InsufficientScope,
             "the access token lacks a required scope",

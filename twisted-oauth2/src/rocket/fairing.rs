@@ -804,8 +804,16 @@ fn warn_listener_mismatch(rocket: &Rocket<Orbit>, server: &AuthorizationServer) 
 /// server's `scopes_supported`) include them.
 fn obtainable(server: &AuthorizationServer, scope: &str) -> bool {
     let needed: Vec<&str> = scope.split(' ').filter(|t| !t.is_empty()).collect();
+    // `n` or a scope including it (scope_includes) is in `list`.
+    let covers = |list: &[String], n: &str| {
+        list.iter().any(|x| x == n)
+            || server
+                .scope_hierarchy()
+                .including(n)
+                .any(|i| list.iter().any(|x| x == i))
+    };
     let supported = server.config().scopes_supported.as_ref();
-    if supported.is_some_and(|s| !needed.iter().all(|n| s.iter().any(|x| x == n))) {
+    if supported.is_some_and(|s| !needed.iter().all(|n| covers(s, n))) {
         return false;
     }
     server.config().clients.iter().any(|c| {
@@ -816,7 +824,7 @@ fn obtainable(server: &AuthorizationServer, scope: &str) -> bool {
         let scoped = c
             .scopes
             .as_ref()
-            .is_none_or(|s| needed.iter().all(|n| s.iter().any(|x| x == n)));
+            .is_none_or(|s| needed.iter().all(|n| covers(s, n)));
         issues && scoped
     })
 }

@@ -172,7 +172,14 @@ pub(crate) async fn check(req: &Request<'_>, required: &str) -> Result<TokenInfo
     };
     match lookup(req, state).await {
         Err(e) => Err(rescope(e)),
-        Ok(info) if info.scope.satisfies(required) => Ok(info.clone()),
+        Ok(info)
+            if state
+                .server
+                .scope_hierarchy()
+                .satisfies(&info.scope, required) =>
+        {
+            Ok(info.clone())
+        }
         Ok(_) => Err(OAuthError::with_description(
             ErrorCode::InsufficientScope,
             "the access token lacks a required scope",
