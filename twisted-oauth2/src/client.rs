@@ -612,6 +612,8 @@ pub struct RegistrationInfo {
     /// The registered `scope`, if any (a restriction only under
     /// [`RegistrationConfig::restrict_scope`](crate::config::RegistrationConfig::restrict_scope)).
     pub scope: Option<String>,
+    /// The registered `application_type` (`web` or `native`), if one was sent.
+    pub application_type: Option<String>,
 }
 
 impl std::fmt::Debug for RegistrationInfo {
@@ -623,6 +625,7 @@ impl std::fmt::Debug for RegistrationInfo {
                 &self.token_endpoint_auth_method,
             )
             .field("scope", &self.scope)
+            .field("application_type", &self.application_type)
             .finish()
     }
 }
@@ -639,7 +642,14 @@ impl RegistrationInfo {
             token_sha256: token_sha256.into(),
             token_endpoint_auth_method: token_endpoint_auth_method.into(),
             scope,
+            application_type: None,
         }
+    }
+
+    /// The same record with the registered `application_type`.
+    pub fn with_application_type(mut self, application_type: Option<String>) -> Self {
+        self.application_type = application_type;
+        self
     }
 
     /// Whether `presented` is the registration access token, compared in constant time.

@@ -354,3 +354,31 @@ async fn fetches_in_flight_are_bounded_and_the_overflow_is_503_not_cached() {
     // The refusal was not remembered: the third client resolves now.
     assert!(server.client(&ids[2]).await.unwrap().is_some());
 }
+
+/// What real hosts publish (issue "MCP 2026-07-28 and what MCP hosts do", item 7): a
+/// document without `token_endpoint_auth_method` is a public client (`none`), unknown
+/// members are ignored, and `application_type: native` with a loopback redirect is
+/// accepted; `web` with a loopback redirect follows the web rules (https only).
+#[tokio::test]
+async fn a_native_document_without_an_auth_method_is_a_public_client() {
+    let mut doc = document(ID);
+    let o = doc.as_object_mut().unwrap();
+    o.remove("token_endpoint_auth_method");
+    o.insert("application_type".into(), "native".into());
+    o.insert(
+        "software_statement_like_thing".into(),
+        serde_json::json!({"x": 1}),
+    );
+    let server = server_with(Arc::new(StaticDocuments::new().with(ID, &doc)));
+    let client = server.client(ID).await.unwrap().unwrap();
+    assert!(client.is_public());
+    assert!(
+        authorize::validate(&server, auth_query(ID).as_bytes(), SECURE, BINDING)
+            .await
+            .is_ok()
+    );
+    let mut doc = document(ID);
+    doc["application_type"] = "web".into();
+    let server = server_with(Arc::new(StaticDocuments::new().with(ID, &doc)));
+    assert!(page_error(&server, ID).await.contains("redirect URI"));
+}

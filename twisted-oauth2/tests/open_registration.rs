@@ -515,3 +515,45 @@ async fn the_documented_proxy_setup_parses_and_trusts_only_the_proxy() {
     let stranger = Some("198.51.100.3".parse().unwrap());
     assert_eq!(server.client_address(stranger, ["203.0.113.8"]), stranger);
 }
+
+/// `application_type` (SEP-837): accepted, echoed, and deciding the redirect rules (it was
+/// ignored before, so a `web` client could register plain-HTTP loopback redirects).
+#[rocket::async_test]
+async fn application_type_is_echoed_and_decides_the_redirect_rules() {
+    let c = app(config(no_limits())).await;
+    for (kind, uri, ok) in [
+        ("web", "https://app.example/cb", true),
+        ("web", "com.example.app:/cb", false),
+        // Loopback is allowed to web clients only under the debug override (on here).
+        ("web", "http://127.0.0.1/cb", true),
+        ("native", "http://127.0.0.1/cb", true),
+        ("native", "https://app.example/cb", false),
+        ("native", "com.example.app:/cb", true),
+    ] {
+        let (status, v) = register(
+            &c,
+            json!({"redirect_uris": [uri], "application_type": kind}),
+            false,
+        )
+        .await;
+        if ok {
+            assert_eq!(status, Status::Created, "{kind} {uri}: {v}");
+            assert_eq!(v["application_type"], kind);
+        } else {
+            assert_eq!(status, Status::BadRequest, "{kind} {uri}");
+            assert_eq!(v["error"], "invalid_redirect_uri");
+        }
+    }
+    let (status, v) = register(
+        &c,
+        json!({"redirect_uris": ["http://127.0.0.1/cb"], "application_type": "desktop"}),
+        false,
+    )
+    .await;
+    assert_eq!(status, Status::BadRequest);
+    assert_eq!(v["error"], "invalid_client_metadata");
+    // Without it, the policy is as before (and nothing is echoed).
+    let (status, v) = register(&c, json!({"redirect_uris": ["http://127.0.0.1/cb"]}), false).await;
+    assert_eq!(status, Status::Created);
+    assert!(v.get("application_type").is_none());
+}

@@ -35,6 +35,9 @@ pub(crate) struct Metadata {
     pub(crate) auth_method: &'static str,
     pub(crate) client_name: Option<String>,
     pub(crate) scope: Option<Scope>,
+    /// `application_type` (OpenID Connect Dynamic Client Registration §2, MCP SEP-837):
+    /// `web` or `native` when sent.
+    pub(crate) application_type: Option<&'static str>,
 }
 
 impl Metadata {
@@ -215,6 +218,21 @@ pub(crate) fn validate_with(
     for u in &redirect_uris {
         check_redirect_uri(cfg, u)?;
     }
+    let application_type = match member(m, "application_type") {
+        None => None,
+        Some(Value::String(t)) if t == "web" => Some("web"),
+        Some(Value::String(t)) if t == "native" => Some("native"),
+        Some(_) => {
+            return Err(metadata_error(
+                "`application_type` must be \"web\" or \"native\"",
+            ))
+        }
+    };
+    if let Some(kind) = application_type {
+        for u in &redirect_uris {
+            check_application_type(config, kind, u)?;
+        }
+    }
     let client_name = match member(m, "client_name") {
         None => None,
         Some(Value::String(s)) if s.len() <= MAX_NAME_LENGTH && !s.trim().is_empty() => {
@@ -255,5 +273,72 @@ pub(crate) fn validate_with(
         auth_method,
         client_name,
         scope,
+        application_type,
     })
+}
+
+/// The redirect rules of an explicit `application_type` (on top of the registration
+/// policy): a `web` client redirects to `https` only (loopback too under the debug override
+/// `allow_insecure_request_debug`); a `native` one to loopback (`http://127.0.0.1`,
+/// `http://[::1]`, `http://localhost`) or a private-use scheme (RFC 8252 §7.1, §7.3).
+fn check_application_type(
+    config: &crate::config::ServerConfig,
+    kind: &str,
+    raw: &str,
+) -> Result<(), OAuthError> {
+    let Ok(url) = url::Url::parse(raw) else {
+        return Err(redirect_error("a redirect URI is not an absolute URI"));
+    };
+    let loopback = url.scheme() == "http"
+        && match url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            None => false,
+        };
+    let allowed = match kind {
+        "web" => url.scheme() == "https" || (loopback && config.allow_insecure_request_debug),
+        _ => loopback || !matches!(url.scheme(), "http" | "https"),
+    };
+    if allowed {
+        Ok(())
+    } else if kind == "web" {
+        Err(redirect_error(
+            "a web application's redirect URIs must use https",
+        ))
+    } else {
+        Err(redirect_error(
+            "a native application's redirect URIs must be loopback or a private-use scheme",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(v: serde_json::Value, debug: bool) -> Result<Metadata, OAuthError> {
+        let config = crate::config::ServerConfig {
+            issuer: "https://as.example".into(),
+            allow_insecure_request_debug: debug,
+            ..Default::default()
+        };
+        validate_with(&config, None, v.as_object().unwrap())
+    }
+
+    #[test]
+    fn a_web_application_redirects_to_https_and_to_loopback_only_under_the_debug_override() {
+        let web =
+            |uri: &str| serde_json::json!({"redirect_uris": [uri], "application_type": "web"});
+        assert!(meta(web("https://app.example/cb"), false).is_ok());
+        let e = meta(web("http://127.0.0.1/cb"), false).err().unwrap();
+        assert_eq!(e.code(), ErrorCode::INVALID_REDIRECT_URI);
+        assert!(meta(web("http://127.0.0.1/cb"), true).is_ok());
+        let native =
+            serde_json::json!({"redirect_uris": ["http://[::1]/cb"], "application_type": "native"});
+        assert_eq!(
+            meta(native, false).unwrap().application_type,
+            Some("native")
+        );
+    }
 }

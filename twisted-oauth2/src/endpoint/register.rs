@@ -284,6 +284,9 @@ fn information(
     if let Some(s) = info.and_then(|i| i.scope.clone()) {
         m.insert("scope".into(), s.into());
     }
+    if let Some(t) = info.and_then(|i| i.application_type.clone()) {
+        m.insert("application_type".into(), t.into());
+    }
     if let Some(t) = token {
         m.insert("registration_access_token".into(), t.into());
     }
@@ -354,6 +357,7 @@ pub async fn register(
         token_sha256: SecretDigest::of(&token).to_hex(),
         token_endpoint_auth_method: meta.auth_method.to_owned(),
         scope: meta.scope.as_ref().map(Scope::to_string),
+        application_type: meta.application_type.map(str::to_owned),
     };
     let now = server.now();
     let expires_at = (cfg.unused_client_lifetime > 0)
@@ -477,6 +481,7 @@ pub async fn update(
         token_sha256: SecretDigest::of(&token).to_hex(),
         token_endpoint_auth_method: meta.auth_method.to_owned(),
         scope: meta.scope.as_ref().map(Scope::to_string),
+        application_type: meta.application_type.map(str::to_owned),
     };
     let secret = match client.secret_digest() {
         Some(d) => SecretChoice::Keep(d.clone()),
