@@ -22,6 +22,8 @@ if (!base) {
 }
 const clientMetadataUrl = process.argv[3];
 const mcpUrl = new URL('/mcp', base);
+// The RFC 9728 `resource` of /mcp, which the SDK names in `resource` (RFC 8707).
+const mcpResource = `${base}/mcp`;
 // Nothing listens here: the flow stops at the redirect's Location and reads the code from it.
 const REDIRECT_URI = 'http://127.0.0.1:53682/callback';
 const CLIENT_NAME = 'twisted-oauth2 e2e (MCP TypeScript SDK)';
@@ -207,7 +209,8 @@ async function main() {
   }
   check(refused instanceof UnauthorizedError, 'connecting without a token ends in UnauthorizedError (user authorization needed)', String(refused));
   check(saw('POST', '/mcp', 401), 'the first POST /mcp is answered 401');
-  check(saw('GET', '/.well-known/oauth-protected-resource', 200), 'the SDK read the protected resource metadata named by the challenge');
+  // /mcp is a resource of its own (route_resources): its document is path-inserted.
+  check(saw('GET', '/.well-known/oauth-protected-resource/mcp', 200), 'the SDK read the protected resource metadata named by the challenge');
   check(saw('GET', '/.well-known/oauth-authorization-server', 200), 'the SDK read the authorization server metadata');
   if (clientMetadataUrl) {
     const asMetadata = await (await fetch(new URL('/.well-known/oauth-authorization-server', base))).json();
@@ -228,7 +231,7 @@ async function main() {
   check(q.get('code_challenge_method') === 'S256' && /^[A-Za-z0-9_-]{43}$/.test(q.get('code_challenge') ?? ''), 'PKCE with S256');
   check(q.get('redirect_uri') === REDIRECT_URI, 'the loopback redirect URI');
   check(q.get('scope') === 'VIEW_CLOCK', 'the scope of the challenge (VIEW_CLOCK)', q.get('scope'));
-  check(q.get('resource') === base, 'resource is the protected resource metadata\'s resource', q.get('resource'));
+  check(q.get('resource') === mcpResource, 'resource is the protected resource metadata\'s resource (the MCP endpoint)', q.get('resource'));
   check(q.get('state') === provider.lastState, 'state is the provider\'s');
 
   const callback = provider.callback;
@@ -242,7 +245,7 @@ async function main() {
   await first.finishAuth(code);
   const exchange = traffic.find(e => e.path === '/oauth2/token' && e.grant_type === 'authorization_code');
   check(exchange?.status === 200, 'the code exchange succeeded', exchange);
-  check(exchange.resource === base, 'the code exchange sent resource', exchange.resource);
+  check(exchange.resource === mcpResource, 'the code exchange sent resource', exchange.resource);
   const firstTokens = provider.tokens();
   check(firstTokens?.access_token && firstTokens?.refresh_token, 'the SDK holds an access and a refresh token');
   check(firstTokens.token_type?.toLowerCase() === 'bearer' && firstTokens.scope === 'VIEW_CLOCK', 'Bearer tokens for VIEW_CLOCK', { token_type: firstTokens.token_type, scope: firstTokens.scope });
@@ -275,7 +278,7 @@ async function main() {
   check(after.some(e => e.method === 'POST' && e.path === '/mcp' && e.status === 401), 'the call with the revoked token got 401');
   const refresh = after.find(e => e.path === '/oauth2/token' && e.grant_type === 'refresh_token');
   check(refresh?.status === 200, 'the SDK refreshed its tokens', refresh);
-  check(refresh.resource === base, 'the refresh sent resource', refresh.resource);
+  check(refresh.resource === mcpResource, 'the refresh sent resource', refresh.resource);
   const refreshed = provider.tokens();
   check(refreshed.access_token !== firstTokens.access_token, 'a new access token');
   check(refreshed.refresh_token && refreshed.refresh_token !== firstTokens.refresh_token, 'a rotated refresh token');

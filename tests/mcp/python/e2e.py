@@ -167,7 +167,8 @@ async def main(base: str, lifetime: int, client_metadata_url: str | None) -> Non
     try:
         async with http, Client(streamable_http_client(mcp_url, http_client=http)) as client:
             check(saw("POST", "/mcp", 401), "the first POST /mcp is answered 401")
-            check(saw("GET", "/.well-known/oauth-protected-resource", 200), "the SDK read the protected resource metadata")
+            # /mcp is a resource of its own (route_resources): its document is path-inserted.
+            check(saw("GET", "/.well-known/oauth-protected-resource/mcp", 200), "the SDK read the protected resource metadata")
             check(saw("GET", "/.well-known/oauth-authorization-server", 200), "the SDK read the authorization server metadata")
             if client_metadata_url:
                 check(
@@ -188,7 +189,7 @@ async def main(base: str, lifetime: int, client_metadata_url: str | None) -> Non
             check(q.get("code_challenge_method") == "S256" and len(q.get("code_challenge", "")) == 43, "PKCE with S256")
             check(q.get("redirect_uri") == REDIRECT_URI, "the loopback redirect URI")
             check(q.get("scope") == "VIEW_CLOCK", "the scope of the challenge (VIEW_CLOCK)", q.get("scope"))
-            check(q.get("resource", "").rstrip("/") == base, "resource names the protected resource", q.get("resource"))
+            check(q.get("resource", "").rstrip("/") == base + "/mcp", "resource names the protected resource (the MCP endpoint)", q.get("resource"))
             exchange = next((e for e in traffic if e.get("grant_type") == "authorization_code"), None)
             check(exchange and exchange["status"] == 200, "the code exchange succeeded", exchange)
             check(exchange["resource"] == q.get("resource"), "the code exchange sent the same resource", exchange)
