@@ -226,3 +226,36 @@ impl<'a> GrantContext<'a> {
         Ok((access, refresh))
     }
 }
+
+/// What revoking a client needs: its token stores (the access store as the server reads
+/// it, validation cache included), the access-token format, the generator a
+/// [`FormatContext`] carries, and the longest token lifetime (for the tombstone). Held by
+/// the server's client registry, which revokes before it deletes.
+#[derive(Clone)]
+pub(crate) struct ClientRevoker {
+    pub(crate) access: Arc<dyn crate::storage::AccessTokenStore>,
+    pub(crate) refresh: Arc<dyn crate::storage::RefreshTokenStore>,
+    pub(crate) format: Arc<dyn AccessTokenFormat>,
+    pub(crate) generator: Arc<dyn TokenGenerator>,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// The longest of the code, access and refresh token lifetimes, seconds.
+    pub(crate) longest_lifetime: u64,
+}
+
+impl ClientRevoker {
+    /// Revokes every access and refresh token of `client_id` and tombstones the client for
+    /// both until nothing issued before now could still be valid (as for a grant,
+    /// [`GrantContext::revoke_grant`]): refresh tokens first, so no access token is minted
+    /// from one meanwhile. Returns how many (access, refresh) tokens were removed.
+    pub(crate) async fn revoke(
+        &self,
+        client_id: &str,
+    ) -> Result<(u64, u64), crate::error::StorageError> {
+        let now = self.clock.unix();
+        let until = now.saturating_add(i64::try_from(self.longest_lifetime).unwrap_or(i64::MAX));
+        let refresh = self.refresh.revoke_refresh_client(client_id, until).await?;
+        let fctx = FormatContext::new(&*self.access, &*self.generator, now);
+        let access = self.format.revoke_client(&fctx, client_id, until).await?;
+        Ok((access, refresh))
+    }
+}

@@ -114,6 +114,20 @@ pub trait AccessTokenFormat: Send + Sync + 'static {
     ) -> Result<u64, StorageError> {
         ctx.store.revoke_access_grant(grant, until).await
     }
+
+    /// Revokes every access token issued to `client_id` and tombstones the client until
+    /// `until` (the server does it when the client is deleted). The default asks the store
+    /// ([`AccessTokenStore::revoke_access_client`]). A self-contained format whose tokens
+    /// the store does not hold overrides it (with a deny-list of the client until `until`),
+    /// or relies on the server refusing tokens of clients that no longer exist.
+    async fn revoke_client(
+        &self,
+        ctx: &FormatContext<'_>,
+        client_id: &str,
+        until: i64,
+    ) -> Result<u64, StorageError> {
+        ctx.store.revoke_access_client(client_id, until).await
+    }
 }
 
 /// The default format: 256-bit random values (base64url), stored by SHA-256 digest in the

@@ -54,7 +54,22 @@ pub struct AuthorizationServer {
     origin_policy: crate::origin::OriginPolicy,
     /// Which scopes include others ([`ServerConfig::scope_includes`]).
     scope_hierarchy: crate::scope::ScopeHierarchy,
+    /// Client ids recently found to exist (see [`AuthorizationServer::client_exists`]).
+    known_clients: KnownClients,
 }
+
+/// Most client ids [`KnownClients`] remembers; when full it starts again empty.
+const KNOWN_CLIENTS_MAX: usize = 65_536;
+/// Seconds a client found to exist is not looked up again.
+const KNOWN_CLIENT_SECONDS: i64 = 60;
+
+/// Client ids found to exist, with when: a bounded, short-lived memo, so validating a
+/// token does not look its client up every time. Forgetting is safe (the next lookup asks
+/// the store); remembering a client deleted meanwhile is too, as deleting a client revokes
+/// its tokens, and the memo lapses after [`KNOWN_CLIENT_SECONDS`] for tokens a store could
+/// not revoke (stored by an older version).
+#[derive(Default)]
+struct KnownClients(dashmap::DashMap<Arc<str>, i64>);
 
 impl fmt::Debug for AuthorizationServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -222,6 +237,41 @@ impl AuthorizationServer {
             Some(c) if self.drop_if_expired(&c).await => Ok(None),
             found => Ok(found),
         }
+    }
+
+    /// Whether the client a stored token names still exists: configured, found by the
+    /// client store (a registered client, or one of a store given to
+    /// [`ServerBuilder::client_store`]; an expired registration counts as gone and is
+    /// deleted), or, with client ID metadata documents on, an `https` URL id (not fetched
+    /// here). Protected resources, introspection and the refresh grant refuse tokens of a
+    /// client that does not (see `docs/storage.md`, "Deleted clients"): a client removed from
+    /// the configuration can no longer use the tokens it held.
+    ///
+    /// A client found is remembered in this process for a minute (at most 65,536 ids), so
+    /// the check costs a store lookup only then.
+    pub async fn client_exists(&self, id: &Arc<str>) -> Result<bool, OAuthError> {
+        let now = self.now();
+        if let Some(t) = self.known_clients.0.get(id) {
+            if now >= *t && now < t.saturating_add(KNOWN_CLIENT_SECONDS) {
+                return Ok(true);
+            }
+        }
+        if self.client_metadata.is_some() && crate::client_metadata::is_metadata_document_url(id) {
+            return Ok(true);
+        }
+        let found = match self.stores.clients.client(id).await? {
+            Some(c) => !self.drop_if_expired(&c).await,
+            None => false,
+        };
+        if found {
+            if self.known_clients.0.len() >= KNOWN_CLIENTS_MAX {
+                self.known_clients.0.clear();
+            }
+            self.known_clients.0.insert(id.clone(), now);
+        } else {
+            self.known_clients.0.remove(id);
+        }
+        Ok(found)
     }
 
     /// What grants and extensions may use of the server: scope resolution, clock, value
@@ -468,15 +518,12 @@ impl ServerBuilder {
             .stores
             .unwrap_or_else(|| Stores::from_backend(Arc::new(MemoryStore::new())));
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
-        let configured = (!v.clients.is_empty())
-            .then(|| Arc::new(StaticClients::new(v.clients)) as Arc<dyn ClientStore>);
-        let (clients, registry) = crate::storage::clients::compose(
-            configured,
-            self.client_store,
-            stores.clients.clone(),
-            clock.clone(),
-        );
-        stores.clients = clients;
+        let generator = self
+            .generator
+            .unwrap_or_else(|| Arc::new(RandomTokenGenerator) as Arc<dyn TokenGenerator>);
+        let format = self
+            .format
+            .unwrap_or_else(|| Arc::new(OpaqueTokens) as Arc<dyn AccessTokenFormat>);
         let cache_policy = if config.validation_cache.enabled {
             let channel = self
                 .revocation_channel
@@ -497,6 +544,28 @@ impl ServerBuilder {
         } else {
             None
         };
+        // After the cache: a deleted client's tokens are evicted from it too.
+        let revoker = crate::context::ClientRevoker {
+            access: stores.access.clone(),
+            refresh: stores.refresh.clone(),
+            format: format.clone(),
+            generator: generator.clone(),
+            clock: clock.clone(),
+            longest_lifetime: config
+                .code_lifetime
+                .max(config.access_token_lifetime)
+                .max(config.refresh_token_lifetime),
+        };
+        let configured = (!v.clients.is_empty())
+            .then(|| Arc::new(StaticClients::new(v.clients)) as Arc<dyn ClientStore>);
+        let (clients, registry) = crate::storage::clients::compose(
+            configured,
+            self.client_store,
+            stores.clients.clone(),
+            clock.clone(),
+            revoker,
+        );
+        stores.clients = clients;
         let mut grants = GrantRegistry::built_in(self.password.clone());
         for g in self.grants {
             let name = g.grant_type().to_owned();
@@ -576,11 +645,9 @@ impl ServerBuilder {
             stores,
             registry,
             clock,
-            generator: self
-                .generator
-                .unwrap_or_else(|| Arc::new(RandomTokenGenerator)),
+            generator,
             grants,
-            format: self.format.unwrap_or_else(|| Arc::new(OpaqueTokens)),
+            format,
             cache_policy,
             metadata_members: self.metadata_members,
             scope_cache: ScopeCache::default(),
@@ -592,6 +659,7 @@ impl ServerBuilder {
             trusted_proxies: v.trusted_proxies,
             origin_policy,
             scope_hierarchy: v.scope_hierarchy,
+            known_clients: KnownClients::default(),
         })
     }
 }

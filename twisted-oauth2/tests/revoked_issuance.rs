@@ -46,6 +46,9 @@ impl AccessTokenStore for RevokedBeforeAccessWrite {
     async fn revoke_access_grant(&self, g: GrantId, until: i64) -> Result<u64, StorageError> {
         self.inner.revoke_access_grant(g, until).await
     }
+    async fn revoke_access_client(&self, c: &str, until: i64) -> Result<u64, StorageError> {
+        self.inner.revoke_access_client(c, until).await
+    }
 }
 
 fn fixture_with_racing_access() -> (Arc<MemoryStore>, Arc<RevokedBeforeAccessWrite>, Fixture) {

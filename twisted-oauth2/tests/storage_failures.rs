@@ -46,6 +46,9 @@ impl AccessTokenStore for Flaky {
     async fn revoke_access_grant(&self, g: GrantId, until: i64) -> Result<u64, StorageError> {
         self.inner.revoke_access_grant(g, until).await
     }
+    async fn revoke_access_client(&self, c: &str, until: i64) -> Result<u64, StorageError> {
+        self.inner.revoke_access_client(c, until).await
+    }
 }
 
 /// A fixture over a memory store whose access tokens go through `access`.
@@ -158,6 +161,9 @@ impl AccessTokenStore for RevokedMeanwhile {
     }
     async fn revoke_access_grant(&self, g: GrantId, until: i64) -> Result<u64, StorageError> {
         self.inner.revoke_access_grant(g, until).await
+    }
+    async fn revoke_access_client(&self, c: &str, until: i64) -> Result<u64, StorageError> {
+        self.inner.revoke_access_client(c, until).await
     }
 }
 

@@ -125,6 +125,9 @@ mod kit_catches_broken_stores {
         async fn revoke_access_grant(&self, g: GrantId, until: i64) -> Result<u64, StorageError> {
             self.0.revoke_access_grant(g, until).await
         }
+        async fn revoke_access_client(&self, c: &str, until: i64) -> Result<u64, StorageError> {
+            self.0.revoke_access_client(c, until).await
+        }
     }
 
     /// An access store with tombstones whose check and write are not atomic: it checks,
@@ -158,6 +161,11 @@ mod kit_catches_broken_stores {
             self.tombstones.insert(g, until);
             let before = self.tokens.len();
             self.tokens.retain(|_, r| r.grant_id != g);
+            Ok((before - self.tokens.len()) as u64)
+        }
+        async fn revoke_access_client(&self, c: &str, _until: i64) -> Result<u64, StorageError> {
+            let before = self.tokens.len();
+            self.tokens.retain(|_, r| &*r.client_id != c);
             Ok((before - self.tokens.len()) as u64)
         }
     }

@@ -21,7 +21,7 @@
 //! # Answers
 //!
 //! `{"active": false}` for a token that is unknown, expired, revoked, a refresh token
-//! rotated out, or not a token this server issued; nothing else is said about it
+//! rotated out, issued to a client that no longer exists, or not a token this server issued; nothing else is said about it
 //! (RFC 7662 §2.2). An active token is described by `active`, `scope`, `client_id`,
 //! `token_type` (`Bearer` for access tokens, `refresh_token` for refresh tokens), `exp`,
 //! `iat`, `iss`, and, when a resource owner granted it, `sub` and `username` (both the
@@ -192,6 +192,11 @@ async fn access(
     Ok(
         match ctx.format().validate(&ctx.format_context(), token).await? {
             Some(r) if r.is_expired(server.now()) => Some(Introspection::inactive()),
+            // A token of a client that no longer exists (deleted, or removed from the
+            // configuration) is not active.
+            Some(r) if !server.client_exists(&r.client_id).await? => {
+                Some(Introspection::inactive())
+            }
             Some(r) => Some(Introspection::active(server, r, "Bearer")),
             None => None,
         },
@@ -205,7 +210,11 @@ async fn refresh(
 ) -> Result<Option<Introspection>, OAuthError> {
     Ok(match server.stores.refresh.refresh(digest).await? {
         RefreshState::Active(r) if !r.is_expired(server.now()) => {
-            Some(Introspection::active(server, r, "refresh_token"))
+            if server.client_exists(&r.client_id).await? {
+                Some(Introspection::active(server, r, "refresh_token"))
+            } else {
+                Some(Introspection::inactive())
+            }
         }
         RefreshState::Active(_) | RefreshState::Rotated(_) => Some(Introspection::inactive()),
         _ => None,

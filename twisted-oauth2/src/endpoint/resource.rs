@@ -128,7 +128,8 @@ pub fn extract<'a>(
     found.ok_or_else(|| OAuthError::no_token(required))
 }
 
-/// Looks up an access token; unknown, expired or revoked, or issued for other resources
+/// Looks up an access token; unknown, expired or revoked, issued to a client that no
+/// longer exists ([`AuthorizationServer::client_exists`]), or issued for other resources
 /// than this application's (RFC 8707: its audience lacks
 /// [`Resources::default_audience`](crate::resource_indicator::Resources::default_audience))
 /// → `invalid_token`.
@@ -163,6 +164,18 @@ pub async fn lookup_at(
                 return Err(bearer_error(
                     ErrorCode::InvalidToken,
                     "the access token is for another resource",
+                    required,
+                ));
+            }
+            if !server.client_exists(&r.client_id).await? {
+                log::debug!(
+                    "twisted-oauth2: refused an access token of client `{}`, which no longer \
+                     exists",
+                    crate::error::printable(&r.client_id)
+                );
+                return Err(bearer_error(
+                    ErrorCode::InvalidToken,
+                    "the access token is invalid, expired or revoked",
                     required,
                 ));
             }

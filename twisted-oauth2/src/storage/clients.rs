@@ -28,7 +28,15 @@ use crate::error::{ConfigError, StorageError};
 /// [`StorageError::ClientExists`], and updating or deleting one fails with
 /// [`StorageError::ClientReadOnly`]. It also stamps [`Client::registered_at`] with the
 /// server's clock when a created client has none, and keeps the stored time when an
-/// update carries none.
+/// update carries none. And it ends a deleted client's tokens: its
+/// [`delete_client`](ClientRegistry::delete_client) first revokes every access and refresh
+/// token issued to the client, leaving a client tombstone that refuses new ones
+/// ([`AccessTokenStore::revoke_access_client`](super::AccessTokenStore::revoke_access_client),
+/// [`RefreshTokenStore::revoke_refresh_client`](super::RefreshTokenStore::revoke_refresh_client)),
+/// then deletes the client; a revocation that fails deletes nothing and is the error.
+/// Until the tombstone lapses (the longest token lifetime after the deletion) no token is
+/// issued under the deleted id, even to a client created again with it: change a client
+/// with `update_client` rather than deleting and re-creating it.
 #[async_trait]
 pub trait ClientRegistry: ClientStore {
     /// Stores a new client. Fails with [`StorageError::ClientExists`], writing nothing, if
@@ -40,8 +48,13 @@ pub trait ClientRegistry: ClientStore {
     /// (nothing is written).
     async fn update_client(&self, client: &Client) -> Result<bool, StorageError>;
 
-    /// Deletes the client with this id; `false` if there was none. Tokens already issued
-    /// to the client are not revoked by this call.
+    /// Deletes the client with this id; `false` if there was none.
+    ///
+    /// A store's own implementation deletes the client record only. Through the registry
+    /// the server exposes
+    /// ([`AuthorizationServer::client_registry`](crate::server::AuthorizationServer::client_registry)),
+    /// which RFC 7592 `DELETE` and the expiry of unused registrations use, the client's
+    /// tokens are revoked first (see the [trait docs](ClientRegistry)).
     async fn delete_client(&self, id: &str) -> Result<bool, StorageError>;
 
     /// Deletes the oldest unused registrations beyond the newest `keep`: clients with an
@@ -225,6 +238,8 @@ struct Composed {
     shadow: Option<Arc<dyn ClientStore>>,
     inner: Arc<dyn ClientRegistry>,
     clock: Arc<dyn Clock>,
+    /// Revokes a client's tokens before it is deleted.
+    revoker: crate::context::ClientRevoker,
 }
 
 impl Composed {
@@ -278,6 +293,19 @@ impl ClientRegistry for Composed {
         if self.shadowed(id).await? {
             return Err(StorageError::ClientReadOnly);
         }
+        // No tombstone for an id that names no client (it would refuse a later client of
+        // that id its tokens).
+        if self.inner.client(id).await?.is_none() {
+            return Ok(false);
+        }
+        // Tokens first: a failure leaves the client (and the caller can retry), and a token
+        // written meanwhile is refused by the client's tombstone.
+        let (access, refresh) = self.revoker.revoke(id).await?;
+        log::debug!(
+            "twisted-oauth2: revoked {access} access and {refresh} refresh tokens of client \
+             `{}` before deleting it",
+            crate::error::printable(id)
+        );
         self.inner.delete_client(id).await
     }
 
@@ -295,6 +323,7 @@ pub(crate) fn compose(
     extra: Option<Arc<dyn ClientStore>>,
     backend: Arc<dyn ClientStore>,
     clock: Arc<dyn Clock>,
+    revoker: crate::context::ClientRevoker,
 ) -> (Arc<dyn ClientStore>, Option<Arc<dyn ClientRegistry>>) {
     let chain = |a: Option<Arc<dyn ClientStore>>, b: Arc<dyn ClientStore>| match a {
         Some(a) => Arc::new(ChainedClients(a, b)) as Arc<dyn ClientStore>,
@@ -324,6 +353,7 @@ pub(crate) fn compose(
             shadow,
             inner,
             clock,
+            revoker,
         }) as Arc<dyn ClientRegistry>
     });
     (lookup, registry)

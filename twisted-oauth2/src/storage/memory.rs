@@ -13,8 +13,13 @@
 //! the read lock of its grant's tombstone shard while it checks and writes; a grant
 //! revocation takes that shard's write lock to lay the tombstone before it sweeps the
 //! tokens, so a put either lands before the sweep (and is swept) or sees the tombstone.
+//! Revoked clients have tombstones of their own, sharded by client id and locked the same
+//! way; a client revocation scans the table for the client's tokens (no index by client:
+//! it is rare, and an index would cost every token its bytes). A purge that drops expired
+//! clients drops their tokens too.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
@@ -208,6 +213,10 @@ impl AccessTokenStore for MemoryStore {
     async fn revoke_access_grant(&self, grant: GrantId, until: i64) -> Result<u64, StorageError> {
         Ok(self.access.revoke_grant(grant, until))
     }
+
+    async fn revoke_access_client(&self, client_id: &str, until: i64) -> Result<u64, StorageError> {
+        Ok(self.access.revoke_client(client_id, until))
+    }
 }
 
 #[async_trait]
@@ -236,24 +245,25 @@ impl RefreshTokenStore for MemoryStore {
     ) -> Result<Rotation, StorageError> {
         // Under the family's tombstone read lock: a revocation of the family either comes
         // after (and sweeps the new token) or before (and the rotation changes nothing).
-        self.refresh.while_live(record.grant_id, || {
-            self.refresh.insert(*new, (record.clone(), false));
-            let outcome = self
-                .refresh
-                .update(old, |(_, rotated)| {
-                    if *rotated {
-                        Rotation::AlreadyRotated
-                    } else {
-                        *rotated = true;
-                        Rotation::Rotated
-                    }
-                })
-                .unwrap_or(Rotation::Unknown);
-            if outcome != Rotation::Rotated {
-                self.refresh.remove(new);
-            }
-            outcome
-        })
+        self.refresh
+            .while_live(record.grant_id, &record.client_id, || {
+                self.refresh.insert(*new, (record.clone(), false));
+                let outcome = self
+                    .refresh
+                    .update(old, |(_, rotated)| {
+                        if *rotated {
+                            Rotation::AlreadyRotated
+                        } else {
+                            *rotated = true;
+                            Rotation::Rotated
+                        }
+                    })
+                    .unwrap_or(Rotation::Unknown);
+                if outcome != Rotation::Rotated {
+                    self.refresh.remove(new);
+                }
+                outcome
+            })
     }
 
     async fn revoke_refresh(
@@ -265,6 +275,14 @@ impl RefreshTokenStore for MemoryStore {
 
     async fn revoke_refresh_grant(&self, grant: GrantId, until: i64) -> Result<u64, StorageError> {
         Ok(self.refresh.revoke_grant(grant, until))
+    }
+
+    async fn revoke_refresh_client(
+        &self,
+        client_id: &str,
+        until: i64,
+    ) -> Result<u64, StorageError> {
+        Ok(self.refresh.revoke_client(client_id, until))
     }
 }
 
@@ -297,12 +315,23 @@ impl Purge for MemoryStore {
         let before = self.codes.len() + self.pending.len() + self.clients.len();
         self.codes.retain(|_, (r, _)| r.expires_at > now);
         self.pending.retain(|_, r| r.expires_at > now);
-        // Clients whose registration expired (an unused dynamic registration).
-        self.clients
-            .retain(|_, c| c.expires_at().is_none_or(|t| t > now));
+        // Clients whose registration expired (an unused dynamic registration), and with
+        // them any token they were issued (one issued just before the expiry).
+        let mut gone: HashSet<String> = HashSet::new();
+        self.clients.retain(|id, c| {
+            let keep = c.expires_at().is_none_or(|t| t > now);
+            if !keep {
+                gone.insert(id.clone());
+            }
+            keep
+        });
         let after = self.codes.len() + self.pending.len() + self.clients.len();
-        let tokens = self.access.retain(|r| !r.is_expired(now))
-            + self.refresh.retain(|(r, _)| !r.is_expired(now));
+        let tokens = self
+            .access
+            .retain(|r| !r.is_expired(now) && !gone.contains(&*r.client_id))
+            + self
+                .refresh
+                .retain(|(r, _)| !r.is_expired(now) && !gone.contains(&*r.client_id));
         let tombstones = self.access.purge_tombstones(now) + self.refresh.purge_tombstones(now);
         Ok(before.saturating_sub(after) as u64 + tokens + tombstones)
     }
@@ -311,17 +340,25 @@ impl Purge for MemoryStore {
 /// What the token table indexes a value under.
 trait Granted {
     fn grant(&self) -> GrantId;
+    /// The client the token was issued to.
+    fn client(&self) -> &Arc<str>;
 }
 
 impl Granted for TokenRecord {
     fn grant(&self) -> GrantId {
         self.grant_id
     }
+    fn client(&self) -> &Arc<str> {
+        &self.client_id
+    }
 }
 
 impl Granted for (TokenRecord, bool) {
     fn grant(&self) -> GrantId {
         self.0.grant_id
+    }
+    fn client(&self) -> &Arc<str> {
+        &self.0.client_id
     }
 }
 
@@ -336,11 +373,14 @@ const SLAB: usize = 1024;
 /// allocation) and two [`HashTable`]s of 4-byte slot numbers: one hashed by digest, one by
 /// grant. Freed slots go on a free list and are reused.
 ///
-/// `revoked` holds the tombstones of revoked grants (grant → until), sharded by grant id
-/// (see the [module docs](self)).
+/// `revoked` holds the tombstones of revoked grants (grant → until), sharded by grant id,
+/// and `revoked_clients` those of revoked clients (client id → until), sharded by a hash of
+/// the id (see the [module docs](self)).
 struct TokenTable<V> {
     shards: Box<[RwLock<Shard<V>>]>,
     revoked: Box<[RwLock<HashMap<GrantId, i64>>]>,
+    revoked_clients: Box<[RwLock<HashMap<Box<str>, i64>>]>,
+    client_hasher: std::collections::hash_map::RandomState,
 }
 
 struct Slot<V> {
@@ -369,6 +409,8 @@ impl<V> Default for TokenTable<V> {
                 })
                 .collect(),
             revoked: (0..SHARDS).map(|_| RwLock::default()).collect(),
+            revoked_clients: (0..SHARDS).map(|_| RwLock::default()).collect(),
+            client_hasher: std::collections::hash_map::RandomState::new(),
         }
     }
 }
@@ -523,9 +565,21 @@ impl<V: Granted + Clone> TokenTable<V> {
         &self.revoked[(grant_hash(grant) >> 58) as usize & (SHARDS - 1)]
     }
 
-    /// Runs `f` under the read lock of `grant`'s tombstone shard, unless the grant is
-    /// tombstoned. A grant revocation cannot lay its tombstone while `f` runs.
-    fn while_live<R>(&self, grant: GrantId, f: impl FnOnce() -> R) -> Result<R, StorageError> {
+    fn client_tombstones(&self, client: &str) -> &RwLock<HashMap<Box<str>, i64>> {
+        let h = self.client_hasher.hash_one(client);
+        &self.revoked_clients[(h >> 59) as usize & (SHARDS - 1)]
+    }
+
+    /// Runs `f` under the read locks of `grant`'s and `client`'s tombstone shards, unless
+    /// either is tombstoned. Neither a grant nor a client revocation can lay its tombstone
+    /// while `f` runs. (Revocations take one write lock each, so the two read locks cannot
+    /// deadlock with them.)
+    fn while_live<R>(
+        &self,
+        grant: GrantId,
+        client: &str,
+        f: impl FnOnce() -> R,
+    ) -> Result<R, StorageError> {
         let tombs = self
             .tombstones(grant)
             .read()
@@ -533,15 +587,38 @@ impl<V: Granted + Clone> TokenTable<V> {
         if tombs.contains_key(&grant) {
             return Err(StorageError::GrantRevoked);
         }
+        let clients = self
+            .client_tombstones(client)
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        if clients.contains_key(client) {
+            return Err(StorageError::GrantRevoked);
+        }
         let r = f();
+        drop(clients);
         drop(tombs);
         Ok(r)
     }
 
-    /// Inserts `value` unless its grant is tombstoned.
+    /// Inserts `value` unless its grant or its client is tombstoned.
     fn insert_live(&self, digest: TokenDigest, value: V) -> Result<(), StorageError> {
         let grant = value.grant();
-        self.while_live(grant, || self.insert(digest, value))
+        let client = value.client().clone();
+        self.while_live(grant, &client, || self.insert(digest, value))
+    }
+
+    /// Tombstones `client` until `until` (keeping a later time), then removes every entry
+    /// of the client (a scan); returns how many. As for a grant, the tombstone comes first.
+    fn revoke_client(&self, client: &str, until: i64) -> u64 {
+        {
+            let mut tombs = self
+                .client_tombstones(client)
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            let t = tombs.entry(client.into()).or_insert(until);
+            *t = (*t).max(until);
+        }
+        self.retain(|v| &**v.client() != client)
     }
 
     /// Tombstones `grant` until `until` (keeping a later time), then removes its entries;
@@ -570,6 +647,12 @@ impl<V: Granted + Clone> TokenTable<V> {
             if tombs.is_empty() && tombs.capacity() > 64 {
                 tombs.shrink_to_fit();
             }
+        }
+        for lock in self.revoked_clients.iter() {
+            let mut tombs = lock.write().unwrap_or_else(|e| e.into_inner());
+            let before = tombs.len();
+            tombs.retain(|_, until| *until > now);
+            n += (before - tombs.len()) as u64;
         }
         n
     }

@@ -16,6 +16,12 @@
 //! revoking a grant while the legitimate request is still writing its tokens would leave
 //! those tokens live (RFC 6749 §4.1.2, RFC 6819 §5.1.5.4).
 //!
+//! Revoking a *client* ([`AccessTokenStore::revoke_access_client`],
+//! [`RefreshTokenStore::revoke_refresh_client`]; the server does it when a client is
+//! deleted) works the same way: every token issued to the client goes, and a tombstone for
+//! the client id refuses its token writes until the time passed in, atomically with respect
+//! to the revocation.
+//!
 //! [`memory::MemoryStore`] implements every trait; so do the durable backends, each
 //! behind its cargo feature: `sql::SqlStore` (features `sqlite`, `postgres`) and
 //! `redis::RedisStore` (feature `redis`). [`connect`] opens any of them from a storage
@@ -361,6 +367,26 @@ pub trait AccessTokenStore: Send + Sync + 'static {
     /// access and refresh token lifetimes, so nothing issued from the grant can still be
     /// valid when its tombstone goes.
     async fn revoke_access_grant(&self, grant: GrantId, until: i64) -> Result<u64, StorageError>;
+
+    /// Revokes every access token issued to `client_id` (whatever its grant); returns how
+    /// many were revoked. The server calls it (with
+    /// [`RefreshTokenStore::revoke_refresh_client`]) before it deletes a client, so
+    /// deleting a client ends its tokens.
+    ///
+    /// Also leaves a tombstone for the client id that lasts at least until `until`: until
+    /// then [`AccessTokenStore::put_access`] of a record whose
+    /// [`client_id`](TokenRecord::client_id) is `client_id` stores nothing and fails with
+    /// [`StorageError::GrantRevoked`], atomically with respect to this revocation as for a
+    /// grant tombstone (a concurrent put either completes before and is removed, or is
+    /// refused). Revoking again keeps the later time; after `until` the store may drop the
+    /// tombstone. The core passes the same time as for a grant revocation (see
+    /// [`AccessTokenStore::revoke_access_grant`]).
+    ///
+    /// A store must not answer this with a full scan of every token if it can avoid it:
+    /// index the tokens by client (the built-in durable stores do; the memory store scans).
+    /// There is no default: a store that cannot revoke by client must say so with an error,
+    /// never report success while the tokens stay valid.
+    async fn revoke_access_client(&self, client_id: &str, until: i64) -> Result<u64, StorageError>;
 }
 
 /// Refresh tokens, with rotation.
@@ -405,6 +431,17 @@ pub trait RefreshTokenStore: Send + Sync + 'static {
     /// [`StorageError::GrantRevoked`]. Revoking again keeps the later time; after `until`
     /// the store may drop the tombstone (see [`AccessTokenStore::revoke_access_grant`]).
     async fn revoke_refresh_grant(&self, grant: GrantId, until: i64) -> Result<u64, StorageError>;
+
+    /// Revokes every refresh token issued to `client_id` (every family, rotated-out tokens
+    /// included); returns how many were revoked.
+    ///
+    /// Also leaves a tombstone for the client id that lasts at least until `until`: until
+    /// then [`RefreshTokenStore::put_refresh`] and [`RefreshTokenStore::rotate_refresh`]
+    /// of a record of the client store nothing and fail with
+    /// [`StorageError::GrantRevoked`], atomically with respect to this revocation (see
+    /// [`AccessTokenStore::revoke_access_client`], which states the rest of the contract).
+    async fn revoke_refresh_client(&self, client_id: &str, until: i64)
+        -> Result<u64, StorageError>;
 }
 
 /// Pending authorization requests between the authorization endpoint and the decision.

@@ -7,12 +7,16 @@
 //!   record, `used`/`rot` = flag), `<prefix>at:<digest>` and `<prefix>pd:<digest>` strings
 //!   (JSON), `<prefix>atg:<grant>` and `<prefix>rtg:<grant>` sets indexing a grant's access
 //!   and refresh tokens, and `<prefix>atx:<grant>` / `<prefix>rtx:<grant>` the tombstones of
-//!   a revoked grant.
+//!   a revoked grant. Per client (`<client>` is the SHA-256 of its id, in hex):
+//!   `<prefix>clg:<client>`, a sorted set of the client's grants (scored by the expiry of
+//!   their longest-lived token), and `<prefix>catx:<client>` / `<prefix>crtx:<client>`, the
+//!   tombstones of a revoked client.
 //! - **Keys on a Redis Cluster** (`redis+cluster://`, [`RedisStore::connect_cluster`]):
 //!   codes, pending requests and clients as on one server (each is one key). Access and
 //!   refresh tokens live with their grant, under the grant's hash tag so that one grant's
 //!   keys share one slot: `<prefix>{g:<grant>}:at:<digest>`, `<prefix>{g:<grant>}:rt:<digest>`,
-//!   the indexes `<prefix>{g:<grant>}:atg` / `:rtg` and the tombstones `:atx` / `:rtx`. A
+//!   the indexes `<prefix>{g:<grant>}:atg` / `:rtg` and the tombstones `:atx` / `:rtx`; a
+//!   client's keys share the client's tag: `<prefix>{c:<client>}:clg`, `:catx`, `:crtx`. A
 //!   lookup by digest first reads the pointer `<prefix>ptr:at:<digest>` (or `ptr:rt:`, in the
 //!   digest's own slot; the grant id, with the token's TTL), then the record in the grant's
 //!   slot: two round trips where one server needs one. The grant's record is authoritative:
@@ -32,6 +36,16 @@
 //!   a token joined the index after it listed the index), and the put and rotation scripts
 //!   check the tombstone before writing, in the same slot, so no write of a revoked grant
 //!   survives.
+//! - **Revoked clients**: every token put and rotation also adds its grant to the client's
+//!   grant set and checks the client's tombstone, atomically (on one server inside the put
+//!   script; on a cluster in a script of its own in the client's slot, run before the
+//!   grant's). A client revocation lays the client's tombstone and lists the client's live
+//!   grants in one script, then revokes each grant as above (grant tombstones included). A
+//!   put that joined the set before the tombstone has its grant listed and revoked; one
+//!   after it is refused. Tokens stored by a version before the client sets existed are not
+//!   listed: they are refused at validation once their client no longer exists (see
+//!   `docs/storage.md`), and expire with their TTL. A client whose registration expires
+//!   vanishes by its key's TTL without touching its tokens, which are refused the same way.
 //! - **Failures**: connection and response timeouts (3 s each) and an operation timeout
 //!   (5 s); a refused, dropped or timed-out connection is [`StorageError::Unavailable`].
 //!   The connection manager (or cluster client) reconnects by itself when Redis returns.
@@ -111,12 +125,24 @@ impl RedisOptions {
 /// KEYS: token key, index key, and optionally the grant's tombstone key: if that exists,
 /// nothing is written and the script returns -1. ARGV: record JSON, expires_at, index
 /// member, flag field (empty for a string value).
+///
+/// Optionally (one server) KEYS[4] the client's tombstone and KEYS[5] its grant set, with
+/// ARGV[5] the grant: a tombstoned client is refused (-1) and a stored token's grant joins
+/// the set ([`JOIN_CLIENT`]'s work, in the same script).
 const PUT_TOKEN: &str = r#"
 if KEYS[3] and redis.call('EXISTS', KEYS[3]) == 1 then return -1 end
+if KEYS[4] and redis.call('EXISTS', KEYS[4]) == 1 then return -1 end
 local exp = tonumber(ARGV[2])
 local now = tonumber(redis.call('TIME')[1])
 redis.call('DEL', KEYS[1])
 if exp <= now then return 0 end
+if KEYS[5] then
+  local s = redis.call('ZSCORE', KEYS[5], ARGV[5])
+  if not s or tonumber(s) < exp then redis.call('ZADD', KEYS[5], exp, ARGV[5]) end
+  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
+  local ttl = redis.call('TTL', KEYS[5])
+  if ttl < 0 or now + ttl < exp then redis.call('EXPIREAT', KEYS[5], exp) end
+end
 if ARGV[4] == '' then
   redis.call('SET', KEYS[1], ARGV[1], 'EXAT', exp)
 else
@@ -146,11 +172,13 @@ if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], 'used', '
 return 1
 "#;
 
-/// Rotates a refresh token. KEYS: old, new, index, family tombstone. ARGV: new record,
-/// expires_at, new member. Returns 0 unknown, 1 rotated, 2 already rotated, -1 the family
-/// is tombstoned (nothing changed).
+/// Rotates a refresh token. KEYS: old, new, index, family tombstone, and optionally (one
+/// server) the client's tombstone and grant set. ARGV: new record, expires_at, new member,
+/// grant. Returns 0 unknown, 1 rotated, 2 already rotated, -1 the family or the client is
+/// tombstoned (nothing changed).
 const ROTATE: &str = r#"
 if redis.call('EXISTS', KEYS[4]) == 1 then return -1 end
+if KEYS[5] and redis.call('EXISTS', KEYS[5]) == 1 then return -1 end
 local st = redis.call('HGET', KEYS[1], 'rot')
 if not st then return 0 end
 if st == '1' then return 2 end
@@ -164,8 +192,45 @@ if exp > now then
   redis.call('SADD', KEYS[3], ARGV[3])
   local ttl = redis.call('TTL', KEYS[3])
   if ttl < 0 or now + ttl < exp then redis.call('EXPIREAT', KEYS[3], exp) end
+  if KEYS[6] then
+    local s = redis.call('ZSCORE', KEYS[6], ARGV[4])
+    if not s or tonumber(s) < exp then redis.call('ZADD', KEYS[6], exp, ARGV[4]) end
+    local cttl = redis.call('TTL', KEYS[6])
+    if cttl < 0 or now + cttl < exp then redis.call('EXPIREAT', KEYS[6], exp) end
+  end
 end
 return 1
+"#;
+
+/// A token of a client is about to be written (cluster layout, in the client's slot):
+/// refuses a tombstoned client (-1), else adds the grant to the client's grant set with the
+/// token's expiry (keeping a later one) and returns 1. KEYS: client tombstone, grant set.
+/// ARGV: grant, expires_at.
+const JOIN_CLIENT: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 1 then return -1 end
+local exp = tonumber(ARGV[2])
+local now = tonumber(redis.call('TIME')[1])
+if exp <= now then return 1 end
+local s = redis.call('ZSCORE', KEYS[2], ARGV[1])
+if not s or tonumber(s) < exp then redis.call('ZADD', KEYS[2], exp, ARGV[1]) end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+local ttl = redis.call('TTL', KEYS[2])
+if ttl < 0 or now + ttl < exp then redis.call('EXPIREAT', KEYS[2], exp) end
+return 1
+"#;
+
+/// Tombstones a client until ARGV[1] (keeping a later expiry; not at all if that time has
+/// passed) and returns the grants of its grant set whose tokens may still live. KEYS:
+/// client tombstone, grant set.
+const MARK_CLIENT: &str = r#"
+local untl = tonumber(ARGV[1])
+local now = tonumber(redis.call('TIME')[1])
+if untl > now then
+  local ttl = redis.call('TTL', KEYS[1])
+  if ttl < 0 or now + ttl < untl then redis.call('SET', KEYS[1], '1', 'EXAT', untl) end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+return redis.call('ZRANGE', KEYS[2], 0, -1)
 "#;
 
 /// Tombstones a grant until ARGV[1] (keeping a later expiry; not at all if that time has
@@ -199,6 +264,9 @@ if r then redis.call('DEL', KEYS[1]) end
 return r
 "#;
 
+/// The name of a client's grant set (see the [module docs](self)).
+const CLIENT_GRANTS: &str = "clg";
+
 /// How many times a grant revocation lists the grant's index and runs [`REVOKE_GRANT`]
 /// before giving up. Once its tombstone is laid (the first run) no token joins the index,
 /// so the second run succeeds unless the tombstone's time had already passed.
@@ -211,6 +279,8 @@ struct Scripts {
     rotate: Script,
     revoke_grant: Script,
     revoke_one: Script,
+    join_client: Script,
+    mark_client: Script,
 }
 
 impl Scripts {
@@ -222,6 +292,8 @@ impl Scripts {
             rotate: Script::new(ROTATE),
             revoke_grant: Script::new(REVOKE_GRANT),
             revoke_one: Script::new(REVOKE_ONE),
+            join_client: Script::new(JOIN_CLIENT),
+            mark_client: Script::new(MARK_CLIENT),
         })
     }
 }
@@ -234,6 +306,8 @@ struct Kind {
     index: &'static str,
     /// The grant's tombstone.
     tomb: &'static str,
+    /// A client's tombstone.
+    client_tomb: &'static str,
     /// The flag field of a hash record; empty for a string record.
     flag: &'static str,
 }
@@ -242,6 +316,7 @@ const ACCESS: Kind = Kind {
     rec: "at",
     index: "atg",
     tomb: "atx",
+    client_tomb: "catx",
     flag: "",
 };
 
@@ -249,6 +324,7 @@ const REFRESH: Kind = Kind {
     rec: "rt",
     index: "rtg",
     tomb: "rtx",
+    client_tomb: "crtx",
     flag: "rot",
 };
 
@@ -325,6 +401,15 @@ impl Keys {
         match self.layout {
             Layout::Single => format!("{}{name}:{:032x}", self.prefix, grant.0),
             Layout::Cluster => format!("{}{{g:{:032x}}}:{name}", self.prefix, grant.0),
+        }
+    }
+
+    /// A per-client key (grant set or tombstone), named by the SHA-256 of the client id.
+    fn client_grant_key(&self, name: &str, client: &str) -> String {
+        let h = TokenDigest::of(client).to_hex();
+        match self.layout {
+            Layout::Single => format!("{}{name}:{h}", self.prefix),
+            Layout::Cluster => format!("{}{{c:{h}}}:{name}", self.prefix),
         }
     }
 
@@ -636,8 +721,18 @@ impl RedisStore {
         let key = self.keys.token_key(kind, grant, token);
         let idx = self.keys.grant_key(kind.index, grant);
         let tomb = self.keys.grant_key(kind.tomb, grant);
+        let ctomb = self
+            .keys
+            .client_grant_key(kind.client_tomb, &record.client_id);
+        let cset = self.keys.client_grant_key(CLIENT_GRANTS, &record.client_id);
+        let grant_hex = format!("{:032x}", grant.0);
         let member = token.to_hex();
-        if self.keys.layout == Layout::Cluster {
+        let single = self.keys.layout == Layout::Single;
+        if !single {
+            // The client's slot first: a revocation of the client that lists its grants
+            // after this either sees this grant or was seen here.
+            self.join_client(&ctomb, &cset, &grant_hex, record.expires_at)
+                .await?;
             self.set_pointer(kind, token, grant, record.expires_at)
                 .await?;
         }
@@ -645,15 +740,16 @@ impl RedisStore {
         let flag = kind.flag;
         let n = self
             .run(|mut c| async move {
-                scripts
-                    .put_token
-                    .key(&key)
-                    .key(&idx)
-                    .key(&tomb)
-                    .arg(&json)
+                let mut inv = scripts.put_token.key(&key);
+                inv.key(&idx).key(&tomb);
+                if single {
+                    inv.key(&ctomb).key(&cset);
+                }
+                inv.arg(&json)
                     .arg(record.expires_at)
                     .arg(&member)
                     .arg(flag)
+                    .arg(&grant_hex)
                     .invoke_async::<i64>(&mut c)
                     .await
             })
@@ -663,6 +759,65 @@ impl RedisStore {
             return Err(StorageError::GrantRevoked);
         }
         Ok(())
+    }
+
+    /// [`JOIN_CLIENT`] (cluster layout): [`StorageError::GrantRevoked`] if the client is
+    /// tombstoned.
+    async fn join_client(
+        &self,
+        ctomb: &str,
+        cset: &str,
+        grant_hex: &str,
+        expires_at: i64,
+    ) -> Result<(), StorageError> {
+        let scripts = self.scripts.clone();
+        let n = self
+            .run(|mut c| async move {
+                scripts
+                    .join_client
+                    .key(ctomb)
+                    .key(cset)
+                    .arg(grant_hex)
+                    .arg(expires_at)
+                    .invoke_async::<i64>(&mut c)
+                    .await
+            })
+            .await?;
+        if n < 0 {
+            return Err(StorageError::GrantRevoked);
+        }
+        Ok(())
+    }
+
+    /// Tombstones `client` for `kind` and lists its grants ([`MARK_CLIENT`]), then revokes
+    /// each of them for `kind` (see the [module docs](self)); returns how many tokens went.
+    async fn revoke_client(
+        &self,
+        kind: &Kind,
+        client: &str,
+        until: i64,
+    ) -> Result<u64, StorageError> {
+        let ctomb = self.keys.client_grant_key(kind.client_tomb, client);
+        let cset = self.keys.client_grant_key(CLIENT_GRANTS, client);
+        let scripts = self.scripts.clone();
+        let grants: Vec<String> = {
+            let (ctomb, cset) = (&ctomb, &cset);
+            self.run(|mut c| async move {
+                scripts
+                    .mark_client
+                    .key(ctomb)
+                    .key(cset)
+                    .arg(until)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?
+        };
+        let mut n = 0;
+        for g in &grants {
+            n += self.revoke_grant(kind, parse_grant(g)?, until).await?;
+        }
+        Ok(n)
     }
 
     /// Tombstones `grant` and deletes its tokens of `kind`: lists the grant's index, then
@@ -1073,6 +1228,10 @@ impl AccessTokenStore for RedisStore {
     async fn revoke_access_grant(&self, grant: GrantId, until: i64) -> Result<u64, StorageError> {
         self.revoke_grant(&ACCESS, grant, until).await
     }
+
+    async fn revoke_access_client(&self, client_id: &str, until: i64) -> Result<u64, StorageError> {
+        self.revoke_client(&ACCESS, client_id, until).await
+    }
 }
 
 #[async_trait]
@@ -1122,7 +1281,14 @@ impl RefreshTokenStore for RedisStore {
         let new_key = self.keys.token_key(&REFRESH, grant, new);
         let idx = self.keys.grant_key(REFRESH.index, grant);
         let tomb = self.keys.grant_key(REFRESH.tomb, grant);
+        let ctomb = self
+            .keys
+            .client_grant_key(REFRESH.client_tomb, &record.client_id);
+        let cset = self.keys.client_grant_key(CLIENT_GRANTS, &record.client_id);
+        let grant_hex = format!("{:032x}", grant.0);
         if self.keys.layout == Layout::Cluster {
+            self.join_client(&ctomb, &cset, &grant_hex, record.expires_at)
+                .await?;
             // An old token without a pointer is unknown in any grant: the script, run in
             // the new record's grant, reports a tombstone or `Unknown`.
             if let Some(family) = self.pointed_grant(&REFRESH, old).await? {
@@ -1146,17 +1312,18 @@ impl RefreshTokenStore for RedisStore {
         }
         let member = new.to_hex();
         let scripts = self.scripts.clone();
+        let single = self.keys.layout == Layout::Single;
         let outcome = self
             .run(|mut c| async move {
-                scripts
-                    .rotate
-                    .key(&old_key)
-                    .key(&new_key)
-                    .key(&idx)
-                    .key(&tomb)
-                    .arg(&json)
+                let mut inv = scripts.rotate.key(&old_key);
+                inv.key(&new_key).key(&idx).key(&tomb);
+                if single {
+                    inv.key(&ctomb).key(&cset);
+                }
+                inv.arg(&json)
                     .arg(record.expires_at)
                     .arg(&member)
+                    .arg(&grant_hex)
                     .invoke_async::<i64>(&mut c)
                     .await
             })
@@ -1191,6 +1358,14 @@ impl RefreshTokenStore for RedisStore {
 
     async fn revoke_refresh_grant(&self, grant: GrantId, until: i64) -> Result<u64, StorageError> {
         self.revoke_grant(&REFRESH, grant, until).await
+    }
+
+    async fn revoke_refresh_client(
+        &self,
+        client_id: &str,
+        until: i64,
+    ) -> Result<u64, StorageError> {
+        self.revoke_client(&REFRESH, client_id, until).await
     }
 }
 

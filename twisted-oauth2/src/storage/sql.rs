@@ -1,16 +1,16 @@
 //! SQL stores over [`sqlx`]: a SQLite file (feature `sqlite`) or PostgreSQL (feature
 //! `postgres`), one [`SqlStore`] implementing every storage trait.
 //!
-//! - **Schema**: six tables (`oauth2_codes`, `oauth2_access_tokens`,
+//! - **Schema**: seven tables (`oauth2_codes`, `oauth2_access_tokens`,
 //!   `oauth2_refresh_tokens`, `oauth2_pending`, `oauth2_grant_tombstones`,
-//!   `oauth2_clients`) plus `oauth2_schema_version`. The versioned
+//!   `oauth2_client_tombstones`, `oauth2_clients`) plus `oauth2_schema_version`. The versioned
 //!   DDL is embedded and applied at connect, idempotently and under a lock (a PostgreSQL
 //!   advisory lock, a SQLite `BEGIN IMMEDIATE`), so several instances may start at once.
 //!   On PostgreSQL the tables live in the connection's `search_path` (choose a schema with
 //!   `?options=-c%20search_path%3Dmyschema` in the URL).
 //! - **Rows** are keyed by the 32-byte [`TokenDigest`] (`BLOB`/`BYTEA`); records are stored
 //!   as JSON text beside the columns the store queries (`grant_id`, `expires_at`, the
-//!   `used`/`rotated` flags).
+//!   `used`/`rotated` flags, and for tokens `client_id`).
 //! - **Atomicity**: a code is taken with one conditional
 //!   `UPDATE ... SET used = TRUE WHERE digest = $1 AND used = FALSE RETURNING record`;
 //!   refresh rotation is a conditional update of the old row and an insert of the new one
@@ -30,6 +30,17 @@
 //!   PL/pgSQL) take the lock, then check the tombstone in a statement of its own, which
 //!   reads with a fresh snapshot and so sees a revocation that committed while the call
 //!   waited for the lock.
+//! - **Revoked clients**: revoking a client writes a row in `oauth2_client_tombstones`
+//!   (client id, kind, until) and deletes the client's tokens of that kind by the indexed
+//!   `client_id` column, in one transaction, locked as a grant revocation is (SQLite: the
+//!   writer lock; PostgreSQL: an exclusive advisory lock on the client, which every put and
+//!   rotation takes shared after the grant's). Puts and rotations refuse a tombstoned
+//!   client as they refuse a tombstoned grant. Schema version 5 added the column (filled
+//!   from the stored records at upgrade, so older tokens are found too), the table, and on
+//!   PostgreSQL new bodies for `oauth2_put_token` and `oauth2_rotate_refresh` (same
+//!   signatures: they read the client from the record, so an instance of an older version
+//!   still running against the upgraded database honours client tombstones as well). A
+//!   purge deletes the tokens of the clients whose registration it expires.
 //! - **Expiry**: rows are never honoured past `expires_at` (the callers check), and
 //!   [`Purge::purge_expired`] deletes them; the Rocket fairing runs it periodically.
 //! - **Failures**: acquiring a connection and every operation are bounded by timeouts
@@ -45,7 +56,8 @@
 //!   NOTHING`, so of concurrent creations with one id exactly one wins. Clients from the
 //!   configuration or a [`ClientStore`] given to the server are consulted first.
 //!   Schema version 3 added the table; older databases are upgraded at connect and keep
-//!   their rows. Version 4 added PostgreSQL's write functions (nothing on SQLite).
+//!   their rows. Version 4 added PostgreSQL's write functions (nothing on SQLite); version 5
+//!   the client revocations.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), twisted_oauth2::error::StorageError> {
@@ -220,6 +232,20 @@ const SQLITE_MIGRATIONS: &[&[&str]] = &[
     // Version 4: PostgreSQL's write functions (one round trip per put and rotation);
     // SQLite needs none (its puts are one statement, its rotations run on the writer).
     &[],
+    &[
+        // Version 5: revocation by client. Tokens get their client id as a column (filled
+        // from the records already stored), and revoked clients their tombstones.
+        "ALTER TABLE oauth2_access_tokens ADD COLUMN client_id TEXT",
+        "UPDATE oauth2_access_tokens SET client_id = json_extract(record, '$.client_id')",
+        "CREATE INDEX IF NOT EXISTS oauth2_access_client ON oauth2_access_tokens (client_id)",
+        "ALTER TABLE oauth2_refresh_tokens ADD COLUMN client_id TEXT",
+        "UPDATE oauth2_refresh_tokens SET client_id = json_extract(record, '$.client_id')",
+        "CREATE INDEX IF NOT EXISTS oauth2_refresh_client ON oauth2_refresh_tokens (client_id)",
+        "CREATE TABLE IF NOT EXISTS oauth2_client_tombstones (client_id TEXT NOT NULL, \
+     kind TEXT NOT NULL, expires_at BIGINT NOT NULL, PRIMARY KEY (client_id, kind))",
+        "CREATE INDEX IF NOT EXISTS oauth2_client_tombstones_expires \
+     ON oauth2_client_tombstones (expires_at)",
+    ],
 ];
 
 /// The PostgreSQL twin of `SQLITE_MIGRATIONS` (`BYTEA` instead of `BLOB`).
@@ -309,10 +335,90 @@ const POSTGRES_MIGRATIONS: &[&[&str]] = &[
        RETURN 0; \
      END $fn$",
     ],
+    &[
+        // Version 5: revocation by client, as for SQLite, plus: the advisory lock key of a
+        // client (the first 32 bits of the MD5 of its id), and new bodies for the write
+        // functions (same signatures, so instances of version 4 still running call them
+        // too): each takes the client's shared lock after the grant's, refuses a tombstoned
+        // client, and fills the `client_id` column from the record.
+        "ALTER TABLE oauth2_access_tokens ADD COLUMN IF NOT EXISTS client_id TEXT",
+        "UPDATE oauth2_access_tokens SET client_id = record::json->>'client_id'",
+        "CREATE INDEX IF NOT EXISTS oauth2_access_client ON oauth2_access_tokens (client_id)",
+        "ALTER TABLE oauth2_refresh_tokens ADD COLUMN IF NOT EXISTS client_id TEXT",
+        "UPDATE oauth2_refresh_tokens SET client_id = record::json->>'client_id'",
+        "CREATE INDEX IF NOT EXISTS oauth2_refresh_client ON oauth2_refresh_tokens (client_id)",
+        "CREATE TABLE IF NOT EXISTS oauth2_client_tombstones (client_id TEXT NOT NULL, \
+     kind TEXT NOT NULL, expires_at BIGINT NOT NULL, PRIMARY KEY (client_id, kind))",
+        "CREATE INDEX IF NOT EXISTS oauth2_client_tombstones_expires \
+     ON oauth2_client_tombstones (expires_at)",
+        "CREATE OR REPLACE FUNCTION oauth2_client_lock_key(p_client TEXT) RETURNS INT \
+     LANGUAGE sql IMMUTABLE STRICT AS $fn$ \
+     SELECT ('x' || left(md5(p_client), 8))::bit(32)::int $fn$",
+        "CREATE OR REPLACE FUNCTION oauth2_put_token(p_kind TEXT, p_digest BYTEA, \
+     p_grant BYTEA, p_record TEXT, p_expires BIGINT, p_class INT, p_key INT) \
+     RETURNS INT LANGUAGE plpgsql VOLATILE AS $fn$ \
+     DECLARE v_client TEXT := p_record::json->>'client_id'; \
+     BEGIN \
+       PERFORM pg_advisory_xact_lock_shared(p_class, p_key); \
+       PERFORM pg_advisory_xact_lock_shared(1953456435, oauth2_client_lock_key(v_client)); \
+       IF EXISTS (SELECT 1 FROM oauth2_grant_tombstones t \
+                  WHERE t.grant_id = p_grant AND t.kind = p_kind) THEN \
+         RETURN 0; \
+       END IF; \
+       IF EXISTS (SELECT 1 FROM oauth2_client_tombstones c \
+                  WHERE c.client_id = v_client AND c.kind = p_kind) THEN \
+         RETURN 0; \
+       END IF; \
+       IF p_kind = 'access' THEN \
+         INSERT INTO oauth2_access_tokens AS a \
+         (digest, grant_id, client_id, record, expires_at) \
+         VALUES (p_digest, p_grant, v_client, p_record, p_expires) \
+         ON CONFLICT (digest) DO UPDATE SET grant_id = excluded.grant_id, \
+         client_id = excluded.client_id, record = excluded.record, \
+         expires_at = excluded.expires_at; \
+       ELSE \
+         INSERT INTO oauth2_refresh_tokens AS r \
+         (digest, grant_id, client_id, record, rotated, expires_at) \
+         VALUES (p_digest, p_grant, v_client, p_record, FALSE, p_expires) \
+         ON CONFLICT (digest) DO UPDATE SET grant_id = excluded.grant_id, \
+         client_id = excluded.client_id, record = excluded.record, rotated = FALSE, \
+         expires_at = excluded.expires_at; \
+       END IF; \
+       RETURN 1; \
+     END $fn$",
+        "CREATE OR REPLACE FUNCTION oauth2_rotate_refresh(p_old BYTEA, p_new BYTEA, \
+     p_grant BYTEA, p_record TEXT, p_expires BIGINT, p_class INT, p_key INT) \
+     RETURNS INT LANGUAGE plpgsql VOLATILE AS $fn$ \
+     DECLARE v_client TEXT := p_record::json->>'client_id'; \
+     BEGIN \
+       PERFORM pg_advisory_xact_lock_shared(p_class, p_key); \
+       PERFORM pg_advisory_xact_lock_shared(1953456435, oauth2_client_lock_key(v_client)); \
+       IF EXISTS (SELECT 1 FROM oauth2_grant_tombstones t \
+                  WHERE t.grant_id = p_grant AND t.kind = 'refresh') THEN \
+         RETURN 2; \
+       END IF; \
+       IF EXISTS (SELECT 1 FROM oauth2_client_tombstones c \
+                  WHERE c.client_id = v_client AND c.kind = 'refresh') THEN \
+         RETURN 2; \
+       END IF; \
+       UPDATE oauth2_refresh_tokens SET rotated = TRUE \
+       WHERE digest = p_old AND rotated = FALSE; \
+       IF NOT FOUND THEN \
+         RETURN 1; \
+       END IF; \
+       INSERT INTO oauth2_refresh_tokens AS r \
+       (digest, grant_id, client_id, record, rotated, expires_at) \
+       VALUES (p_new, p_grant, v_client, p_record, FALSE, p_expires) \
+       ON CONFLICT (digest) DO UPDATE SET grant_id = excluded.grant_id, \
+       client_id = excluded.client_id, record = excluded.record, rotated = FALSE, \
+       expires_at = excluded.expires_at; \
+       RETURN 0; \
+     END $fn$",
+    ],
 ];
 
 /// The schema version this library writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS oauth2_schema_version \
      (version BIGINT PRIMARY KEY NOT NULL, applied_at BIGINT NOT NULL)";
@@ -326,37 +432,55 @@ const MIGRATION_LOCK: i64 = 0x7477_6f61_7574_6832; // "twoauth2"
 /// one-key `MIGRATION_LOCK`); the second key is the grant id folded to 32 bits.
 #[cfg(feature = "postgres")]
 const GRANT_LOCK_CLASS: i32 = 0x746f_6132; // "toa2"
+/// The first key of the advisory locks taken per client (the second is the schema's
+/// `oauth2_client_lock_key` of the id). Written out in the version-5 functions.
+#[cfg(feature = "postgres")]
+const CLIENT_LOCK_CLASS: i32 = 0x746f_6133; // "toa3", 1953456435
 
 /// Stores a token unless its grant is tombstoned: 0 rows affected means refused (SQLite;
 /// PostgreSQL calls `oauth2_put_token`).
 #[cfg(feature = "sqlite")]
-const PUT_ACCESS: &str = "INSERT INTO oauth2_access_tokens (digest, grant_id, record, expires_at) \
-     SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM oauth2_grant_tombstones \
-     WHERE grant_id = $2 AND kind = 'access') \
+const PUT_ACCESS: &str =
+    "INSERT INTO oauth2_access_tokens (digest, grant_id, record, expires_at, client_id) \
+     SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM oauth2_grant_tombstones \
+     WHERE grant_id = $2 AND kind = 'access') AND NOT EXISTS (SELECT 1 \
+     FROM oauth2_client_tombstones WHERE client_id = $5 AND kind = 'access') \
      ON CONFLICT (digest) DO UPDATE SET grant_id = excluded.grant_id, \
-     record = excluded.record, expires_at = excluded.expires_at";
+     record = excluded.record, expires_at = excluded.expires_at, \
+     client_id = excluded.client_id";
 #[cfg(feature = "sqlite")]
 const PUT_REFRESH: &str =
-    "INSERT INTO oauth2_refresh_tokens (digest, grant_id, record, rotated, expires_at) \
-     SELECT $1, $2, $3, FALSE, $4 WHERE NOT EXISTS (SELECT 1 FROM oauth2_grant_tombstones \
-     WHERE grant_id = $2 AND kind = 'refresh') \
+    "INSERT INTO oauth2_refresh_tokens (digest, grant_id, record, rotated, expires_at, \
+     client_id) SELECT $1, $2, $3, FALSE, $4, $5 WHERE NOT EXISTS (SELECT 1 \
+     FROM oauth2_grant_tombstones WHERE grant_id = $2 AND kind = 'refresh') \
+     AND NOT EXISTS (SELECT 1 FROM oauth2_client_tombstones WHERE client_id = $5 \
+     AND kind = 'refresh') \
      ON CONFLICT (digest) DO UPDATE SET grant_id = excluded.grant_id, \
-     record = excluded.record, rotated = FALSE, expires_at = excluded.expires_at";
+     record = excluded.record, rotated = FALSE, expires_at = excluded.expires_at, \
+     client_id = excluded.client_id";
 /// Lays (or extends) a tombstone: `$1` grant, `$2` kind, `$3` until.
 const PUT_TOMBSTONE: &str = "INSERT INTO oauth2_grant_tombstones (grant_id, kind, expires_at) \
      VALUES ($1, $2, $3) ON CONFLICT (grant_id, kind) DO UPDATE SET expires_at = \
      CASE WHEN excluded.expires_at > oauth2_grant_tombstones.expires_at \
      THEN excluded.expires_at ELSE oauth2_grant_tombstones.expires_at END";
+/// Lays (or extends) a client tombstone: `$1` client id, `$2` kind, `$3` until.
+const PUT_CLIENT_TOMBSTONE: &str =
+    "INSERT INTO oauth2_client_tombstones (client_id, kind, expires_at) \
+     VALUES ($1, $2, $3) ON CONFLICT (client_id, kind) DO UPDATE SET expires_at = \
+     CASE WHEN excluded.expires_at > oauth2_client_tombstones.expires_at \
+     THEN excluded.expires_at ELSE oauth2_client_tombstones.expires_at END";
 /// The new token of a SQLite rotation.
 #[cfg(feature = "sqlite")]
 const PUT_ROTATED: &str = "INSERT INTO oauth2_refresh_tokens \
-     (digest, grant_id, record, rotated, expires_at) \
-     VALUES ($1, $2, $3, FALSE, $4) ON CONFLICT (digest) DO UPDATE SET \
+     (digest, grant_id, record, rotated, expires_at, client_id) \
+     VALUES ($1, $2, $3, FALSE, $4, $5) ON CONFLICT (digest) DO UPDATE SET \
      grant_id = excluded.grant_id, record = excluded.record, \
-     rotated = FALSE, expires_at = excluded.expires_at";
+     rotated = FALSE, expires_at = excluded.expires_at, client_id = excluded.client_id";
+/// Whether the grant `$1` or the client `$3` has a tombstone for kind `$2`.
 #[cfg(feature = "sqlite")]
 const IS_TOMBSTONED: &str =
-    "SELECT 1 FROM oauth2_grant_tombstones WHERE grant_id = $1 AND kind = $2";
+    "SELECT 1 FROM oauth2_grant_tombstones WHERE grant_id = $1 AND kind = $2 \
+     UNION ALL SELECT 1 FROM oauth2_client_tombstones WHERE client_id = $3 AND kind = $2";
 
 /// What a token kind's grant revocation needs.
 #[derive(Clone, Copy)]
@@ -386,6 +510,13 @@ impl Kind {
         match self {
             Kind::Access => "DELETE FROM oauth2_access_tokens WHERE grant_id = $1",
             Kind::Refresh => "DELETE FROM oauth2_refresh_tokens WHERE grant_id = $1",
+        }
+    }
+
+    fn delete_client(self) -> &'static str {
+        match self {
+            Kind::Access => "DELETE FROM oauth2_access_tokens WHERE client_id = $1",
+            Kind::Refresh => "DELETE FROM oauth2_refresh_tokens WHERE client_id = $1",
         }
     }
 }
@@ -889,6 +1020,10 @@ impl AccessTokenStore for SqlStore {
     async fn revoke_access_grant(&self, grant: GrantId, until: i64) -> Result<u64, StorageError> {
         self.revoke_grant(Kind::Access, grant, until).await
     }
+
+    async fn revoke_access_client(&self, client_id: &str, until: i64) -> Result<u64, StorageError> {
+        self.revoke_client(Kind::Access, client_id, until).await
+    }
 }
 
 impl SqlStore {
@@ -913,6 +1048,7 @@ impl SqlStore {
                         .bind(&g[..])
                         .bind(json.as_str())
                         .bind(record.expires_at)
+                        .bind(&*record.client_id)
                         .execute(p)
                         .await
                         .map(|r| r.rows_affected()),
@@ -987,6 +1123,50 @@ impl SqlStore {
         })
         .await
     }
+
+    /// Tombstones `client` for `kind` until `until` and deletes its tokens of that kind, in
+    /// one transaction (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: under the client's exclusive
+    /// advisory lock, which waits for the puts and rotations of the client in flight).
+    async fn revoke_client(
+        &self,
+        kind: Kind,
+        client: &str,
+        until: i64,
+    ) -> Result<u64, StorageError> {
+        self.timed(async {
+            on_pool!(self, |p| {
+                #[allow(unused_mut)]
+                let mut tx = match &self.pool {
+                    #[cfg(feature = "sqlite")]
+                    Pool::Sqlite(_) => p.begin_with("BEGIN IMMEDIATE").await?,
+                    #[cfg(feature = "postgres")]
+                    Pool::Postgres(_) => p.begin().await?,
+                };
+                #[cfg(feature = "postgres")]
+                if matches!(self.pool, Pool::Postgres(_)) {
+                    sqlx::query("SELECT pg_advisory_xact_lock($1, oauth2_client_lock_key($2))")
+                        .bind(CLIENT_LOCK_CLASS)
+                        .bind(client)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                sqlx::query(PUT_CLIENT_TOMBSTONE)
+                    .bind(client)
+                    .bind(kind.name())
+                    .bind(until)
+                    .execute(&mut *tx)
+                    .await?;
+                let n = sqlx::query(kind.delete_client())
+                    .bind(client)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                tx.commit().await?;
+                Ok(n)
+            })
+        })
+        .await
+    }
 }
 
 #[async_trait]
@@ -1042,6 +1222,7 @@ impl RefreshTokenStore for SqlStore {
                         let revoked = sqlx::query(IS_TOMBSTONED)
                             .bind(&grant[..])
                             .bind(Kind::Refresh.name())
+                            .bind(&*record.client_id)
                             .fetch_optional(&mut *tx)
                             .await?
                             .is_some();
@@ -1067,6 +1248,7 @@ impl RefreshTokenStore for SqlStore {
                             .bind(&grant[..])
                             .bind(json.as_str())
                             .bind(record.expires_at)
+                            .bind(&*record.client_id)
                             .execute(&mut *tx)
                             .await?;
                         tx.commit().await?;
@@ -1130,6 +1312,14 @@ impl RefreshTokenStore for SqlStore {
 
     async fn revoke_refresh_grant(&self, grant: GrantId, until: i64) -> Result<u64, StorageError> {
         self.revoke_grant(Kind::Refresh, grant, until).await
+    }
+
+    async fn revoke_refresh_client(
+        &self,
+        client_id: &str,
+        until: i64,
+    ) -> Result<u64, StorageError> {
+        self.revoke_client(Kind::Refresh, client_id, until).await
     }
 }
 
@@ -1196,7 +1386,13 @@ impl Purge for SqlStore {
             "DELETE FROM oauth2_refresh_tokens WHERE expires_at <= $1",
             "DELETE FROM oauth2_pending WHERE expires_at <= $1",
             "DELETE FROM oauth2_grant_tombstones WHERE expires_at <= $1",
-            // Clients whose registration expired (an unused dynamic registration).
+            "DELETE FROM oauth2_client_tombstones WHERE expires_at <= $1",
+            // Clients whose registration expired (an unused dynamic registration), their
+            // tokens first (one issued just before the expiry).
+            "DELETE FROM oauth2_access_tokens WHERE client_id IN \
+             (SELECT id FROM oauth2_clients WHERE expires_at <= $1)",
+            "DELETE FROM oauth2_refresh_tokens WHERE client_id IN \
+             (SELECT id FROM oauth2_clients WHERE expires_at <= $1)",
             "DELETE FROM oauth2_clients WHERE expires_at <= $1",
         ] {
             total += self.timed(async { exec!(self, sql, now) }).await?;
@@ -1381,6 +1577,11 @@ mod tests {
             // Version 4 is PostgreSQL's write functions only.
             if i == 3 {
                 assert!(a.is_empty() && b.len() == 2);
+                continue;
+            }
+            // Version 5: PostgreSQL also has the client lock key and the two functions.
+            if i == 4 {
+                assert_eq!(a.len() + 3, b.len());
                 continue;
             }
             assert_eq!(a.len(), b.len());

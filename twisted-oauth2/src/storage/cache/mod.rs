@@ -9,8 +9,9 @@
 //! is read from the store again even when no notification came.
 //!
 //! Revocations ([`AccessTokenStore::revoke_access`],
-//! [`AccessTokenStore::revoke_access_grant`]) go to the store first, then the local cache
-//! drops the token (or every cached token of the grant), then the revocation is published
+//! [`AccessTokenStore::revoke_access_grant`], [`AccessTokenStore::revoke_access_client`])
+//! go to the store first, then the local cache drops the token (or every cached token of
+//! the grant, or of the client), then the revocation is published
 //! on a [`RevocationChannel`], whose subscriber in every instance does the same:
 //!
 //! | store | channel | reaches |
@@ -114,26 +115,43 @@ pub enum Revocation {
     Token(TokenDigest),
     /// Every access token of a grant.
     Grant(GrantId),
+    /// Every access token of a client, named by the SHA-256 of its id
+    /// ([`Revocation::client`]).
+    Client(TokenDigest),
 }
 
 impl Revocation {
-    /// The wire form: `t` and 64 hex digits for a token, `g` and 32 for a grant.
+    /// The revocation of every access token of `client_id`.
+    pub fn client(client_id: &str) -> Self {
+        Revocation::Client(TokenDigest::of(client_id))
+    }
+
+    /// The wire form: `t` and 64 hex digits for a token, `g` and 32 for a grant, `c` and 64
+    /// for a client (the SHA-256 of its id, so any id fits a notification). An instance of
+    /// an older version does not read `c`, and so empties its whole cache.
     pub fn encode(&self) -> String {
         match self {
             Revocation::Token(d) => format!("t{}", d.to_hex()),
             Revocation::Grant(g) => format!("g{:032x}", g.as_u128()),
+            Revocation::Client(d) => format!("c{}", d.to_hex()),
         }
     }
 
     /// Reads [`Revocation::encode`]'s form; anything else is `None`.
     pub fn decode(s: &str) -> Option<Self> {
         let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
-        if let Some(h) = s.strip_prefix('t').filter(|h| hex(h, 64)) {
+        let digest = |h: &str| {
             let mut bytes = [0u8; 32];
             for (i, b) in bytes.iter_mut().enumerate() {
                 *b = u8::from_str_radix(h.get(2 * i..2 * i + 2)?, 16).ok()?;
             }
-            return Some(Revocation::Token(TokenDigest::from_bytes(bytes)));
+            Some(TokenDigest::from_bytes(bytes))
+        };
+        if let Some(h) = s.strip_prefix('t').filter(|h| hex(h, 64)) {
+            return digest(h).map(Revocation::Token);
+        }
+        if let Some(h) = s.strip_prefix('c').filter(|h| hex(h, 64)) {
+            return digest(h).map(Revocation::Client);
         }
         let h = s.strip_prefix('g').filter(|h| hex(h, 32))?;
         u128::from_str_radix(h, 16)
@@ -215,7 +233,8 @@ impl RevocationSink {
         }
     }
 
-    /// A revocation arrived: drops the token, or every cached token of the grant.
+    /// A revocation arrived: drops the token, or every cached token of the grant or the
+    /// client.
     pub fn deliver(&self, revocation: Revocation) {
         if let Some(s) = self.0.upgrade() {
             s.evict(revocation);
@@ -421,6 +440,21 @@ impl Shared {
                     }
                 }
             }
+            // Rare (a client deleted): a scan of the bounded cache, not an index.
+            Revocation::Client(c) => {
+                for s in self.shards.iter() {
+                    let mut s = lock(s);
+                    let gone: Vec<TokenDigest> = s
+                        .map
+                        .iter()
+                        .filter(|(_, e)| TokenDigest::of(&e.record.client_id) == c)
+                        .map(|(d, _)| *d)
+                        .collect();
+                    for d in gone {
+                        s.remove(&d);
+                    }
+                }
+            }
         }
     }
 
@@ -585,6 +619,14 @@ impl AccessTokenStore for CachedAccessStore {
     async fn revoke_access_grant(&self, grant: GrantId, until: i64) -> Result<u64, StorageError> {
         let r = self.inner.revoke_access_grant(grant, until).await;
         let published = self.publish(Revocation::Grant(grant)).await;
+        let n = r?;
+        published?;
+        Ok(n)
+    }
+
+    async fn revoke_access_client(&self, client_id: &str, until: i64) -> Result<u64, StorageError> {
+        let r = self.inner.revoke_access_client(client_id, until).await;
+        let published = self.publish(Revocation::client(client_id)).await;
         let n = r?;
         published?;
         Ok(n)

@@ -56,6 +56,9 @@ impl AccessTokenStore for Counting {
     async fn revoke_access_grant(&self, g: GrantId, until: i64) -> Result<u64, StorageError> {
         self.store.revoke_access_grant(g, until).await
     }
+    async fn revoke_access_client(&self, c: &str, until: i64) -> Result<u64, StorageError> {
+        self.store.revoke_access_client(c, until).await
+    }
 }
 
 /// A channel in memory: the test decides when it is subscribed or lost, and sees what
