@@ -554,6 +554,7 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
                 clock,
                 mcp::mcp,
                 mcp::mcp_get,
+                mcp::mcp_delete,
                 me,
                 login_page,
                 login,
