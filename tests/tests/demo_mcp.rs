@@ -326,25 +326,37 @@ async fn a_body_that_is_not_json_media_type_is_refused_with_415() {
     assert_eq!(r.status(), Status::UnsupportedMediaType);
 }
 
+/// Any era: a version this server does not speak is `400` with MCP's
+/// `UnsupportedProtocolVersion` (-32022) naming every version it does (both eras), so a
+/// client can pick one. The old demo answered -32600 listing only the 2025 versions.
 #[rocket::async_test]
-async fn an_unsupported_protocol_version_header_is_refused_with_400() {
+async fn an_unsupported_protocol_version_header_is_refused_with_400_and_32022() {
     let c = demo().await;
     let t = token(&c).await;
-    let r = c
-        .post("/mcp")
-        .header(ContentType::JSON)
-        .header(Header::new("Authorization", format!("Bearer {t}")))
-        .header(Header::new("MCP-Protocol-Version", "1999-01-01"))
-        .body(json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}).to_string())
-        .dispatch()
-        .await;
-    assert_eq!(r.status(), Status::BadRequest);
-    let v: Value = serde_json::from_str(&r.into_string().await.unwrap()).unwrap();
-    assert_eq!(v["error"]["code"], -32600);
-    assert_eq!(
-        v["error"]["data"]["supported"],
-        json!(["2025-11-25", "2025-06-18", "2025-03-26"])
-    );
+    for message in [
+        json!({"jsonrpc": "2.0", "id": 1, "method": "ping"}),
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": envelope("1999-01-01")}}),
+    ] {
+        let r = c
+            .post("/mcp")
+            .header(ContentType::JSON)
+            .header(Header::new("Authorization", format!("Bearer {t}")))
+            .header(Header::new("MCP-Protocol-Version", "1999-01-01"))
+            .header(Header::new("Mcp-Method", "tools/list"))
+            .body(message.to_string())
+            .dispatch()
+            .await;
+        assert_eq!(r.status(), Status::BadRequest);
+        assert_eq!(r.content_type(), Some(ContentType::JSON));
+        let v: Value = serde_json::from_str(&r.into_string().await.unwrap()).unwrap();
+        assert_eq!(v["id"], 1);
+        assert_eq!(v["error"]["code"], -32022, "{v}");
+        assert_eq!(
+            v["error"]["data"]["supported"],
+            json!(["2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26"])
+        );
+        assert_eq!(v["error"]["data"]["requested"], "1999-01-01");
+    }
 
     let r = c
         .post("/mcp")
@@ -487,4 +499,396 @@ async fn browser_mcp_clients_may_call_mcp_cross_origin() {
         r.headers().get_one("Access-Control-Allow-Origin"),
         Some("*")
     );
+}
+
+// The stateless revision, 2026-07-28: no `initialize`, every request carries `_meta` and the
+// `MCP-Protocol-Version`, `Mcp-Method` (and `Mcp-Name`) headers. The old demo answered every
+// one of these requests 400 "unsupported MCP-Protocol-Version" (-32600).
+
+const MODERN: &str = "2026-07-28";
+
+/// The per-request `_meta` of a 2026-07-28 request.
+fn envelope(version: &str) -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": version,
+        "io.modelcontextprotocol/clientInfo": {"name": "test", "version": "1"},
+        "io.modelcontextprotocol/clientCapabilities": {},
+    })
+}
+
+/// A 2026-07-28 request: `params` with the envelope added.
+fn modern(id: u64, method: &str, params: Value) -> Value {
+    let mut params = params;
+    params["_meta"] = envelope(MODERN);
+    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+}
+
+/// Posts `message` with a token and exactly the given extra headers.
+async fn post_with<'c>(
+    c: &'c Client,
+    token: &str,
+    headers: &[(&'static str, &str)],
+    message: &Value,
+) -> LocalResponse<'c> {
+    let mut req = c
+        .post("/mcp")
+        .header(ContentType::JSON)
+        .header(Header::new("Accept", "application/json, text/event-stream"))
+        .header(Header::new("Authorization", format!("Bearer {token}")));
+    for (name, value) in headers {
+        req = req.header(Header::new(*name, value.to_string()));
+    }
+    req.body(message.to_string()).dispatch().await
+}
+
+/// The status and JSON answer of a request with the given headers; checks the answer is
+/// JSON and that no session is ever minted.
+async fn modern_rpc(
+    c: &Client,
+    token: &str,
+    headers: &[(&'static str, &str)],
+    message: Value,
+) -> (Status, Value) {
+    let r = post_with(c, token, headers, &message).await;
+    let status = r.status();
+    assert_eq!(r.content_type(), Some(ContentType::JSON), "{message}");
+    assert!(r.headers().get_one("Mcp-Session-Id").is_none());
+    let v = serde_json::from_str(&r.into_string().await.unwrap()).expect("JSON");
+    (status, v)
+}
+
+#[rocket::async_test]
+async fn server_discover_in_2026_07_28_answers_versions_capabilities_and_caching_hints() {
+    let c = demo().await;
+    let t = token(&c).await;
+    let (s, v) = modern_rpc(
+        &c,
+        &t,
+        &[
+            ("MCP-Protocol-Version", MODERN),
+            ("Mcp-Method", "server/discover"),
+        ],
+        modern(1, "server/discover", json!({})),
+    )
+    .await;
+    assert_eq!(s, Status::Ok, "{v}");
+    assert_eq!(v["id"], 1);
+    let r = &v["result"];
+    assert_eq!(
+        r["supportedVersions"],
+        json!(["2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26"])
+    );
+    assert!(r["capabilities"]["tools"].is_object(), "{v}");
+    assert!(r["ttlMs"].as_u64().is_some(), "{v}");
+    assert!(
+        matches!(r["cacheScope"].as_str(), Some("private" | "public")),
+        "{v}"
+    );
+    assert_eq!(r["resultType"], "complete");
+    // Server info lives in `_meta` in this revision, not in a `serverInfo` member.
+    assert!(r.get("serverInfo").is_none(), "{v}");
+    assert_eq!(
+        r["_meta"]["io.modelcontextprotocol/serverInfo"]["name"],
+        "twisted-oauth2-demo"
+    );
+}
+
+#[rocket::async_test]
+async fn tools_list_and_call_in_2026_07_28_need_no_initialize_and_no_session() {
+    let c = demo().await;
+    let t = token(&c).await;
+    let (s, v) = modern_rpc(
+        &c,
+        &t,
+        &[
+            ("MCP-Protocol-Version", MODERN),
+            ("Mcp-Method", "tools/list"),
+        ],
+        modern(2, "tools/list", json!({})),
+    )
+    .await;
+    assert_eq!(s, Status::Ok, "{v}");
+    assert_eq!(v["result"]["tools"][0]["name"], "get_time");
+    assert_eq!(v["result"]["resultType"], "complete");
+    assert!(v["result"]["ttlMs"].as_u64().is_some(), "{v}");
+
+    // Mcp-Name plain and in the base64 sentinel; an incoming session id and an
+    // unrecognized Mcp-Param-* header are ignored.
+    for name in ["get_time", "=?base64?Z2V0X3RpbWU=?="] {
+        let (s, v) = modern_rpc(
+            &c,
+            &t,
+            &[
+                ("MCP-Protocol-Version", MODERN),
+                ("Mcp-Method", "tools/call"),
+                ("Mcp-Name", name),
+                ("Mcp-Session-Id", "made-up"),
+                ("Mcp-Param-Foo", "bar"),
+            ],
+            modern(
+                3,
+                "tools/call",
+                json!({"name": "get_time", "arguments": {}}),
+            ),
+        )
+        .await;
+        assert_eq!(s, Status::Ok, "{name}: {v}");
+        assert_eq!(v["result"]["resultType"], "complete");
+        assert_eq!(v["result"]["isError"], false);
+        let text = v["result"]["content"][0]["text"].as_str().unwrap();
+        assert!(text.starts_with("The demo clock reads "), "{text}");
+    }
+
+    // A tool error is invalid params, 400 in this revision.
+    let (s, v) = modern_rpc(
+        &c,
+        &t,
+        &[
+            ("MCP-Protocol-Version", MODERN),
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", "rm_rf"),
+        ],
+        modern(4, "tools/call", json!({"name": "rm_rf"})),
+    )
+    .await;
+    assert_eq!(s, Status::BadRequest);
+    assert_eq!(v["error"]["code"], -32602);
+}
+
+#[rocket::async_test]
+async fn the_protocol_version_header_is_required_and_must_match_meta_else_32020() {
+    let c = demo().await;
+    let t = token(&c).await;
+    let list = modern(5, "tools/list", json!({}));
+    let mut legacy_meta = list.clone();
+    legacy_meta["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] = json!("2025-11-25");
+    let cases: [(&[(&'static str, &str)], &Value); 4] = [
+        // The envelope without the header.
+        (&[("Mcp-Method", "tools/list")], &list),
+        // The header naming the other era.
+        (
+            &[
+                ("MCP-Protocol-Version", "2025-11-25"),
+                ("Mcp-Method", "tools/list"),
+            ],
+            &list,
+        ),
+        // The header naming 2026-07-28, `_meta` another.
+        (
+            &[
+                ("MCP-Protocol-Version", MODERN),
+                ("Mcp-Method", "tools/list"),
+            ],
+            &legacy_meta,
+        ),
+        // Twice.
+        (
+            &[
+                ("MCP-Protocol-Version", MODERN),
+                ("MCP-Protocol-Version", MODERN),
+                ("Mcp-Method", "tools/list"),
+            ],
+            &list,
+        ),
+    ];
+    for (headers, message) in cases {
+        let (s, v) = modern_rpc(&c, &t, headers, message.clone()).await;
+        assert_eq!(s, Status::BadRequest, "{headers:?}: {v}");
+        assert_eq!(v["error"]["code"], -32020, "{headers:?}: {v}");
+        assert_eq!(v["id"], 5);
+    }
+}
+
+#[rocket::async_test]
+async fn mcp_method_and_mcp_name_are_required_and_checked_against_the_body_else_32020() {
+    let c = demo().await;
+    let t = token(&c).await;
+    let call = modern(6, "tools/call", json!({"name": "get_time"}));
+    let v = MODERN;
+    let cases: [&[(&'static str, &str)]; 6] = [
+        // No Mcp-Method.
+        &[("MCP-Protocol-Version", v), ("Mcp-Name", "get_time")],
+        // Another method.
+        &[
+            ("MCP-Protocol-Version", v),
+            ("Mcp-Method", "tools/list"),
+            ("Mcp-Name", "get_time"),
+        ],
+        // Method names are case-sensitive.
+        &[
+            ("MCP-Protocol-Version", v),
+            ("Mcp-Method", "Tools/Call"),
+            ("Mcp-Name", "get_time"),
+        ],
+        // No Mcp-Name on tools/call.
+        &[("MCP-Protocol-Version", v), ("Mcp-Method", "tools/call")],
+        // Another name.
+        &[
+            ("MCP-Protocol-Version", v),
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", "rm_rf"),
+        ],
+        // A malformed base64 sentinel.
+        &[
+            ("MCP-Protocol-Version", v),
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", "=?base64?***?="),
+        ],
+    ];
+    for headers in cases {
+        let (s, body) = modern_rpc(&c, &t, headers, call.clone()).await;
+        assert_eq!(s, Status::BadRequest, "{headers:?}: {body}");
+        assert_eq!(body["error"]["code"], -32020, "{headers:?}: {body}");
+        assert_eq!(body["id"], 6);
+    }
+    // Header names are case-insensitive.
+    let (s, body) = modern_rpc(
+        &c,
+        &t,
+        &[
+            ("mcp-protocol-version", v),
+            ("MCP-METHOD", "tools/call"),
+            ("mcp-name", "get_time"),
+        ],
+        call,
+    )
+    .await;
+    assert_eq!(s, Status::Ok, "{body}");
+}
+
+#[rocket::async_test]
+async fn a_2026_request_without_its_meta_envelope_is_invalid_params_with_400() {
+    let c = demo().await;
+    let t = token(&c).await;
+    let headers: &[(&'static str, &str)] = &[
+        ("MCP-Protocol-Version", MODERN),
+        ("Mcp-Method", "tools/list"),
+    ];
+    for message in [
+        json!({"jsonrpc": "2.0", "id": 7, "method": "tools/list"}),
+        json!({"jsonrpc": "2.0", "id": 7, "method": "tools/list", "params": {}}),
+        json!({"jsonrpc": "2.0", "id": 7, "method": "tools/list", "params": {"_meta": {
+            "io.modelcontextprotocol/protocolVersion": MODERN}}}),
+    ] {
+        let (s, v) = modern_rpc(&c, &t, headers, message.clone()).await;
+        assert_eq!(s, Status::BadRequest, "{message}");
+        assert_eq!(v["error"]["code"], -32602, "{message}: {v}");
+    }
+}
+
+#[rocket::async_test]
+async fn an_unknown_method_in_2026_07_28_is_404_with_32601() {
+    let c = demo().await;
+    let t = token(&c).await;
+    // `initialize` and `ping` do not exist in this revision.
+    for method in ["resources/list", "initialize", "ping", "nope"] {
+        let (s, v) = modern_rpc(
+            &c,
+            &t,
+            &[("MCP-Protocol-Version", MODERN), ("Mcp-Method", method)],
+            modern(8, method, json!({})),
+        )
+        .await;
+        assert_eq!(s, Status::NotFound, "{method}");
+        assert_eq!(v["error"]["code"], -32601, "{method}: {v}");
+        assert_eq!(v["id"], 8);
+    }
+}
+
+#[rocket::async_test]
+async fn notifications_in_2026_07_28_get_202_without_a_body() {
+    let c = demo().await;
+    let t = token(&c).await;
+    for message in [
+        json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}}),
+        json!({"jsonrpc": "2.0", "method": "notifications/whatever"}),
+    ] {
+        let r = post_with(
+            &c,
+            &t,
+            &[
+                ("MCP-Protocol-Version", MODERN),
+                ("Mcp-Method", message["method"].as_str().unwrap()),
+            ],
+            &message,
+        )
+        .await;
+        assert_eq!(r.status(), Status::Accepted, "{message}");
+        assert_eq!(r.into_string().await.unwrap_or_default(), "", "{message}");
+    }
+}
+
+#[rocket::async_test]
+async fn malformed_json_in_2026_07_28_is_a_json_parse_error() {
+    let c = demo().await;
+    let t = token(&c).await;
+    for body in ["{", "not json", ""] {
+        let r = c
+            .post("/mcp")
+            .header(ContentType::JSON)
+            .header(Header::new("Authorization", format!("Bearer {t}")))
+            .header(Header::new("MCP-Protocol-Version", MODERN))
+            .header(Header::new("Mcp-Method", "tools/list"))
+            .body(body)
+            .dispatch()
+            .await;
+        assert_eq!(r.status(), Status::BadRequest, "{body:?}");
+        assert_eq!(r.content_type(), Some(ContentType::JSON), "{body:?}");
+        let v: Value = serde_json::from_str(&r.into_string().await.unwrap()).unwrap();
+        assert_eq!(v["error"]["code"], -32700, "{body:?}");
+        assert_eq!(v["id"], Value::Null);
+    }
+}
+
+#[rocket::async_test]
+async fn get_and_delete_mcp_are_405_in_both_eras() {
+    let c = demo().await;
+    let t = token(&c).await;
+    for version in [None, Some("2025-11-25"), Some(MODERN)] {
+        for method in [rocket::http::Method::Get, rocket::http::Method::Delete] {
+            let mut req = c
+                .req(method, "/mcp")
+                .header(Header::new("Authorization", format!("Bearer {t}")))
+                .header(Header::new("Mcp-Session-Id", "made-up"));
+            if let Some(v) = version {
+                req = req.header(Header::new("MCP-Protocol-Version", v));
+            }
+            let r = req.dispatch().await;
+            assert_eq!(r.status(), Status::MethodNotAllowed, "{method} {version:?}");
+            assert_eq!(r.headers().get_one("Allow"), Some("POST"));
+        }
+    }
+}
+
+#[rocket::async_test]
+async fn browser_mcp_clients_may_send_the_2026_headers() {
+    let c = demo().await;
+    let r = c
+        .req(rocket::http::Method::Options, "/mcp")
+        .header(Header::new("Origin", "http://localhost:6274"))
+        .header(Header::new("Access-Control-Request-Method", "POST"))
+        .header(Header::new(
+            "Access-Control-Request-Headers",
+            "authorization,content-type,mcp-method,mcp-name,mcp-param-foo,mcp-protocol-version",
+        ))
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::NoContent);
+    let allowed: Vec<String> = r
+        .headers()
+        .get_one("Access-Control-Allow-Headers")
+        .unwrap()
+        .split(',')
+        .map(|n| n.trim().to_ascii_lowercase())
+        .collect();
+    for name in [
+        "authorization",
+        "content-type",
+        "mcp-method",
+        "mcp-name",
+        "mcp-param-foo",
+        "mcp-protocol-version",
+    ] {
+        assert!(allowed.iter().any(|a| a == name), "{name}: {allowed:?}");
+    }
 }

@@ -4,7 +4,10 @@
 //! the 401 challenge, protected resource and authorization server metadata, dynamic
 //! registration, the code flow with PKCE and `resource` through the demo's login and consent
 //! pages, tools/list and tools/call of the clock, and a refresh (after revoking the access
-//! token for TypeScript, after its expiry for Python). The demo runs on a loopback port with
+//! token for TypeScript, after its expiry for Python). The two SDKs cover both MCP eras the
+//! demo serves: TypeScript (1.32) opens with `initialize` and speaks 2025-11-25; Python (2.3)
+//! probes `server/discover` at 2026-07-28, the stateless revision, and must stay there (its
+//! probe answered, no `initialize` fallback, every POST carrying the 2026-07-28 headers). The demo runs on a loopback port with
 //! a fresh SQLite file and its issuer set to match.
 //!
 //! The same with a client ID metadata document instead of registration: each SDK is given an
@@ -277,6 +280,7 @@ async fn typescript_sdk_client_registers_authorizes_calls_the_clock_and_refreshe
         "ok: resource is the protected resource metadata's resource",
         "ok: tools/list offers get_time",
         "ok: the SDK refreshed its tokens",
+        "ok: initialize negotiated 2025-11-25",
         "mcp typescript sdk: all steps passed",
     ] {
         assert!(stdout.contains(step), "{step}:\n{stdout}\n{stderr}");
@@ -303,6 +307,9 @@ async fn python_sdk_client_registers_authorizes_calls_the_clock_and_refreshes_af
     assert!(ok, "the Python SDK flow failed:\n{stdout}\n{stderr}");
     for step in [
         "ok: the SDK registered itself (RFC 7591)",
+        "ok: the server/discover probe was answered 200",
+        "ok: no initialize was sent (no fallback to the handshake era)",
+        "ok: the client stayed on 2026-07-28",
         "ok: resource names the protected resource",
         "ok: tools/list offers get_time",
         "ok: the SDK refreshed its tokens",
@@ -337,6 +344,7 @@ async fn typescript_sdk_client_with_a_client_metadata_document_authorizes_withou
         "ok: the SDK did not register: it uses its client metadata document",
         "ok: the client_id is the metadata document URL",
         "ok: the SDK refreshed its tokens",
+        "ok: initialize negotiated 2025-11-25",
         "mcp typescript sdk: all steps passed (client metadata document)",
     ] {
         assert!(stdout.contains(step), "{step}:\n{stdout}\n{stderr}");
@@ -374,6 +382,7 @@ async fn python_sdk_client_with_a_client_metadata_document_authorizes_without_re
         "ok: the demo advertises client_id_metadata_document_supported",
         "ok: the SDK did not register: it uses its client metadata document",
         "ok: the client_id is the metadata document URL",
+        "ok: the client stayed on 2026-07-28",
         "ok: the SDK refreshed its tokens",
         "mcp python sdk: all steps passed (client metadata document)",
     ] {

@@ -263,6 +263,58 @@ async fn an_app_route_opened_with_cors_route_answers_preflight_and_exposes_its_h
     assert_eq!(r.status(), Status::NotFound);
 }
 
+/// MCP 2026-07-28 puts `Mcp-Method` and `Mcp-Name` on every POST and mirrors tool
+/// parameters into `Mcp-Param-*`: the preflight must allow them, or a browser never sends the
+/// request. A prefix cannot be wildcarded, so the requested `Mcp-Param-*` names are echoed;
+/// other unknown names are not.
+#[rocket::async_test]
+async fn cors_route_preflight_allows_the_mcp_2026_request_headers_and_echoes_mcp_param_names() {
+    let c = app(&["https://inspector.example"]).await;
+    let r = c
+        .req(Method::Options, "/mcp")
+        .header(Header::new("Origin", "https://inspector.example"))
+        .header(Header::new("Access-Control-Request-Method", "POST"))
+        .header(Header::new(
+            "Access-Control-Request-Headers",
+            "authorization,content-type,mcp-method,mcp-name,mcp-param-foo,mcp-protocol-version,x-secret",
+        ))
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::NoContent);
+    let allowed: Vec<String> = h(&r, "Access-Control-Allow-Headers")
+        .unwrap()
+        .split(',')
+        .map(|n| n.trim().to_ascii_lowercase())
+        .collect();
+    for name in [
+        "authorization",
+        "content-type",
+        "mcp-method",
+        "mcp-name",
+        "mcp-param-foo",
+        "mcp-protocol-version",
+        "mcp-session-id",
+    ] {
+        assert!(allowed.iter().any(|a| a == name), "{name}: {allowed:?}");
+    }
+    assert!(!allowed.iter().any(|a| a == "x-secret"), "{allowed:?}");
+    assert!(h(&r, "Vary")
+        .unwrap()
+        .contains("Access-Control-Request-Headers"));
+    // The session id stays readable by a 2025-era browser client.
+    let token = svc_token(&c, "a").await;
+    let r = c
+        .post("/mcp")
+        .header(Header::new("X-Forwarded-Proto", "https"))
+        .header(Header::new("Origin", "https://inspector.example"))
+        .header(Header::new("Authorization", format!("Bearer {token}")))
+        .dispatch()
+        .await;
+    assert!(h(&r, "Access-Control-Expose-Headers")
+        .unwrap()
+        .contains("Mcp-Session-Id"));
+}
+
 /// Origin validation (MCP transport, DNS rebinding) is opt-in for any `#[oauth]` route with
 /// `check_origin`, and `cors_allowed_origins = ["*"]` does not switch it off.
 #[rocket::async_test]

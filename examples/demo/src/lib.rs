@@ -498,7 +498,8 @@ fn index() -> RawHtml<String> {
          read <a href=\"/clock\">/clock</a> with a token holding <code>VIEW_CLOCK</code>.</p>\
          <p><a href=\"/client\">Try the browser client</a> (sign in as alice / wonderland).</p>\
          <p>MCP clients: the Model Context Protocol server is at <code>/mcp</code> (Streamable \
-         HTTP, one tool, <code>get_time</code>); clients register themselves.</p>",
+         HTTP, MCP 2025-11-25 and 2026-07-28, one tool, <code>get_time</code>); clients register \
+         themselves.</p>",
     )
 }
 
@@ -554,6 +555,7 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
                 clock,
                 mcp::mcp,
                 mcp::mcp_get,
+                mcp::mcp_delete,
                 me,
                 login_page,
                 login,

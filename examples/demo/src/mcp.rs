@@ -5,21 +5,47 @@
 //! metadata's `resource`), so an MCP client arriving without one gets the 401 challenge whose
 //! `resource_metadata` starts its OAuth discovery (MCP authorization spec).
 //!
+//! It speaks both eras of the protocol on the one endpoint, chosen per request:
+//!
+//! - **2026-07-28** ([`modern`]), stateless: when `MCP-Protocol-Version` names it. No
+//!   `initialize`; every request carries `_meta` with
+//!   `io.modelcontextprotocol/protocolVersion` and `clientCapabilities`, and the
+//!   `Mcp-Method` (and for `tools/call` `Mcp-Name`) headers, all checked against the body;
+//!   `server/discover` says what the server is.
+//! - **2025-11-25, 2025-06-18, 2025-03-26** ([`legacy`]): when the header names one of them
+//!   or is absent (the transport's default for clients older than 2025-06-18): `initialize`,
+//!   then requests; sessions are optional and this server mints none.
+//!
+//! A request with a modern `_meta` version but no header, or one disagreeing with it, is a
+//! `-32020` header mismatch; a header naming any other version is `-32022` with the supported
+//! versions. Neither era sends or reads `Mcp-Session-Id`. `GET` and `DELETE` are `405`.
+//!
 //! Bounds: the body is read up to Rocket's `json` limit (413 beyond it), batches are
-//! refused (Streamable HTTP since 2025-06-18 sends one message per POST), and ids are
-//! echoed only when they are strings or integers.
+//! refused (Streamable HTTP since 2025-06-18 sends one message per POST), ids are
+//! echoed only when they are strings or integers, and at most two values of each MCP header
+//! are looked at (two already make a duplicate).
 
 use rocket::data::{Data, Limits, ToByteUnit};
 use rocket::http::{ContentType, Status};
 use rocket::request::Request;
 use rocket::response::{self, Responder, Response};
-use rocket::{get, post};
+use rocket::{delete, get, post};
 use serde_json::{json, Map, Value};
 use twisted_oauth2::oauth;
 
-/// The protocol revisions this server speaks, newest first. An `initialize` asking for one
-/// of them gets it back; any other request gets the newest (the client then decides).
-pub const PROTOCOL_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26"];
+pub mod legacy;
+pub mod modern;
+
+/// The stateless revisions (per-request `_meta`, no `initialize`), newest first.
+pub const MODERN_VERSIONS: &[&str] = &["2026-07-28"];
+
+/// The revisions opened with `initialize`, newest first. An `initialize` asking for one
+/// of them gets it back; any other `initialize` gets the newest (the client then decides).
+pub const LEGACY_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26"];
+
+/// Every revision this server speaks, newest first: what `server/discover` and the
+/// unsupported-version error name.
+pub const PROTOCOL_VERSIONS: &[&str] = &["2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26"];
 
 /// The one tool.
 const TOOL_NAME: &str = "get_time";
@@ -27,10 +53,21 @@ const TOOL_NAME: &str = "get_time";
 /// Body limit when Rocket's configuration names no `json` limit (Rocket's own default).
 const DEFAULT_LIMIT_KIB: u64 = 1024;
 
+/// The longest unsupported `MCP-Protocol-Version` value echoed back in `data.requested`.
+const MAX_ECHOED_VERSION: usize = 64;
+
+/// The `_meta` key of a 2026-07-28 request's protocol version.
+pub const PROTOCOL_VERSION_META: &str = "io.modelcontextprotocol/protocolVersion";
+
 const PARSE_ERROR: i64 = -32700;
 const INVALID_REQUEST: i64 = -32600;
 const METHOD_NOT_FOUND: i64 = -32601;
 const INVALID_PARAMS: i64 = -32602;
+/// MCP 2026-07-28 `HeaderMismatch`: a required header is missing, duplicated or disagrees
+/// with the body.
+const HEADER_MISMATCH: i64 = -32020;
+/// MCP 2026-07-28 `UnsupportedProtocolVersion`, with `data.supported` and `data.requested`.
+const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
 
 /// What `/mcp` answers: a JSON body with a status, `202 Accepted` without a body (for a
 /// notification or a response), or `405` naming the one method served.
@@ -64,18 +101,30 @@ impl<'r> Responder<'r, 'static> for McpReply {
     }
 }
 
-/// The request's `MCP-Protocol-Version` header, when present.
-pub struct ProtocolVersionHeader(Option<String>);
+/// The request's MCP headers: `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name` (names
+/// compared case-insensitively), at most two values of each.
+#[derive(Debug, Default)]
+pub struct McpHeaders {
+    /// `MCP-Protocol-Version` values.
+    pub versions: Vec<String>,
+    /// `Mcp-Method` values (2026-07-28).
+    pub methods: Vec<String>,
+    /// `Mcp-Name` values (2026-07-28), as sent (possibly `=?base64?…?=`).
+    pub names: Vec<String>,
+}
 
 #[rocket::async_trait]
-impl<'r> rocket::request::FromRequest<'r> for ProtocolVersionHeader {
+impl<'r> rocket::request::FromRequest<'r> for McpHeaders {
     type Error = std::convert::Infallible;
     async fn from_request(req: &'r Request<'_>) -> rocket::request::Outcome<Self, Self::Error> {
-        rocket::request::Outcome::Success(ProtocolVersionHeader(
-            req.headers()
-                .get_one("MCP-Protocol-Version")
-                .map(str::to_owned),
-        ))
+        let two = |name: &str| -> Vec<String> {
+            req.headers().get(name).take(2).map(str::to_owned).collect()
+        };
+        rocket::request::Outcome::Success(McpHeaders {
+            versions: two("MCP-Protocol-Version"),
+            methods: two("Mcp-Method"),
+            names: two("Mcp-Name"),
+        })
     }
 }
 
@@ -86,10 +135,55 @@ fn error(status: Status, id: Value, code: i64, message: &str) -> McpReply {
     )
 }
 
-fn result(id: Value, result: Value) -> McpReply {
+/// The request's id when it is one JSON-RPC 2.0 allows and MCP echoes (a string or an
+/// integer; MCP forbids `null`), else `None`.
+fn valid_id(message: &Map<String, Value>) -> Option<Value> {
+    match message.get("id")? {
+        v @ Value::String(_) => Some(v.clone()),
+        Value::Number(n) if n.is_i64() || n.is_u64() => Some(Value::Number(n.clone())),
+        _ => None,
+    }
+}
+
+/// The id to put on an error answered before the message is dispatched: the request's
+/// when it is valid, else `null`.
+fn id_or_null(message: &Value) -> Value {
+    message
+        .as_object()
+        .and_then(valid_id)
+        .unwrap_or(Value::Null)
+}
+
+/// `params._meta["io.modelcontextprotocol/protocolVersion"]` of a message that is not an
+/// `initialize` (which belongs to the handshake era whatever it carries).
+fn envelope_version(message: &Value) -> Option<&Value> {
+    if message.get("method").and_then(Value::as_str) == Some("initialize") {
+        return None;
+    }
+    message
+        .get("params")?
+        .get("_meta")?
+        .get(PROTOCOL_VERSION_META)
+}
+
+/// `400` with `-32020` (MCP 2026-07-28 `HeaderMismatch`).
+fn header_mismatch(id: Value, message: &str) -> McpReply {
+    error(Status::BadRequest, id, HEADER_MISMATCH, message)
+}
+
+/// `400` with `-32022` naming every version served and (bounded) the one asked for.
+fn unsupported_version(id: Value, requested: &str) -> McpReply {
+    let mut end = requested.len().min(MAX_ECHOED_VERSION);
+    while !requested.is_char_boundary(end) {
+        end -= 1;
+    }
     McpReply::Json(
-        Status::Ok,
-        json!({"jsonrpc": "2.0", "id": id, "result": result}),
+        Status::BadRequest,
+        json!({"jsonrpc": "2.0", "id": id, "error": {
+            "code": UNSUPPORTED_PROTOCOL_VERSION,
+            "message": "Unsupported protocol version",
+            "data": {"supported": PROTOCOL_VERSIONS, "requested": &requested[..end]},
+        }}),
     )
 }
 
@@ -97,23 +191,11 @@ fn result(id: Value, result: Value) -> McpReply {
 #[oauth(scope = "VIEW_CLOCK")]
 #[post("/mcp", data = "<body>")]
 pub async fn mcp(
-    version: ProtocolVersionHeader,
+    headers: McpHeaders,
     limits: &Limits,
     content_type: Option<&ContentType>,
     body: Data<'_>,
 ) -> McpReply {
-    if let Some(v) = version.0.as_deref() {
-        if !PROTOCOL_VERSIONS.contains(&v) {
-            return McpReply::Json(
-                Status::BadRequest,
-                json!({"jsonrpc": "2.0", "id": null, "error": {
-                    "code": INVALID_REQUEST,
-                    "message": "unsupported MCP-Protocol-Version",
-                    "data": {"supported": PROTOCOL_VERSIONS},
-                }}),
-            );
-        }
-    }
     if content_type.is_some_and(|ct| !ct.is_json()) {
         return error(
             Status::UnsupportedMediaType,
@@ -155,102 +237,41 @@ pub async fn mcp(
             )
         }
     };
-    answer(message)
+    route(&headers, message)
 }
 
-/// The answer to one parsed JSON-RPC message.
-fn answer(message: Value) -> McpReply {
-    let Value::Object(message) = message else {
-        let why = if message.is_array() {
-            "batches are not supported: send one message per request"
-        } else {
-            "a JSON-RPC message is an object"
-        };
-        return error(Status::BadRequest, Value::Null, INVALID_REQUEST, why);
-    };
-    // Only string and integer ids are echoed (JSON-RPC 2.0 §4; MCP forbids null).
-    let id = match message.get("id") {
-        None => None,
-        Some(v @ Value::String(_)) => Some(v.clone()),
-        Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Some(Value::Number(n.clone())),
-        Some(_) => {
-            return error(
-                Status::BadRequest,
-                Value::Null,
-                INVALID_REQUEST,
-                "id must be a string or an integer",
-            )
-        }
-    };
-    if message.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
-        return error(
-            Status::BadRequest,
-            id.unwrap_or(Value::Null),
-            INVALID_REQUEST,
-            "jsonrpc must be \"2.0\"",
-        );
-    }
-    let method = match message.get("method") {
-        Some(Value::String(m)) => m.as_str(),
-        Some(_) => {
-            return error(
-                Status::BadRequest,
-                id.unwrap_or(Value::Null),
-                INVALID_REQUEST,
-                "method must be a string",
-            )
-        }
-        // A response to a request of ours (we send none): accepted and dropped.
-        None if id.is_some()
-            && (message.contains_key("result") || message.contains_key("error")) =>
-        {
-            return McpReply::Accepted
-        }
-        None => {
-            return error(
-                Status::BadRequest,
-                id.unwrap_or(Value::Null),
-                INVALID_REQUEST,
-                "method is missing",
-            )
-        }
-    };
-    let params = match message.get("params") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(p)) => p.clone(),
-        Some(_) => {
-            return match id {
-                Some(id) => error(Status::Ok, id, INVALID_PARAMS, "params must be an object"),
-                None => McpReply::Accepted,
+/// Picks the era of one parsed message from its `MCP-Protocol-Version` header and its
+/// `_meta`, and answers it there.
+fn route(headers: &McpHeaders, message: Value) -> McpReply {
+    let body_version = envelope_version(&message);
+    match headers.versions.as_slice() {
+        // The 2026-07-28 envelope without its header; without either, a client of a
+        // revision older than 2025-06-18, which had no header.
+        [] if body_version.is_some() => header_mismatch(
+            id_or_null(&message),
+            "the MCP-Protocol-Version header is missing",
+        ),
+        [] => legacy::answer(message),
+        [v] if MODERN_VERSIONS.contains(&v.as_str()) => modern::answer(v, headers, message),
+        [v] if LEGACY_VERSIONS.contains(&v.as_str()) => {
+            if body_version.is_some_and(|b| b.as_str() != Some(v.as_str())) {
+                header_mismatch(
+                    id_or_null(&message),
+                    "the MCP-Protocol-Version header does not match _meta's protocol version",
+                )
+            } else {
+                legacy::answer(message)
             }
         }
-    };
-    // A notification (no id) gets no answer, whatever its method (JSON-RPC 2.0 §4.1).
-    let Some(id) = id else {
-        return McpReply::Accepted;
-    };
-    match method {
-        "initialize" => result(id, initialize(&params)),
-        "ping" => result(id, json!({})),
-        "tools/list" => result(id, json!({"tools": [tool()]})),
-        "tools/call" => call_tool(id, &params),
-        _ => error(Status::Ok, id, METHOD_NOT_FOUND, "method not found"),
+        [v] => unsupported_version(id_or_null(&message), v),
+        _ => header_mismatch(
+            id_or_null(&message),
+            "the MCP-Protocol-Version header appears more than once",
+        ),
     }
 }
 
-fn initialize(params: &Map<String, Value>) -> Value {
-    let asked = params.get("protocolVersion").and_then(Value::as_str);
-    let version = asked
-        .filter(|v| PROTOCOL_VERSIONS.contains(v))
-        .unwrap_or(PROTOCOL_VERSIONS[0]);
-    json!({
-        "protocolVersion": version,
-        "capabilities": {"tools": {"listChanged": false}},
-        "serverInfo": {"name": "twisted-oauth2-demo", "version": env!("CARGO_PKG_VERSION")},
-        "instructions": "The demo clock: call get_time for the current Unix time.",
-    })
-}
-
+/// The tool's definition, the same in both eras.
 fn tool() -> Value {
     json!({
         "name": TOOL_NAME,
@@ -261,38 +282,46 @@ fn tool() -> Value {
     })
 }
 
-fn call_tool(id: Value, params: &Map<String, Value>) -> McpReply {
+/// Runs `tools/call`: the result's members, or why the params are invalid (`-32602`).
+fn call_tool(params: &Map<String, Value>) -> Result<Map<String, Value>, &'static str> {
     match params.get("name").and_then(Value::as_str) {
         Some(TOOL_NAME) => {}
-        Some(_) => return error(Status::Ok, id, INVALID_PARAMS, "unknown tool"),
-        None => return error(Status::Ok, id, INVALID_PARAMS, "params.name is missing"),
+        Some(_) => return Err("unknown tool"),
+        None => return Err("params.name is missing"),
     }
     match params.get("arguments") {
         None | Some(Value::Null) => {}
         Some(Value::Object(a)) if a.is_empty() => {}
-        Some(_) => {
-            return error(
-                Status::Ok,
-                id,
-                INVALID_PARAMS,
-                "get_time takes no arguments",
-            )
-        }
+        Some(_) => return Err("get_time takes no arguments"),
     }
     let text = format!(
         "The demo clock reads {} (Unix time).",
         crate::clock_seconds()
     );
-    result(
-        id,
-        json!({"content": [{"type": "text", "text": text}], "isError": false}),
-    )
+    let mut result = Map::new();
+    result.insert("content".into(), json!([{"type": "text", "text": text}]));
+    result.insert("isError".into(), Value::Bool(false));
+    Ok(result)
 }
 
-/// `GET /mcp`: this server opens no SSE stream, so `405` with `Allow: POST` (Streamable HTTP
-/// lets a server answer so). Needs no token: it serves nothing.
+/// The server's name and version (`serverInfo` in 2025, `_meta` in 2026-07-28).
+fn server_info() -> Value {
+    json!({"name": "twisted-oauth2-demo", "version": env!("CARGO_PKG_VERSION")})
+}
+
+const INSTRUCTIONS: &str = "The demo clock: call get_time for the current Unix time.";
+
+/// `GET /mcp`: this server opens no SSE stream (2025 eras) and 2026-07-28 has none, so
+/// `405` with `Allow: POST`. Needs no token: it serves nothing.
 #[get("/mcp")]
 pub fn mcp_get() -> McpReply {
+    McpReply::MethodNotAllowed
+}
+
+/// `DELETE /mcp`: there are no sessions to end (this server mints none, and 2026-07-28 has
+/// none), so `405` with `Allow: POST`, as the 2026-07-28 transport says. Needs no token.
+#[delete("/mcp")]
+pub fn mcp_delete() -> McpReply {
     McpReply::MethodNotAllowed
 }
 
@@ -300,25 +329,41 @@ pub fn mcp_get() -> McpReply {
 mod tests {
     use super::*;
 
-    #[test]
-    fn non_object_messages_are_invalid_requests() {
-        for bad in [json!(1), json!("x"), json!(null), json!([])] {
-            match answer(bad) {
-                McpReply::Json(Status::BadRequest, v) => {
-                    assert_eq!(v["error"]["code"], INVALID_REQUEST)
-                }
-                other => panic!("{other:?}"),
-            }
+    fn headers(versions: &[&str]) -> McpHeaders {
+        McpHeaders {
+            versions: versions.iter().map(|v| (*v).to_owned()).collect(),
+            ..McpHeaders::default()
         }
     }
 
     #[test]
-    fn a_fractional_or_object_id_is_refused() {
-        for id in [json!(1.5), json!({}), json!(true)] {
-            match answer(json!({"jsonrpc": "2.0", "id": id, "method": "ping"})) {
-                McpReply::Json(Status::BadRequest, v) => assert_eq!(v["id"], Value::Null),
-                other => panic!("{other:?}"),
+    fn a_long_unsupported_version_is_echoed_truncated_on_a_char_boundary() {
+        let asked = format!("{}é", "x".repeat(MAX_ECHOED_VERSION - 1));
+        match route(
+            &headers(&[&asked]),
+            json!({"jsonrpc": "2.0", "id": 1, "method": "x"}),
+        ) {
+            McpReply::Json(Status::BadRequest, v) => {
+                assert_eq!(v["error"]["code"], UNSUPPORTED_PROTOCOL_VERSION);
+                assert_eq!(
+                    v["error"]["data"]["requested"],
+                    "x".repeat(MAX_ECHOED_VERSION - 1)
+                );
             }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_duplicated_version_header_is_a_header_mismatch() {
+        match route(
+            &headers(&["2026-07-28", "2026-07-28"]),
+            json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
+        ) {
+            McpReply::Json(Status::BadRequest, v) => {
+                assert_eq!(v["error"]["code"], HEADER_MISMATCH)
+            }
+            other => panic!("{other:?}"),
         }
     }
 }

@@ -253,6 +253,8 @@ async function main() {
   const { client, transport } = await connect(provider);
   check(client.getServerCapabilities()?.tools, 'initialize: the server offers tools');
   check(client.getServerVersion()?.name === 'twisted-oauth2-demo', 'initialize: serverInfo names the demo');
+  // SDK 1.32 speaks the handshake era; the demo serves it beside 2026-07-28.
+  check(transport.protocolVersion === '2025-11-25', 'initialize negotiated 2025-11-25', transport.protocolVersion);
   const tools = await client.listTools();
   check(tools.tools.length === 1 && tools.tools[0].name === 'get_time', 'tools/list offers get_time', tools.tools.map(t => t.name));
   check(tools.tools[0].inputSchema?.type === 'object', 'get_time takes an object');

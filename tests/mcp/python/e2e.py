@@ -2,9 +2,11 @@
 pre-registration: the 401 challenge leads the SDK's OAuthClientProvider (an httpx2 auth flow)
 to the protected resource metadata and the authorization server metadata, it registers itself
 (RFC 7591) and runs the code flow with PKCE and `resource` (RFC 8707); the demo's login and
-consent are driven here over HTTP with a cookie jar. Then tools/list and tools/call of the
-clock; once the (short-lived) access token has expired, the SDK refreshes it by itself and the
-next call succeeds.
+consent are driven here over HTTP with a cookie jar. The SDK opens with its `server/discover`
+probe at MCP 2026-07-28 (the stateless revision) and must stay there: the probe succeeds, no
+`initialize` fallback is sent, and every POST carries the 2026-07-28 headers matching its body.
+Then tools/list and tools/call of the clock; once the (short-lived) access token has expired,
+the SDK refreshes it by itself and the next call succeeds.
 
 With a client ID metadata document URL as third argument the client registers nothing: its
 client_id is that https URL, whose JSON document (served elsewhere) the demo fetches.
@@ -15,6 +17,7 @@ Usage: python e2e.py http://127.0.0.1:PORT ACCESS_TOKEN_LIFETIME_SECONDS [https:
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import time
@@ -33,6 +36,8 @@ from mcp.shared.auth import (
     OAuthToken,
 )
 
+MODERN = "2026-07-28"  # the stateless MCP revision the SDK must settle on
+PROTOCOL_VERSION_META = "io.modelcontextprotocol/protocolVersion"
 REDIRECT_URI = "http://127.0.0.1:53683/callback"  # nothing listens: the code is read from Location
 CLIENT_NAME = "twisted-oauth2 e2e (MCP Python SDK)"
 USER = {"username": "alice", "password": "wonderland"}
@@ -142,6 +147,19 @@ async def main(base: str, lifetime: int, client_metadata_url: str | None) -> Non
             form = parse_qs(req.content.decode())
             entry["grant_type"] = form.get("grant_type", [None])[0]
             entry["resource"] = form.get("resource", [None])[0]
+        if req.method == "POST" and req.url.path == "/mcp":
+            # The JSON-RPC method and the MCP headers (no token is in them).
+            try:
+                body = json.loads(req.content)
+            except ValueError:
+                body = {}
+            entry["rpc"] = body.get("method") if isinstance(body, dict) else None
+            entry["body_name"] = (body.get("params") or {}).get("name") if isinstance(body, dict) else None
+            entry["body_version"] = (((body.get("params") or {}).get("_meta") or {}).get(PROTOCOL_VERSION_META)) if isinstance(body, dict) else None
+            entry["version"] = req.headers.get("mcp-protocol-version")
+            entry["mcp_method"] = req.headers.get("mcp-method")
+            entry["mcp_name"] = req.headers.get("mcp-name")
+            entry["session"] = response.headers.get("mcp-session-id")
         traffic.append(entry)
 
     def saw(method: str, path: str, status: int) -> bool:
@@ -196,8 +214,22 @@ async def main(base: str, lifetime: int, client_metadata_url: str | None) -> Non
             first = storage.saved_tokens[-1]
             check(first.access_token and first.refresh_token, "the SDK holds an access and a refresh token")
             check(first.scope == "VIEW_CLOCK" and first.expires_in == lifetime, "VIEW_CLOCK tokens with the demo's lifetime", (first.scope, first.expires_in))
-            check(client.server_capabilities.tools is not None, "initialize: the server offers tools")
-            check(client.server_info and client.server_info.name == "twisted-oauth2-demo", "initialize: serverInfo names the demo")
+            # MCP 2026-07-28: the SDK's server/discover probe succeeded and it did not fall back.
+            mcp_posts = [e for e in traffic if e["method"] == "POST" and e["path"] == "/mcp"]
+            check(
+                any(e["rpc"] == "server/discover" and e["status"] == 200 for e in mcp_posts),
+                "the server/discover probe was answered 200",
+                mcp_posts,
+            )
+            check(not any(e["rpc"] == "initialize" for e in mcp_posts), "no initialize was sent (no fallback to the handshake era)", mcp_posts)
+            check(client.protocol_version == MODERN, "the client stayed on 2026-07-28", client.protocol_version)
+            check(
+                client.session.discover_result is not None and client.session.initialize_result is None,
+                "the client adopted the discover result, not an initialize result",
+            )
+            check(MODERN in client.session.discover_result.supported_versions, "discover lists 2026-07-28", client.session.discover_result.supported_versions)
+            check(client.server_capabilities.tools is not None, "discover: the server offers tools")
+            check(client.server_info and client.server_info.name == "twisted-oauth2-demo", "discover: _meta serverInfo names the demo")
             print(f"ok: negotiated protocol version {client.protocol_version}", flush=True)
 
             tools = await client.list_tools()
@@ -228,6 +260,20 @@ async def main(base: str, lifetime: int, client_metadata_url: str | None) -> Non
             check(len(user.authorization_urls) == 1, "no second authorization was needed")
             check(not any(e["path"] == "/oauth2/register" for e in after), "no second registration")
             check(after[-1]["path"] == "/mcp" and after[-1]["status"] == 200, "the call after the refresh succeeded", after[-1])
+
+            # Every request to /mcp was a 2026-07-28 one with headers matching its body; no session.
+            mcp_posts = [e for e in traffic if e["method"] == "POST" and e["path"] == "/mcp"]
+            rpcs = {e["rpc"] for e in mcp_posts}
+            check({"server/discover", "tools/list", "tools/call"} <= rpcs, "discover, tools/list and tools/call went to /mcp", rpcs)
+            for e in mcp_posts:
+                check(
+                    e["version"] == MODERN and e["body_version"] == MODERN and e["mcp_method"] == e["rpc"],
+                    f"{e['rpc']}: MCP-Protocol-Version, _meta and Mcp-Method say 2026-07-28 and the method",
+                    e,
+                )
+                if e["rpc"] == "tools/call":
+                    check(e["mcp_name"] == e["body_name"] == "get_time", "tools/call: Mcp-Name names the tool", e)
+                check(e["session"] is None, f"{e['rpc']}: no Mcp-Session-Id was minted", e)
     except BaseException:
         print(f"traffic: {traffic}", file=sys.stderr)
         raise

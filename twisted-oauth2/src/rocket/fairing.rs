@@ -120,7 +120,8 @@ impl OAuth2 {
     /// protected routes cross-origin: mounts an `OPTIONS` preflight at `path` answering
     /// `Access-Control-Allow-Methods: methods` and the request headers bearer and MCP clients
     /// send (`Authorization`, `Content-Type`, `DPoP`, `MCP-Protocol-Version`,
-    /// `Mcp-Session-Id`), and adds `Access-Control-Allow-Origin` (no credentials) and
+    /// `Mcp-Session-Id`, `Mcp-Method`, `Mcp-Name`, and the `Mcp-Param-*` names the preflight
+    /// asks for, echoed up to a bound), and adds `Access-Control-Allow-Origin` (no credentials) and
     /// `Access-Control-Expose-Headers: WWW-Authenticate, Mcp-Session-Id` to every answer of
     /// `path`, for the origins of `cors_allowed_origins`. `path` is a static Rocket path such
     /// as `/mcp`.

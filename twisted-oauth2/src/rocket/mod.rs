@@ -266,6 +266,64 @@ pub(crate) fn cors_origin(req: &Request<'_>, server: &AuthorizationServer) -> Op
 #[derive(Default)]
 pub(crate) struct CorsEndpoint(pub(crate) std::sync::atomic::AtomicBool);
 
+/// The request headers every preflight allows: what bearer clients (`Authorization`,
+/// `DPoP`) and MCP clients of every revision send (`MCP-Protocol-Version`,
+/// `Mcp-Session-Id` up to 2025-11-25; `Mcp-Method` and `Mcp-Name` since 2026-07-28).
+const PREFLIGHT_HEADERS: &[&str] = &[
+    "Authorization",
+    "Content-Type",
+    "DPoP",
+    "MCP-Protocol-Version",
+    "Mcp-Session-Id",
+    "Mcp-Method",
+    "Mcp-Name",
+];
+
+/// The prefix of the MCP 2026-07-28 headers mirroring tool parameters (`x-mcp-header`).
+const MCP_PARAM_PREFIX: &str = "mcp-param-";
+
+/// At most this many `Mcp-Param-*` names of one preflight are echoed, each at most
+/// [`MAX_PREFLIGHT_HEADER_NAME`] bytes; further or longer ones are left out (the browser
+/// then refuses that request, as for any header not allowed).
+const MAX_PREFLIGHT_PARAM_HEADERS: usize = 32;
+const MAX_PREFLIGHT_HEADER_NAME: usize = 128;
+
+/// The `Access-Control-Allow-Headers` of a preflight: [`PREFLIGHT_HEADERS`], then the
+/// `Mcp-Param-*` names the browser asked for in `Access-Control-Request-Headers`. A prefix
+/// cannot be allowed with a wildcard (and `*` never covers `Authorization`), so those are
+/// echoed: only names that start with `Mcp-Param-` (any case), are RFC 9110 tokens, and
+/// are within the bounds; every other requested name is allowed only if it is in the list.
+pub(crate) fn preflight_allow_headers<'a>(requested: impl Iterator<Item = &'a str>) -> String {
+    let mut allowed = PREFLIGHT_HEADERS.join(", ");
+    let mut echoed: Vec<&str> = Vec::new();
+    let names = requested.flat_map(|v| v.split(',')).map(str::trim);
+    // Bounded whatever the header's size: a browser asks for a few names.
+    for name in names.take(4 * MAX_PREFLIGHT_PARAM_HEADERS) {
+        if echoed.len() == MAX_PREFLIGHT_PARAM_HEADERS {
+            break;
+        }
+        let is_param = name.len() > MCP_PARAM_PREFIX.len()
+            && name.len() <= MAX_PREFLIGHT_HEADER_NAME
+            && name
+                .get(..MCP_PARAM_PREFIX.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(MCP_PARAM_PREFIX))
+            && name.bytes().all(is_tchar);
+        if is_param && !echoed.iter().any(|e| e.eq_ignore_ascii_case(name)) {
+            echoed.push(name);
+        }
+    }
+    for name in echoed {
+        allowed.push_str(", ");
+        allowed.push_str(name);
+    }
+    allowed
+}
+
+/// An RFC 9110 §5.6.2 `tchar`: the bytes of a header field name.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
 /// `OPTIONS` preflight of a CORS endpoint (no credentials: cookies are never needed).
 #[derive(Clone)]
 pub(crate) struct Preflight {
@@ -294,17 +352,69 @@ impl rocket::route::Handler for Preflight {
             .finalize();
         if let Some(origin) = cors_origin(req, &self.server) {
             use rocket::http::Header;
-            if origin != "*" {
-                res.set_header(Header::new("Vary", "Origin"));
-            }
+            // The allowed headers echo the requested `Mcp-Param-*` names.
+            res.set_header(Header::new(
+                "Vary",
+                if origin == "*" {
+                    "Access-Control-Request-Headers"
+                } else {
+                    "Origin, Access-Control-Request-Headers"
+                },
+            ));
             res.set_header(Header::new("Access-Control-Allow-Origin", origin));
             res.set_header(Header::new("Access-Control-Allow-Methods", self.methods));
             res.set_header(Header::new(
                 "Access-Control-Allow-Headers",
-                "Authorization, Content-Type, DPoP, MCP-Protocol-Version, Mcp-Session-Id",
+                preflight_allow_headers(req.headers().get("Access-Control-Request-Headers")),
             ));
             res.set_header(Header::new("Access-Control-Max-Age", "600"));
         }
         rocket::route::Outcome::Success(res)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::preflight_allow_headers;
+
+    #[test]
+    fn preflight_echoes_requested_mcp_param_headers_only_within_bounds() {
+        let allowed = preflight_allow_headers(
+            [
+                "authorization, mcp-method, Mcp-Param-Region",
+                "x-other, mcp-param-",
+            ]
+            .into_iter(),
+        );
+        assert!(
+            allowed.ends_with(", Mcp-Method, Mcp-Name, Mcp-Param-Region"),
+            "{allowed}"
+        );
+        assert!(
+            !allowed.to_ascii_lowercase().contains("x-other"),
+            "{allowed}"
+        );
+        assert!(!allowed.contains("mcp-param-,"), "{allowed}");
+
+        let long = format!("mcp-param-{}", "a".repeat(200));
+        let bad = preflight_allow_headers(
+            [
+                long.as_str(),
+                "mcp-param-a b",
+                "mcp-param-x\u{e9}",
+                "mcp-param-r, MCP-PARAM-R",
+            ]
+            .into_iter(),
+        );
+        assert!(!bad.contains(&long) && !bad.contains("a b") && !bad.contains('\u{e9}'));
+        assert_eq!(
+            bad.matches("mcp-param-r").count() + bad.matches("MCP-PARAM-R").count(),
+            1
+        );
+
+        let many: Vec<String> = (0..100).map(|i| format!("mcp-param-p{i}")).collect();
+        let joined = many.join(",");
+        let capped = preflight_allow_headers(std::iter::once(joined.as_str()));
+        assert_eq!(capped.matches("mcp-param-").count(), 32);
     }
 }
