@@ -174,6 +174,18 @@ async fn special_use_addresses_are_refused_without_the_debug_override() {
         "https://10.0.0.1/client.json".to_owned(),
         "https://[::1]/client.json".to_owned(),
         "https://[::ffff:127.0.0.1]/client.json".to_owned(),
+        // IPv6 forms embedding a loopback or private IPv4 address: IPv4-compatible,
+        // NAT64, IPv4-translated, 6to4, Teredo (client 127.0.0.1).
+        "https://[::127.0.0.1]/client.json".to_owned(),
+        "https://[64:ff9b::7f00:1]/client.json".to_owned(),
+        "https://[::ffff:0:7f00:1]/client.json".to_owned(),
+        "https://[2002:7f00:1::1]/client.json".to_owned(),
+        "https://[2001:0:808:808:0:0:80ff:fffe]/client.json".to_owned(),
+        // Other special-purpose blocks: AS112, benchmarking, documentation, SRv6 SIDs.
+        "https://192.31.196.1/client.json".to_owned(),
+        "https://[2001:2::1]/client.json".to_owned(),
+        "https://[3fff::1]/client.json".to_owned(),
+        "https://[5f00::1]/client.json".to_owned(),
     ] {
         let r = fetch(&cfg, &url).await;
         assert!(matches!(r, Err(FetchError::Refused(_))), "{url}: {r:?}");

@@ -103,39 +103,13 @@ pub fn parse_client_id_url(client_id: &str) -> Result<url::Url, &'static str> {
     Ok(url)
 }
 
-/// Whether `ip` is a public unicast address (not loopback, private, link-local,
-/// unique-local, multicast, unspecified, broadcast, documentation, benchmarking or shared
-/// address space, nor an IPv4-mapped form of one).
+/// Whether `ip` is a global unicast address a document may be fetched from: outside every
+/// block of the IANA IPv4 and IPv6 special-purpose address registries and multicast, and
+/// for IPv6 inside `2000::/3`; an IPv4-mapped or NAT64 well-known (`64:ff9b::/96`) address
+/// is judged as the IPv4 address it carries, and the other forms that embed one
+/// (IPv4-compatible, IPv4-translated, 6to4, Teredo) are refused.
 pub fn is_public_address(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_multicast()
-                || v4.is_broadcast()
-                || v4.is_unspecified()
-                || v4.is_documentation()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b)) // shared address space (RFC 6598)
-                || (a == 198 && (b == 18 || b == 19)) // benchmarking (RFC 2544)
-                || a >= 240) // reserved
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public_address(IpAddr::V4(v4));
-            }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00 // unique local
-                || (first & 0xffc0) == 0xfe80 // link local
-                || first == 0x2001 && v6.segments()[1] == 0x0db8 // documentation
-                || first == 0x0064 && v6.segments()[1] == 0xff9b) // NAT64 to anything
-        }
-    }
+    address::special_use(ip).is_none()
 }
 
 /// What a fetch may do: the limits of [`ClientMetadataConfig`], as a fetcher sees them.
@@ -276,6 +250,7 @@ pub fn cache_max_age(cache_control: &str) -> Option<u64> {
     max_age
 }
 
+mod address;
 pub(crate) mod rfc7591;
 
 #[cfg(feature = "client-metadata")]

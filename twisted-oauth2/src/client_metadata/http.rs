@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use super::address::special_use;
 use super::{
-    cache_max_age, is_public_address, ClientMetadataConfig, ClientMetadataFetcher, FetchError,
-    FetchLimits, FetchedDocument,
+    cache_max_age, ClientMetadataConfig, ClientMetadataFetcher, FetchError, FetchLimits,
+    FetchedDocument,
 };
 use crate::error::ConfigError;
 
@@ -48,10 +49,15 @@ async fn resolve_checked(host: &str, allow: bool) -> Result<Vec<SocketAddr>, Fet
     if addrs.is_empty() {
         return Err(FetchError::Network(format!("{host} has no address")));
     }
-    if !allow && addrs.iter().any(|a| !is_public_address(a.ip())) {
-        return Err(FetchError::Refused(format!(
-            "{host} resolves to a special-use address"
-        )));
+    if !allow {
+        if let Some((ip, why)) = addrs
+            .iter()
+            .find_map(|a| special_use(a.ip()).map(|why| (a.ip(), why)))
+        {
+            return Err(FetchError::Refused(format!(
+                "{host} resolves to {ip}, a special-use address: {why}"
+            )));
+        }
     }
     Ok(addrs)
 }
@@ -103,24 +109,22 @@ impl ClientMetadataFetcher for HttpFetcher {
         limits: &FetchLimits,
     ) -> Result<FetchedDocument, FetchError> {
         let allow = self.allow_special_use_addresses && limits.allow_special_use_addresses;
-        match url.host() {
-            Some(url::Host::Ipv4(ip)) if !allow && !is_public_address(ip.into()) => {
-                return Err(FetchError::Refused(format!(
-                    "{ip} is a special-use address"
-                )))
-            }
-            Some(url::Host::Ipv6(ip)) if !allow && !is_public_address(ip.into()) => {
-                return Err(FetchError::Refused(format!(
-                    "{ip} is a special-use address"
-                )))
-            }
-            Some(url::Host::Domain(d)) => {
-                // A clear refusal before connecting; the resolver checks again.
-                resolve_checked(d, allow).await?;
-            }
-            _ => {}
+        let literal = match url.host() {
+            Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
+            _ => None,
+        };
+        if let Some(why) = literal.filter(|_| !allow).and_then(special_use) {
+            return Err(FetchError::Refused(format!(
+                "the address is a special-use one: {why}"
+            )));
         }
         let work = async {
+            if let Some(url::Host::Domain(d)) = url.host() {
+                // A clear refusal before connecting (within the time limit); the resolver
+                // checks again.
+                resolve_checked(d, allow).await?;
+            }
             let mut resp = self
                 .client
                 .get(url.clone())
