@@ -132,7 +132,7 @@ impl OriginPolicy {
         let Some(o) = serialize(origin) else {
             return false;
         };
-        if self.exact.iter().any(|e| *e == o) {
+        if self.exact.contains(&o) {
             return true;
         }
         url::Url::parse(&o).is_ok_and(|u| {

@@ -124,7 +124,7 @@ impl Resources {
                 self.routes.push((path, found));
             }
         }
-        self.routes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        self.routes.sort_by_key(|r| std::cmp::Reverse(r.0.len()));
         self
     }
 

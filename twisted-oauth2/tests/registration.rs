@@ -458,12 +458,17 @@ async fn management_needs_the_registration_access_token_rfc7592_2() {
     // The registration access token rotated (RFC 7592 §3): the old one is spent.
     let old_r = r;
     assert_eq!(
-        register::read(&f.server, &id, old_r).await.unwrap_err().status(),
+        register::read(&f.server, &id, old_r)
+            .await
+            .unwrap_err()
+            .status(),
         401
     );
     let bearer = format!(
         "Bearer {}",
-        v["registration_access_token"].as_str().expect("rotated token")
+        v["registration_access_token"]
+            .as_str()
+            .expect("rotated token")
     );
     let mut r = with(None);
     r.authorization = Some(&bearer);

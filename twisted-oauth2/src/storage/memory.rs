@@ -367,6 +367,9 @@ const SHARDS: usize = 32;
 /// Slots per slab: slabs are allocated whole and never move.
 const SLAB: usize = 1024;
 
+/// One shard of the client tombstones: client id → until when its writes are refused.
+type ClientTombstoneShard = RwLock<HashMap<Box<str>, i64>>;
+
 /// A sharded map from token digest to value, with a secondary index by grant.
 ///
 /// Each shard keeps its entries in fixed-size slabs (no reallocation, no per-entry heap
@@ -379,7 +382,7 @@ const SLAB: usize = 1024;
 struct TokenTable<V> {
     shards: Box<[RwLock<Shard<V>>]>,
     revoked: Box<[RwLock<HashMap<GrantId, i64>>]>,
-    revoked_clients: Box<[RwLock<HashMap<Box<str>, i64>>]>,
+    revoked_clients: Box<[ClientTombstoneShard]>,
     client_hasher: std::collections::hash_map::RandomState,
 }
 
