@@ -150,8 +150,9 @@ impl Resources {
     }
 
     /// Whether a token with `audience` may be used at a route whose resource is `target`:
-    /// its audience names `target` or a resource above it ([`is_at_or_above`]: the origin's
-    /// resource opens `…/mcp`); an empty audience counts as the default one.
+    /// its audience names `target` or a resource above it (same scheme, host and port, and a
+    /// path prefix at a segment boundary: the origin's resource opens `…/mcp`); an empty
+    /// audience counts as the default one.
     pub fn admits_at(&self, audience: &[Arc<str>], target: &str) -> bool {
         let Ok(target) = normalize(target) else {
             return false;
