@@ -43,7 +43,7 @@ impl RateLimiter {
 
 /// The rate-limit bucket of an address: an IPv4 address, or the /64 prefix of an IPv6 one
 /// (one host usually holds a whole /64, so per-address buckets would be free to multiply).
-fn limit_key(ip: Option<IpAddr>) -> IpAddr {
+pub(crate) fn limit_key(ip: Option<IpAddr>) -> IpAddr {
     match ip {
         Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),

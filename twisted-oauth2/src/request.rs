@@ -35,6 +35,9 @@ pub struct RequestContext<'a> {
     pub host: Option<&'a str>,
     /// Transport facts.
     pub transport: Transport,
+    /// The client's address, as the HTTP layer determines it, if known: what per-caller
+    /// limits key on (the fetches of client ID metadata documents).
+    pub client_ip: Option<std::net::IpAddr>,
     headers: Option<&'a dyn Headers>,
 }
 
@@ -46,6 +49,7 @@ impl std::fmt::Debug for RequestContext<'_> {
             .field("path", &self.path)
             .field("host", &self.host)
             .field("transport", &self.transport)
+            .field("client_ip", &self.client_ip)
             .finish_non_exhaustive()
     }
 }
@@ -59,6 +63,7 @@ impl<'a> RequestContext<'a> {
             query: None,
             host: None,
             transport,
+            client_ip: None,
             headers: None,
         }
     }
@@ -72,6 +77,12 @@ impl<'a> RequestContext<'a> {
     /// Sets the host.
     pub fn with_host(mut self, host: Option<&'a str>) -> Self {
         self.host = host;
+        self
+    }
+
+    /// Sets the client's address.
+    pub fn with_client_ip(mut self, client_ip: Option<std::net::IpAddr>) -> Self {
+        self.client_ip = client_ip;
         self
     }
 

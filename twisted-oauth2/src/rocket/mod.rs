@@ -148,6 +148,7 @@ pub(crate) fn request_context<'a>(
     crate::endpoint::RequestContext::new(req.method().as_str(), origin.path().as_str(), transport)
         .with_query(origin.query().map(|q| q.as_str()))
         .with_host(req.headers().get_one("Host"))
+        .with_client_ip(req.client_ip())
         .with_headers(headers)
 }
 
