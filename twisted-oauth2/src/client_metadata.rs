@@ -4,35 +4,83 @@
 //! A client that has not registered uses as its `client_id` an `https` URL with a path; the
 //! server fetches that URL and reads the client's metadata (RFC 7591 §2 members) from the
 //! JSON document found there. With [`ClientMetadataConfig::enabled`] the server advertises
-//! `client_id_metadata_document_supported` and resolves such client ids wherever it looks a
-//! client up (authorization, consent, token endpoint).
+//! `client_id_metadata_document_supported` and resolves such client ids where a
+//! metadata-document client can be: at the authorization endpoint (and consent), and at the
+//! token and revocation endpoints when the client identifies itself by `client_id` alone.
+//!
+//! Where no such client can be, nothing is fetched: these clients are public, so a URL
+//! `client_id` presented with a secret (HTTP Basic, even with an empty password, or
+//! `client_secret`) fails client authentication at once (`401 invalid_client`), as does any
+//! URL `client_id` at the introspection endpoint; `/register/<client_id>` never resolves
+//! one (registered ids are never URLs), and
+//! [`AuthorizationServer::stored_client`](crate::AuthorizationServer::stored_client) looks
+//! in the stores only.
 //!
 //! What is refused, so that fetching a URL a stranger chose cannot be turned against the
 //! server or its network:
 //! - a `client_id` that is not `https`, has no path beyond `/`, has a fragment, user
 //!   information or `.`/`..` segments, or is longer than 2048 bytes;
 //! - a host outside [`ClientMetadataConfig::allowed_hosts`] (when set);
-//! - any address that is not public: loopback, private, link-local (cloud metadata services
-//!   such as `169.254.169.254`), unique-local, multicast, unspecified, documentation and
-//!   shared address space, for the URL's literal address and for every address its name
-//!   resolves to (the connection uses only the checked addresses, so DNS rebinding gains
-//!   nothing) — unless the debug override
-//!   [`ClientMetadataConfig::allow_special_use_addresses`] is on;
+//! - any address that is not global unicast ([`is_public_address`]): every block of the
+//!   IANA IPv4 and IPv6 special-purpose address registries (loopback, private, link-local
+//!   with the cloud metadata services such as `169.254.169.254`, unique-local, shared,
+//!   documentation, benchmarking, AS112, ...), multicast, IPv6 outside `2000::/3`, and the
+//!   IPv6 forms that embed an IPv4 address (IPv4-mapped and NAT64 `64:ff9b::/96` ones are
+//!   judged as their IPv4 address; IPv4-compatible, IPv4-translated, 6to4 and Teredo ones
+//!   are refused), for the URL's literal address and for every address its name resolves to
+//!   (the connection uses only the checked addresses, so DNS rebinding gains nothing) —
+//!   unless the debug override [`ClientMetadataConfig::allow_special_use_addresses`] is on;
 //! - redirects (none is followed), any status but 200, a type other than JSON, a body over
 //!   [`ClientMetadataConfig::max_document_size`], a fetch slower than
 //!   [`ClientMetadataConfig::fetch_timeout`];
-//! - a document whose `client_id` differs from the URL, that carries a `client_secret` or
+//! - a document whose `client_id` does not name its URL, that carries a `client_secret` or
 //!   `client_secret_expires_at`, or asks for another `token_endpoint_auth_method` than
 //!   `none` (these clients are public), or whose metadata the registration policy refuses
 //!   (redirect URI kinds, grant types, scopes: [`RegistrationConfig`](crate::config::RegistrationConfig)).
 //!
+//! Why a fetch failed (name resolution, a special-use address, network errors, status,
+//! type, size, time) goes to the server log only; the caller is told `invalid_client` "the
+//! client metadata document could not be retrieved", whatever the cause. Why a fetched
+//! document is refused (its content, which its publisher controls) is told, as
+//! `invalid_request`.
+//!
+//! # Cache
+//!
+//! The cache holds one entry per normalised URL (as [`url::Url`] serialises it: scheme and
+//! host lower-case, the default port dropped), so `https://Example.com/c` and
+//! `https://example.com:443/c` cause one fetch. The draft still compares the `client_id` a
+//! client presents with its document's `client_id` by simple string comparison: a client
+//! is found only under the exact spelling its document gives (which must itself normalise
+//! to the document's URL); other spellings of the same URL are refused (`invalid_request`)
+//! from the cache, without another fetch.
+//!
 //! Documents are cached per their `Cache-Control: max-age`, clamped to
 //! [[`ClientMetadataConfig::min_cache_lifetime`], [`ClientMetadataConfig::max_cache_lifetime`]];
-//! a failed fetch is remembered for `min_cache_lifetime` too, so a client id cannot make the
+//! a failed fetch is remembered for `min_cache_lifetime` too, so a URL cannot make the
 //! server fetch more than once a minute; at most
-//! [`ClientMetadataConfig::max_cached_documents`] are kept, and at most
-//! [`ClientMetadataConfig::max_concurrent_fetches`] fetches run at once (beyond, the lookup is
-//! answered `503 temporarily_unavailable` without fetching).
+//! [`ClientMetadataConfig::max_cached_documents`] are kept. A `client_id` whose form or host
+//! is refused is answered without a fetch and is not cached.
+//!
+//! # Fetch limits
+//!
+//! A lookup that misses the cache fetches only within these bounds; beyond any of them it
+//! is answered `temporarily_unavailable` without fetching, and the refusal is not cached (it
+//! says nothing about the document):
+//! - [`ClientMetadataConfig::max_concurrent_fetches`] in flight in total, and
+//!   [`ClientMetadataConfig::max_concurrent_fetches_per_host`] (default a quarter of those)
+//!   for documents on one host, so slow documents on one host do not starve the others:
+//!   `503`;
+//! - [`ClientMetadataConfig::caller_fetches_per_minute`] per caller (its address, IPv6 by
+//!   /64, given by the HTTP layer: [`RequestContext::client_ip`](crate::endpoint::RequestContext::client_ip)):
+//!   `429` with `Retry-After`; a lookup whose caller is not known (such as
+//!   [`AuthorizationServer::client`](crate::AuthorizationServer::client) called by an
+//!   extension) is not subject to it;
+//! - [`ClientMetadataConfig::host_fetches_per_minute`] per host, whoever asks: `503`.
+//!
+//! The two rate limits (`governor`) track at most
+//! [`ClientMetadataConfig::rate_limit_max_keys`] callers and hosts each; while a table is
+//! full after idle entries are forgotten, every caller (or host) shares one bucket, so a
+//! flood of addresses is limited together instead of growing the table.
 //!
 //! The fetching is a trait, [`ClientMetadataFetcher`]: the HTTP one (`HttpFetcher`, cargo
 //! feature `client-metadata`) or [`StaticDocuments`] (documents given in code, for tests and
@@ -251,6 +299,7 @@ pub fn cache_max_age(cache_control: &str) -> Option<u64> {
 }
 
 mod address;
+mod limits;
 pub(crate) mod rfc7591;
 
 #[cfg(feature = "client-metadata")]
@@ -259,11 +308,22 @@ mod http;
 #[cfg_attr(docsrs, doc(cfg(feature = "client-metadata")))]
 pub use http::HttpFetcher;
 
-/// A cached answer for one URL.
+/// A cached answer for one normalised URL.
 #[derive(Clone)]
 enum Cached {
+    /// The document's client; its id is the document's `client_id`.
     Client(Arc<Client>),
-    Failed(String),
+    /// The document could not be used.
+    Failed(Failure),
+}
+
+/// Why a document could not be used, as the caller is told.
+#[derive(Clone)]
+enum Failure {
+    /// It was not retrieved; the cause is in the server log only.
+    Fetch,
+    /// It was retrieved and refused, for this reason (about the document's content).
+    Document(String),
 }
 
 struct Entry {
@@ -277,16 +337,7 @@ pub struct ClientMetadataResolver {
     config: ClientMetadataConfig,
     fetcher: Arc<dyn ClientMetadataFetcher>,
     cache: Mutex<HashMap<String, Entry>>,
-    in_flight: std::sync::atomic::AtomicUsize,
-}
-
-/// One fetch slot of [`ClientMetadataResolver`], given back when dropped.
-struct FetchSlot<'a>(&'a std::sync::atomic::AtomicUsize);
-
-impl Drop for FetchSlot<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
-    }
+    limiter: limits::FetchLimiter,
 }
 
 impl std::fmt::Debug for ClientMetadataResolver {
@@ -304,14 +355,20 @@ fn invalid_client_id(reason: &str) -> OAuthError {
     )
 }
 
+/// The one answer to a document that could not be retrieved, whatever the cause (which
+/// is logged): callers learn nothing of the server's network or name resolution.
+fn not_retrieved() -> OAuthError {
+    OAuthError::invalid_client("the client metadata document could not be retrieved")
+}
+
 impl ClientMetadataResolver {
     /// A resolver with this policy and fetcher.
     pub fn new(config: ClientMetadataConfig, fetcher: Arc<dyn ClientMetadataFetcher>) -> Self {
         ClientMetadataResolver {
+            limiter: limits::FetchLimiter::new(&config),
             config,
             fetcher,
             cache: Mutex::new(HashMap::new()),
-            in_flight: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -329,19 +386,19 @@ impl ClientMetadataResolver {
         FetchLimits::from_config(&self.config)
     }
 
-    fn cached_answer(&self, id: &str, now: i64) -> Option<Cached> {
+    fn cached_answer(&self, key: &str, now: i64) -> Option<Cached> {
         let cache = self.cache.lock().ok()?;
         cache
-            .get(id)
+            .get(key)
             .filter(|e| e.until > now)
             .map(|e| e.value.clone())
     }
 
-    fn remember(&self, id: &str, value: Cached, until: i64, now: i64) {
+    fn remember(&self, key: &str, value: Cached, until: i64, now: i64) {
         let Ok(mut cache) = self.cache.lock() else {
             return;
         };
-        if cache.len() >= self.config.max_cached_documents && !cache.contains_key(id) {
+        if cache.len() >= self.config.max_cached_documents && !cache.contains_key(key) {
             cache.retain(|_, e| e.until > now);
             if cache.len() >= self.config.max_cached_documents {
                 // Drop the entry closest to expiry.
@@ -354,88 +411,26 @@ impl ClientMetadataResolver {
                 }
             }
         }
-        cache.insert(id.to_owned(), Entry { value, until });
+        cache.insert(key.to_owned(), Entry { value, until });
     }
 
-    /// The client `client_id` (an `https` URL) describes, fetched or from the cache.
-    /// `invalid_request` with the reason when the URL or its document is refused.
+    /// The client `client_id` (an `https` URL) describes, from the cache or fetched on
+    /// behalf of `caller` (its address, for the per-caller limit; `None` when unknown, and
+    /// then only the per-host limits apply).
+    ///
+    /// `invalid_request` with the reason when the URL or the document is refused,
+    /// `invalid_client` when the document could not be retrieved (the cause is logged, not
+    /// told), `503`/`429 temporarily_unavailable` over a fetch limit (nothing fetched or
+    /// cached).
     pub async fn client(
         &self,
         server_config: &ServerConfig,
         scopes_supported: Option<&Scope>,
         client_id: &str,
+        caller: Option<IpAddr>,
         now: i64,
     ) -> Result<Arc<Client>, OAuthError> {
-        match self.cached_answer(client_id, now) {
-            Some(Cached::Client(c)) => return Ok(c),
-            Some(Cached::Failed(reason)) => return Err(invalid_client_id(&reason)),
-            None => {}
-        }
-        let min = self.config.min_cache_lifetime as i64;
-        let Some(_slot) = self.fetch_slot() else {
-            log::warn!(
-                "twisted-oauth2: {} client metadata documents are being fetched \
-                 (client_metadata.max_concurrent_fetches): refusing more until one ends",
-                self.config.max_concurrent_fetches
-            );
-            return Err(OAuthError::with_description(
-                ErrorCode::TemporarilyUnavailable,
-                "too many client metadata documents are being fetched; try again shortly",
-            )
-            .with_status(503));
-        };
-        match self
-            .resolve(server_config, scopes_supported, client_id)
-            .await
-        {
-            Ok((client, max_age)) => {
-                let ttl = max_age.unwrap_or(300).clamp(
-                    self.config.min_cache_lifetime,
-                    self.config.max_cache_lifetime,
-                );
-                let client = Arc::new(client);
-                self.remember(
-                    client_id,
-                    Cached::Client(client.clone()),
-                    now.saturating_add(ttl as i64),
-                    now,
-                );
-                Ok(client)
-            }
-            Err(reason) => {
-                log::info!(
-                    "twisted-oauth2: client metadata document of `{}` refused: {reason}",
-                    crate::error::printable(client_id)
-                );
-                self.remember(
-                    client_id,
-                    Cached::Failed(reason.clone()),
-                    now.saturating_add(min),
-                    now,
-                );
-                Err(invalid_client_id(&reason))
-            }
-        }
-    }
-
-    /// A fetch slot, or `None` when `max_concurrent_fetches` are in flight.
-    fn fetch_slot(&self) -> Option<FetchSlot<'_>> {
-        use std::sync::atomic::Ordering;
-        self.in_flight
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < self.config.max_concurrent_fetches).then_some(n + 1)
-            })
-            .ok()
-            .map(|_| FetchSlot(&self.in_flight))
-    }
-
-    async fn resolve(
-        &self,
-        server_config: &ServerConfig,
-        scopes_supported: Option<&Scope>,
-        client_id: &str,
-    ) -> Result<(Client, Option<u64>), String> {
-        let url = parse_client_id_url(client_id).map_err(str::to_owned)?;
+        let url = parse_client_id_url(client_id).map_err(invalid_client_id)?;
         let host = url.host_str().unwrap_or_default();
         if !self.config.allowed_hosts.is_empty()
             && !self
@@ -444,37 +439,172 @@ impl ClientMetadataResolver {
                 .iter()
                 .any(|h| h.eq_ignore_ascii_case(host))
         {
-            return Err(format!("the host {host} is not allowed"));
+            return Err(invalid_client_id(&format!(
+                "the host {host} is not allowed"
+            )));
         }
-        let doc = self
-            .fetcher
-            .fetch(&url, &self.limits())
-            .await
-            .map_err(|e| e.to_string())?;
-        if doc.body.len() > self.config.max_document_size {
-            return Err(FetchError::TooLarge(self.config.max_document_size).to_string());
-        }
-        let value: Value =
-            serde_json::from_slice(&doc.body).map_err(|_| "the document is not JSON".to_owned())?;
-        let Value::Object(map) = value else {
-            return Err("the document is not a JSON object".into());
+        // One entry per normalised URL, however the client_id spells it.
+        let answer = match self.cached_answer(url.as_str(), now) {
+            Some(a) => a,
+            None => {
+                self.fetch(server_config, scopes_supported, &url, caller, now)
+                    .await?
+            }
         };
-        let client = document_client(server_config, scopes_supported, client_id, &map)?;
-        Ok((client, doc.max_age))
+        match answer {
+            // The draft compares the client_id with its document's by simple string
+            // comparison: another spelling of the same URL is not that client.
+            Cached::Client(c) if c.id() == client_id => Ok(c),
+            Cached::Client(_) => Err(invalid_client_id(
+                "the client_id differs from the client_id of its document",
+            )),
+            Cached::Failed(Failure::Fetch) => Err(not_retrieved()),
+            Cached::Failed(Failure::Document(reason)) => Err(invalid_client_id(&reason)),
+        }
+    }
+
+    /// Fetches, checks and caches the document at `url`, within the fetch limits.
+    async fn fetch(
+        &self,
+        server_config: &ServerConfig,
+        scopes_supported: Option<&Scope>,
+        url: &url::Url,
+        caller: Option<IpAddr>,
+        now: i64,
+    ) -> Result<Cached, OAuthError> {
+        let host = url.host_str().unwrap_or_default();
+        let _slot = self
+            .limiter
+            .admit(host, caller)
+            .map_err(|r| self.over_limit(r, host))?;
+        let answer = match self.resolve(server_config, scopes_supported, url).await {
+            Ok((client, max_age)) => {
+                let ttl = max_age.unwrap_or(300).clamp(
+                    self.config.min_cache_lifetime,
+                    self.config.max_cache_lifetime,
+                );
+                (Cached::Client(Arc::new(client)), ttl)
+            }
+            Err(failure) => (Cached::Failed(failure), self.config.min_cache_lifetime),
+        };
+        self.remember(
+            url.as_str(),
+            answer.0.clone(),
+            now.saturating_add(answer.1 as i64),
+            now,
+        );
+        Ok(answer.0)
+    }
+
+    /// The answer to a lookup refused by a fetch limit, logged.
+    fn over_limit(&self, refusal: limits::Refusal, host: &str) -> OAuthError {
+        use limits::Refusal;
+        let host = crate::error::printable(host);
+        let busy = || {
+            OAuthError::with_description(
+                ErrorCode::TemporarilyUnavailable,
+                "too many client metadata documents are being fetched; try again shortly",
+            )
+            .with_status(503)
+        };
+        match refusal {
+            Refusal::Slots => {
+                log::warn!(
+                    "twisted-oauth2: {} client metadata documents are being fetched \
+                     (client_metadata.max_concurrent_fetches): refusing more until one ends",
+                    self.config.max_concurrent_fetches
+                );
+                busy()
+            }
+            Refusal::HostSlots => {
+                log::warn!(
+                    "twisted-oauth2: {} client metadata documents are being fetched from {host} \
+                     (client_metadata.max_concurrent_fetches_per_host): refusing more from it \
+                     until one ends",
+                    self.config.fetches_per_host()
+                );
+                busy()
+            }
+            Refusal::Host => {
+                log::info!(
+                    "twisted-oauth2: client metadata documents of {host} are fetched more than \
+                     {} times a minute (client_metadata.host_fetches_per_minute): refused",
+                    self.config.host_fetches_per_minute
+                );
+                busy()
+            }
+            Refusal::Caller(wait) => {
+                log::info!(
+                    "twisted-oauth2: a caller asks for more than {} client metadata document \
+                     fetches a minute (client_metadata.caller_fetches_per_minute): refused",
+                    self.config.caller_fetches_per_minute
+                );
+                OAuthError::with_description(
+                    ErrorCode::TemporarilyUnavailable,
+                    "too many client metadata documents fetched for this caller; retry later",
+                )
+                .with_status(429)
+                .with_header("Retry-After", wait.to_string())
+            }
+        }
+    }
+
+    /// Fetches and checks the document at `url`; a failure is logged here.
+    async fn resolve(
+        &self,
+        server_config: &ServerConfig,
+        scopes_supported: Option<&Scope>,
+        url: &url::Url,
+    ) -> Result<(Client, Option<u64>), Failure> {
+        let shown = crate::error::printable(url.as_str());
+        let doc = match self.fetcher.fetch(url, &self.limits()).await {
+            Ok(d) if d.body.len() > self.config.max_document_size => {
+                Err(FetchError::TooLarge(self.config.max_document_size))
+            }
+            other => other,
+        };
+        let doc = doc.map_err(|e| {
+            if matches!(e, FetchError::Refused(_)) {
+                log::warn!("twisted-oauth2: client metadata document `{shown}` not fetched: {e}");
+            } else {
+                log::info!(
+                    "twisted-oauth2: client metadata document `{shown}` could not be retrieved: {e}"
+                );
+            }
+            Failure::Fetch
+        })?;
+        let checked = serde_json::from_slice::<Value>(&doc.body)
+            .map_err(|_| "the document is not JSON".to_owned())
+            .and_then(|value| match value {
+                Value::Object(map) => document_client(server_config, scopes_supported, url, &map),
+                _ => Err("the document is not a JSON object".to_owned()),
+            });
+        match checked {
+            Ok(client) => Ok((client, doc.max_age)),
+            Err(reason) => {
+                log::info!("twisted-oauth2: client metadata document `{shown}` refused: {reason}");
+                Err(Failure::Document(reason))
+            }
+        }
     }
 }
 
-/// The client a metadata document describes, or why it is refused.
+/// The client the document fetched from `url` describes, or why it is refused. Its id is
+/// the document's `client_id`, which must be a valid client_id URL naming `url`.
 fn document_client(
     server_config: &ServerConfig,
     scopes_supported: Option<&Scope>,
-    client_id: &str,
+    url: &url::Url,
     m: &Map<String, Value>,
 ) -> Result<Client, String> {
-    match m.get("client_id") {
-        Some(Value::String(s)) if s == client_id => {}
+    let client_id = match m.get("client_id") {
+        Some(Value::String(s))
+            if parse_client_id_url(s).is_ok_and(|u| u.as_str() == url.as_str()) =>
+        {
+            s.as_str()
+        }
         _ => return Err("the document's client_id is not its URL".into()),
-    }
+    };
     for secret in ["client_secret", "client_secret_expires_at"] {
         if m.contains_key(secret) {
             return Err(format!("the document must not carry `{secret}`"));

@@ -901,6 +901,22 @@ pub struct ClientMetadataConfig {
     /// The most fetches in flight at once; a lookup beyond it is answered
     /// `temporarily_unavailable` (503) without fetching, and is not cached. Default 16.
     pub max_concurrent_fetches: usize,
+    /// The most fetches in flight at once for documents on one host, so that slow documents
+    /// on one host cannot hold every slot of `max_concurrent_fetches`; beyond it, `503` as
+    /// there. Default (unset): a quarter of `max_concurrent_fetches`, at least 1.
+    pub max_concurrent_fetches_per_host: Option<usize>,
+    /// Fetches (lookups that miss the cache) one caller may cause per minute, keyed by its
+    /// address (IPv6 by /64); beyond, `429 temporarily_unavailable` with `Retry-After`,
+    /// nothing fetched or cached. `0` turns the limit off. Default 20.
+    pub caller_fetches_per_minute: u32,
+    /// Fetches per minute of documents on one host, whoever causes them; beyond, `503
+    /// temporarily_unavailable`, nothing fetched or cached. `0` turns the limit off.
+    /// Default 60.
+    pub host_fetches_per_minute: u32,
+    /// The most callers, and the most hosts, the two rate limits track; while a table is
+    /// full (after forgetting idle entries) the callers or hosts not in it share one
+    /// bucket. Default 10000.
+    pub rate_limit_max_keys: usize,
     #[doc(hidden)]
     #[serde(skip)]
     pub __non_exhaustive: (),
@@ -919,6 +935,10 @@ impl Default for ClientMetadataConfig {
             max_cache_lifetime: 86_400,
             max_cached_documents: 1000,
             max_concurrent_fetches: 16,
+            max_concurrent_fetches_per_host: None,
+            caller_fetches_per_minute: 20,
+            host_fetches_per_minute: 60,
+            rate_limit_max_keys: 10_000,
             __non_exhaustive: (),
         }
     }
@@ -966,6 +986,29 @@ impl ClientMetadataConfig {
                 "must be at least 1",
             ));
         }
+        if self
+            .max_concurrent_fetches_per_host
+            .is_some_and(|n| n == 0 || n > self.max_concurrent_fetches)
+        {
+            return Err(err(
+                "client_metadata.max_concurrent_fetches_per_host",
+                "must be between 1 and max_concurrent_fetches",
+            ));
+        }
+        if self.rate_limit_max_keys == 0 {
+            return Err(err(
+                "client_metadata.rate_limit_max_keys",
+                "must be at least 1",
+            ));
+        }
         Ok(())
+    }
+
+    /// The most fetches in flight for one host: `max_concurrent_fetches_per_host`, or a
+    /// quarter of `max_concurrent_fetches` (at least 1).
+    pub fn fetches_per_host(&self) -> usize {
+        self.max_concurrent_fetches_per_host
+            .unwrap_or(self.max_concurrent_fetches / 4)
+            .max(1)
     }
 }

@@ -104,14 +104,15 @@ impl<'a> GrantContext<'a> {
 
     /// Looks up a client; a dynamically registered one whose registration expired
     /// ([`Client::expires_at`]) is not found. With client ID metadata documents on, an
-    /// `https` URL id is resolved by its document ([`crate::client_metadata`]); a refused
-    /// document is `invalid_request` with the reason.
+    /// `https` URL id is resolved by its document ([`crate::client_metadata`]; the caller is
+    /// not known here, so only the per-host fetch limits apply); a refused document is
+    /// `invalid_request` with the reason.
     pub async fn client(&self, id: &str) -> Result<Option<Arc<Client>>, OAuthError> {
         let now = self.clock.unix();
         if let Some(resolver) = self.client_metadata {
             if crate::client_metadata::is_metadata_document_url(id) {
                 return resolver
-                    .client(self.config, self.scopes_supported, id, now)
+                    .client(self.config, self.scopes_supported, id, None, now)
                     .await
                     .map(Some);
             }

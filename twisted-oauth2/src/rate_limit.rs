@@ -118,6 +118,12 @@ impl RateLimiter {
 /// and /48 (one host usually holds a whole /64, so per-address buckets would be free to
 /// multiply). An IPv4-mapped IPv6 address counts as its IPv4 address; no address (a test
 /// client without a peer) is one shared bucket.
+/// The per-address bucket of an address (the fine key of [`keys`]): an IPv4 address, or the
+/// /64 of an IPv6 one.
+pub(crate) fn limit_key(ip: Option<IpAddr>) -> IpAddr {
+    keys(ip).0
+}
+
 fn keys(ip: Option<IpAddr>) -> (IpAddr, IpAddr) {
     let v4 = |a: Ipv4Addr| {
         let o = a.octets();

@@ -222,17 +222,44 @@ impl AuthorizationServer {
     /// the [`ClientRegistry`] (best effort).
     ///
     /// With client ID metadata documents on ([`crate::client_metadata`]), an `https` URL id
-    /// is resolved by fetching its document; a refused one is `invalid_request` with the
-    /// reason.
+    /// is resolved by its document, from the cache or fetched; a refused one is
+    /// `invalid_request` with the reason, one that could not be retrieved `invalid_client`,
+    /// and a lookup over a fetch limit `temporarily_unavailable`. The caller is not known
+    /// here, so only the per-host fetch limits apply: where a request from a stranger can
+    /// cause the lookup, use [`Self::client_for`].
     pub async fn client(&self, id: &str) -> Result<Option<Arc<Client>>, OAuthError> {
+        self.client_for(id, None).await
+    }
+
+    /// [`Self::client`] for a request from `caller` (the client address as the HTTP layer
+    /// determines it): a metadata document fetched for it counts against the caller's limit
+    /// (`client_metadata.caller_fetches_per_minute`).
+    pub async fn client_for(
+        &self,
+        id: &str,
+        caller: Option<std::net::IpAddr>,
+    ) -> Result<Option<Arc<Client>>, OAuthError> {
         if let Some(resolver) = &self.client_metadata {
             if crate::client_metadata::is_metadata_document_url(id) {
                 return resolver
-                    .client(&self.config, self.scopes_supported.as_ref(), id, self.now())
+                    .client(
+                        &self.config,
+                        self.scopes_supported.as_ref(),
+                        id,
+                        caller,
+                        self.now(),
+                    )
                     .await
                     .map(Some);
             }
         }
+        self.stored_client(id).await
+    }
+
+    /// Looks up a client in the stores only (configured and registered clients, as
+    /// [`Self::client`] without expired registrations): never resolves a client ID metadata
+    /// document, so a lookup no metadata-document client needs fetches nothing.
+    pub async fn stored_client(&self, id: &str) -> Result<Option<Arc<Client>>, OAuthError> {
         match self.stores.clients.client(id).await? {
             Some(c) if self.drop_if_expired(&c).await => Ok(None),
             found => Ok(found),

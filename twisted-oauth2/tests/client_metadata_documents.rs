@@ -212,6 +212,8 @@ async fn the_cache_is_bounded() {
     let fetcher = Arc::new(Counting::new(StaticDocuments::new()));
     let mut cfg = cimd_config();
     cfg.client_metadata.max_cached_documents = 10;
+    // 200 documents on one host: not what the per-host limit is for.
+    cfg.client_metadata.host_fetches_per_minute = 0;
     let server = AuthorizationServer::builder(cfg)
         .client_metadata_fetcher(fetcher.clone())
         .build()
@@ -327,6 +329,7 @@ async fn fetches_in_flight_are_bounded_and_the_overflow_is_503_not_cached() {
     });
     let mut cfg = cimd_config();
     cfg.client_metadata.max_concurrent_fetches = 2;
+    cfg.client_metadata.max_concurrent_fetches_per_host = Some(2);
     let server = Arc::new(
         AuthorizationServer::builder(cfg)
             .client_metadata_fetcher(fetcher.clone())

@@ -189,7 +189,7 @@ pub async fn validate_request(
         .map_err(AuthorizeError::Page)?
         .ok_or_else(|| AuthorizeError::Page(OAuthError::missing_parameter("client_id")))?;
     let client = server
-        .client(client_id)
+        .client_for(client_id, request.client_ip)
         .await
         .map_err(AuthorizeError::Page)?
         .ok_or_else(|| AuthorizeError::Page(OAuthError::invalid_request("unknown client_id")))?;

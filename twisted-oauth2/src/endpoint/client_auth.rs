@@ -42,11 +42,42 @@ pub(crate) fn parse_basic(header: &str) -> Result<Option<(String, String)>, OAut
     Ok(Some((id, secret)))
 }
 
-/// Authenticates the client of a request.
+/// Authenticates the client of a request. The caller's address is not known here, so a
+/// client ID metadata document fetched for the lookup counts only against the per-host
+/// limits: endpoints use [`authenticate_from`].
 pub async fn authenticate(
     server: &AuthorizationServer,
     params: &Params,
     authorization: Option<&str>,
+) -> Result<AuthenticatedClient, OAuthError> {
+    authenticate_from(server, params, authorization, None).await
+}
+
+/// [`authenticate`] for a request from `caller` (the client address as the HTTP layer
+/// determines it, [`RequestContext::client_ip`](crate::endpoint::RequestContext::client_ip)).
+///
+/// With client ID metadata documents on, a URL `client_id` is a public client: presented
+/// with a secret (HTTP Basic, even with an empty password, or `client_secret`) it fails
+/// authentication at once, without its document being fetched. Identified by `client_id`
+/// alone, its document is resolved, a fetch counting against `caller`'s limit.
+pub async fn authenticate_from(
+    server: &AuthorizationServer,
+    params: &Params,
+    authorization: Option<&str>,
+    caller: Option<std::net::IpAddr>,
+) -> Result<AuthenticatedClient, OAuthError> {
+    authenticate_with(server, params, authorization, caller, true).await
+}
+
+/// [`authenticate_from`]; with `documents` false (the introspection endpoint, which no
+/// public client may call), a URL `client_id` fails authentication without a fetch however
+/// it is presented.
+pub(crate) async fn authenticate_with(
+    server: &AuthorizationServer,
+    params: &Params,
+    authorization: Option<&str>,
+    caller: Option<std::net::IpAddr>,
+    documents: bool,
 ) -> Result<AuthenticatedClient, OAuthError> {
     let basic = match authorization {
         Some(h) => match parse_basic(h)? {
@@ -99,7 +130,15 @@ pub async fn authenticate(
             e
         }
     };
-    let Some(client) = server.client(&id).await? else {
+    if server.client_metadata.is_some()
+        && crate::client_metadata::is_metadata_document_url(&id)
+        && (method != AuthMethod::None || !documents)
+    {
+        // A metadata-document client has no secret and cannot be authenticated here: its
+        // document is not fetched for this request.
+        return Err(fail(method));
+    }
+    let Some(client) = server.client_for(&id, caller).await? else {
         return Err(fail(method));
     };
     if client.is_public() {

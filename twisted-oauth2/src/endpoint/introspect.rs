@@ -40,7 +40,7 @@
 
 use serde::Serialize;
 
-use crate::endpoint::client_auth::{authenticate, AuthMethod};
+use crate::endpoint::client_auth::{authenticate_with, AuthMethod};
 use crate::endpoint::resource::{self, BearerRequest, TokenInfo};
 use crate::error::{Challenge, ErrorCode, OAuthError};
 use crate::form::Params;
@@ -273,7 +273,8 @@ pub async fn authorize_caller(
         }
         return Ok(Introspector::Bearer(info));
     }
-    let auth = authenticate(server, params, authorization)
+    // No metadata-document client may introspect: none is fetched here.
+    let auth = authenticate_with(server, params, authorization, None, false)
         .await
         .map_err(basic_challenge)?;
     if auth.method == AuthMethod::None {

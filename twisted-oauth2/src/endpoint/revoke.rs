@@ -28,7 +28,7 @@
 //!   set, the whole grant (its access and refresh tokens) is revoked instead.
 
 use crate::client::Client;
-use crate::endpoint::client_auth::authenticate;
+use crate::endpoint::client_auth::authenticate_from;
 use crate::error::OAuthError;
 use crate::form::Params;
 use crate::server::AuthorizationServer;
@@ -76,7 +76,7 @@ pub async fn handle(
     req: RevokeRequest<'_>,
 ) -> Result<(), OAuthError> {
     let params = req.params(server)?;
-    let auth = authenticate(server, &params, req.authorization).await?;
+    let auth = authenticate_from(server, &params, req.authorization, req.request.client_ip).await?;
     let client: &Client = &auth.client;
     let token = params.require("token")?;
     let hint = TokenTypeHint::parse(&params)?;

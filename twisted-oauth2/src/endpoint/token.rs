@@ -2,7 +2,7 @@
 //! the server's [`GrantRegistry`](crate::grant::GrantRegistry), authenticates the client
 //! per the grant's policy, lets the grant decide, and issues through the one issuance path.
 
-use crate::endpoint::client_auth::authenticate;
+use crate::endpoint::client_auth::authenticate_from;
 use crate::error::{ErrorCode, OAuthError};
 use crate::grant::{self, ClientAuthentication, GrantRequest};
 use crate::server::AuthorizationServer;
@@ -31,7 +31,8 @@ pub async fn handle(
     let auth = match grant.client_authentication() {
         ClientAuthentication::Skipped => None,
         policy => {
-            let auth = authenticate(server, &params, req.authorization).await?;
+            let auth = authenticate_from(server, &params, req.authorization, req.request.client_ip)
+                .await?;
             if !auth.client.allows_grant(grant_type) {
                 return Err(OAuthError::unauthorized_client(
                     "the client is not allowed to use this grant type",

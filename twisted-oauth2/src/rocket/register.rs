@@ -51,8 +51,13 @@ impl Handler for RegisterHandler {
             transport: transport(req, server),
             client_ip: super::client_ip(req, Some(server)),
         };
-        // `/register/<client_id>`: the segment after `register`.
-        let id = req.routed_segment(1).unwrap_or("");
+        // `/register/<client_id>`: the segment after `register`. A registered id is never a
+        // client ID metadata document URL: such an id is answered as an unknown one (no
+        // client has the empty id) instead of having its document fetched.
+        let id = req
+            .routed_segment(1)
+            .filter(|id| !crate::client_metadata::is_metadata_document_url(id))
+            .unwrap_or("");
         let answer = match self.op {
             Op::Register => register::register(server, r)
                 .await
