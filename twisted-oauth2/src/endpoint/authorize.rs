@@ -195,15 +195,22 @@ pub async fn validate_request(
         .map_err(AuthorizeError::Page)?;
     let (redirect_uri, redirect_uri_sent) = match requested {
         Some(r) => {
+            // Parsed strictly and normalised (never repaired): the normal form is what is
+            // matched, recorded for the token endpoint and redirected to.
+            let Ok(r) = crate::client::RedirectUri::parse(r) else {
+                return Err(AuthorizeError::Page(OAuthError::invalid_request(
+                    "redirect_uri is not a valid absolute URI (RFC 3986)",
+                )));
+            };
             if client
-                .matching_redirect_uri_with(r, server.config.allow_localhost_any_port)
+                .matching_redirect(&r, server.config.allow_localhost_any_port)
                 .is_none()
             {
                 return Err(AuthorizeError::Page(OAuthError::invalid_request(
                     "redirect_uri is not registered for this client",
                 )));
             }
-            (r.to_owned(), true)
+            (r.as_str().to_owned(), true)
         }
         None => match client.redirect_uris() {
             [only] => (only.as_str().to_owned(), false),
