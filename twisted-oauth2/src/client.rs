@@ -64,47 +64,160 @@ impl fmt::Debug for SecretDigest {
     }
 }
 
-/// A registered redirect URI: absolute, without fragment (RFC 6749 §3.1.2). Custom schemes
-/// (`com.example.app:/cb`) are allowed for native apps (RFC 8252 §7.1).
+/// A registered redirect URI (RFC 6749 §3.1.2): an RFC 3986 absolute URI without fragment,
+/// kept in one normalised form. Custom schemes (`com.example.app:/cb`) are allowed for
+/// native apps (RFC 8252 §7.1).
+///
+/// **Parsing is strict and never repairs.** The string must be an RFC 3986 `absolute-URI`
+/// as it stands: a space, a backslash, a control character, a raw non-ASCII character or
+/// a missing `//` is refused, not fixed (a WHATWG URL parser would turn
+/// `https://a.example\@evil.example/cb` into a URL for `evil.example`). An `http` or
+/// `https` URI needs a non-empty host that is not percent-encoded (a browser would decode
+/// and IDNA-map it, so the code would go elsewhere than the string says). A port must be
+/// a number up to 65535.
+///
+/// **One normalised form** ([`RedirectUri::as_str`]) is stored and compared: RFC 3986
+/// §6.2.2 syntax-based normalisation as the `fluent-uri` crate applies it, that is,
+/// percent-encoded unreserved characters decoded and the other percent-encodings in upper
+/// case, scheme and host in lower case, IPv6 literals in RFC 5952 form, an empty or
+/// default port dropped, and dot segments removed. `HTTPS://App.Example:443/a/./cb` is
+/// stored, matched and redirected to as `https://app.example/a/cb`.
+///
+/// **Loopback** (RFC 8252 §7.3): an `http` URI whose host is a loopback address
+/// ([`is_local_redirect`]) matches a request that differs only in its port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedirectUri {
-    raw: String,
-    loopback: Option<LoopbackParts>,
+    uri: String,
+    /// The host's class, for a URI with a host.
+    host: Option<HostKind>,
+    /// Whether the scheme is `http`.
+    plain_http: bool,
+    /// Everything after the authority (path and query), for `http` URIs without userinfo
+    /// whose host is loopback or `localhost` (port-agnostic matching).
+    rest: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct LoopbackParts {
-    host: String,
-    rest: String,
+/// What a URI's host is, as far as "does it go to this device" is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HostKind {
+    /// A loopback address (`127.0.0.0/8`, `::1`, or an IPv4-mapped `127.0.0.0/8`), as
+    /// the browser will connect to it.
+    Loopback(std::net::IpAddr),
+    /// The name `localhost`.
+    Localhost,
+    /// Anything else.
+    Other,
 }
+
+/// Classifies a URI's host (as written in the URI: IPv6 literals in brackets): the one
+/// place the library decides what is loopback.
+///
+/// An IP literal is read as such. A registered name is read the way a browser reads it
+/// (the WHATWG host parser of the `url` crate), so every spelling a browser takes for an
+/// IPv4 address counts: `127.1`, `127.0.0.2`, `2130706433`, `0x7f.1` are all loopback.
+/// `localhost` (any case) is [`HostKind::Localhost`]; `localhost.` and
+/// `127.0.0.1.example` are not.
+pub(crate) fn classify_host(host: &str) -> HostKind {
+    use std::net::IpAddr;
+    let loopback_v6 = |v6: std::net::Ipv6Addr| {
+        if v6.is_loopback() {
+            Some(IpAddr::V6(v6))
+        } else {
+            v6.to_ipv4_mapped()
+                .filter(|v4| v4.is_loopback())
+                .map(IpAddr::V4)
+        }
+    };
+    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return match inner
+            .parse::<std::net::Ipv6Addr>()
+            .ok()
+            .and_then(loopback_v6)
+        {
+            Some(ip) => HostKind::Loopback(ip),
+            None => HostKind::Other,
+        };
+    }
+    match url::Host::parse(&host.to_ascii_lowercase()) {
+        Ok(url::Host::Ipv4(v4)) if v4.is_loopback() => HostKind::Loopback(IpAddr::V4(v4)),
+        Ok(url::Host::Ipv6(v6)) => match loopback_v6(v6) {
+            Some(ip) => HostKind::Loopback(ip),
+            None => HostKind::Other,
+        },
+        Ok(url::Host::Domain(d)) if d == "localhost" => HostKind::Localhost,
+        _ => HostKind::Other,
+    }
+}
+
+/// Schemes that are never a redirect URI, whatever the configuration.
+const FORBIDDEN_SCHEMES: [&str; 4] = ["javascript", "data", "vbscript", "file"];
 
 impl RedirectUri {
-    /// Validates a URI for registration.
+    /// Validates a redirect URI and normalises it (see [`RedirectUri`] for the rules).
+    /// The error says why, quoting the string with escapes.
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let url =
-            url::Url::parse(raw).map_err(|e| format!("`{raw}` is not an absolute URI: {e}"))?;
-        if url.fragment().is_some() || raw.contains('#') {
-            return Err(format!("`{raw}` has a fragment (RFC 6749 section 3.1.2)"));
+        let parsed = fluent_uri::Uri::parse(raw)
+            .map_err(|e| format!("{raw:?} is not an RFC 3986 absolute URI: {e}"))?;
+        if parsed.fragment().is_some() {
+            return Err(format!("{raw:?} has a fragment (RFC 6749 section 3.1.2)"));
         }
-        if matches!(url.scheme(), "http" | "https") && url.host_str().is_none_or(str::is_empty) {
-            return Err(format!("`{raw}` has no host"));
+        let uri = parsed.normalize();
+        let scheme = uri.scheme().as_str();
+        if FORBIDDEN_SCHEMES.contains(&scheme) {
+            return Err(format!("{raw:?} uses a forbidden scheme"));
         }
-        if url.scheme() == "javascript" || url.scheme() == "data" {
-            return Err(format!("`{raw}` uses a forbidden scheme"));
+        let web = matches!(scheme, "http" | "https");
+        let plain_http = scheme == "http";
+        let mut host = None;
+        let mut rest = None;
+        match uri.authority() {
+            Some(auth) => {
+                if auth.port_to_u16().is_err() {
+                    return Err(format!(
+                        "{raw:?} has a port that is not a number up to 65535"
+                    ));
+                }
+                let h = auth.host();
+                if web {
+                    if h.is_empty() {
+                        return Err(format!("{raw:?} has no host"));
+                    }
+                    if h.contains('%') {
+                        return Err(format!("{raw:?} has a percent-encoded host"));
+                    }
+                    if url::Host::parse(h).is_err() {
+                        return Err(format!("{raw:?} has a host no browser can use"));
+                    }
+                }
+                let kind = classify_host(h);
+                if plain_http && !auth.has_userinfo() && kind != HostKind::Other {
+                    let after = &uri.as_str()[uri.as_str().len()
+                        - uri.path().as_str().len()
+                        - uri.query().map_or(0, |q| q.as_str().len() + 1)..];
+                    rest = Some(after.to_owned());
+                }
+                host = Some(kind);
+            }
+            None if web => return Err(format!("{raw:?} has no host (it needs `//host`)")),
+            None => {}
         }
         Ok(RedirectUri {
-            raw: raw.to_owned(),
-            loopback: loopback_parts(raw),
+            uri: uri.into_string(),
+            host,
+            plain_http,
+            rest,
         })
     }
 
-    /// The URI as registered.
+    /// The URI in its normalised form, as stored, compared and redirected to.
     pub fn as_str(&self) -> &str {
-        &self.raw
+        &self.uri
     }
 
-    /// Whether `requested` matches: byte-exact, except that loopback IP literals over
-    /// `http` (`http://127.0.0.1`, `http://[::1]`) may differ in port (RFC 8252 §7.3).
+    /// Whether `requested` matches: equal after normalisation, except that `http` URIs to
+    /// a loopback address (`http://127.0.0.1`, `http://127.1`, `http://[::1]`) may differ
+    /// in port (RFC 8252 §7.3). A `requested` that is not a valid redirect URI matches
+    /// nothing.
     pub fn matches(&self, requested: &str) -> bool {
         self.matches_with(requested, false)
     }
@@ -113,76 +226,87 @@ impl RedirectUri {
     /// `localhost_any_port` (an opt-in: native clients such as Claude Code register
     /// `http://localhost/callback`; RFC 8252 §8.3 prefers the IP literals).
     pub fn matches_with(&self, requested: &str, localhost_any_port: bool) -> bool {
-        if self.raw == requested {
+        RedirectUri::parse(requested).is_ok_and(|r| self.matches_uri(&r, localhost_any_port))
+    }
+
+    /// [`RedirectUri::matches_with`] for an already parsed request.
+    pub fn matches_uri(&self, requested: &RedirectUri, localhost_any_port: bool) -> bool {
+        if self.uri == requested.uri {
             return true;
         }
-        if localhost_any_port {
-            if let (Some(a), Some(b)) = (
-                loopback_parts_with(&self.raw, true),
-                loopback_parts_with(requested, true),
-            ) {
-                return a == b;
-            }
-        }
-        match (&self.loopback, loopback_parts(requested)) {
-            (Some(a), Some(b)) => *a == b,
+        match (&self.rest, &requested.rest, self.host, requested.host) {
+            (Some(a), Some(b), Some(ha), Some(hb)) if a == b && ha == hb => match ha {
+                HostKind::Loopback(_) => true,
+                HostKind::Localhost => localhost_any_port,
+                HostKind::Other => false,
+            },
             _ => false,
         }
     }
 
-    /// Whether the URI is a plain-HTTP loopback URI.
+    /// Whether the URI is a plain-HTTP URI to a loopback address.
     pub fn is_loopback(&self) -> bool {
-        self.loopback.is_some()
+        self.plain_http && matches!(self.host, Some(HostKind::Loopback(_)))
+    }
+
+    /// Whether the URI goes to this device: its host is a loopback address or
+    /// `localhost`, whatever the scheme ([`is_local_redirect`]).
+    pub fn is_local(&self) -> bool {
+        matches!(self.host, Some(HostKind::Loopback(_) | HostKind::Localhost))
+    }
+
+    /// Whether the URI uses plain HTTP to a host other than loopback or `localhost`.
+    fn is_insecure(&self) -> bool {
+        self.plain_http && !self.is_local()
     }
 }
 
-/// Splits `http://127.0.0.1:PORT/rest` or `http://[::1]:PORT/rest` into host and rest.
-fn loopback_parts(raw: &str) -> Option<LoopbackParts> {
-    loopback_parts_with(raw, false)
+/// Whether a redirect URI goes to this device (a loopback address in any spelling a
+/// browser accepts, or `localhost`), for consent pages that warn about it; `false` for a
+/// string that is not a valid redirect URI ([`RedirectUri::parse`]).
+pub fn is_local_redirect(uri: &str) -> bool {
+    RedirectUri::parse(uri).is_ok_and(|u| u.is_local())
 }
 
-/// [`loopback_parts`], also for `http://localhost` when `localhost` is set.
-fn loopback_parts_with(raw: &str, localhost: bool) -> Option<LoopbackParts> {
-    let after = raw.strip_prefix("http://")?;
-    let (host, after_host) = if let Some(v6) = after.strip_prefix("[::1]") {
-        ("[::1]", v6)
-    } else if let Some(v4) = after.strip_prefix("127.0.0.1") {
-        ("127.0.0.1", v4)
-    } else if let Some(l) = after.strip_prefix("localhost").filter(|_| localhost) {
-        ("localhost", l)
-    } else {
-        return None;
-    };
-    let rest = match after_host.strip_prefix(':') {
-        Some(p) => {
-            let digits = p.bytes().take_while(u8::is_ascii_digit).count();
-            if digits == 0 {
-                return None;
-            }
-            &p[digits..]
-        }
-        None => after_host,
-    };
-    if !(rest.is_empty() || rest.starts_with(['/', '?'])) {
-        return None;
+/// The host a URL really goes to, as a consent page should show it: `host[:port]` as a
+/// browser resolves it, in ASCII (an internationalised name stays in punycode, `xn--…`,
+/// so a look-alike in another script, or one mixing scripts, cannot pass for a familiar
+/// name; `127.1` shows as `127.0.0.1`); `scheme:` for a URI without host (a custom-scheme
+/// redirect URI). A string no parser accepts is returned as it is (pages escape it).
+pub fn display_host(uri: &str) -> String {
+    match url::Url::parse(uri) {
+        Ok(u) => match u.host_str() {
+            Some(h) if !h.is_empty() => match u.port() {
+                Some(port) => format!("{h}:{port}"),
+                None => h.to_owned(),
+            },
+            _ => format!("{}:", u.scheme()),
+        },
+        Err(_) => uri.to_owned(),
     }
-    Some(LoopbackParts {
-        host: host.to_owned(),
-        rest: rest.to_owned(),
-    })
 }
 
-/// Whether a redirect URI uses plain HTTP to a host other than a loopback address
-/// (refused at grant time unless allowed: RFC 9700 §4.1, txoauth2's `allowInsecureRedirectUri`).
+/// Whether a redirect URI presented at the token endpoint is the one the authorization
+/// request used (RFC 6749 §4.1.3): equal as sent, or after normalisation.
+pub(crate) fn same_redirect_uri(presented: &str, recorded: &str) -> bool {
+    presented == recorded
+        || matches!(
+            (RedirectUri::parse(presented), RedirectUri::parse(recorded)),
+            (Ok(a), Ok(b)) if a.uri == b.uri
+        )
+}
+
+/// Whether a redirect URI uses plain HTTP to a host other than a loopback address or
+/// `localhost` (refused at grant time unless allowed: RFC 9700 §4.1, txoauth2's
+/// `allowInsecureRedirectUri`). A string that is not a valid redirect URI counts as
+/// insecure when it starts with `http:`.
 pub fn is_insecure_redirect(uri: &str) -> bool {
-    let plain_http = uri
-        .get(..7)
-        .is_some_and(|s| s.eq_ignore_ascii_case("http://"));
-    if !plain_http || loopback_parts(uri).is_some() {
-        return false;
+    match RedirectUri::parse(uri) {
+        Ok(u) => u.is_insecure(),
+        Err(_) => uri
+            .get(..5)
+            .is_some_and(|s| s.eq_ignore_ascii_case("http:")),
     }
-    // `localhost` (exactly that host) resolves to the loopback interface as well.
-    !url::Url::parse(uri).is_ok_and(|u| u.host_str() == Some("localhost"))
 }
 
 /// A registered client (RFC 6749 §2).
@@ -264,9 +388,10 @@ impl Client {
         &self.redirect_uris
     }
 
-    /// The registered redirect URI that `requested` matches, if any.
+    /// The registered redirect URI that `requested` matches, if any
+    /// ([`RedirectUri::matches`]).
     pub fn matching_redirect_uri(&self, requested: &str) -> Option<&RedirectUri> {
-        self.redirect_uris.iter().find(|u| u.matches(requested))
+        self.matching_redirect_uri_with(requested, false)
     }
 
     /// [`Client::matching_redirect_uri`] with the `http://localhost` any-port opt-in
@@ -276,9 +401,19 @@ impl Client {
         requested: &str,
         localhost_any_port: bool,
     ) -> Option<&RedirectUri> {
+        let requested = RedirectUri::parse(requested).ok()?;
+        self.matching_redirect(&requested, localhost_any_port)
+    }
+
+    /// [`Client::matching_redirect_uri_with`] for an already parsed request.
+    pub fn matching_redirect(
+        &self,
+        requested: &RedirectUri,
+        localhost_any_port: bool,
+    ) -> Option<&RedirectUri> {
         self.redirect_uris
             .iter()
-            .find(|u| u.matches_with(requested, localhost_any_port))
+            .find(|u| u.matches_uri(requested, localhost_any_port))
     }
 
     /// Whether the client may use `grant_type` (`authorization_code`, `refresh_token`,
@@ -519,7 +654,7 @@ impl ClientBuilder {
         }
         let mut uris = Vec::with_capacity(self.redirect_uris.len());
         for raw in &self.redirect_uris {
-            uris.push(RedirectUri::parse(raw).map_err(err)?);
+            uris.push(RedirectUri::parse(raw).map_err(|e| err(format!("redirect URI {e}")))?);
         }
         for g in &self.grant_types {
             if g.is_empty() || g.contains(' ') {
@@ -679,12 +814,49 @@ mod tests {
     }
 
     #[test]
-    fn redirect_match_is_exact() {
+    fn redirect_uris_are_strict_rfc3986_never_repaired() {
+        for bad in [
+            "https://a.example/c b",
+            "https://a.example\\@evil.example/cb",
+            "https:cb",
+            "https:///cb",
+            "https://a.example/cb\u{0}",
+            "https://a.example/\tcb",
+            "https://a.example/cb\n",
+            "https://a.example/\u{7f}",
+            "https://b\u{fc}cher.example/cb",
+            "https://%61%2Fb.example/cb",
+            "http://127.0.0.1:65536/cb",
+            "http://127.0.0.1:99999/cb",
+            "https://1.2.3.4.5/cb",
+            "javascript:alert(1)",
+            "HTTP:cb",
+        ] {
+            assert!(RedirectUri::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn redirect_uris_are_kept_in_rfc3986_6_2_2_normal_form() {
+        let u = RedirectUri::parse("HTTPS://App.Example:443/a/./b/../cb?x=%7e%2f").unwrap();
+        assert_eq!(u.as_str(), "https://app.example/a/cb?x=~%2F");
+        assert!(u.matches("https://APP.example/a/cb?x=~%2f"));
+        assert_eq!(
+            RedirectUri::parse("http://[0:0:0:0:0:0:0:1]:/cb")
+                .unwrap()
+                .as_str(),
+            "http://[::1]/cb"
+        );
+    }
+
+    #[test]
+    fn redirect_match_is_exact_after_normalisation() {
         let u = RedirectUri::parse("https://app.example/cb").unwrap();
         assert!(u.matches("https://app.example/cb"));
         assert!(!u.matches("https://app.example/cb/"));
         assert!(!u.matches("https://app.example/cb?x=1"));
-        assert!(!u.matches("https://APP.example/cb"));
+        assert!(!u.matches("https://app.example:8443/cb"));
+        assert!(!u.matches("https://app.example/c b"));
     }
 
     #[test]
@@ -692,11 +864,80 @@ mod tests {
         let u = RedirectUri::parse("http://127.0.0.1/cb").unwrap();
         assert!(u.matches("http://127.0.0.1:51004/cb"));
         assert!(!u.matches("http://127.0.0.1:51004/other"));
+        assert!(!u.matches("http://127.0.0.1:65536/cb"));
+        assert!(!u.matches("http://127.0.0.1:99999/cb"));
+        assert!(!u.matches("http://127.0.0.2:5000/cb"));
+        assert!(!u.matches("https://127.0.0.1:5000/cb"));
         let v6 = RedirectUri::parse("http://[::1]:9000/cb").unwrap();
         assert!(v6.matches("http://[::1]:1234/cb"));
         assert!(!v6.matches("http://127.0.0.1:1234/cb"));
         let notloop = RedirectUri::parse("http://127.0.0.1.evil.example/cb").unwrap();
         assert!(!notloop.is_loopback());
+        assert!(!notloop.matches("http://127.0.0.1.evil.example:81/cb"));
+    }
+
+    #[test]
+    fn every_spelling_of_127_0_0_0_8_is_loopback() {
+        for (registered, requested) in [
+            ("http://127.1/cb", "http://127.1:5000/cb"),
+            ("http://127.1/cb", "http://127.0.0.1:5000/cb"),
+            ("http://127.0.0.2/cb", "http://127.0.0.2:5000/cb"),
+            ("http://2130706433/cb", "http://127.0.0.1:5000/cb"),
+            ("http://0x7f.1/cb", "http://127.1:5000/cb"),
+            ("http://[::ffff:127.0.0.1]/cb", "http://127.0.0.1:5000/cb"),
+        ] {
+            let u = RedirectUri::parse(registered).unwrap();
+            assert!(u.is_loopback(), "{registered}");
+            assert!(u.matches(requested), "{registered} vs {requested}");
+            assert!(!is_insecure_redirect(registered), "{registered}");
+            assert!(is_local_redirect(registered), "{registered}");
+        }
+        assert_eq!(classify_host("LOCALHOST"), HostKind::Localhost);
+        assert_eq!(classify_host("localhost."), HostKind::Other);
+        assert_eq!(classify_host("128.0.0.1"), HostKind::Other);
+        assert_eq!(classify_host("[::2]"), HostKind::Other);
+    }
+
+    #[test]
+    fn localhost_any_port_is_an_opt_in() {
+        let u = RedirectUri::parse("http://localhost/callback").unwrap();
+        assert!(!u.is_loopback());
+        assert!(u.is_local());
+        assert!(!u.matches("http://localhost:8123/callback"));
+        assert!(u.matches_with("http://LOCALHOST:8123/callback", true));
+        assert!(!u.matches_with("http://127.0.0.1:8123/callback", true));
+    }
+
+    #[test]
+    fn display_host_is_where_the_browser_goes() {
+        assert_eq!(display_host("https://app.example/cb"), "app.example");
+        assert_eq!(display_host("http://127.0.0.1:9000/cb"), "127.0.0.1:9000");
+        assert_eq!(display_host("http://127.1:9000/cb"), "127.0.0.1:9000");
+        assert_eq!(display_host("com.example.app:/cb"), "com.example.app:");
+        assert_eq!(
+            display_host("https://xn--pple-43d.example/cb"),
+            "xn--pple-43d.example"
+        );
+    }
+
+    #[test]
+    fn the_token_endpoint_compares_normalised_redirect_uris() {
+        assert!(same_redirect_uri(
+            "https://app.example/cb",
+            "https://app.example/cb"
+        ));
+        assert!(same_redirect_uri(
+            "HTTPS://APP.example:443/cb",
+            "https://app.example/cb"
+        ));
+        assert!(!same_redirect_uri(
+            "https://app.example/cb/",
+            "https://app.example/cb"
+        ));
+        assert!(!same_redirect_uri(
+            "https://app.example/c b",
+            "https://app.example/c%20b"
+        ));
     }
 
     #[test]
@@ -733,6 +974,8 @@ mod tests {
             "the scheme is case-insensitive"
         );
         assert!(!is_insecure_redirect("http://127.0.0.1:9000/cb"));
+        assert!(!is_insecure_redirect("http://127.1:9000/cb"));
+        assert!(!is_insecure_redirect("http://[::1]/cb"));
         assert!(!is_insecure_redirect("https://example.com/cb"));
         assert!(!is_insecure_redirect("com.example:/cb"));
         assert!(!is_insecure_redirect("http://localhost:8080/cb"));

@@ -95,7 +95,7 @@ async fn secret_only_for_client_secret_methods_rfc7591_3_2_1() {
         let v = reg(
             &f,
             json!({"redirect_uris": ["https://app.example/cb"], "token_endpoint_auth_method": m,
-                   "grant_types": ["authorization_code", "refresh_token"], "client_name": "App",
+                   "grant_types": ["authorization_code", "refresh_token"], "client_name": "Notes App",
                    "scope": "a b"}),
         )
         .await
@@ -103,7 +103,7 @@ async fn secret_only_for_client_secret_methods_rfc7591_3_2_1() {
         assert_no_nulls(&v);
         assert_eq!(v["token_endpoint_auth_method"], m);
         assert_eq!(v["client_secret_expires_at"], 0);
-        assert_eq!(v["client_name"], "App");
+        assert_eq!(v["client_name"], "Notes App");
         assert_eq!(v["scope"], "a b");
         assert_eq!(
             v["grant_types"],

@@ -19,6 +19,7 @@ use rocket::response::Redirect;
 use rocket::serde::json::Json;
 use rocket::{get, post, routes, Build, Rocket, State};
 use serde::Deserialize;
+use twisted_oauth2::client::{display_host, is_local_redirect};
 use twisted_oauth2::endpoint::authorize::PendingAuthorization;
 use twisted_oauth2::rocket::{
     AuthorizeReply, Consent, DecisionForm, OAuth2, OAuth2State, OnAuthenticate, PendingRequests,
@@ -167,20 +168,10 @@ fn scope_descriptions(rocket: &Rocket<rocket::Orbit>) -> BTreeMap<String, String
         .unwrap_or_default()
 }
 
-/// Where the answer goes, as the user should read it: the redirect URI's host and port.
-fn redirect_host(uri: &str) -> String {
-    rocket::http::uri::Absolute::parse(uri)
-        .ok()
-        .and_then(|u| u.authority().map(|a| a.to_string()))
-        .unwrap_or_else(|| uri.to_owned())
-}
-
-/// Whether a redirect URI goes to this device (loopback address or `localhost`).
-fn is_local(uri: &str) -> bool {
-    let host = redirect_host(uri);
-    let host = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h);
-    matches!(host, "127.0.0.1" | "[::1]" | "localhost")
-}
+/// The note shown wherever an unverified client's name is (consent and login pages).
+const UNVERIFIED_NOTE: &str =
+    "<p class=\"warn\" role=\"note\"><strong>Unverified application.</strong> \
+     Nobody has checked who publishes it: allow only if you trust it.</p>";
 
 /// The consent page for a pending request: the client, each scope with its description,
 /// where the answer goes, Allow and Deny.
@@ -205,19 +196,16 @@ fn consent_page(
     // (RFC 7591) or that are only a metadata-document URL are not vouched for by anyone.
     let mut notes = String::new();
     if !p.client.is_verified() {
-        notes.push_str(
-            "<p class=\"warn\" role=\"note\"><strong>Unverified application.</strong> \
-             Nobody has checked who publishes it: allow only if you trust it.</p>",
-        );
+        notes.push_str(UNVERIFIED_NOTE);
     }
     if p.client.is_metadata_document() {
         notes.push_str(&format!(
             "<p class=\"muted\">Published by <strong>{}</strong> (its client ID metadata \
              document).</p>",
-            esc(&redirect_host(p.client.id()))
+            esc(&display_host(p.client.id()))
         ));
     }
-    if !p.client.is_verified() && is_local(&p.redirect_uri) {
+    if !p.client.is_verified() && is_local_redirect(&p.redirect_uri) {
         notes.push_str(
             "<p class=\"warn\" role=\"note\">The answer goes to a program on this device. \
              Any program here can use this name: allow only if you just started it.</p>",
@@ -249,7 +237,9 @@ fn consent_page(
              </div></form>",
             user = esc(user),
             client = esc(p.client.name()),
-            host = esc(&redirect_host(&p.redirect_uri)),
+            // Where the code really goes: the host of the normalised redirect URI as the
+            // browser resolves it, in ASCII (punycode for internationalised names).
+            host = esc(&display_host(&p.redirect_uri)),
             redirect = esc(&p.redirect_uri),
             rid = esc(&p.request_id),
             csrf = esc(&p.csrf_token),
@@ -304,17 +294,25 @@ fn me(info: TokenInfo) -> Json<TokenInfo> {
     Json(info)
 }
 
+/// The client of the pending request a login leads to, as the login page names it.
+struct Asking {
+    name: String,
+    verified: bool,
+}
+
 /// The login form, posting `next` back; `problem` is shown above it, and `asking` (the
-/// client of the pending request `next` leads to) below the heading.
-fn login_form(next: &str, problem: Option<&str>, asking: Option<&str>) -> RawHtml<String> {
+/// client of the pending request `next` leads to, marked when unverified) below the
+/// heading.
+fn login_form(next: &str, problem: Option<&str>, asking: Option<&Asking>) -> RawHtml<String> {
     let problem = problem
         .map(|p| format!("<p class=\"alert\" role=\"alert\">{}</p>", esc(p)))
         .unwrap_or_default();
     let asking = asking
         .map(|c| {
             format!(
-                "<p class=\"asking\">Sign in to continue to <strong>{}</strong>.</p>",
-                esc(c)
+                "<p class=\"asking\">Sign in to continue to <strong>{}</strong>.</p>{}",
+                esc(&c.name),
+                if c.verified { "" } else { UNVERIFIED_NOTE }
             )
         })
         .unwrap_or_default();
@@ -336,7 +334,7 @@ fn login_form(next: &str, problem: Option<&str>, asking: Option<&str>) -> RawHtm
 
 /// The name of the client asking, when `next` is the consent page of a pending request of
 /// this browser (nothing for anything else: `load` checks the binding cookie).
-async fn asking_client(next: &str, pending: &PendingRequests<'_>) -> Option<String> {
+async fn asking_client(next: &str, pending: &PendingRequests<'_>) -> Option<Asking> {
     let origin = rocket::http::uri::Origin::parse(next).ok()?;
     if origin.path() != "/consent" {
         return None;
@@ -348,7 +346,10 @@ async fn asking_client(next: &str, pending: &PendingRequests<'_>) -> Option<Stri
         .1
         .to_owned();
     let p = pending.load(&request_id).await.ok()?;
-    Some(p.client.name().to_owned())
+    Some(Asking {
+        name: p.client.name().to_owned(),
+        verified: p.client.is_verified(),
+    })
 }
 
 /// `GET /login`: the login form. Contract: inputs `username` and `password`.
@@ -356,7 +357,7 @@ async fn asking_client(next: &str, pending: &PendingRequests<'_>) -> Option<Stri
 async fn login_page(next: Option<String>, pending: PendingRequests<'_>) -> RawHtml<String> {
     let next = safe_next(next.as_deref());
     let asking = asking_client(&next, &pending).await;
-    login_form(&next, None, asking.as_deref())
+    login_form(&next, None, asking.as_ref())
 }
 
 #[derive(Debug, FromForm)]
@@ -426,7 +427,7 @@ async fn login(
             login_form(
                 &next,
                 Some("Wrong username or password. Try again."),
-                asking.as_deref(),
+                asking.as_ref(),
             ),
         ));
     }

@@ -13,7 +13,9 @@ use crate::scope::Scope;
 pub const MAX_REDIRECT_URIS: usize = 16;
 /// Longest accepted redirect URI, in bytes.
 pub const MAX_URI_LENGTH: usize = 2048;
-/// Longest accepted `client_name`, in bytes.
+/// Longest accepted `client_name`, in bytes. A name also must not hold control or format
+/// characters, nor look like a configured client's name or id (case folding and UTS #39
+/// confusable skeletons).
 pub const MAX_NAME_LENGTH: usize = 256;
 /// Most `grant_types` or `response_types` entries accepted.
 const MAX_LIST: usize = 8;
@@ -94,8 +96,15 @@ fn string_list(
         .map(Some)
 }
 
-/// Checks one redirect URI against the policy.
-pub(crate) fn check_redirect_uri(cfg: &RegistrationConfig, raw: &str) -> Result<(), OAuthError> {
+/// Checks one redirect URI against the policy and returns its normal form (the one
+/// stored): an RFC 3986 absolute URI, refused rather than repaired
+/// ([`RedirectUri`](crate::client::RedirectUri)), of a kind the policy allows, without
+/// credentials. Loopback is decided by [`crate::client::classify_host`], as for matching.
+pub(crate) fn check_redirect_uri(
+    cfg: &RegistrationConfig,
+    raw: &str,
+) -> Result<String, OAuthError> {
+    use crate::client::{classify_host, HostKind, RedirectUri};
     if raw.len() > MAX_URI_LENGTH {
         return Err(redirect_error("a redirect URI is too long"));
     }
@@ -104,15 +113,24 @@ pub(crate) fn check_redirect_uri(cfg: &RegistrationConfig, raw: &str) -> Result<
             "a redirect URI must not have a fragment (RFC 6749 section 3.1.2)",
         ));
     }
-    let Ok(url) = url::Url::parse(raw) else {
-        return Err(redirect_error("a redirect URI is not an absolute URI"));
+    let Ok(uri) = RedirectUri::parse(raw) else {
+        return Err(redirect_error(
+            "a redirect URI is not an absolute URI (RFC 3986): no spaces, backslashes, \
+             control or non-ASCII characters, a host after `//` for http and https, a \
+             port up to 65535",
+        ));
     };
-    let allowed = match url.scheme() {
-        "https" => cfg.allow_https && url.host_str().is_some_and(|h| !h.is_empty()),
-        "http" => match url.host() {
-            Some(url::Host::Ipv4(ip)) if ip == std::net::Ipv4Addr::LOCALHOST => cfg.allow_loopback,
-            Some(url::Host::Ipv6(ip)) if ip == std::net::Ipv6Addr::LOCALHOST => cfg.allow_loopback,
-            Some(url::Host::Domain("localhost")) => cfg.allow_localhost,
+    // Normalised and strictly parsed: the components below are those of the stored form.
+    let Ok(parsed) = fluent_uri::Uri::parse(uri.as_str()) else {
+        return Err(redirect_error("a redirect URI is not acceptable"));
+    };
+    let authority = parsed.authority();
+    let host = authority.map(|a| classify_host(a.host()));
+    let allowed = match parsed.scheme().as_str() {
+        "https" => cfg.allow_https,
+        "http" => match host {
+            Some(HostKind::Loopback(_)) => cfg.allow_loopback,
+            Some(HostKind::Localhost) => cfg.allow_localhost,
             _ => false,
         },
         "javascript" | "data" | "file" | "vbscript" | "about" | "blob" | "ws" | "wss" | "ftp" => {
@@ -125,12 +143,63 @@ pub(crate) fn check_redirect_uri(cfg: &RegistrationConfig, raw: &str) -> Result<
             "this kind of redirect URI is not allowed by the server's registration policy",
         ));
     }
-    if !url.username().is_empty() || url.password().is_some() {
+    if authority.is_some_and(|a| a.has_userinfo()) {
         return Err(redirect_error("a redirect URI must not carry credentials"));
     }
-    crate::client::RedirectUri::parse(raw)
-        .map(|_| ())
-        .map_err(|_| redirect_error("a redirect URI is not acceptable"))
+    Ok(uri.as_str().to_owned())
+}
+
+/// Whether `c` may not appear in a `client_name`: control (Cc), format (Cf: U+202E
+/// RIGHT-TO-LEFT OVERRIDE, U+200B ZERO WIDTH SPACE, U+2066 LEFT-TO-RIGHT ISOLATE, the
+/// joiners U+200C/U+200D, ...), line and paragraph separators (Zl, Zp).
+fn is_forbidden_in_name(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    matches!(
+        c.general_category(),
+        GeneralCategory::Control
+            | GeneralCategory::Format
+            | GeneralCategory::LineSeparator
+            | GeneralCategory::ParagraphSeparator
+    )
+}
+
+/// The forms under which two names count as the same: case folded and reduced to their
+/// UTS #39 confusable skeletons, in both orders (folding first catches `DEMO` for `Demo`,
+/// the skeleton first catches a capital `I` for `l`), with white space collapsed.
+fn name_keys(name: &str) -> [String; 2] {
+    let key = |s: &str| -> String {
+        let folded = caseless::default_case_fold_str(s);
+        folded.split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    let skeleton = |s: &str| -> String { unicode_security::skeleton(s).collect() };
+    [
+        key(&skeleton(name)),
+        key(&skeleton(&caseless::default_case_fold_str(name))),
+    ]
+}
+
+/// Checks a `client_name` (RFC 7591 §2): no control or format characters
+/// ([`is_forbidden_in_name`]; refused, not stripped, so what is stored is what was sent),
+/// and not a look-alike of the name or id of a client from the configuration
+/// (`oauth2.clients`), whom consent pages present as verified.
+fn check_client_name(config: &crate::config::ServerConfig, name: &str) -> Result<(), OAuthError> {
+    if name.chars().any(is_forbidden_in_name) {
+        return Err(metadata_error(
+            "`client_name` has control or formatting characters (Unicode Cc, Cf, Zl, Zp)",
+        ));
+    }
+    let keys = name_keys(name);
+    let taken = config.clients.iter().any(|c| {
+        std::iter::once(c.id.as_str())
+            .chain(c.name.as_deref())
+            .any(|n| name_keys(n).iter().any(|k| keys.contains(k)))
+    });
+    if taken {
+        return Err(metadata_error(
+            "`client_name` is too close to the name of a client this server vouches for",
+        ));
+    }
+    Ok(())
 }
 
 /// Validates client metadata (RFC 7591 §2) against the server's configuration: the
@@ -215,8 +284,12 @@ pub(crate) fn validate_with(
             "`redirect_uris` is required for the authorization_code grant",
         ));
     }
+    let mut normalised: Vec<String> = Vec::with_capacity(redirect_uris.len());
     for u in &redirect_uris {
-        check_redirect_uri(cfg, u)?;
+        let n = check_redirect_uri(cfg, u)?;
+        if !normalised.contains(&n) {
+            normalised.push(n);
+        }
     }
     let application_type = match member(m, "application_type") {
         None => None,
@@ -233,12 +306,11 @@ pub(crate) fn validate_with(
             check_application_type(config, kind, u)?;
         }
     }
+    let redirect_uris = normalised;
     let client_name = match member(m, "client_name") {
         None => None,
         Some(Value::String(s)) if s.len() <= MAX_NAME_LENGTH && !s.trim().is_empty() => {
-            if s.chars().any(char::is_control) {
-                return Err(metadata_error("`client_name` has control characters"));
-            }
+            check_client_name(config, s)?;
             Some(s.clone())
         }
         Some(_) => {
@@ -314,7 +386,7 @@ fn check_application_type(
 }
 
 #[cfg(test)]
-mod tests {
+mod application_type_tests {
     use super::*;
 
     fn meta(v: serde_json::Value, debug: bool) -> Result<Metadata, OAuthError> {
@@ -340,5 +412,62 @@ mod tests {
             meta(native, false).unwrap().application_type,
             Some("native")
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ClientConfig, ServerConfig};
+
+    fn config() -> ServerConfig {
+        ServerConfig {
+            clients: vec![ClientConfig {
+                id: "demo-web".into(),
+                name: Some("Demo web client".into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn client_names_refuse_format_and_control_characters() {
+        let cfg = config();
+        for bad in [
+            "Good\u{202E}tneilc",
+            "Zero\u{200B}width",
+            "Iso\u{2066}late",
+            "Join\u{200D}er",
+            "Soft\u{AD}hyphen",
+            "Bell\u{7}",
+            "Line\u{2028}break",
+        ] {
+            let e = check_client_name(&cfg, bad).unwrap_err();
+            assert_eq!(e.code(), ErrorCode::INVALID_CLIENT_METADATA, "{bad:?}");
+        }
+        assert!(check_client_name(&cfg, "Café Ωmega 日本").is_ok());
+    }
+
+    #[test]
+    fn client_names_may_not_look_like_a_configured_client_uts39() {
+        let cfg = config();
+        for alike in [
+            "Demo web client",
+            "demo web client",
+            "DEMO WEB CLIENT",
+            "D\u{435}mo web client", // Cyrillic е
+            "Demo web cIient",       // capital I for l
+            "Derno web client",      // rn for m
+            "  Demo   web client ",
+            "DEMO-WEB",
+            "dem\u{43E}-web", // Cyrillic о in the id
+        ] {
+            let e = check_client_name(&cfg, alike).unwrap_err();
+            assert_eq!(e.code(), ErrorCode::INVALID_CLIENT_METADATA, "{alike:?}");
+        }
+        for other in ["Demo web client 2", "Demo mobile client", "My app"] {
+            assert!(check_client_name(&cfg, other).is_ok(), "{other:?}");
+        }
     }
 }

@@ -53,29 +53,31 @@ pub struct ClientRedirect {
 
 impl ClientRedirect {
     /// Builds the URL: `redirect_uri` with `params` added to its query (keeping the
-    /// registered query) or put in the fragment.
+    /// registered query) or put in the fragment, form-encoded. The redirect URI is used as
+    /// it is (the normalised form [`RedirectUri`](crate::client::RedirectUri) validated), not
+    /// re-serialised by another parser, so the `Location` is the URI that was matched.
     pub fn new(redirect_uri: &str, mode: ResponseMode, params: &[(&str, &str)]) -> Self {
-        let location = match url::Url::parse(redirect_uri) {
-            Ok(mut url) => {
-                match mode {
-                    ResponseMode::Query => {
-                        let mut q = url.query_pairs_mut();
-                        for (k, v) in params {
-                            q.append_pair(k, v);
-                        }
-                    }
-                    ResponseMode::Fragment => {
-                        let frag = url::form_urlencoded::Serializer::new(String::new())
-                            .extend_pairs(params.iter())
-                            .finish();
-                        url.set_fragment(Some(&frag));
-                    }
+        let encoded = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(params.iter())
+            .finish();
+        // Registered URIs never have a fragment; drop one defensively.
+        let base = redirect_uri.split('#').next().unwrap_or_default();
+        let mut location = String::with_capacity(base.len() + encoded.len() + 1);
+        location.push_str(base);
+        match mode {
+            ResponseMode::Query => {
+                match base.find('?') {
+                    None => location.push('?'),
+                    Some(i) if i + 1 == base.len() || base.ends_with('&') => {}
+                    Some(_) => location.push('&'),
                 }
-                url.to_string()
+                location.push_str(&encoded);
             }
-            // Registered URIs are validated as absolute URLs; keep a safe fallback anyway.
-            Err(_) => redirect_uri.to_owned(),
-        };
+            ResponseMode::Fragment => {
+                location.push('#');
+                location.push_str(&encoded);
+            }
+        }
         ClientRedirect { location }
     }
 
@@ -199,15 +201,22 @@ pub async fn validate_request(
         .map_err(AuthorizeError::Page)?;
     let (redirect_uri, redirect_uri_sent) = match requested {
         Some(r) => {
+            // Parsed strictly and normalised (never repaired): the normal form is what is
+            // matched, recorded for the token endpoint and redirected to.
+            let Ok(r) = crate::client::RedirectUri::parse(r) else {
+                return Err(AuthorizeError::Page(OAuthError::invalid_request(
+                    "redirect_uri is not a valid absolute URI (RFC 3986)",
+                )));
+            };
             if client
-                .matching_redirect_uri_with(r, server.config.allow_localhost_any_port)
+                .matching_redirect(&r, server.config.allow_localhost_any_port)
                 .is_none()
             {
                 return Err(AuthorizeError::Page(OAuthError::invalid_request(
                     "redirect_uri is not registered for this client",
                 )));
             }
-            (r.to_owned(), true)
+            (r.as_str().to_owned(), true)
         }
         None => match client.redirect_uris() {
             [only] => (only.as_str().to_owned(), false),

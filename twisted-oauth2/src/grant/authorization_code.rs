@@ -65,7 +65,7 @@ async fn handle(ctx: &GrantContext<'_>, req: &GrantRequest<'_>) -> Result<Issue,
         return Err(OAuthError::invalid_grant(INVALID_CODE));
     }
     match params.get("redirect_uri") {
-        Some(uri) if uri != record.redirect_uri => {
+        Some(uri) if !crate::client::same_redirect_uri(uri, &record.redirect_uri) => {
             return Err(OAuthError::invalid_grant(
                 "redirect_uri does not match the authorization request",
             ))

@@ -30,7 +30,7 @@ use rocket::route::{Handler, Outcome, Route};
 use super::consent::{read_binding, Consent, OnAuthenticate};
 use super::response::{error_text, escape, html_page, AuthorizeReply, PageKind};
 use super::{capped_query, read_body};
-use crate::client::is_acceptable_logo_uri;
+use crate::client::{display_host as redirect_host, is_acceptable_logo_uri, is_local_redirect};
 use crate::endpoint::authorize::{self, Grant, PendingAuthorization};
 use crate::error::OAuthError;
 use crate::form::Params;
@@ -584,33 +584,6 @@ impl Inner {
     }
 }
 
-/// Whether a redirect URI goes to this device (loopback IP or `localhost`).
-fn is_local_redirect(uri: &str) -> bool {
-    match url::Url::parse(uri)
-        .ok()
-        .and_then(|u| u.host().map(|h| h.to_owned()))
-    {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        None => false,
-    }
-}
-
-/// `host[:port]` of a URL; the scheme of a custom-scheme URI.
-fn redirect_host(uri: &str) -> String {
-    match url::Url::parse(uri) {
-        Ok(u) => match u.host_str() {
-            Some(h) if !h.is_empty() => match u.port() {
-                Some(port) => format!("{h}:{port}"),
-                None => h.to_owned(),
-            },
-            _ => format!("{}:", u.scheme()),
-        },
-        Err(_) => uri.to_owned(),
-    }
-}
-
 /// Lets [`AuthorizeReply`] render error pages with the templates (registered as
 /// [`ErrorPages`](super::response::ErrorPages) state).
 pub(crate) struct Pages(pub(crate) Arc<Inner>);
@@ -797,6 +770,7 @@ mod tests {
     #[test]
     fn local_redirects_are_loopback_or_localhost() {
         assert!(is_local_redirect("http://127.0.0.1:9000/cb"));
+        assert!(is_local_redirect("http://127.1:9000/cb"));
         assert!(is_local_redirect("http://[::1]/cb"));
         assert!(is_local_redirect("http://localhost/callback"));
         assert!(!is_local_redirect("https://app.example/cb"));
