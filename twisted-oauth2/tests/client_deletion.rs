@@ -119,7 +119,7 @@ async fn token_req(c: &Client, body: &str) -> (Status, Value) {
         c.post("/oauth2/token")
             .header(ContentType::Form)
             .header(Header::new(HTTPS.0, HTTPS.1))
-            .body(body.to_owned())
+            .body(body)
             .dispatch()
             .await,
     )

@@ -328,7 +328,11 @@ async fn client_deletion_reaches_the_other_instance(name: &str, url: &str) {
         let scope = twisted_oauth2::Scope::from_tokens(["a"]).unwrap_or_default();
         let record = TokenRecord::new(id.as_str(), scope, GrantId::random(), now, now + 1800);
         let t = format!("client-{:032x}", rand::random::<u128>());
-        if let Err(e) = direct.access.put_access(&TokenDigest::of(&t), &record).await {
+        if let Err(e) = direct
+            .access
+            .put_access(&TokenDigest::of(&t), &record)
+            .await
+        {
             panic!("{name}: put_access: {e}");
         }
         assert_eq!(me_status(b.port, &t).await, 200, "{name} trial {trial}");

@@ -331,6 +331,9 @@ impl Granted for (TokenRecord, bool) {
     }
 }
 
+/// One shard of client tombstones: client id → until.
+type ClientTombstones = HashMap<Box<str>, i64>;
+
 /// Shards (a power of two), chosen by a digest byte the hash indexes do not use.
 const SHARDS: usize = 32;
 /// Slots per slab: slabs are allocated whole and never move.
@@ -348,7 +351,7 @@ const SLAB: usize = 1024;
 struct TokenTable<V> {
     shards: Box<[RwLock<Shard<V>>]>,
     revoked: Box<[RwLock<HashMap<GrantId, i64>>]>,
-    revoked_clients: Box<[RwLock<HashMap<Box<str>, i64>>]>,
+    revoked_clients: Box<[RwLock<ClientTombstones>]>,
     client_hasher: std::collections::hash_map::RandomState,
 }
 
@@ -534,7 +537,7 @@ impl<V: Granted + Clone> TokenTable<V> {
         &self.revoked[(grant_hash(grant) >> 58) as usize & (SHARDS - 1)]
     }
 
-    fn client_tombstones(&self, client: &str) -> &RwLock<HashMap<Box<str>, i64>> {
+    fn client_tombstones(&self, client: &str) -> &RwLock<ClientTombstones> {
         let h = self.client_hasher.hash_one(client);
         &self.revoked_clients[(h >> 59) as usize & (SHARDS - 1)]
     }
