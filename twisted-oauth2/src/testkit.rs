@@ -101,6 +101,9 @@ cases!(
     client_create_conflicts_on_an_existing_id,
     client_concurrent_creates_have_one_winner,
     purge_removes_expired_clients,
+    client_revocation_removes_every_token_of_the_client_and_refuses_new_ones,
+    client_tombstone_expires_and_is_purged,
+    concurrent_writes_and_client_revocations_leave_no_token_of_the_client,
 );
 
 /// Generates one `#[test]` per kit case in the current module, each building a fresh
@@ -213,6 +216,14 @@ pub fn token_record(grant: GrantId, ttl: i64) -> TokenRecord {
         issued_at: now,
         expires_at: now + ttl,
         audience: vec![Arc::from("https://api.example/mcp")],
+    }
+}
+
+/// A token record of `client` in `grant` that expires `ttl` seconds from now.
+pub fn client_token_record(client: &str, grant: GrantId, ttl: i64) -> TokenRecord {
+    TokenRecord {
+        client_id: Arc::from(client),
+        ..token_record(grant, ttl)
     }
 }
 
@@ -1081,6 +1092,246 @@ pub mod cases {
         assert!(
             survivors.is_empty(),
             "{c}: tokens of a revoked grant survived in {} of 200 rounds \
+             (round, access, [old, rotated-in, put refresh]): {survivors:?}",
+            survivors.len()
+        );
+    }
+
+    /// Revoking a client removes every access and refresh token issued to it, in every
+    /// grant (rotated-out refresh tokens included), and leaves other clients' tokens;
+    /// afterwards puts and rotations of the client, in a grant it had or a new one, are
+    /// refused with `GrantRevoked`, while another client's are not.
+    pub async fn client_revocation_removes_every_token_of_the_client_and_refuses_new_ones(
+        s: Stores,
+    ) {
+        let c = "client_revocation_removes_every_token_of_the_client_and_refuses_new_ones";
+        let (victim, other) = (client_id(), client_id());
+        let (g1, g2, g3) = (GrantId::random(), GrantId::random(), GrantId::random());
+        let (a1, a2, a_other) = (digest(), digest(), digest());
+        let (r1, r1b, r2, r_other) = (digest(), digest(), digest(), digest());
+        let rec = |g| client_token_record(&victim, g, HOUR);
+        ok(c, "put_access", s.access.put_access(&a1, &rec(g1)).await);
+        ok(c, "put_access", s.access.put_access(&a2, &rec(g2)).await);
+        ok(c, "put_refresh", s.refresh.put_refresh(&r1, &rec(g1)).await);
+        let rot = ok(
+            c,
+            "rotate_refresh",
+            s.refresh.rotate_refresh(&r1, &r1b, &rec(g1)).await,
+        );
+        assert_eq!(rot, Rotation::Rotated, "{c}: rotated");
+        ok(c, "put_refresh", s.refresh.put_refresh(&r2, &rec(g2)).await);
+        let kept = client_token_record(&other, g3, HOUR);
+        ok(c, "put_access", s.access.put_access(&a_other, &kept).await);
+        ok(
+            c,
+            "put_refresh",
+            s.refresh.put_refresh(&r_other, &kept).await,
+        );
+        let nr = ok(
+            c,
+            "revoke_refresh_client",
+            s.refresh.revoke_refresh_client(&victim, now() + HOUR).await,
+        );
+        let na = ok(
+            c,
+            "revoke_access_client",
+            s.access.revoke_access_client(&victim, now() + HOUR).await,
+        );
+        assert_eq!(na, 2, "{c}: access tokens revoked");
+        assert_eq!(
+            nr, 3,
+            "{c}: refresh tokens revoked (rotated-out one included)"
+        );
+        for t in [&a1, &a2] {
+            assert_eq!(
+                ok(c, "access", s.access.access(t).await),
+                None,
+                "{c}: access token of the client is gone"
+            );
+        }
+        for t in [&r1, &r1b, &r2] {
+            let st = ok(c, "refresh", s.refresh.refresh(t).await);
+            assert_eq!(st, RefreshState::Unknown, "{c}: refresh token is gone");
+        }
+        assert_eq!(
+            ok(c, "access", s.access.access(&a_other).await).as_ref(),
+            Some(&kept),
+            "{c}: another client's access token stays"
+        );
+        let st = ok(c, "refresh", s.refresh.refresh(&r_other).await);
+        assert_eq!(
+            st,
+            RefreshState::Active(kept.clone()),
+            "{c}: another client's refresh token stays"
+        );
+        let fresh = GrantId::random();
+        for g in [g1, fresh] {
+            refused(
+                c,
+                "put_access of a revoked client",
+                s.access.put_access(&digest(), &rec(g)).await,
+            );
+            refused(
+                c,
+                "put_refresh of a revoked client",
+                s.refresh.put_refresh(&digest(), &rec(g)).await,
+            );
+        }
+        // A rotation of another client's token into a record of the revoked client.
+        refused(
+            c,
+            "rotate_refresh of a revoked client",
+            s.refresh
+                .rotate_refresh(&r_other, &digest(), &client_token_record(&victim, g3, HOUR))
+                .await,
+        );
+        let st = ok(c, "refresh", s.refresh.refresh(&r_other).await);
+        assert_eq!(
+            st,
+            RefreshState::Active(kept.clone()),
+            "{c}: a refused rotation leaves the old token"
+        );
+        ok(
+            c,
+            "put_access of another client",
+            s.access
+                .put_access(&digest(), &client_token_record(&other, fresh, HOUR))
+                .await,
+        );
+        ok(
+            c,
+            "put_refresh of another client",
+            s.refresh
+                .put_refresh(&digest(), &client_token_record(&other, fresh, HOUR))
+                .await,
+        );
+    }
+
+    /// A client tombstone lasts until the time given: one already past is dropped by a
+    /// purge (or never kept) and the client's tokens are accepted again; a live one
+    /// survives the purge.
+    pub async fn client_tombstone_expires_and_is_purged(s: Stores) {
+        let c = "client_tombstone_expires_and_is_purged";
+        let (old, live) = (client_id(), client_id());
+        for (id, until) in [(&old, now() - 10), (&live, now() + 4 * HOUR)] {
+            ok(
+                c,
+                "revoke_access_client",
+                s.access.revoke_access_client(id, until).await,
+            );
+            ok(
+                c,
+                "revoke_refresh_client",
+                s.refresh.revoke_refresh_client(id, until).await,
+            );
+        }
+        ok(c, "purge_expired", s.purge.purge_expired(now()).await);
+        let g = GrantId::random();
+        let (a, r) = (digest(), digest());
+        ok(
+            c,
+            "put_access after the client tombstone expired",
+            s.access
+                .put_access(&a, &client_token_record(&old, g, HOUR))
+                .await,
+        );
+        ok(
+            c,
+            "put_refresh after the client tombstone expired",
+            s.refresh
+                .put_refresh(&r, &client_token_record(&old, g, HOUR))
+                .await,
+        );
+        assert!(
+            ok(c, "access", s.access.access(&a).await).is_some(),
+            "{c}: stored after expiry"
+        );
+        refused(
+            c,
+            "put_access",
+            s.access
+                .put_access(&digest(), &client_token_record(&live, g, HOUR))
+                .await,
+        );
+        refused(
+            c,
+            "put_refresh",
+            s.refresh
+                .put_refresh(&digest(), &client_token_record(&live, g, HOUR))
+                .await,
+        );
+    }
+
+    /// 100 rounds, each with a fresh client holding one refresh token: an access put in a
+    /// new grant, a refresh put in another new grant and a rotation of the refresh token
+    /// race a revocation of the client (refresh tokens first, then access tokens, as the
+    /// core does). Each write may succeed or be refused, but once all are done no token of
+    /// the client is left.
+    pub async fn concurrent_writes_and_client_revocations_leave_no_token_of_the_client(s: Stores) {
+        let c = "concurrent_writes_and_client_revocations_leave_no_token_of_the_client";
+        let mut survivors = Vec::new();
+        for round in 0..100 {
+            let id: Arc<str> = Arc::from(client_id());
+            let (g0, g1, g2) = (GrantId::random(), GrantId::random(), GrantId::random());
+            let (r0, r1, a, r) = (digest(), digest(), digest(), digest());
+            let rec = {
+                let id = id.clone();
+                move |g| client_token_record(&id, g, HOUR)
+            };
+            ok(c, "put_refresh", s.refresh.put_refresh(&r0, &rec(g0)).await);
+            let revoke = {
+                let (s, id) = (s.clone(), id.clone());
+                async move {
+                    if round % 2 == 1 {
+                        tokio::task::yield_now().await;
+                    }
+                    // Far beyond any purge another case runs meanwhile on the same store.
+                    s.refresh
+                        .revoke_refresh_client(&id, now() + 1000 * HOUR)
+                        .await?;
+                    s.access
+                        .revoke_access_client(&id, now() + 1000 * HOUR)
+                        .await?;
+                    Ok::<_, StorageError>(())
+                }
+            };
+            let put_a = {
+                let (s, rec) = (s.clone(), rec(g1));
+                async move { s.access.put_access(&a, &rec).await }
+            };
+            let put_r = {
+                let (s, rec) = (s.clone(), rec(g2));
+                async move { s.refresh.put_refresh(&r, &rec).await }
+            };
+            let rotate = {
+                let (s, rec) = (s.clone(), rec(g0));
+                async move { s.refresh.rotate_refresh(&r0, &r1, &rec).await.map(|_| ()) }
+            };
+            let tasks = [
+                tokio::spawn(put_a),
+                tokio::spawn(revoke),
+                tokio::spawn(put_r),
+                tokio::spawn(rotate),
+            ];
+            for t in tasks {
+                match ok(c, "task", t.await) {
+                    Ok(()) | Err(StorageError::GrantRevoked) => {}
+                    Err(e) => panic!("store kit `{c}`: round {round}: {e}"),
+                }
+            }
+            let live_a = ok(c, "access", s.access.access(&a).await).is_some();
+            let mut live_r = Vec::new();
+            for t in [&r0, &r1, &r] {
+                let st = ok(c, "refresh", s.refresh.refresh(t).await);
+                live_r.push(st != RefreshState::Unknown);
+            }
+            if live_a || live_r.contains(&true) {
+                survivors.push((round, live_a, live_r));
+            }
+        }
+        assert!(
+            survivors.is_empty(),
+            "{c}: tokens of a revoked client survived in {} of 100 rounds \
              (round, access, [old, rotated-in, put refresh]): {survivors:?}",
             survivors.len()
         );

@@ -78,6 +78,7 @@ fn store_kit_and_key_layout_on_a_three_node_cluster() {
     // grant hex -> the (node, slot) pairs and the number of its keys.
     let mut families: BTreeMap<String, (BTreeSet<(u16, u16)>, usize)> = BTreeMap::new();
     let mut pointers = BTreeMap::new();
+    let mut clients = 0;
     for (&node, ks) in &keys {
         for (k, slot) in ks {
             let rest = &k[prefix.len()..];
@@ -88,12 +89,20 @@ fn store_kit_and_key_layout_on_a_three_node_cluster() {
                 let f = families.entry(grant.to_owned()).or_default();
                 f.0.insert((node, *slot));
                 f.1 += 1;
+            } else if let Some(tagged) = rest.strip_prefix("{c:") {
+                // The kit client's grant set, under the client's own hash tag.
+                let Some((_, name)) = tagged.split_once('}') else {
+                    panic!("unterminated hash tag in {k}");
+                };
+                assert_eq!(name, ":clg", "unexpected client key {k}");
+                clients += 1;
             } else {
                 assert!(rest.starts_with("ptr:"), "unexpected key {k}");
                 *pointers.entry(node).or_insert(0) += 1;
             }
         }
     }
+    assert_eq!(clients, 1, "one grant set for the one client");
     assert_eq!(families.len(), grants.len(), "one family per grant");
     for g in &grants {
         let hex = format!("{:032x}", g.as_u128());

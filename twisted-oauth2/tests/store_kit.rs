@@ -226,4 +226,22 @@ mod kit_catches_broken_stores {
             "the kit must catch a put that can outrun a revocation"
         );
     }
+
+    /// `CheckThenWrite` revokes a client's tokens without a client tombstone: the kit's
+    /// client revocation case catches the later write it lets through.
+    #[test]
+    fn client_revocation_without_a_tombstone_fails_the_client_revocation_case() {
+        let mut s = Stores::from_backend(Arc::new(MemoryStore::new()));
+        s.access = Arc::new(CheckThenWrite::default());
+        let case = twisted_oauth2::testkit::CASES
+            .iter()
+            .find(|(n, _)| {
+                *n == "client_revocation_removes_every_token_of_the_client_and_refuses_new_ones"
+            })
+            .map(|(_, c)| *c);
+        assert!(
+            case.is_some_and(|c| fails(c, s)),
+            "the kit must catch a client revocation that lets new tokens in"
+        );
+    }
 }

@@ -285,6 +285,78 @@ async fn grant_revocation_reaches_the_other_instance(name: &str, url: &str) {
     }
 }
 
+/// A client deleted on A (RFC 7592 `DELETE` of its registration) reaches B's cache: a token
+/// of the registered client (written to the store directly) is cached on B, and B has seen
+/// the client exist; after the deletion on A, B must refuse it, which only the client's
+/// notification can explain (the staleness bound is an hour, and B remembers the client).
+async fn client_deletion_reaches_the_other_instance(name: &str, url: &str) {
+    use twisted_oauth2::storage::{GrantId, TokenRecord};
+    let direct = match twisted_oauth2::storage::connect(url).await {
+        Ok(s) => s,
+        Err(e) => panic!("{name}: direct store: {e}"),
+    };
+    let cfg = || {
+        let mut c = config(url);
+        c.registration.enabled = true;
+        c
+    };
+    let (a, b) = (serve_with(cfg()).await, serve_with(cfg()).await);
+    wait_until_serving(a.port, b.port, &direct).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    for trial in 0..5 {
+        let (st, body) = http(
+            a.port,
+            "POST",
+            "/oauth2/register",
+            &[("Content-Type", "application/json")],
+            r#"{"redirect_uris":["http://127.0.0.1/cb"]}"#,
+        )
+        .await;
+        assert_eq!(st, 201, "{name}: register: {body}");
+        let v: serde_json::Value = match serde_json::from_str(&body) {
+            Ok(v) => v,
+            Err(_) => panic!("{name}: register: not JSON: {body:?}"),
+        };
+        let id = v["client_id"].as_str().unwrap_or_default().to_owned();
+        let reg = v["registration_access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let scope = twisted_oauth2::Scope::from_tokens(["a"]).unwrap_or_default();
+        let record = TokenRecord::new(id.as_str(), scope, GrantId::random(), now, now + 1800);
+        let t = format!("client-{:032x}", rand::random::<u128>());
+        if let Err(e) = direct
+            .access
+            .put_access(&TokenDigest::of(&t), &record)
+            .await
+        {
+            panic!("{name}: put_access: {e}");
+        }
+        assert_eq!(me_status(b.port, &t).await, 200, "{name} trial {trial}");
+        assert_eq!(me_status(b.port, &t).await, 200, "{name} trial {trial}");
+        let start = Instant::now();
+        let bearer = format!("Bearer {reg}");
+        let (st, body) = http(
+            a.port,
+            "DELETE",
+            &format!("/oauth2/register/{id}"),
+            &[("Authorization", &bearer)],
+            "",
+        )
+        .await;
+        assert_eq!(st, 204, "{name}: DELETE: {body}");
+        assert!(
+            until_refused(b.port, &t, start, Duration::from_secs(5))
+                .await
+                .is_some(),
+            "{name} trial {trial}: B still accepts a token of the client deleted on A"
+        );
+    }
+}
+
 /// `kill` drops the notification connections; the caches must stop serving, refuse a
 /// token revoked meanwhile, and serve again once resubscribed.
 async fn a_dropped_channel_disables_the_cache<F, Fut>(name: &str, url: &str, kill: F)
@@ -416,6 +488,26 @@ async fn postgres_grant_revocation_reaches_the_other_instance() {
         return;
     };
     grant_revocation_reaches_the_other_instance("postgres", &url).await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_client_deletion_reaches_the_other_instance() {
+    let _serial = SERIAL.lock().await;
+    let Some(url) = stores::postgres_url().await else {
+        return;
+    };
+    client_deletion_reaches_the_other_instance("postgres", &url).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_client_deletion_reaches_the_other_instance() {
+    let _serial = SERIAL.lock().await;
+    let Some(url) = stores::redis_url("vcache-client") else {
+        return;
+    };
+    client_deletion_reaches_the_other_instance("redis", &url).await;
 }
 
 #[cfg(feature = "redis")]

@@ -37,7 +37,7 @@
 //! - **Unused registrations expire.** A client registered with
 //!   [`RegistrationConfig::unused_client_lifetime`] set gets [`Client::expires_at`]; the
 //!   first token issued to it clears it. A lookup of an expired client finds nothing and
-//!   deletes it from the registry; [`Purge::purge_expired`](crate::storage::Purge::purge_expired)
+//!   deletes it from the registry (revoking any token it holds); [`Purge::purge_expired`](crate::storage::Purge::purge_expired)
 //!   deletes expired clients of the store too.
 //! - `client_credentials` is registrable only with an initial access token or
 //!   [`RegistrationConfig::open_client_credentials`], and its registered `scope` (else the
@@ -507,8 +507,11 @@ pub async fn update(
     ))
 }
 
-/// `DELETE <base>/register/<client_id>` (RFC 7592 §2.3): deletes the registration.
-/// `Ok(())` is answered `204 No Content`.
+/// `DELETE <base>/register/<client_id>` (RFC 7592 §2.3): deletes the registration, after
+/// revoking every access and refresh token issued to the client (through
+/// [`AuthorizationServer::client_registry`], see
+/// [`ClientRegistry`](crate::storage::ClientRegistry)); if the revocation fails, nothing is
+/// deleted and the store's error is the answer. `Ok(())` is answered `204 No Content`.
 pub async fn delete(
     server: &AuthorizationServer,
     client_id: &str,

@@ -362,13 +362,13 @@ impl Granted for (TokenRecord, bool) {
     }
 }
 
+/// One shard of client tombstones: client id → until.
+type ClientTombstones = HashMap<Box<str>, i64>;
+
 /// Shards (a power of two), chosen by a digest byte the hash indexes do not use.
 const SHARDS: usize = 32;
 /// Slots per slab: slabs are allocated whole and never move.
 const SLAB: usize = 1024;
-
-/// One shard of the client tombstones: client id → until when its writes are refused.
-type ClientTombstoneShard = RwLock<HashMap<Box<str>, i64>>;
 
 /// A sharded map from token digest to value, with a secondary index by grant.
 ///
@@ -382,7 +382,7 @@ type ClientTombstoneShard = RwLock<HashMap<Box<str>, i64>>;
 struct TokenTable<V> {
     shards: Box<[RwLock<Shard<V>>]>,
     revoked: Box<[RwLock<HashMap<GrantId, i64>>]>,
-    revoked_clients: Box<[ClientTombstoneShard]>,
+    revoked_clients: Box<[RwLock<ClientTombstones>]>,
     client_hasher: std::collections::hash_map::RandomState,
 }
 
@@ -568,7 +568,7 @@ impl<V: Granted + Clone> TokenTable<V> {
         &self.revoked[(grant_hash(grant) >> 58) as usize & (SHARDS - 1)]
     }
 
-    fn client_tombstones(&self, client: &str) -> &RwLock<HashMap<Box<str>, i64>> {
+    fn client_tombstones(&self, client: &str) -> &RwLock<ClientTombstones> {
         let h = self.client_hasher.hash_one(client);
         &self.revoked_clients[(h >> 59) as usize & (SHARDS - 1)]
     }

@@ -1564,6 +1564,36 @@ mod tests {
         }
     }
 
+    /// A database at schema version 4 (before client revocation) is upgraded at connect:
+    /// its tokens get their client id from their records, so revoking the client finds
+    /// them, and the client is then refused new tokens.
+    #[cfg(feature = "sqlite")]
+    #[tokio::test]
+    async fn a_version_4_sqlite_database_upgrades_and_its_tokens_are_revocable_by_client() {
+        let grant = GrantId::random();
+        let (path, url, token, record, pool) = old_sqlite_database("upgrade4", 4, grant).await;
+        pool.close().await;
+        let store = SqlStore::connect(&url).await.unwrap();
+        assert_eq!(store.access(&token).await.unwrap(), Some(record.clone()));
+        let n = store
+            .revoke_access_client(&record.client_id, unix_now() + 60)
+            .await
+            .unwrap();
+        assert_eq!(n, 1, "the old token is found by its client");
+        assert_eq!(store.access(&token).await.unwrap(), None);
+        let again = store
+            .put_access(&TokenDigest(rand::random()), &record)
+            .await;
+        assert!(
+            matches!(again, Err(StorageError::GrantRevoked)),
+            "{again:?}"
+        );
+        store.close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+
     #[cfg(all(feature = "sqlite", feature = "postgres"))]
     #[test]
     fn migrations_have_the_same_shape() {

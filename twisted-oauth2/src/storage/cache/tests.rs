@@ -315,6 +315,56 @@ async fn revocations_from_other_instances_evict() {
     assert_eq!(f.cache.len(), 0);
 }
 
+/// A client revocation evicts that client's cached tokens, here and (delivered) from
+/// another instance, and leaves other clients' tokens cached.
+#[tokio::test]
+async fn client_revocations_evict_the_clients_tokens_only() {
+    let f = fixture(100, 60, true);
+    let put_for = |client: &'static str, name: &'static str| {
+        let f = &f;
+        async move {
+            let d = TokenDigest::of(name);
+            let r = TokenRecord {
+                client_id: client.into(),
+                ..record(GrantId::random(), NOW + 3600)
+            };
+            if let Err(e) = f.cache.put_access(&d, &r).await {
+                panic!("put: {e}");
+            }
+            d
+        }
+    };
+    let (a1, a2, b) = (
+        put_for("gone", "a1").await,
+        put_for("gone", "a2").await,
+        put_for("kept", "b").await,
+    );
+    for d in [&a1, &a2, &b] {
+        assert!(get(&f, d).await.is_some());
+    }
+    // Revoked in the store by another instance: cached until the notification.
+    let _ = f.inner.store.revoke_access_client("gone", NOW + 10).await;
+    assert!(
+        get(&f, &a1).await.is_some(),
+        "cached until the notification"
+    );
+    f.channel.sink().deliver(Revocation::client("gone"));
+    assert!(get(&f, &a1).await.is_none());
+    assert!(get(&f, &a2).await.is_none());
+    assert!(
+        get(&f, &b).await.is_some(),
+        "another client's token stays cached"
+    );
+    // Revoked here: evicted at once, and published.
+    let c = put_for("local", "c").await;
+    assert!(get(&f, &c).await.is_some());
+    assert_eq!(
+        f.cache.revoke_access_client("local", NOW + 10).await.ok(),
+        Some(1)
+    );
+    assert!(get(&f, &c).await.is_none());
+}
+
 #[tokio::test]
 async fn a_miss_racing_a_revocation_does_not_cache_what_it_read() {
     for grant_wide in [false, true] {
@@ -469,9 +519,17 @@ async fn the_local_channel_serves_at_once() {
 fn revocations_round_trip_and_garbage_is_refused() {
     let d = TokenDigest::of("x");
     let g = GrantId::from_u128(0x0123_4567_89ab_cdef_0011_2233_4455_6677);
-    for r in [Revocation::Token(d), Revocation::Grant(g)] {
+    for r in [
+        Revocation::Token(d),
+        Revocation::Grant(g),
+        Revocation::client("a client id: any string, of any length"),
+    ] {
         assert_eq!(Revocation::decode(&r.encode()), Some(r));
     }
+    assert_eq!(
+        Revocation::client("x").encode(),
+        format!("c{}", TokenDigest::of("x").to_hex())
+    );
     assert_eq!(
         Revocation::Grant(g).encode(),
         "g0123456789abcdef0011223344556677"
