@@ -49,29 +49,31 @@ pub struct ClientRedirect {
 
 impl ClientRedirect {
     /// Builds the URL: `redirect_uri` with `params` added to its query (keeping the
-    /// registered query) or put in the fragment.
+    /// registered query) or put in the fragment, form-encoded. The redirect URI is used as
+    /// it is (the normalised form [`RedirectUri`](crate::client::RedirectUri) validated), not
+    /// re-serialised by another parser, so the `Location` is the URI that was matched.
     pub fn new(redirect_uri: &str, mode: ResponseMode, params: &[(&str, &str)]) -> Self {
-        let location = match url::Url::parse(redirect_uri) {
-            Ok(mut url) => {
-                match mode {
-                    ResponseMode::Query => {
-                        let mut q = url.query_pairs_mut();
-                        for (k, v) in params {
-                            q.append_pair(k, v);
-                        }
-                    }
-                    ResponseMode::Fragment => {
-                        let frag = url::form_urlencoded::Serializer::new(String::new())
-                            .extend_pairs(params.iter())
-                            .finish();
-                        url.set_fragment(Some(&frag));
-                    }
+        let encoded = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(params.iter())
+            .finish();
+        // Registered URIs never have a fragment; drop one defensively.
+        let base = redirect_uri.split('#').next().unwrap_or_default();
+        let mut location = String::with_capacity(base.len() + encoded.len() + 1);
+        location.push_str(base);
+        match mode {
+            ResponseMode::Query => {
+                match base.find('?') {
+                    None => location.push('?'),
+                    Some(i) if i + 1 == base.len() || base.ends_with('&') => {}
+                    Some(_) => location.push('&'),
                 }
-                url.to_string()
+                location.push_str(&encoded);
             }
-            // Registered URIs are validated as absolute URLs; keep a safe fallback anyway.
-            Err(_) => redirect_uri.to_owned(),
-        };
+            ResponseMode::Fragment => {
+                location.push('#');
+                location.push_str(&encoded);
+            }
+        }
         ClientRedirect { location }
     }
 
