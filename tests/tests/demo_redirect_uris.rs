@@ -170,12 +170,17 @@ async fn the_demo_consent_page_shows_where_the_code_really_goes() {
     let id = v["client_id"].as_str().unwrap().to_owned();
     let consent = consent_page(&c, &authorize(&id, "HTTPS://App.Example:443/cb")).await;
     assert!(
-        consent.contains("sent back to <strong>app.example</strong> (<code>https://app.example/cb</code>)"),
+        consent.contains(
+            "sent back to <strong>app.example</strong> (<code>https://app.example/cb</code>)"
+        ),
         "{consent}"
     );
     // 127.1 is loopback: any port, and the page names the address it reaches.
     // (alice is signed in now: the request goes straight to the consent page.)
-    let r = c.get(authorize(&id, "http://127.1:7777/cb")).dispatch().await;
+    let r = c
+        .get(authorize(&id, "http://127.1:7777/cb"))
+        .dispatch()
+        .await;
     assert_eq!(r.status(), Status::Ok);
     let consent = r.into_string().await.unwrap_or_default();
     assert!(

@@ -232,7 +232,10 @@ async fn the_code_goes_to_the_normalised_uri_and_token_compares_normal_forms() {
 }
 
 #[rocket::async_test]
-async fn authorize_refuses_a_requested_redirect_uri_that_is_not_rfc3986() {
+async fn authorize_shows_a_page_for_a_requested_redirect_uri_that_is_not_rfc3986() {
+    // A guard for the strict parse of the requested URI (it passes on the byte-exact
+    // matching of before as well): a string the registered one is the repair of matches
+    // nothing and is never redirected to.
     let c = app().await;
     let id = register_redirect(&c, "https://a.example/c%20b").await;
     let r = c
