@@ -590,8 +590,11 @@ async fn launch_line(cfg: ServerConfig) -> String {
     lines
         .iter()
         .flat_map(|l| l.lines())
-        .find(|l| l.contains("validation cache:"))
-        .map(|l| l.trim().to_owned())
+        // The banner's own line; other tests' log lines ("twisted-oauth2: validation cache:
+        // cannot SUBSCRIBE …") land in the same process-wide capture.
+        .map(str::trim)
+        .find(|l| l.starts_with("validation cache:"))
+        .map(str::to_owned)
         .unwrap_or_else(|| panic!("no validation cache line in the launch log: {lines:?}"))
 }
 
