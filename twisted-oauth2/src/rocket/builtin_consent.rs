@@ -482,6 +482,11 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
+    /// Where anyone not signed in is sent.
+    pub(crate) fn login_url(&self) -> &str {
+        &self.login_url
+    }
+
     fn consent_path(&self) -> &str {
         self.consent_path
             .get()

@@ -301,25 +301,9 @@ impl Fairing for OAuth2 {
                 config.issuer
             );
         }
-        if parts.on_authenticate.is_none()
-            && config
-                .grant_types
-                .iter()
-                .any(|g| GrantType::AUTHORIZATION_CODE == g.as_str())
-        {
-            if let Some(c) = config.clients.iter().find(|c| {
-                c.grant_types
-                    .iter()
-                    .any(|g| GrantType::new(g.clone()).uses_redirect())
-            }) {
-                log::error!(
-                    "twisted-oauth2: client `{}` may use the authorization code grant but no consent hook \
-                     is set, so /authorize would not exist: add `.on_authenticate(..)` to \
-                     OAuth2::fairing() (see docs/consent.md) or remove the grant from the client",
-                    c.id
-                );
-                return Err(rocket);
-            }
+        if let Err(e) = super::launch::consent_hook(&config, parts.on_authenticate.is_some()) {
+            log::error!("twisted-oauth2: {e}");
+            return Err(rocket);
         }
         // Stores given in code win; otherwise the `storage` URL (default `memory`) decides.
         let mut store_name = parts.store_name;
@@ -411,6 +395,7 @@ impl Fairing for OAuth2 {
         };
         let base = server.endpoints_path();
         let authorize_mounted = parts.on_authenticate.is_some();
+        let parts_authorize_by = (authorize_mounted, parts.builtin_consent.clone());
         let mut routes = routes::routes(&server, parts.on_authenticate);
         routes.extend(parts.endpoints);
         let builtin_pages = match &parts.builtin_consent {
@@ -469,6 +454,7 @@ impl Fairing for OAuth2 {
             cors_paths: parts.cors_routes.into_iter().map(|(p, _)| p).collect(),
         };
         let info = LaunchInfo {
+            authorize_by: super::launch::AuthorizeBy::of(parts_authorize_by),
             store: store_name.unwrap_or_else(|| "memory (not durable)".into()),
             purge_every: parts.purge_interval.unwrap_or(Duration::from_secs(60)),
             client_store: has_client_store,
@@ -501,12 +487,6 @@ impl Fairing for OAuth2 {
         let has_authorize = rocket
             .routes()
             .any(|r| r.uri.path() == authorize_path.as_str());
-        if has_authorize {
-            lines.push(format!(
-                "  authorize:  GET|POST {}",
-                server.endpoint_url("authorize")
-            ));
-        }
         lines.push(format!(
             "  revoke:     POST {}",
             server.endpoint_url("revoke")
@@ -519,7 +499,8 @@ impl Fairing for OAuth2 {
             "  metadata:   GET {}",
             crate::endpoint::metadata::authorization_server_metadata_url(&server)
         ));
-        lines.push(format!("  grants:     {}", cfg.grant_types.join(", ")));
+        lines.extend(super::launch::served_lines(state, &info.authorize_by, has_authorize));
+        lines.push(super::launch::grants_line(&server, has_authorize));
         lines.push(format!("  store:      {}", info.store));
         lines.push(match server.validation_cache() {
             Some(p) => format!("  validation cache: {p}"),
@@ -704,6 +685,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// Facts for the launch log and the purge task.
 struct LaunchInfo {
+    authorize_by: super::launch::AuthorizeBy,
     store: String,
     purge_every: Duration,
     /// Clients may come from an app-supplied store, beyond those in config.
@@ -746,7 +728,8 @@ fn config_error_lines(e: rocket::figment::Error) -> Vec<String> {
                 .and_then(|k| unit_of(k))
                 .map(|u| format!(" (the value is in {u})"))
                 .unwrap_or_default();
-            format!("invalid configuration `{key}`: {}{unit}", err.kind)
+            let kind = super::launch::describe_kind(&err.kind);
+            format!("invalid configuration `{key}`: {kind}{unit}")
         })
         .collect()
 }

@@ -32,6 +32,7 @@ mod builtin_consent;
 mod consent;
 mod fairing;
 mod guard;
+mod launch;
 mod logger;
 mod register;
 mod response;
