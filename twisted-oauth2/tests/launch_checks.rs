@@ -302,12 +302,17 @@ async fn without_authorize_neither_registration_nor_the_code_grant_is_advertised
         .unwrap();
     assert!(doc.get("authorization_endpoint").is_none(), "{doc}");
     assert!(doc.get("registration_endpoint").is_none(), "{doc}");
-    assert_eq!(doc["grant_types_supported"], serde_json::json!(["client_credentials"]));
+    assert_eq!(
+        doc["grant_types_supported"],
+        serde_json::json!(["client_credentials"])
+    );
     // A registration asking for the code grant is refused.
     let r = c
         .post("/oauth2/register")
         .header(rocket::http::ContentType::JSON)
-        .body(r#"{"redirect_uris":["http://127.0.0.1:9000/cb"],"token_endpoint_auth_method":"none"}"#)
+        .body(
+            r#"{"redirect_uris":["http://127.0.0.1:9000/cb"],"token_endpoint_auth_method":"none"}"#,
+        )
         .dispatch()
         .await;
     assert_eq!(r.status().code, 400);

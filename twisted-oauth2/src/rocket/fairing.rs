@@ -229,6 +229,34 @@ impl OAuth2 {
         self.builtin_consent_with(BuiltinConsent::new(signed_in, login_url))
     }
 
+    /// The built-in consent page with the library's own sign-in
+    /// ([`BuiltinLogin`](super::BuiltinLogin)): the application supplies only the password
+    /// check. Mounts `GET`/`POST <base>/login` and `POST <base>/logout` beside the consent
+    /// pages; see the consent chapter of the guide.
+    ///
+    /// ```no_run
+    /// use twisted_oauth2::rocket::OAuth2;
+    /// use twisted_oauth2::error::StorageError;
+    /// use twisted_oauth2::storage::PasswordVerifier;
+    ///
+    /// struct Users;
+    ///
+    /// #[rocket::async_trait]
+    /// impl PasswordVerifier for Users {
+    ///     async fn verify(&self, user: &str, password: &str) -> Result<Option<String>, StorageError> {
+    ///         // A real app compares with a stored password hash.
+    ///         Ok((user == "alice" && password == "wonderland").then(|| user.to_owned()))
+    ///     }
+    /// }
+    ///
+    /// let rocket = rocket::build().attach(OAuth2::fairing().builtin_login(Users));
+    /// ```
+    pub fn builtin_login(self, verifier: impl PasswordVerifier) -> Self {
+        self.builtin_consent_with(BuiltinConsent::signing_in(super::BuiltinLogin::new(
+            verifier,
+        )))
+    }
+
     /// [`OAuth2::builtin_consent`] with a [`BuiltinConsent`] carrying a theme or templates.
     pub fn builtin_consent_with(self, consent: BuiltinConsent) -> Self {
         let (hook, inner) = consent.into_parts();
@@ -499,7 +527,11 @@ impl Fairing for OAuth2 {
             "  metadata:   GET {}",
             crate::endpoint::metadata::authorization_server_metadata_url(&server)
         ));
-        lines.extend(super::launch::served_lines(state, &info.authorize_by, has_authorize));
+        lines.extend(super::launch::served_lines(
+            state,
+            &info.authorize_by,
+            has_authorize,
+        ));
         lines.push(super::launch::grants_line(&server, has_authorize));
         lines.push(format!("  store:      {}", info.store));
         lines.push(match server.validation_cache() {

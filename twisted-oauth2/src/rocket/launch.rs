@@ -172,9 +172,7 @@ pub(crate) fn served_lines(
             "  authorize:  GET|POST {} (on_authenticate hook)",
             server.endpoint_url("authorize")
         ),
-        (_, false) => {
-            "  authorize:  off (no consent hook: no authorization code grant)".to_owned()
-        }
+        (_, false) => "  authorize:  off (no consent hook: no authorization code grant)".to_owned(),
     });
     let reg = &cfg.registration;
     lines.push(if !reg.enabled {
@@ -231,7 +229,10 @@ mod tests {
     fn near_misses_get_a_suggestion_and_far_words_none() {
         let keys = ["enabled", "allow_loopback", "allow_localhost"];
         assert_eq!(did_you_mean("enable", keys), Some("enabled"));
-        assert_eq!(did_you_mean("allow_localhst", keys), Some("allow_localhost"));
+        assert_eq!(
+            did_you_mean("allow_localhst", keys),
+            Some("allow_localhost")
+        );
         assert_eq!(did_you_mean("storage", keys), None);
         let grants = ["authorization_code", "refresh_token", "client_credentials"];
         assert_eq!(
