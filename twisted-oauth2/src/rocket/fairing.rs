@@ -540,7 +540,9 @@ impl Fairing for OAuth2 {
         });
         let scopes = state.scopes_used();
         warn_listener_mismatch(rocket, &server);
-        if !info.client_store {
+        // Registered clients and metadata-document clients may obtain any supported scope.
+        let dynamic_clients = cfg.registration.enabled || cfg.client_metadata.enabled;
+        if !info.client_store && !dynamic_clients {
             for (scope, routes) in state.scope_routes() {
                 if !obtainable(&server, &scope) {
                     log::warn!(
