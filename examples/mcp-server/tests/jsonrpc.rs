@@ -351,3 +351,50 @@ async fn server_stats_without_mcp_admin_is_a_step_up_challenge() {
         "{v}"
     );
 }
+
+#[rocket::async_test]
+async fn a_test_client_registers_itself_and_calls_a_tool_as_a_user() {
+    // The example's own configuration: registration only, no configured client.
+    let figment = rocket::Config::figment()
+        .merge(
+            rocket::figment::providers::Toml::file(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/Rocket.toml"
+            ))
+            .nested(),
+        )
+        .merge(("log_level", "off"))
+        .merge(("oauth2.storage", "memory"));
+    let c = Client::untracked(twisted_oauth2_mcp_server::rocket(figment))
+        .await
+        .unwrap();
+    let oauth = twisted_oauth2::testing::TestClient::new(&c).resource("http://127.0.0.1:8080/mcp");
+    let tokens = oauth
+        .user_token("alice", "mcp:tools")
+        .await
+        .expect("a token");
+    let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"greet","arguments":{"name":"Ada"}}}"#;
+    let r = post(&c, &tokens.access_token, LEGACY, call).await;
+    assert_eq!(r.status(), Status::Ok);
+    let v: Value = r.into_json().await.unwrap();
+    let text = v["result"]["content"][0]["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("Hello, Ada! Signed in as alice, through the client "),
+        "{text}"
+    );
+    // The step-up tool wants mcp:admin; a user token with it answers.
+    let admin = oauth
+        .user_token("alice", "mcp:tools mcp:admin")
+        .await
+        .expect("a token");
+    let stats =
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"server_stats"}}"#;
+    assert_eq!(
+        post(&c, &tokens.access_token, LEGACY, stats).await.status(),
+        Status::Forbidden
+    );
+    assert_eq!(
+        post(&c, &admin.access_token, LEGACY, stats).await.status(),
+        Status::Ok
+    );
+}
