@@ -361,7 +361,7 @@ impl LoginHandler {
                 shown_user,
             );
         }
-        let address = crate::rate_limit::limit_key(super::client_ip(req, Some(server)));
+        let address = crate::rate_limit::limit_key(super::toolkit::client_ip(req, Some(server)));
         let throttled = self
             .login
             .addresses
