@@ -59,7 +59,7 @@ async fn login_form(app: &Client, next: &str) -> String {
 async fn post_login<'c>(app: &'c Client, form: &str) -> LocalResponse<'c> {
     app.post("/oauth2/login")
         .header(ContentType::Form)
-        .body(form.to_owned())
+        .body(form)
         .dispatch()
         .await
 }

@@ -30,9 +30,9 @@ pub struct Users {
 
 impl Users {
     /// The `users` table of `figment` (empty when absent).
-    pub fn from_figment(figment: &Figment) -> Result<Self, rocket::figment::Error> {
+    pub fn from_figment(figment: &Figment) -> Result<Self, Box<rocket::figment::Error>> {
         let hashes = if figment.contains("users") {
-            figment.extract_inner("users")?
+            figment.extract_inner("users").map_err(Box::new)?
         } else {
             BTreeMap::new()
         };

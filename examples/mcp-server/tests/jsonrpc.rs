@@ -54,7 +54,7 @@ async fn post<'c>(
         .post("/mcp")
         .header(ContentType::JSON)
         .header(Header::new("Authorization", format!("Bearer {token}")))
-        .body(body.to_owned());
+        .body(body);
     for (k, v) in headers {
         req = req.header(Header::new(*k, v.to_string()));
     }

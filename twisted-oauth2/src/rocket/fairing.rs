@@ -406,7 +406,11 @@ impl Fairing for OAuth2 {
             "  metadata:   GET {}",
             crate::endpoint::metadata::authorization_server_metadata_url(&server)
         ));
-        lines.extend(super::launch::served_lines(state, &info.authorize_by, has_authorize));
+        lines.extend(super::launch::served_lines(
+            state,
+            &info.authorize_by,
+            has_authorize,
+        ));
         lines.push(super::launch::grants_line(&server, has_authorize));
         lines.push(format!("  store:      {}", info.store));
         lines.push(match server.validation_cache() {
