@@ -1710,6 +1710,147 @@ mod tests {
         }
     }
 
+    /// A version-5 database (before rotation times) holds an active refresh token and
+    /// one rotated out by a version-5 rotation: after the upgrade the rotated one is never
+    /// inside a reuse window (its rotation time is unknown), and the active one rotates
+    /// with a window and may then be used again inside it, once past it not.
+    async fn version_5_refresh_tokens_after_the_upgrade(
+        store: &SqlStore,
+        active: TokenDigest,
+        rotated: TokenDigest,
+        grant: GrantId,
+    ) {
+        let rec = |ttl: i64| {
+            TokenRecord::new(
+                "c",
+                crate::scope::Scope::from_tokens(["a"]).unwrap(),
+                grant,
+                unix_now(),
+                unix_now() + ttl,
+            )
+        };
+        let now = unix_now();
+        let w = ReuseWindow::new(now, 60);
+        let r = store
+            .rotate_refresh_within(&rotated, &TokenDigest(rand::random()), &rec(60), w)
+            .await;
+        assert_eq!(r.unwrap(), Rotation::AlreadyRotated, "rotated by version 5");
+        let r = store
+            .rotate_refresh_within(&active, &TokenDigest(rand::random()), &rec(60), w)
+            .await;
+        assert_eq!(r.unwrap(), Rotation::Rotated);
+        let again = TokenDigest(rand::random());
+        let r = store
+            .rotate_refresh_within(&active, &again, &rec(60), ReuseWindow::new(now + 30, 60))
+            .await;
+        assert_eq!(r.unwrap(), Rotation::WithinReuseInterval);
+        assert!(matches!(
+            store.refresh(&again).await.unwrap(),
+            RefreshState::Active(_)
+        ));
+        let r = store
+            .rotate_refresh_within(
+                &active,
+                &TokenDigest(rand::random()),
+                &rec(60),
+                ReuseWindow::new(now + 60, 60),
+            )
+            .await;
+        assert_eq!(r.unwrap(), Rotation::AlreadyRotated, "past the window");
+    }
+
+    /// The refresh-token rows of a version-5 schema: `active` and `rotated` of `grant`.
+    const V5_REFRESH_ROW: &str = "INSERT INTO oauth2_refresh_tokens \
+         (digest, grant_id, record, rotated, expires_at, client_id) VALUES ($1, $2, $3, $4, $5, 'c')";
+
+    #[cfg(feature = "sqlite")]
+    #[tokio::test]
+    async fn a_version_5_sqlite_database_upgrades_and_its_rotated_tokens_are_outside_any_reuse_window(
+    ) {
+        let grant = GrantId::random();
+        let (path, url, _, record, pool) = old_sqlite_database("upgrade5", 5, grant).await;
+        let (active, rotated) = (TokenDigest(rand::random()), TokenDigest(rand::random()));
+        for (d, flag) in [(active, false), (rotated, true)] {
+            sqlx::query(V5_REFRESH_ROW)
+                .bind(&d.0[..])
+                .bind(&grant_bytes(grant)[..])
+                .bind(encode(&record).unwrap())
+                .bind(flag)
+                .bind(record.expires_at)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        pool.close().await;
+        let store = SqlStore::connect(&url).await.unwrap();
+        version_5_refresh_tokens_after_the_upgrade(&store, active, rotated, grant).await;
+        store.close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+
+    /// As for SQLite, on PostgreSQL (`TWISTED_OAUTH2_TEST_POSTGRES`; a schema of its own,
+    /// dropped at the end): the version-6 functions replace the version-5 ones.
+    #[cfg(feature = "postgres")]
+    #[tokio::test]
+    async fn a_version_5_postgres_database_upgrades_and_its_rotated_tokens_are_outside_any_reuse_window(
+    ) {
+        let Ok(base) = std::env::var("TWISTED_OAUTH2_TEST_POSTGRES") else {
+            eprintln!("skipping: TWISTED_OAUTH2_TEST_POSTGRES is unset");
+            return;
+        };
+        let schema = format!("upgrade5_{:016x}", rand::random::<u64>());
+        let admin = sqlx::PgPool::connect(&base).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&admin)
+            .await
+            .unwrap();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        sqlx::query(VERSION_TABLE).execute(&pool).await.unwrap();
+        for (i, step) in POSTGRES_MIGRATIONS[..5].iter().enumerate() {
+            for stmt in *step {
+                sqlx::query(*stmt).execute(&pool).await.unwrap();
+            }
+            sqlx::query(RECORD_VERSION)
+                .bind(i as i64 + 1)
+                .bind(unix_now())
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        let grant = GrantId::random();
+        let record = TokenRecord::new(
+            "c",
+            crate::scope::Scope::from_tokens(["a"]).unwrap(),
+            grant,
+            unix_now(),
+            unix_now() + 3600,
+        );
+        let (active, rotated) = (TokenDigest(rand::random()), TokenDigest(rand::random()));
+        for (d, flag) in [(active, false), (rotated, true)] {
+            sqlx::query(V5_REFRESH_ROW)
+                .bind(&d.0[..])
+                .bind(&grant_bytes(grant)[..])
+                .bind(encode(&record).unwrap())
+                .bind(flag)
+                .bind(record.expires_at)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        pool.close().await;
+        let store = SqlStore::connect(&url).await.unwrap();
+        version_5_refresh_tokens_after_the_upgrade(&store, active, rotated, grant).await;
+        store.close().await;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+            .execute(&admin)
+            .await
+            .unwrap();
+    }
+
     #[cfg(all(feature = "sqlite", feature = "postgres"))]
     #[test]
     fn migrations_have_the_same_shape() {
@@ -1728,6 +1869,11 @@ mod tests {
             // Version 5: PostgreSQL also has the client lock key and the two functions.
             if i == 4 {
                 assert_eq!(a.len() + 3, b.len());
+                continue;
+            }
+            // Version 6: PostgreSQL also has the two rotation functions.
+            if i == 5 {
+                assert_eq!(a.len() + 2, b.len());
                 continue;
             }
             assert_eq!(a.len(), b.len());
