@@ -4,7 +4,9 @@
 //! the request's headers; a self-contained access-token format (issued, validated at a
 //! protected route, introspected, revoked); an endpoint mounted beside the built-ins with a
 //! member added to the RFC 8414 document; a client created at run time through the
-//! writable client store.
+//! writable client store; a form endpoint built on the public toolkit
+//! (`twisted_oauth2::rocket::toolkit`) authenticating clients as the token endpoint does,
+//! keeping extension state beside the server, with a hook on every token response.
 
 mod common;
 
@@ -176,6 +178,64 @@ impl Handler for Hello {
     }
 }
 
+/// `POST <base>/ticket`: a form endpoint of the toolkit. The client authenticates as at
+/// the token endpoint for the poll grant; the answer counts its tickets in extension state.
+struct Ticket;
+
+/// The tickets handed out, kept beside the server.
+#[derive(Default)]
+struct Tickets(std::sync::atomic::AtomicU64);
+
+#[rocket::async_trait]
+impl twisted_oauth2::rocket::toolkit::FormEndpoint for Ticket {
+    fn cors(&self) -> bool {
+        true
+    }
+
+    async fn handle(
+        &self,
+        server: &twisted_oauth2::AuthorizationServer,
+        form: twisted_oauth2::endpoint::FormRequest<'_>,
+    ) -> Result<String, OAuthError> {
+        let params = form.params(server)?;
+        let auth = twisted_oauth2::endpoint::client_auth::authenticate_for_grant(
+            server,
+            &params,
+            form.authorization,
+            form.request.client_ip,
+            POLL,
+            ClientAuthentication::ConfidentialOnly,
+        )
+        .await?
+        .expect("authenticated under ConfidentialOnly");
+        let n = server
+            .extension_state(|_| Tickets::default())
+            .0
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        Ok(serde_json::json!({ "client_id": auth.client.id(), "ticket": n }).to_string())
+    }
+}
+
+/// Counts the token responses, by grant type.
+#[derive(Default)]
+struct IssuedLog(Mutex<Vec<String>>);
+
+#[async_trait]
+impl twisted_oauth2::endpoint::token::TokenIssued for IssuedLog {
+    async fn issued(
+        &self,
+        _server: &twisted_oauth2::AuthorizationServer,
+        client: &twisted_oauth2::client::Client,
+        grant_type: &str,
+    ) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{}:{grant_type}", client.id()));
+    }
+}
+
 #[oauth(scope = "read")]
 #[get("/protected")]
 fn protected() -> &'static str {
@@ -206,6 +266,7 @@ fn config(port: u16) -> ServerConfig {
 
 struct Served {
     base: String,
+    issued: Arc<IssuedLog>,
     server: Arc<twisted_oauth2::AuthorizationServer>,
     _shutdown: common::Demo,
 }
@@ -213,10 +274,13 @@ struct Served {
 async fn serve() -> Served {
     let port = common::free_port();
     let figment = common::demo_figment(port).merge(("oauth2", config(port)));
+    let issued = Arc::new(IssuedLog::default());
     let rocket = rocket::custom(figment)
         .attach(
             OAuth2::fairing()
                 .grant(Arc::new(PollGrant))
+                .form_endpoint("/ticket", Ticket)
+                .on_token_issued(issued.clone())
                 .access_token_format(Arc::new(SignedTokens::default()))
                 .endpoint(Route::new(Method::Get, "/hello", Hello))
                 .metadata_member(
@@ -234,6 +298,7 @@ async fn serve() -> Served {
     let served = common::launch(ignited, port).await;
     Served {
         base: served.base.clone(),
+        issued,
         _shutdown: served,
         server,
     }
@@ -393,4 +458,70 @@ async fn a_client_created_through_the_writable_store_gets_tokens_until_deleted()
     assert_eq!(r.status().as_u16(), 200);
     assert!(registry.delete_client("made-at-runtime").await.unwrap());
     assert_eq!(get_token().await.unwrap().status().as_u16(), 401);
+}
+
+#[rocket::async_test]
+async fn a_toolkit_form_endpoint_authenticates_clients_keeps_state_and_answers_405_and_preflight() {
+    let s = serve().await;
+    let http = common::http_client();
+    let url = format!("{}/oauth2/ticket", s.base);
+    for expected in [1, 2] {
+        let r = http
+            .post(&url)
+            .basic_auth("svc", Some("svc-secret"))
+            .form(&[("x", "y")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        assert_eq!(r.headers()["cache-control"], "no-store");
+        let body = json(r).await;
+        assert_eq!(body["client_id"], "svc");
+        assert_eq!(body["ticket"], expected, "state kept beside the server");
+    }
+    let r = http
+        .post(&url)
+        .basic_auth("svc", Some("wrong"))
+        .form(&[("x", "y")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    assert_eq!(json(r).await["error"], "invalid_client");
+    let r = http
+        .post(&url)
+        .basic_auth("rs", Some("rs-secret"))
+        .form(&[("x", "y")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert_eq!(json(r).await["error"], "unauthorized_client");
+    let r = http.get(&url).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    assert_eq!(r.headers()["allow"], "POST");
+    let r = http
+        .request(reqwest::Method::OPTIONS, &url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        204,
+        "a CORS form endpoint has its preflight"
+    );
+
+    // The token-issued hook sees every token response.
+    let r = http
+        .post(format!("{}/oauth2/token", s.base))
+        .basic_auth("svc", Some("svc-secret"))
+        .form(&[("grant_type", "client_credentials"), ("scope", "read")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(
+        *s.issued.0.lock().unwrap(),
+        vec!["svc:client_credentials".to_owned()]
+    );
 }
