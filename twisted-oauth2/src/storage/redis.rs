@@ -4,7 +4,8 @@
 //!
 //! - **Keys on one server** (`redis://`; `<prefix>` defaults to `oauth2:`; digests in
 //!   hex): `<prefix>code:<digest>` and `<prefix>rt:<digest>` are hashes (`rec` = JSON
-//!   record, `used`/`rot` = flag), `<prefix>at:<digest>` and `<prefix>pd:<digest>` strings
+//!   record, `used`/`rot` = flag, and for a rotated-out refresh token `rat` = its rotation
+//!   time when a rotation with a reuse interval recorded it), `<prefix>at:<digest>` and `<prefix>pd:<digest>` strings
 //!   (JSON), `<prefix>atg:<grant>` and `<prefix>rtg:<grant>` sets indexing a grant's access
 //!   and refresh tokens, and `<prefix>atx:<grant>` / `<prefix>rtx:<grant>` the tombstones of
 //!   a revoked grant. Per client (`<client>` is the SHA-256 of its id, in hex):

@@ -41,6 +41,13 @@
 //!   signatures: they read the client from the record, so an instance of an older version
 //!   still running against the upgraded database honours client tombstones as well). A
 //!   purge deletes the tokens of the clients whose registration it expires.
+//! - **Reuse interval**: schema version 6 added `rotated_at` to `oauth2_refresh_tokens`
+//!   (NULL for tokens rotated before, which are never inside an interval). A rotation with
+//!   a [`ReuseWindow`] sets it in the conditional update; when that finds the token
+//!   already rotated, a second statement in the same transaction (SQLite: under the writer
+//!   lock; PostgreSQL: in `oauth2_rotate_refresh_within`, after the row lock the update
+//!   waited for, with a fresh snapshot) compares it with the window and stores the new token
+//!   without touching the old one.
 //! - **Expiry**: rows are never honoured past `expires_at` (the callers check), and
 //!   [`Purge::purge_expired`] deletes them; the Rocket fairing runs it periodically.
 //! - **Failures**: acquiring a connection and every operation are bounded by timeouts
@@ -57,7 +64,7 @@
 //!   configuration or a [`ClientStore`] given to the server are consulted first.
 //!   Schema version 3 added the table; older databases are upgraded at connect and keep
 //!   their rows. Version 4 added PostgreSQL's write functions (nothing on SQLite); version 5
-//!   the client revocations.
+//!   the client revocations; version 6 the rotation times.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), twisted_oauth2::error::StorageError> {
