@@ -160,6 +160,9 @@ pub struct ServerConfig {
     /// Dynamic client registration (RFC 7591, RFC 7592): the `registration` table.
     /// Default: off. See [`crate::endpoint::register`].
     pub registration: RegistrationConfig,
+    /// The device authorization grant (RFC 8628): the `device` table. Default: off. See
+    /// [`crate::device`].
+    pub device: crate::device::DeviceConfig,
     /// Client ID metadata documents: the `client_metadata` table. Default: off. See
     /// [`crate::client_metadata`].
     pub client_metadata: ClientMetadataConfig,
@@ -217,6 +220,7 @@ impl Default for ServerConfig {
             scope_descriptions: Default::default(),
             clients: Vec::new(),
             registration: Default::default(),
+            device: Default::default(),
             client_metadata: Default::default(),
             validation_cache: Default::default(),
             __non_exhaustive: (),

@@ -134,6 +134,7 @@ pub mod client_metadata;
 pub mod clock;
 pub mod config;
 pub mod context;
+pub mod device;
 pub mod endpoint;
 pub mod error;
 pub mod form;

@@ -686,6 +686,29 @@ impl ServerBuilder {
             }
             grants.insert(g);
         }
+        if config.device.enabled {
+            config.device.validate()?;
+            if stores.device_codes.is_none() {
+                if crate::storage::storage_kind(&config.storage) != "memory" {
+                    return Err(ConfigError::Setting {
+                        key: "device.enabled",
+                        reason: format!(
+                            "the device grant needs a device-code store and the {} has none \
+                             yet: give one in `Stores::device_codes`",
+                            crate::storage::describe_storage(&config.storage)
+                        ),
+                    });
+                }
+                stores.device_codes = Some(Arc::new(crate::device::MemoryDeviceCodes::default()));
+            }
+            let name = crate::device::GRANT_TYPE;
+            if grants.get(name).is_none() {
+                grants.insert(Arc::new(crate::grant::device_code::DeviceCodeGrant));
+            }
+            if !config.grant_types.iter().any(|g| g == name) {
+                config.grant_types.push(name.to_owned());
+            }
+        }
         let registered: Vec<String> = grants.names().iter().map(|s| (*s).to_owned()).collect();
         for g in &config.grant_types {
             if g == GrantType::PASSWORD.as_str()
@@ -739,7 +762,8 @@ impl ServerBuilder {
             config.max_pending_requests,
             config.max_pending_per_user_agent,
         );
-        Ok(AuthorizationServer {
+        let device_endpoint = config.device.enabled;
+        let mut server = AuthorizationServer {
             issuer: v.issuer,
             default_scope: v.default_scope,
             scopes_supported: v.scopes_supported,
@@ -765,7 +789,15 @@ impl ServerBuilder {
             origin_policy,
             scope_hierarchy: v.scope_hierarchy,
             known_clients: KnownClients::default(),
-        })
+        };
+        if device_endpoint {
+            // Through the public seam an extension endpoint uses.
+            let url = server.endpoint_url("device_authorization");
+            server
+                .metadata_members
+                .push(("device_authorization_endpoint".into(), url.into()));
+        }
+        Ok(server)
     }
 }
 

@@ -450,6 +450,11 @@ impl Fairing for OAuth2 {
                 rocket::tokio::select! {
                     _ = &mut shutdown => break,
                     _ = rocket::tokio::time::sleep(every) => {
+                        if let Some(d) = &server.stores().device_codes {
+                            if let Err(e) = d.purge_expired(server.now()).await {
+                                log::warn!("twisted-oauth2: device-code purge failed: {e}");
+                            }
+                        }
                         match server.stores().purge.purge_expired(server.now()).await {
                             Ok(n) if n > 0 => log::debug!("twisted-oauth2: purged {n} expired entries"),
                             Ok(_) => {}
@@ -718,6 +723,12 @@ fn endpoint_routes(server: &Arc<AuthorizationServer>, parts: &mut Parts) -> Opti
     let mut endpoints = routes::routes(server, parts.on_authenticate.take());
     if server.config().registration.enabled {
         endpoints.extend(super::register::routes());
+    }
+    if server.config().device.enabled {
+        endpoints.extend(super::toolkit::form_routes(
+            "/device_authorization",
+            super::device::DeviceAuthorizationEndpoint,
+        ));
     }
     endpoints.append(&mut parts.endpoints);
     let error_pages = match &parts.builtin_consent {

@@ -27,6 +27,7 @@ use crate::server::AuthorizationServer;
 
 mod builtin_consent;
 mod consent;
+mod device;
 mod fairing;
 mod guard;
 mod logger;
