@@ -173,6 +173,45 @@ pub enum PollOutcome {
     Approved(DeviceRecord),
 }
 
+/// What a poll does to the stored record ([`poll_transition`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Change {
+    /// Nothing.
+    Keep,
+    /// Store this record instead (the poll time, a grown interval).
+    Update(DeviceRecord),
+    /// Remove the request (expired, denied, or taken).
+    Remove,
+}
+
+/// The one poll state machine every [`DeviceCodeStore`] applies atomically (under a lock,
+/// in a compare-and-set, or in a script): the answer to a poll by `client_id` at `now` of
+/// `record`, and what to do with the record. Order: wrong client, expired, too soon
+/// (`SlowDown`, the interval grows by 5 s), pending, denied, approved.
+pub fn poll_transition(record: &DeviceRecord, client_id: &str, now: i64) -> (PollOutcome, Change) {
+    if *record.client_id != *client_id {
+        return (PollOutcome::WrongClient, Change::Keep);
+    }
+    if record.expires_at <= now {
+        return (PollOutcome::Expired, Change::Remove);
+    }
+    let too_soon = record
+        .last_poll
+        .is_some_and(|last| now < last.saturating_add(record.interval as i64));
+    let mut next = record.clone();
+    next.last_poll = Some(now);
+    if too_soon {
+        next.interval = next.interval.saturating_add(5);
+        return (PollOutcome::SlowDown, Change::Update(next));
+    }
+    match record.status {
+        DeviceStatus::Pending => (PollOutcome::Pending, Change::Update(next)),
+        DeviceStatus::Denied => (PollOutcome::Denied, Change::Remove),
+        DeviceStatus::Approved { .. } => (PollOutcome::Approved(record.clone()), Change::Remove),
+    }
+}
+
 /// Where device authorization requests live. Every method is atomic per code: two pollers
 /// after approval get exactly one [`PollOutcome::Approved`], and a decision is taken once.
 /// Keys are the SHA-256 hex digest of the device code and the normalised user code.
@@ -307,36 +346,18 @@ impl DeviceCodeStore for MemoryDeviceCodes {
         now: i64,
     ) -> Result<PollOutcome, StorageError> {
         let mut g = self.lock()?;
-        let Some(r) = g.devices.get_mut(device_digest) else {
+        let Some(r) = g.devices.get(device_digest) else {
             return Ok(PollOutcome::Unknown);
         };
-        if *r.client_id != *client_id {
-            return Ok(PollOutcome::WrongClient);
-        }
-        if r.expires_at <= now {
-            g.remove(device_digest);
-            return Ok(PollOutcome::Expired);
-        }
-        let too_soon = r
-            .last_poll
-            .is_some_and(|last| now < last.saturating_add(r.interval as i64));
-        r.last_poll = Some(now);
-        if too_soon {
-            r.interval = r.interval.saturating_add(5);
-            return Ok(PollOutcome::SlowDown);
-        }
-        match r.status.clone() {
-            DeviceStatus::Pending => Ok(PollOutcome::Pending),
-            DeviceStatus::Denied => {
-                g.remove(device_digest);
-                Ok(PollOutcome::Denied)
+        let (outcome, change) = poll_transition(r, client_id, now);
+        match change {
+            Change::Keep => {}
+            Change::Update(next) => {
+                g.devices.insert(device_digest.to_owned(), next);
             }
-            DeviceStatus::Approved { .. } => {
-                let taken = g.devices.remove(device_digest);
-                g.users.retain(|_, d| d != device_digest);
-                Ok(taken.map_or(PollOutcome::Unknown, PollOutcome::Approved))
-            }
+            Change::Remove => g.remove(device_digest),
         }
+        Ok(outcome)
     }
 
     async fn live(&self, now: i64) -> Result<usize, StorageError> {

@@ -194,6 +194,8 @@ impl std::fmt::Debug for SqlStore {
     }
 }
 
+mod device;
+
 /// The schema, one entry per version; each entry's statements run in one transaction.
 /// Never edit a released entry: append a new version.
 #[cfg(feature = "sqlite")]
@@ -245,6 +247,14 @@ const SQLITE_MIGRATIONS: &[&[&str]] = &[
      kind TEXT NOT NULL, expires_at BIGINT NOT NULL, PRIMARY KEY (client_id, kind))",
         "CREATE INDEX IF NOT EXISTS oauth2_client_tombstones_expires \
      ON oauth2_client_tombstones (expires_at)",
+    ],
+    &[
+        // Version 6: device authorization requests (RFC 8628; `record` is a JSON
+        // `DeviceRecord`, `digest` the device code's SHA-256 hex).
+        "CREATE TABLE IF NOT EXISTS oauth2_device_codes (digest TEXT PRIMARY KEY NOT NULL, \
+     user_code TEXT NOT NULL UNIQUE, record TEXT NOT NULL, expires_at BIGINT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS oauth2_device_codes_expires \
+     ON oauth2_device_codes (expires_at)",
     ],
 ];
 
@@ -415,10 +425,17 @@ const POSTGRES_MIGRATIONS: &[&[&str]] = &[
        RETURN 0; \
      END $fn$",
     ],
+    &[
+        // Version 6: device authorization requests, as on SQLite.
+        "CREATE TABLE IF NOT EXISTS oauth2_device_codes (digest TEXT PRIMARY KEY, \
+     user_code TEXT NOT NULL UNIQUE, record TEXT NOT NULL, expires_at BIGINT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS oauth2_device_codes_expires \
+     ON oauth2_device_codes (expires_at)",
+    ],
 ];
 
 /// The schema version this library writes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS oauth2_schema_version \
      (version BIGINT PRIMARY KEY NOT NULL, applied_at BIGINT NOT NULL)";
