@@ -27,7 +27,9 @@ use crate::server::AuthorizationServer;
 
 mod builtin_consent;
 mod consent;
+mod decision;
 mod device;
+mod device_page;
 mod fairing;
 mod guard;
 mod logger;
@@ -49,6 +51,7 @@ pub use builtin_consent::{
 pub use consent::{
     Consent, DecisionForm, OnAuthenticate, PendingRequests, BINDING_COOKIE, SECURE_BINDING_COOKIE,
 };
+pub use decision::UserDecision;
 pub use fairing::OAuth2;
 pub use guard::{AuthResult, Authorized, NoScope, RequiredScope};
 pub use logger::{redact, RedactingLogger};
