@@ -39,7 +39,7 @@ async fn post<'c>(c: &'c Client, path: &str, body: &str) -> LocalResponse<'c> {
         .header(ContentType::Form)
         .header(Header::new("X-Forwarded-Proto", "https"))
         .header(Header::new("Origin", "https://app.example"))
-        .body(body.to_owned())
+        .body(body)
         .dispatch()
         .await
 }
