@@ -163,6 +163,8 @@ pub struct ServerConfig {
     /// The device authorization grant (RFC 8628): the `device` table. Default: off. See
     /// [`crate::device`].
     pub device: crate::device::DeviceConfig,
+    /// Brute-force limits: the `limits` table. See [`crate::limits`].
+    pub limits: crate::limits::LimitsConfig,
     /// Client ID metadata documents: the `client_metadata` table. Default: off. See
     /// [`crate::client_metadata`].
     pub client_metadata: ClientMetadataConfig,
@@ -221,6 +223,7 @@ impl Default for ServerConfig {
             clients: Vec::new(),
             registration: Default::default(),
             device: Default::default(),
+            limits: Default::default(),
             client_metadata: Default::default(),
             validation_cache: Default::default(),
             __non_exhaustive: (),

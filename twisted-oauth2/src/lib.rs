@@ -144,6 +144,7 @@ pub mod grant_type;
 #[cfg(feature = "macros")]
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub mod guide;
+pub mod limits;
 pub mod origin;
 mod pending_limit;
 pub mod pkce;

@@ -46,6 +46,8 @@ pub struct AuthorizationServer {
     extension_state: ExtensionState,
     /// Run after every token response is made ([`ServerBuilder::on_token_issued`]).
     issued_hooks: Vec<Arc<dyn crate::endpoint::token::TokenIssued>>,
+    /// Where brute-force attempts are counted ([`crate::limits`]).
+    counters: Arc<dyn crate::limits::CounterStore>,
     /// The resources tokens may be issued for (RFC 8707).
     pub(crate) resources: crate::resource_indicator::Resources,
     /// Resolves client ID metadata documents, when on.
@@ -103,7 +105,14 @@ impl AuthorizationServer {
             revocation_channel: None,
             metadata_fetcher: None,
             issued_hooks: Vec::new(),
+            counters: None,
         }
+    }
+
+    /// Where brute-force attempts are counted ([`crate::limits`]; default
+    /// [`MemoryCounters`](crate::limits::MemoryCounters)).
+    pub fn counters(&self) -> &Arc<dyn crate::limits::CounterStore> {
+        &self.counters
     }
 
     /// The value of type `T` an extension keeps beside this server (a limiter, a cache),
@@ -458,6 +467,7 @@ pub struct ServerBuilder {
     revocation_channel: Option<Arc<dyn crate::storage::cache::RevocationChannel>>,
     metadata_fetcher: Option<Arc<dyn crate::client_metadata::ClientMetadataFetcher>>,
     issued_hooks: Vec<Arc<dyn crate::endpoint::token::TokenIssued>>,
+    counters: Option<Arc<dyn crate::limits::CounterStore>>,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -560,6 +570,13 @@ impl ServerBuilder {
     /// expiry).
     pub fn on_token_issued(mut self, hook: Arc<dyn crate::endpoint::token::TokenIssued>) -> Self {
         self.issued_hooks.push(hook);
+        self
+    }
+
+    /// Counts brute-force attempts in `store` (default: in this process, on `governor`);
+    /// give a shared store so several instances share the limits ([`crate::limits`]).
+    pub fn counter_store(mut self, store: Arc<dyn crate::limits::CounterStore>) -> Self {
+        self.counters = Some(store);
         self
     }
 
@@ -763,6 +780,10 @@ impl ServerBuilder {
             config.max_pending_per_user_agent,
         );
         let device_endpoint = config.device.enabled;
+        let max_keys = config.limits.max_keys;
+        let counters = self
+            .counters
+            .unwrap_or_else(|| Arc::new(crate::limits::MemoryCounters::new(max_keys)));
         let mut server = AuthorizationServer {
             issuer: v.issuer,
             default_scope: v.default_scope,
@@ -780,6 +801,7 @@ impl ServerBuilder {
             audit: self.audit,
             pending_limit,
             extension_state: ExtensionState::default(),
+            counters,
             issued_hooks: std::iter::once(crate::endpoint::register::issued_hook())
                 .chain(self.issued_hooks)
                 .collect(),

@@ -223,3 +223,41 @@ async fn the_metadata_advertises_the_device_authorization_endpoint_and_grant() {
         .iter()
         .any(|g| g == GRANT_TYPE));
 }
+
+#[tokio::test]
+async fn failed_client_authentications_are_limited_per_client_id_with_retry_after() {
+    let mut cfg = device_config();
+    cfg.limits.client_auth_failures = 3;
+    let f = fixture_with(cfg);
+    for _ in 0..3 {
+        let e = authorize(&f, "scope=a", Some(("tv", "wrong")))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidClient);
+        assert_eq!(e.status(), 401);
+    }
+    // The guessing loop is stopped, at every endpoint that authenticates clients.
+    let e = authorize(&f, "scope=a", Some(("tv", "wrong")))
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), 429);
+    assert!(e
+        .headers()
+        .any(|(k, v)| k == "Retry-After" && v.parse::<u64>().unwrap() >= 1));
+    let e = f
+        .token("grant_type=client_credentials", Some(("tv", "tv-secret")))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.status(),
+        429,
+        "the limited client id waits, even with its secret"
+    );
+    // Another client is unaffected.
+    f.token(
+        "grant_type=client_credentials&scope=a",
+        Some(("svc", "svc-secret")),
+    )
+    .await
+    .unwrap();
+}

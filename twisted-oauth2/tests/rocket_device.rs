@@ -247,3 +247,42 @@ async fn the_verification_page_refuses_unknown_codes_without_a_lookup_oracle() {
         assert!(matches!(status.code, 200 | 400));
     }
 }
+
+#[rocket::async_test]
+async fn a_user_code_guessing_loop_is_stopped_after_the_configured_attempts() {
+    let mut cfg = common::config();
+    cfg.trusted_proxy_header = Some("X-Forwarded-Proto".into());
+    cfg.device.enabled = true;
+    cfg.limits.user_code_failures = 3;
+    cfg.clients
+        .push(common::client("cli", None, &[GRANT_TYPE], &["a", "b"]));
+    let figment = rocket::Config::figment()
+        .merge(("log_level", "off"))
+        .merge(("oauth2", cfg));
+    let rocket = rocket::custom(figment).attach(
+        OAuth2::fairing()
+            .on_authenticate(common::NoConsent)
+            .device_verification(HeaderUser, "/login"),
+    );
+    let c = Client::tracked(rocket).await.expect("valid rocket");
+    let a = json(post(&c, "/oauth2/device_authorization", "client_id=cli&scope=a").await).await;
+    let real = a["user_code"].as_str().unwrap().to_owned();
+    let try_code = |code: &str| {
+        c.get(format!("/device?user_code={code}"))
+            .header(Header::new("X-Test-User", "mallory"))
+            .header(Header::new("X-Forwarded-Proto", "https"))
+    };
+    for guess in ["BBBB-BBBB", "CCCC-CCCC", "DDDD-DDDD"] {
+        assert_eq!(
+            try_code(guess).dispatch().await.status(),
+            Status::BadRequest
+        );
+    }
+    let r = try_code(&real).dispatch().await;
+    assert_eq!(
+        r.status(),
+        Status::TooManyRequests,
+        "stopped, even for a right guess"
+    );
+    assert!(r.headers().get_one("Retry-After").is_some());
+}

@@ -174,6 +174,34 @@ impl Handler for DevicePage {
         let Some(typed) = typed else {
             return Outcome::Success(page(Status::Ok, self.entry(None)));
         };
+        // Guessing codes: unknown codes count per signed-in user and per address.
+        let keys = [
+            format!("user:{user}"),
+            format!(
+                "ip:{}",
+                crate::rate_limit::limit_key(toolkit::client_ip(req, Some(server)))
+            ),
+        ];
+        let rule = server.config().limits.user_code();
+        for key in &keys {
+            if let Ok(Some(wait)) = server.counters().refused(&rule, key).await {
+                server
+                    .context()
+                    .audit(crate::audit::AuditEvent::RateLimited {
+                        limit: rule.name,
+                        key: key.clone(),
+                        retry_after: wait,
+                    });
+                let mut res = page(
+                    Status::TooManyRequests,
+                    self.entry(Some(
+                        "Too many codes were tried. Wait a few minutes and try again.",
+                    )),
+                );
+                res.set_header(Header::new("Retry-After", wait.to_string()));
+                return Outcome::Success(res);
+            }
+        }
         let found = match device::pending(server, &typed).await {
             Ok(f) => f,
             Err(e) => {
@@ -185,6 +213,21 @@ impl Handler for DevicePage {
             }
         };
         let Some((code, record)) = found else {
+            for key in keys {
+                match server.counters().hit(&rule, &key).await {
+                    Ok(Some(wait)) => {
+                        server
+                            .context()
+                            .audit(crate::audit::AuditEvent::RateLimited {
+                                limit: rule.name,
+                                key,
+                                retry_after: wait,
+                            })
+                    }
+                    Ok(None) => {}
+                    Err(e) => log::warn!("twisted-oauth2: cannot count a user-code attempt: {e}"),
+                }
+            }
             return Outcome::Success(page(
                 Status::BadRequest,
                 self.entry(Some(
