@@ -16,7 +16,7 @@ use crate::error::{OAuthError, StorageError};
 use crate::form::Params;
 use crate::grant_type::GrantType;
 use crate::scope::Scope;
-use crate::storage::{GrantId, PasswordVerifier, Rotation, TokenRecord};
+use crate::storage::{GrantId, PasswordVerifier, ReuseWindow, Rotation, TokenRecord};
 use crate::token::{TokenDigest, TokenKind, TokenResponse};
 
 pub mod authorization_code;
@@ -366,12 +366,23 @@ async fn try_issue(
                 ..(**family).clone()
             };
             let access = ctx.format.issue(&fctx, &record).await?;
-            let rotation = ctx
-                .stores
-                .refresh
-                .rotate_refresh(old, &TokenDigest::of(&new_refresh), &new_record)
-                .await;
-            if !matches!(rotation, Ok(Rotation::Rotated)) {
+            let new_digest = TokenDigest::of(&new_refresh);
+            let rotation = if cfg.refresh_token_reuse_interval > 0 {
+                let window = ReuseWindow::new(now, cfg.refresh_token_reuse_interval);
+                ctx.stores
+                    .refresh
+                    .rotate_refresh_within(old, &new_digest, &new_record, window)
+                    .await
+            } else {
+                ctx.stores
+                    .refresh
+                    .rotate_refresh(old, &new_digest, &new_record)
+                    .await
+            };
+            if !matches!(
+                rotation,
+                Ok(Rotation::Rotated | Rotation::WithinReuseInterval)
+            ) {
                 // Nobody holds this access token yet: withdraw it.
                 if let Err(e) = ctx.format.revoke(&fctx, &access).await {
                     log::warn!("twisted-oauth2: could not withdraw an unissued access token: {e}");
@@ -379,6 +390,14 @@ async fn try_issue(
             }
             match rotation? {
                 Rotation::Rotated => {}
+                Rotation::WithinReuseInterval => {
+                    ctx.audit(AuditEvent::TokenRefreshedWithinReuseInterval {
+                        client_id: client.shared_id(),
+                        subject: issue.subject.clone(),
+                        grant,
+                    });
+                    return Ok(response(cfg, access, Some(new_refresh), &issue));
+                }
                 Rotation::AlreadyRotated => {
                     let event = AuditEvent::RefreshReuseDetected {
                         client_id: client.shared_id(),

@@ -1,4 +1,4 @@
-//! The [`DeviceCodeStore`] of [`SqlStore`] (schema version 6, `oauth2_device_codes`): one
+//! The [`DeviceCodeStore`] of [`SqlStore`] (schema version 7, `oauth2_device_codes`): one
 //! row per request, keyed by the device code's digest, with the user code unique. Every
 //! change is a compare-and-set on the stored record (`WHERE record = <what was read>`), so
 //! of concurrent pollers after approval exactly one deletes the row and gets the tokens,
