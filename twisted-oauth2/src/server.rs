@@ -582,28 +582,33 @@ impl ServerBuilder {
 
     /// Replaces the configuration (the fairing reads it at ignite, after the builder
     /// was set up).
+    #[cfg(feature = "rocket")]
     pub(crate) fn with_config(mut self, config: ServerConfig) -> Self {
         self.config = config;
         self
     }
 
     /// The configuration, taken out (a default left in its place).
+    #[cfg(feature = "rocket")]
     pub(crate) fn take_config(mut self) -> (Self, ServerConfig) {
         let c = std::mem::take(&mut self.config);
         (self, c)
     }
 
     /// Whether stores were given ([`Self::stores`]).
+    #[cfg(feature = "rocket")]
     pub(crate) fn has_stores(&self) -> bool {
         self.stores.is_some()
     }
 
     /// Whether a client store was given ([`Self::client_store`]).
+    #[cfg(feature = "rocket")]
     pub(crate) fn has_client_store(&self) -> bool {
         self.client_store.is_some()
     }
 
     /// Whether a revocation channel was given ([`Self::revocation_channel`]).
+    #[cfg(feature = "rocket")]
     pub(crate) fn has_revocation_channel(&self) -> bool {
         self.revocation_channel.is_some()
     }
