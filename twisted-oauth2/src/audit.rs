@@ -94,6 +94,15 @@ pub enum AuditEvent {
         /// The client.
         client_id: Arc<str>,
     },
+    /// A brute-force limit refused a request ([`crate::limits`]).
+    RateLimited {
+        /// The limit (`client_auth`, `user_code`).
+        limit: &'static str,
+        /// What it counts: a client id, a user, or an address (never a secret or a code).
+        key: String,
+        /// Seconds until the key may try again.
+        retry_after: u64,
+    },
 }
 
 impl AuditEvent {
@@ -111,6 +120,7 @@ impl AuditEvent {
             AuditEvent::ClientAuthenticationFailed { .. } => "client_authentication_failed",
             AuditEvent::ConsentGranted { .. } => "consent_granted",
             AuditEvent::ConsentDenied { .. } => "consent_denied",
+            AuditEvent::RateLimited { .. } => "rate_limited",
         }
     }
 }
@@ -129,9 +139,9 @@ pub struct LogAudit;
 impl AuditSink for LogAudit {
     fn record(&self, event: &AuditEvent) {
         let level = match event {
-            AuditEvent::RefreshReuseDetected { .. } | AuditEvent::CodeReplayed { .. } => {
-                log::Level::Warn
-            }
+            AuditEvent::RefreshReuseDetected { .. }
+            | AuditEvent::CodeReplayed { .. }
+            | AuditEvent::RateLimited { .. } => log::Level::Warn,
             _ => log::Level::Info,
         };
         log::log!(target: "twisted_oauth2::audit", level, "audit {}: {event:?}", event.kind());

@@ -167,6 +167,11 @@ pub struct ServerConfig {
     /// Dynamic client registration (RFC 7591, RFC 7592): the `registration` table.
     /// Default: off. See [`crate::endpoint::register`].
     pub registration: RegistrationConfig,
+    /// The device authorization grant (RFC 8628): the `device` table. Default: off. See
+    /// [`crate::device`].
+    pub device: crate::device::DeviceConfig,
+    /// Brute-force limits: the `limits` table. See [`crate::limits`].
+    pub limits: crate::limits::LimitsConfig,
     /// Client ID metadata documents: the `client_metadata` table. Default: off. See
     /// [`crate::client_metadata`].
     pub client_metadata: ClientMetadataConfig,
@@ -225,6 +230,8 @@ impl Default for ServerConfig {
             scope_descriptions: Default::default(),
             clients: Vec::new(),
             registration: Default::default(),
+            device: Default::default(),
+            limits: Default::default(),
             client_metadata: Default::default(),
             validation_cache: Default::default(),
             __non_exhaustive: (),

@@ -20,6 +20,8 @@
 //! | [`validation_cache`] | the validation cache: bounds, revocation across instances, what happens when the channel drops |
 //! | [`security`] | the production checklist |
 //! | [`registration`] | dynamic client registration (RFC 7591, RFC 7592): [`endpoint::register`](crate::endpoint::register) |
+//! | [`device_flow`] | the device authorization grant (RFC 8628): [`device`](crate::device) |
+//! | [`rate_limits`] | brute-force limits: [`limits`](crate::limits) |
 //! | [`mcp`] | protecting an MCP server: resource indicators (RFC 8707), registration, client ID metadata documents ([`client_metadata`](crate::client_metadata)) |
 //! | [`audit`] | audit events: [`AuditSink`](crate::audit::AuditSink), [`AuditEvent`](crate::audit::AuditEvent) |
 //! | [`migration_from_txoauth2`] | txoauth2's API mapped to this crate |
@@ -78,6 +80,12 @@ pub mod registration {}
 
 #[doc = include_str!("../../docs/mcp.md")]
 pub mod mcp {}
+
+#[doc = include_str!("../../docs/device-flow.md")]
+pub mod device_flow {}
+
+#[doc = include_str!("../../docs/rate-limits.md")]
+pub mod rate_limits {}
 
 #[cfg(feature = "test-client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-client")))]

@@ -134,6 +134,7 @@ pub mod client_metadata;
 pub mod clock;
 pub mod config;
 pub mod context;
+pub mod device;
 pub mod endpoint;
 pub mod error;
 pub mod form;
@@ -143,6 +144,7 @@ pub mod grant_type;
 #[cfg(feature = "macros")]
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub mod guide;
+pub mod limits;
 pub mod origin;
 mod pending_limit;
 pub mod pkce;

@@ -46,6 +46,8 @@ pub struct AuthorizationServer {
     extension_state: ExtensionState,
     /// Run after every token response is made ([`ServerBuilder::on_token_issued`]).
     issued_hooks: Vec<Arc<dyn crate::endpoint::token::TokenIssued>>,
+    /// Where brute-force attempts are counted ([`crate::limits`]).
+    counters: Arc<dyn crate::limits::CounterStore>,
     /// The resources tokens may be issued for (RFC 8707).
     pub(crate) resources: crate::resource_indicator::Resources,
     /// Resolves client ID metadata documents, when on.
@@ -103,7 +105,14 @@ impl AuthorizationServer {
             revocation_channel: None,
             metadata_fetcher: None,
             issued_hooks: Vec::new(),
+            counters: None,
         }
+    }
+
+    /// Where brute-force attempts are counted ([`crate::limits`]; default
+    /// [`MemoryCounters`](crate::limits::MemoryCounters)).
+    pub fn counters(&self) -> &Arc<dyn crate::limits::CounterStore> {
+        &self.counters
     }
 
     /// The value of type `T` an extension keeps beside this server (a limiter, a cache),
@@ -458,6 +467,7 @@ pub struct ServerBuilder {
     revocation_channel: Option<Arc<dyn crate::storage::cache::RevocationChannel>>,
     metadata_fetcher: Option<Arc<dyn crate::client_metadata::ClientMetadataFetcher>>,
     issued_hooks: Vec<Arc<dyn crate::endpoint::token::TokenIssued>>,
+    counters: Option<Arc<dyn crate::limits::CounterStore>>,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -563,30 +573,42 @@ impl ServerBuilder {
         self
     }
 
+    /// Counts brute-force attempts in `store` (default: in this process, on `governor`);
+    /// give a shared store so several instances share the limits ([`crate::limits`]).
+    pub fn counter_store(mut self, store: Arc<dyn crate::limits::CounterStore>) -> Self {
+        self.counters = Some(store);
+        self
+    }
+
     /// Replaces the configuration (the fairing reads it at ignite, after the builder
     /// was set up).
+    #[cfg(feature = "rocket")]
     pub(crate) fn with_config(mut self, config: ServerConfig) -> Self {
         self.config = config;
         self
     }
 
     /// The configuration, taken out (a default left in its place).
+    #[cfg(feature = "rocket")]
     pub(crate) fn take_config(mut self) -> (Self, ServerConfig) {
         let c = std::mem::take(&mut self.config);
         (self, c)
     }
 
     /// Whether stores were given ([`Self::stores`]).
+    #[cfg(feature = "rocket")]
     pub(crate) fn has_stores(&self) -> bool {
         self.stores.is_some()
     }
 
     /// Whether a client store was given ([`Self::client_store`]).
+    #[cfg(feature = "rocket")]
     pub(crate) fn has_client_store(&self) -> bool {
         self.client_store.is_some()
     }
 
     /// Whether a revocation channel was given ([`Self::revocation_channel`]).
+    #[cfg(feature = "rocket")]
     pub(crate) fn has_revocation_channel(&self) -> bool {
         self.revocation_channel.is_some()
     }
@@ -695,6 +717,29 @@ impl ServerBuilder {
             }
             grants.insert(g);
         }
+        if config.device.enabled {
+            config.device.validate()?;
+            if stores.device_codes.is_none() {
+                if crate::storage::storage_kind(&config.storage) != "memory" {
+                    return Err(ConfigError::Setting {
+                        key: "device.enabled",
+                        reason: format!(
+                            "the device grant needs a device-code store and the {} has none \
+                             yet: give one in `Stores::device_codes`",
+                            crate::storage::describe_storage(&config.storage)
+                        ),
+                    });
+                }
+                stores.device_codes = Some(Arc::new(crate::device::MemoryDeviceCodes::default()));
+            }
+            let name = crate::device::GRANT_TYPE;
+            if grants.get(name).is_none() {
+                grants.insert(Arc::new(crate::grant::device_code::DeviceCodeGrant));
+            }
+            if !config.grant_types.iter().any(|g| g == name) {
+                config.grant_types.push(name.to_owned());
+            }
+        }
         let registered: Vec<String> = grants.names().iter().map(|s| (*s).to_owned()).collect();
         for g in &config.grant_types {
             if g == GrantType::PASSWORD.as_str()
@@ -748,7 +793,12 @@ impl ServerBuilder {
             config.max_pending_requests,
             config.max_pending_per_user_agent,
         );
-        Ok(AuthorizationServer {
+        let device_endpoint = config.device.enabled;
+        let max_keys = config.limits.max_keys;
+        let counters = self
+            .counters
+            .unwrap_or_else(|| Arc::new(crate::limits::MemoryCounters::new(max_keys)));
+        let mut server = AuthorizationServer {
             issuer: v.issuer,
             default_scope: v.default_scope,
             scopes_supported: v.scopes_supported,
@@ -765,6 +815,7 @@ impl ServerBuilder {
             audit: self.audit,
             pending_limit,
             extension_state: ExtensionState::default(),
+            counters,
             issued_hooks: std::iter::once(crate::endpoint::register::issued_hook())
                 .chain(self.issued_hooks)
                 .collect(),
@@ -774,7 +825,15 @@ impl ServerBuilder {
             origin_policy,
             scope_hierarchy: v.scope_hierarchy,
             known_clients: KnownClients::default(),
-        })
+        };
+        if device_endpoint {
+            // Through the public seam an extension endpoint uses.
+            let url = server.endpoint_url("device_authorization");
+            server
+                .metadata_members
+                .push(("device_authorization_endpoint".into(), url.into()));
+        }
+        Ok(server)
     }
 }
 

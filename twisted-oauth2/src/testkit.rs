@@ -107,6 +107,9 @@ cases!(
     client_revocation_removes_every_token_of_the_client_and_refuses_new_ones,
     client_tombstone_expires_and_is_purged,
     concurrent_writes_and_client_revocations_leave_no_token_of_the_client,
+    device_poll_answers_in_order_and_takes_an_approval_once,
+    device_concurrent_pollers_after_approval_have_one_winner,
+    device_decision_is_taken_once_and_user_codes_are_unique,
 );
 
 /// Generates one `#[test]` per kit case in the current module, each building a fresh
@@ -1759,5 +1762,226 @@ pub mod cases {
             );
             ok(c, "delete_client", reg.delete_client(&id).await);
         }
+    }
+
+    /// The device-code store of `s`, or `None` (with a notice) when it has none: the
+    /// device cases run only on stores that hold device codes.
+    fn device_store(c: &str, s: &Stores) -> Option<Arc<dyn crate::device::DeviceCodeStore>> {
+        let d = s.device_codes.clone();
+        if d.is_none() {
+            eprintln!("store kit `{c}`: skipped, the stores have no device_codes");
+        }
+        d
+    }
+
+    /// A fresh device request: its digest (hex), user code and record.
+    fn device_request(client: &str, ttl: i64) -> (String, String, crate::device::DeviceRecord) {
+        let user = crate::device::user_code_from(&digest().to_hex(), 8);
+        let record = crate::device::DeviceRecord::new(
+            client,
+            Scope::parse("read").unwrap_or_else(|_| unreachable!()),
+            Vec::new(),
+            now() + ttl,
+            5,
+        );
+        (digest().to_hex(), user, record)
+    }
+
+    /// RFC 8628 polling on the store: another client changes nothing, a poll sooner than
+    /// the interval is `SlowDown` and grows it by 5 s, pending, then after approval the
+    /// record is taken once (`Unknown` afterwards); a denied one answers `Denied` once; an
+    /// expired one `Expired`.
+    pub async fn device_poll_answers_in_order_and_takes_an_approval_once(s: Stores) {
+        use crate::device::{DeviceStatus, PollOutcome};
+        let c = "device_poll_answers_in_order_and_takes_an_approval_once";
+        let Some(d) = device_store(c, &s) else { return };
+        let t = now();
+        let (k, user, rec) = device_request("kit-client", 600);
+        assert!(
+            ok(c, "put_device", d.put_device(&k, &user, rec.clone()).await),
+            "{c}"
+        );
+        assert_eq!(
+            ok(c, "poll", d.poll(&k, "other", t).await),
+            PollOutcome::WrongClient,
+            "{c}"
+        );
+        assert_eq!(
+            ok(c, "poll", d.poll(&k, "kit-client", t).await),
+            PollOutcome::Pending,
+            "{c}"
+        );
+        assert_eq!(
+            ok(c, "poll", d.poll(&k, "kit-client", t + 1).await),
+            PollOutcome::SlowDown,
+            "{c}"
+        );
+        // The interval is 10 s now, from the last poll.
+        assert_eq!(
+            ok(c, "poll", d.poll(&k, "kit-client", t + 6).await),
+            PollOutcome::SlowDown,
+            "{c}"
+        );
+        assert_eq!(
+            ok(c, "poll", d.poll(&k, "kit-client", t + 21).await),
+            PollOutcome::Pending,
+            "{c}"
+        );
+        let found = ok(c, "by_user_code", d.by_user_code(&user, t).await);
+        assert_eq!(
+            found.map(|r| r.client_id),
+            Some(rec.client_id.clone()),
+            "{c}"
+        );
+        let approved = DeviceStatus::Approved {
+            subject: "alice".into(),
+            scope: rec.scope.clone(),
+        };
+        assert!(
+            ok(c, "decide", d.decide(&user, approved.clone(), t).await),
+            "{c}"
+        );
+        assert!(
+            ok(c, "by_user_code", d.by_user_code(&user, t).await).is_none(),
+            "{c}: decided"
+        );
+        match ok(c, "poll", d.poll(&k, "kit-client", t + 60).await) {
+            PollOutcome::Approved(r) => assert_eq!(r.status, approved, "{c}"),
+            other => panic!("store kit `{c}`: an approved poll gave {other:?}"),
+        }
+        assert_eq!(
+            ok(c, "poll", d.poll(&k, "kit-client", t + 120).await),
+            PollOutcome::Unknown,
+            "{c}: taken"
+        );
+
+        let (k, user, rec) = device_request("kit-client", 600);
+        assert!(
+            ok(c, "put_device", d.put_device(&k, &user, rec).await),
+            "{c}"
+        );
+        assert!(
+            ok(c, "decide", d.decide(&user, DeviceStatus::Denied, t).await),
+            "{c}"
+        );
+        assert_eq!(
+            ok(c, "poll", d.poll(&k, "kit-client", t).await),
+            PollOutcome::Denied,
+            "{c}"
+        );
+        assert_eq!(
+            ok(c, "poll", d.poll(&k, "kit-client", t + 60).await),
+            PollOutcome::Unknown,
+            "{c}"
+        );
+
+        let (k, user, rec) = device_request("kit-client", 600);
+        assert!(
+            ok(c, "put_device", d.put_device(&k, &user, rec).await),
+            "{c}"
+        );
+        assert_eq!(
+            ok(c, "poll", d.poll(&k, "kit-client", t + 601).await),
+            PollOutcome::Expired,
+            "{c}"
+        );
+        assert_eq!(
+            ok(c, "poll", d.poll(&k, "kit-client", t + 602).await),
+            PollOutcome::Unknown,
+            "{c}"
+        );
+        assert_eq!(
+            ok(c, "poll", d.poll(&digest().to_hex(), "kit-client", t).await),
+            PollOutcome::Unknown,
+            "{c}"
+        );
+    }
+
+    /// Sixteen concurrent pollers of one approved device code: exactly one is `Approved`.
+    pub async fn device_concurrent_pollers_after_approval_have_one_winner(s: Stores) {
+        use crate::device::{DeviceStatus, PollOutcome};
+        let c = "device_concurrent_pollers_after_approval_have_one_winner";
+        let Some(d) = device_store(c, &s) else { return };
+        let t = now();
+        let (k, user, rec) = device_request("kit-client", 600);
+        assert!(
+            ok(c, "put_device", d.put_device(&k, &user, rec.clone()).await),
+            "{c}"
+        );
+        let approved = DeviceStatus::Approved {
+            subject: "alice".into(),
+            scope: rec.scope,
+        };
+        assert!(ok(c, "decide", d.decide(&user, approved, t).await), "{c}");
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let (d, k) = (d.clone(), k.clone());
+                tokio::spawn(async move { d.poll(&k, "kit-client", t).await })
+            })
+            .collect();
+        let mut wins = 0;
+        for task in tasks {
+            match ok(c, "task", task.await) {
+                Ok(PollOutcome::Approved(_)) => wins += 1,
+                Ok(PollOutcome::Unknown) => {}
+                Err(StorageError::Unavailable(_)) => {}
+                other => panic!("store kit `{c}`: unexpected {other:?}"),
+            }
+        }
+        assert_eq!(wins, 1, "{c}: exactly one winner");
+    }
+
+    /// Of sixteen concurrent decisions on one user code exactly one is taken; a second
+    /// request with a user code in use is refused, and an unknown code decides nothing.
+    pub async fn device_decision_is_taken_once_and_user_codes_are_unique(s: Stores) {
+        use crate::device::DeviceStatus;
+        let c = "device_decision_is_taken_once_and_user_codes_are_unique";
+        let Some(d) = device_store(c, &s) else { return };
+        let t = now();
+        let (k, user, rec) = device_request("kit-client", 600);
+        assert!(
+            ok(c, "put_device", d.put_device(&k, &user, rec.clone()).await),
+            "{c}"
+        );
+        let again = ok(
+            c,
+            "put_device",
+            d.put_device(&digest().to_hex(), &user, rec).await,
+        );
+        assert!(!again, "{c}: a user code in use is refused");
+        let tasks: Vec<_> = (0..16)
+            .map(|i| {
+                let (d, user) = (d.clone(), user.clone());
+                tokio::spawn(async move {
+                    let status = if i % 2 == 0 {
+                        DeviceStatus::Denied
+                    } else {
+                        DeviceStatus::Approved {
+                            subject: format!("user-{i}"),
+                            scope: Scope::parse("read").unwrap_or_else(|_| unreachable!()),
+                        }
+                    };
+                    d.decide(&user, status, t).await
+                })
+            })
+            .collect();
+        let mut taken = 0;
+        for task in tasks {
+            match ok(c, "task", task.await) {
+                Ok(true) => taken += 1,
+                Ok(false) | Err(StorageError::Unavailable(_)) => {}
+                Err(e) => panic!("store kit `{c}`: decide failed: {e}"),
+            }
+        }
+        assert_eq!(taken, 1, "{c}: one decision");
+        let unknown = crate::device::user_code_from(&digest().to_hex(), 8);
+        assert!(
+            !ok(
+                c,
+                "decide",
+                d.decide(&unknown, DeviceStatus::Denied, t).await
+            ),
+            "{c}"
+        );
     }
 }

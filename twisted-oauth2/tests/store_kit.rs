@@ -13,7 +13,11 @@ use twisted_oauth2::storage::memory::MemoryStore;
 use twisted_oauth2::storage::Stores;
 
 async fn memory() -> Stores {
-    Stores::from_backend(Arc::new(MemoryStore::new()))
+    let mut s = Stores::from_backend(Arc::new(MemoryStore::new()));
+    s.device_codes = Some(Arc::new(
+        twisted_oauth2::device::MemoryDeviceCodes::default(),
+    ));
+    s
 }
 
 mod memory {

@@ -247,6 +247,16 @@ fn consent_page(
     )
 }
 
+/// Who is signed in, for the library's device verification page (`/device`).
+struct DemoSignedIn;
+
+#[rocket::async_trait]
+impl twisted_oauth2::rocket::SignedIn for DemoSignedIn {
+    async fn user(&self, req: &Request<'_>) -> Option<String> {
+        req.guard::<LoggedIn>().await.succeeded().map(|u| u.0)
+    }
+}
+
 /// The demo's consent step: log in first if needed, then ask.
 struct DemoConsent;
 
@@ -540,6 +550,9 @@ pub fn rocket(figment: Figment) -> Rocket<Build> {
         .attach(
             OAuth2::fairing()
                 .on_authenticate(DemoConsent)
+                // The device flow's page (RFC 8628): a signed-in user enters the code a
+                // CLI shows, at `/device` (`[default.oauth2.device]` in Rocket.toml).
+                .device_verification(DemoSignedIn, "/login")
                 // Audit events (tokens issued, reuse, replay, revocation, failed client
                 // authentication, consent) in the log, target `twisted_oauth2::audit`.
                 .audit(std::sync::Arc::new(twisted_oauth2::audit::LogAudit))

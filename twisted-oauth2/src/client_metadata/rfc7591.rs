@@ -237,6 +237,7 @@ pub(crate) fn validate_with(
             GrantType::AUTHORIZATION_CODE.as_str(),
             GrantType::REFRESH_TOKEN.as_str(),
             GrantType::CLIENT_CREDENTIALS.as_str(),
+            crate::device::GRANT_TYPE,
         ]
         .contains(&g.as_str());
         if !registrable || !config.grant_types.contains(&g) {

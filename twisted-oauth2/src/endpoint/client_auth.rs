@@ -80,6 +80,41 @@ pub(crate) async fn authenticate_with(
     caller: Option<std::net::IpAddr>,
     documents: bool,
 ) -> Result<AuthenticatedClient, OAuthError> {
+    // The client id whose authentication failed, counted against the brute-force limit.
+    let failed = std::sync::Mutex::new(None::<String>);
+    let r = authenticate_counted(server, params, authorization, caller, documents, &failed).await;
+    let id = failed.lock().ok().and_then(|mut f| f.take());
+    if let Some(id) = id {
+        let rule = server.config().limits.client_auth();
+        match server.counters().hit(&rule, &id).await {
+            Ok(Some(wait)) => {
+                server
+                    .context()
+                    .audit(crate::audit::AuditEvent::RateLimited {
+                        limit: rule.name,
+                        key: id,
+                        retry_after: wait,
+                    });
+            }
+            Ok(None) => {}
+            Err(e) => {
+                log::warn!("twisted-oauth2: cannot count a failed client authentication: {e}")
+            }
+        }
+    }
+    r
+}
+
+/// [`authenticate_with`], noting in `failed` the client id whose authentication failed; a
+/// client id over its limit of failures is refused (`429`) before its secret is checked.
+async fn authenticate_counted(
+    server: &AuthorizationServer,
+    params: &Params,
+    authorization: Option<&str>,
+    caller: Option<std::net::IpAddr>,
+    documents: bool,
+    failed: &std::sync::Mutex<Option<String>>,
+) -> Result<AuthenticatedClient, OAuthError> {
     let basic = match authorization {
         Some(h) => match parse_basic(h)? {
             Some(b) => Some(b),
@@ -117,7 +152,29 @@ pub(crate) async fn authenticate_with(
             }
         },
     };
+    let rule = server.config().limits.client_auth();
+    match server.counters().refused(&rule, &id).await {
+        Ok(Some(wait)) => {
+            server
+                .context()
+                .audit(crate::audit::AuditEvent::RateLimited {
+                    limit: rule.name,
+                    key: id.clone(),
+                    retry_after: wait,
+                });
+            return Err(crate::limits::too_many(
+                crate::ErrorCode::InvalidClient,
+                "failed client authentications",
+                wait,
+            ));
+        }
+        Ok(None) => {}
+        Err(e) => log::warn!("twisted-oauth2: cannot read the client authentication limit: {e}"),
+    }
     let fail = |m: AuthMethod| {
+        if let Ok(mut f) = failed.lock() {
+            *f = Some(id.clone());
+        }
         server
             .context()
             .audit(crate::audit::AuditEvent::ClientAuthenticationFailed {

@@ -3,6 +3,7 @@
 
 pub mod authorize;
 pub mod client_auth;
+pub mod device_authorization;
 pub mod introspect;
 pub mod metadata;
 pub mod register;

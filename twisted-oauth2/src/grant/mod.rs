@@ -21,6 +21,7 @@ use crate::token::{TokenDigest, TokenKind, TokenResponse};
 
 pub mod authorization_code;
 pub mod client_credentials;
+pub mod device_code;
 #[cfg(feature = "password-grant")]
 pub mod password;
 pub mod refresh_token;

@@ -36,6 +36,7 @@ struct Parts {
     purge_interval: Option<Duration>,
     cors_routes: Vec<(String, &'static str)>,
     origin_paths: Vec<String>,
+    device_page: Option<super::device_page::DevicePage>,
 }
 
 impl Default for Parts {
@@ -50,6 +51,7 @@ impl Default for Parts {
             purge_interval: None,
             cors_routes: Vec::new(),
             origin_paths: Vec::new(),
+            device_page: None,
         }
     }
 }
@@ -305,6 +307,19 @@ impl OAuth2 {
         })
     }
 
+    /// Serves the library's device verification page (RFC 8628 §3.3) at the path of
+    /// `[oauth2.device] verification_uri` (default `/device`): users `signed_in` knows
+    /// enter or confirm a user code and allow or deny it; anyone else is redirected to
+    /// `login_url` with `next=` the page. See [`crate::device`] and docs/device-flow.md.
+    pub fn device_verification(
+        self,
+        signed_in: impl SignedIn,
+        login_url: impl Into<String>,
+    ) -> Self {
+        let page = super::device_page::DevicePage::new(Arc::new(signed_in), login_url.into());
+        self.with(|p| p.device_page = Some(page))
+    }
+
     /// Fans the validation cache's revocations out on this channel, for stores given with
     /// [`OAuth2::stores`] (see [`ServerBuilder::revocation_channel`](crate::server::ServerBuilder::revocation_channel)).
     /// Stores opened from the `storage` URL get that URL's channel by themselves.
@@ -371,6 +386,7 @@ impl Fairing for OAuth2 {
             .manage(info)
             .mount(base, mounted.endpoints)
             .mount("/", mounted.well_known)
+            .mount("/", mounted.root)
             .mount("/", mounted.cors_preflights))
     }
 
@@ -484,6 +500,11 @@ impl Fairing for OAuth2 {
                 rocket::tokio::select! {
                     _ = &mut shutdown => break,
                     _ = rocket::tokio::time::sleep(every) => {
+                        if let Some(d) = &server.stores().device_codes {
+                            if let Err(e) = d.purge_expired(server.now()).await {
+                                log::warn!("twisted-oauth2: device-code purge failed: {e}");
+                            }
+                        }
                         match server.stores().purge.purge_expired(server.now()).await {
                             Ok(n) if n > 0 => log::debug!("twisted-oauth2: purged {n} expired entries"),
                             Ok(_) => {}
@@ -722,6 +743,8 @@ fn build_server(parts: &mut Parts) -> Option<Arc<AuthorizationServer>> {
 struct Mounted {
     /// Under the endpoints' path.
     endpoints: Vec<rocket::Route>,
+    /// Pages at the root (the device verification page).
+    root: Vec<rocket::Route>,
     /// The discovery documents, at the root.
     well_known: Vec<rocket::Route>,
     /// The preflights of the application's CORS routes, at the root.
@@ -739,7 +762,29 @@ fn endpoint_routes(server: &Arc<AuthorizationServer>, parts: &mut Parts) -> Opti
     if server.config().registration.enabled {
         endpoints.extend(super::register::routes());
     }
+    if server.config().device.enabled {
+        endpoints.extend(super::toolkit::form_routes(
+            "/device_authorization",
+            super::device::DeviceAuthorizationEndpoint,
+        ));
+    }
     endpoints.append(&mut parts.endpoints);
+    let mut root = Vec::new();
+    if let Some(page) = parts.device_page.take() {
+        if !server.config().device.enabled {
+            log::error!(
+                "twisted-oauth2: OAuth2::device_verification is set but `oauth2.device.enabled` is not"
+            );
+            return None;
+        }
+        match page.routes(server) {
+            Ok(r) => root.extend(r),
+            Err(e) => {
+                log::error!("twisted-oauth2: {e}");
+                return None;
+            }
+        }
+    }
     let error_pages = match &parts.builtin_consent {
         Some(inner) => match super::builtin_consent::routes(server, inner) {
             Ok(r) => {
@@ -777,6 +822,7 @@ fn endpoint_routes(server: &Arc<AuthorizationServer>, parts: &mut Parts) -> Opti
     }
     Some(Mounted {
         endpoints,
+        root,
         well_known,
         cors_preflights,
         error_pages,

@@ -28,6 +28,9 @@ use crate::server::AuthorizationServer;
 mod builtin_consent;
 mod builtin_login;
 mod consent;
+mod decision;
+mod device;
+mod device_page;
 mod fairing;
 mod guard;
 mod launch;
@@ -51,6 +54,7 @@ pub use builtin_login::{BuiltinLogin, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
 pub use consent::{
     Consent, DecisionForm, OnAuthenticate, PendingRequests, BINDING_COOKIE, SECURE_BINDING_COOKIE,
 };
+pub use decision::UserDecision;
 pub use fairing::OAuth2;
 pub use guard::{AuthResult, Authorized, NoScope, RequiredScope};
 pub use logger::{redact, RedactingLogger};

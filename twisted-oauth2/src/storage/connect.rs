@@ -27,8 +27,10 @@ pub async fn connect(url: &str) -> Result<Stores, StorageError> {
         "sqlite" => {
             #[cfg(feature = "sqlite")]
             {
-                let s = super::sql::SqlStore::connect(url).await?;
-                Ok(Stores::from_backend(Arc::new(s)))
+                let s = Arc::new(super::sql::SqlStore::connect(url).await?);
+                let mut stores = Stores::from_backend(s.clone());
+                stores.device_codes = Some(s);
+                Ok(stores)
             }
             #[cfg(not(feature = "sqlite"))]
             Err(feature_off("sqlite"))
@@ -36,8 +38,10 @@ pub async fn connect(url: &str) -> Result<Stores, StorageError> {
         "postgres" | "postgresql" => {
             #[cfg(feature = "postgres")]
             {
-                let s = super::sql::SqlStore::connect(url).await?;
-                Ok(Stores::from_backend(Arc::new(s)))
+                let s = Arc::new(super::sql::SqlStore::connect(url).await?);
+                let mut stores = Stores::from_backend(s.clone());
+                stores.device_codes = Some(s);
+                Ok(stores)
             }
             #[cfg(not(feature = "postgres"))]
             Err(feature_off("postgres"))
@@ -45,8 +49,10 @@ pub async fn connect(url: &str) -> Result<Stores, StorageError> {
         "redis" | "rediss" | "redis+unix" | "unix" | "redis+cluster" => {
             #[cfg(feature = "redis")]
             {
-                let s = super::redis::RedisStore::connect(url).await?;
-                Ok(Stores::from_backend(Arc::new(s)))
+                let s = Arc::new(super::redis::RedisStore::connect(url).await?);
+                let mut stores = Stores::from_backend(s.clone());
+                stores.device_codes = Some(s);
+                Ok(stores)
             }
             #[cfg(not(feature = "redis"))]
             Err(feature_off("redis"))

@@ -570,6 +570,10 @@ pub struct Stores {
     pub pending: Arc<dyn PendingStore>,
     /// Expiry purge.
     pub purge: Arc<dyn Purge>,
+    /// Device authorization requests (RFC 8628), when the device grant is on. Left `None`
+    /// with `storage = "memory"`, the server uses a
+    /// [`MemoryDeviceCodes`](crate::device::MemoryDeviceCodes).
+    pub device_codes: Option<Arc<dyn crate::device::DeviceCodeStore>>,
 }
 
 impl Stores {
@@ -589,6 +593,7 @@ impl Stores {
             refresh,
             pending,
             purge,
+            device_codes: None,
         }
     }
 
@@ -604,6 +609,7 @@ impl Stores {
             refresh: backend.clone(),
             pending: backend.clone(),
             purge: backend,
+            device_codes: None,
         }
     }
 }

@@ -286,6 +286,8 @@ const CLIENT_GRANTS: &str = "clg";
 /// so the second run succeeds unless the tombstone's time had already passed.
 const REVOKE_ATTEMPTS: usize = 8;
 
+mod device;
+
 struct Scripts {
     put_token: Script,
     take_code: Script,
@@ -295,6 +297,8 @@ struct Scripts {
     revoke_one: Script,
     join_client: Script,
     mark_client: Script,
+    put_device: Script,
+    cas_device: Script,
 }
 
 impl Scripts {
@@ -308,6 +312,8 @@ impl Scripts {
             revoke_one: Script::new(REVOKE_ONE),
             join_client: Script::new(JOIN_CLIENT),
             mark_client: Script::new(MARK_CLIENT),
+            put_device: Script::new(device::PUT_DEVICE),
+            cas_device: Script::new(device::CAS_DEVICE),
         })
     }
 }

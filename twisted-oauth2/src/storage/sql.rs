@@ -202,6 +202,8 @@ impl std::fmt::Debug for SqlStore {
     }
 }
 
+mod device;
+
 /// The schema, one entry per version; each entry's statements run in one transaction.
 /// Never edit a released entry: append a new version.
 #[cfg(feature = "sqlite")]
@@ -258,6 +260,14 @@ const SQLITE_MIGRATIONS: &[&[&str]] = &[
         // Version 6: the rotation time of a rotated-out refresh token (the reuse interval);
         // NULL for tokens rotated before (never inside a reuse window).
         "ALTER TABLE oauth2_refresh_tokens ADD COLUMN rotated_at BIGINT",
+    ],
+    &[
+        // Version 7: device authorization requests (RFC 8628; `record` is a JSON
+        // `DeviceRecord`, `digest` the device code's SHA-256 hex).
+        "CREATE TABLE IF NOT EXISTS oauth2_device_codes (digest TEXT PRIMARY KEY NOT NULL, \
+     user_code TEXT NOT NULL UNIQUE, record TEXT NOT NULL, expires_at BIGINT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS oauth2_device_codes_expires \
+     ON oauth2_device_codes (expires_at)",
     ],
 ];
 
@@ -478,10 +488,17 @@ const POSTGRES_MIGRATIONS: &[&[&str]] = &[
          p_class, p_key, NULL, NULL); \
      END $fn$",
     ],
+    &[
+        // Version 7: device authorization requests, as on SQLite.
+        "CREATE TABLE IF NOT EXISTS oauth2_device_codes (digest TEXT PRIMARY KEY, \
+     user_code TEXT NOT NULL UNIQUE, record TEXT NOT NULL, expires_at BIGINT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS oauth2_device_codes_expires \
+     ON oauth2_device_codes (expires_at)",
+    ],
 ];
 
 /// The schema version this library writes.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS oauth2_schema_version \
      (version BIGINT PRIMARY KEY NOT NULL, applied_at BIGINT NOT NULL)";
