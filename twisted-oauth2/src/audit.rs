@@ -83,6 +83,14 @@ pub enum AuditEvent {
         /// The client.
         client_id: Arc<str>,
     },
+    /// A presented access token was refused at a protected route or introspection (the
+    /// caller got `invalid_token`, or `active: false`, whatever the reason).
+    TokenRejected {
+        /// Why ([`Rejection`](crate::format::Rejection)).
+        reason: crate::format::Rejection,
+        /// The client the token was issued to, when the token could be read.
+        client_id: Option<Arc<str>>,
+    },
 }
 
 impl AuditEvent {
@@ -97,6 +105,7 @@ impl AuditEvent {
             AuditEvent::ClientAuthenticationFailed { .. } => "client_authentication_failed",
             AuditEvent::ConsentGranted { .. } => "consent_granted",
             AuditEvent::ConsentDenied { .. } => "consent_denied",
+            AuditEvent::TokenRejected { .. } => "token_rejected",
         }
     }
 }
@@ -118,6 +127,11 @@ impl AuditSink for LogAudit {
             AuditEvent::RefreshReuseDetected { .. } | AuditEvent::CodeReplayed { .. } => {
                 log::Level::Warn
             }
+            // Unknown and expired tokens are everyday noise (and what a scanner sends).
+            AuditEvent::TokenRejected {
+                reason: crate::format::Rejection::Unknown | crate::format::Rejection::Expired,
+                ..
+            } => log::Level::Debug,
             _ => log::Level::Info,
         };
         log::log!(target: "twisted_oauth2::audit", level, "audit {}: {event:?}", event.kind());

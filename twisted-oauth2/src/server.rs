@@ -8,7 +8,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::ServerConfig;
 use crate::context::{GrantContext, ScopeCache};
 use crate::error::{ConfigError, OAuthError};
-use crate::format::{AccessTokenFormat, OpaqueTokens};
+use crate::format::{AccessTokenFormat, FormatKeys, FormatRegistry, OpaqueTokens};
 use crate::grant::{Grant, GrantRegistry};
 use crate::grant_type::{unknown_grant_type, GrantType};
 use crate::scope::Scope;
@@ -30,8 +30,14 @@ pub struct AuthorizationServer {
     pub(crate) generator: Arc<dyn TokenGenerator>,
     /// Every grant of the token endpoint, built-in and the application's.
     grants: GrantRegistry,
-    /// How access tokens are made and read back.
-    pub(crate) format: Arc<dyn AccessTokenFormat>,
+    /// How access tokens are made and read back, by name.
+    pub(crate) formats: FormatRegistry,
+    /// The keys formats sign and verify with.
+    pub(crate) keys: Option<FormatKeys>,
+    /// What runs after every access token is issued.
+    pub(crate) after_issue: Vec<Arc<dyn crate::grant::AfterIssue>>,
+    /// How protected requests are read (from the configuration, once).
+    pub(crate) request_policy: crate::validation::RequestPolicy,
     /// The validation cache in front of the access store, when on.
     cache_policy: Option<crate::storage::cache::CachePolicy>,
     /// Members the application adds to the RFC 8414 document.
@@ -91,7 +97,10 @@ impl AuthorizationServer {
             generator: None,
             grants: Vec::new(),
             password: None,
-            format: None,
+            formats: Vec::new(),
+            default_format: None,
+            keys: None,
+            after_issue: Vec::new(),
             metadata_members: Vec::new(),
             audit: None,
             revocation_channel: None,
@@ -312,7 +321,9 @@ impl AuthorizationServer {
             stores: &self.stores,
             clock: &*self.clock,
             generator: &*self.generator,
-            format: &*self.format,
+            formats: &self.formats,
+            keys: self.keys.as_ref(),
+            after_issue: &self.after_issue,
             scope_cache: &self.scope_cache,
             audit: self.audit.as_deref(),
             resources: &self.resources,
@@ -336,9 +347,14 @@ impl AuthorizationServer {
         &self.grants
     }
 
-    /// The access-token format.
+    /// The server-wide default access-token format.
     pub fn access_token_format(&self) -> &dyn AccessTokenFormat {
-        &*self.format
+        &**self.formats.default_format()
+    }
+
+    /// Every access-token format, by name ([`FormatRegistry`]).
+    pub fn formats(&self) -> &FormatRegistry {
+        &self.formats
     }
 
     /// The validation cache's policy, when `oauth2.validation_cache.enabled` put a
@@ -404,6 +420,9 @@ impl AuthorizationServer {
     }
 }
 
+/// The name [`ServerBuilder::access_token_format`] registers its format under.
+const CUSTOM_FORMAT: &str = "custom";
+
 /// Builds an [`AuthorizationServer`].
 pub struct ServerBuilder {
     config: ServerConfig,
@@ -413,7 +432,10 @@ pub struct ServerBuilder {
     generator: Option<Arc<dyn TokenGenerator>>,
     grants: Vec<Arc<dyn Grant>>,
     password: Option<Arc<dyn PasswordVerifier>>,
-    format: Option<Arc<dyn AccessTokenFormat>>,
+    formats: Vec<(String, Arc<dyn AccessTokenFormat>)>,
+    default_format: Option<String>,
+    keys: Option<FormatKeys>,
+    after_issue: Vec<Arc<dyn crate::grant::AfterIssue>>,
     metadata_members: Vec<(String, serde_json::Value)>,
     audit: Option<Arc<dyn crate::audit::AuditSink>>,
     revocation_channel: Option<Arc<dyn crate::storage::cache::RevocationChannel>>,
@@ -484,9 +506,38 @@ impl ServerBuilder {
         self
     }
 
-    /// Uses this access-token format (default: [`OpaqueTokens`]).
+    /// Uses this access-token format for every client that names none: registers it as
+    /// `custom` and makes it the server-wide default, whatever `access_token_format` says
+    /// (default: [`OpaqueTokens`], `opaque`). See [`Self::token_format`] to offer several.
     pub fn access_token_format(mut self, format: Arc<dyn AccessTokenFormat>) -> Self {
-        self.format = Some(format);
+        self.formats.push((CUSTOM_FORMAT.to_owned(), format));
+        self.default_format = Some(CUSTOM_FORMAT.to_owned());
+        self
+    }
+
+    /// Registers an access-token format under `name` ([`FormatRegistry`]): clients naming
+    /// it (`access_token_format` of a client) get their tokens in it, and so does every
+    /// client when `oauth2.access_token_format` names it. `opaque` is built in; registering
+    /// a name again replaces the format.
+    pub fn token_format(
+        mut self,
+        name: impl Into<String>,
+        format: Arc<dyn AccessTokenFormat>,
+    ) -> Self {
+        self.formats.push((name.into(), format));
+        self
+    }
+
+    /// Fills the keys slot formats read ([`FormatKeys`],
+    /// [`FormatContext::keys`](crate::format::FormatContext::keys)).
+    pub fn format_keys(mut self, keys: FormatKeys) -> Self {
+        self.keys = Some(keys);
+        self
+    }
+
+    /// Adds a hook run after every access token is issued ([`crate::grant::AfterIssue`]).
+    pub fn after_issue(mut self, hook: Arc<dyn crate::grant::AfterIssue>) -> Self {
+        self.after_issue.push(hook);
         self
     }
 
@@ -548,9 +599,28 @@ impl ServerBuilder {
         let generator = self
             .generator
             .unwrap_or_else(|| Arc::new(RandomTokenGenerator) as Arc<dyn TokenGenerator>);
-        let format = self
-            .format
-            .unwrap_or_else(|| Arc::new(OpaqueTokens) as Arc<dyn AccessTokenFormat>);
+        let mut entries = vec![(
+            crate::format::OPAQUE.to_owned(),
+            Arc::new(OpaqueTokens) as Arc<dyn AccessTokenFormat>,
+        )];
+        entries.extend(self.formats);
+        if let Some(d) = self.default_format {
+            config.access_token_format = d;
+        }
+        let formats = FormatRegistry::new(&config.access_token_format, entries).map_err(
+            |reason| ConfigError::Setting {
+                key: "access_token_format",
+                reason,
+            },
+        )?;
+        for c in &config.clients {
+            if let Some(f) = &c.access_token_format {
+                formats.check(f).map_err(|reason| ConfigError::Client {
+                    client: c.id.clone(),
+                    reason: format!("in `access_token_format`: {reason}"),
+                })?;
+            }
+        }
         let cache_policy = if config.validation_cache.enabled {
             let channel = self
                 .revocation_channel
@@ -575,7 +645,7 @@ impl ServerBuilder {
         let revoker = crate::context::ClientRevoker {
             access: stores.access.clone(),
             refresh: stores.refresh.clone(),
-            format: format.clone(),
+            formats: formats.clone(),
             generator: generator.clone(),
             clock: clock.clone(),
             longest_lifetime: config
@@ -664,6 +734,7 @@ impl ServerBuilder {
             config.max_pending_requests,
             config.max_pending_per_user_agent,
         );
+        let request_policy = crate::validation::RequestPolicy::of(&config);
         Ok(AuthorizationServer {
             issuer: v.issuer,
             default_scope: v.default_scope,
@@ -674,7 +745,10 @@ impl ServerBuilder {
             clock,
             generator,
             grants,
-            format,
+            formats,
+            keys: self.keys,
+            after_issue: self.after_issue,
+            request_policy,
             cache_policy,
             metadata_members: self.metadata_members,
             scope_cache: ScopeCache::default(),

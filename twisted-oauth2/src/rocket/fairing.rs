@@ -45,7 +45,14 @@ struct Parts {
     metadata_fetcher: Option<Arc<dyn crate::client_metadata::ClientMetadataFetcher>>,
     cors_routes: Vec<(String, &'static str)>,
     origin_paths: Vec<String>,
+    /// Further [`ServerBuilder`](crate::server::ServerBuilder) steps, in call order.
+    builder_steps: Vec<BuilderStep>,
+    /// What protected routes validate tokens with, instead of the server.
+    validator: Option<Arc<dyn crate::validation::TokenValidator>>,
 }
+
+type BuilderStep =
+    Box<dyn FnOnce(crate::server::ServerBuilder) -> crate::server::ServerBuilder + Send>;
 
 /// The fairing that makes a Rocket app an OAuth 2 authorization server. Attach it once.
 ///
@@ -174,6 +181,32 @@ impl OAuth2 {
     /// [`AccessTokenFormat`].
     pub fn access_token_format(self, format: Arc<dyn AccessTokenFormat>) -> Self {
         self.with(|p| p.format = Some(format))
+    }
+
+    /// Registers an access-token format under `name`
+    /// ([`ServerBuilder::token_format`](crate::server::ServerBuilder::token_format)).
+    pub fn token_format(self, name: impl Into<String>, format: Arc<dyn AccessTokenFormat>) -> Self {
+        let name = name.into();
+        self.with(|p| p.builder_steps.push(Box::new(move |b| b.token_format(name, format))))
+    }
+
+    /// Fills the keys slot formats read
+    /// ([`ServerBuilder::format_keys`](crate::server::ServerBuilder::format_keys)).
+    pub fn format_keys(self, keys: crate::format::FormatKeys) -> Self {
+        self.with(|p| p.builder_steps.push(Box::new(move |b| b.format_keys(keys))))
+    }
+
+    /// Adds a hook run after every access token is issued
+    /// ([`ServerBuilder::after_issue`](crate::server::ServerBuilder::after_issue)).
+    pub fn after_issue(self, hook: Arc<dyn crate::grant::AfterIssue>) -> Self {
+        self.with(|p| p.builder_steps.push(Box::new(move |b| b.after_issue(hook))))
+    }
+
+    /// Makes protected routes validate tokens with `validator` instead of this server
+    /// ([`OAuth2State::validator`]; e.g. one trusting a remote authorization server). The
+    /// server's own endpoints are unchanged.
+    pub fn token_validator(self, validator: Arc<dyn crate::validation::TokenValidator>) -> Self {
+        self.with(|p| p.validator = Some(validator))
     }
 
     /// Adds a member to the RFC 8414 authorization server metadata (built once at
@@ -393,6 +426,9 @@ impl Fairing for OAuth2 {
         if let Some(f) = parts.format {
             b = b.access_token_format(f);
         }
+        for step in parts.builder_steps {
+            b = step(b);
+        }
         if let Some(a) = parts.audit {
             b = b.audit(a);
         }
@@ -457,6 +493,7 @@ impl Fairing for OAuth2 {
         }
         let state = OAuth2State {
             resource_metadata: crate::endpoint::metadata::protected_resource_metadata_url(&server),
+            validator: parts.validator.unwrap_or_else(|| server.clone()),
             server,
             scopes_used: Default::default(),
             scope_routes: Default::default(),

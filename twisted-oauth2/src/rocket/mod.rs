@@ -53,6 +53,8 @@ pub use response::AuthorizeReply;
 /// The state the fairing manages: the server and what the guards need.
 pub struct OAuth2State {
     server: Arc<AuthorizationServer>,
+    /// What the guards check tokens with (the server, as a [`TokenValidator`]).
+    validator: Arc<dyn crate::validation::TokenValidator>,
     scopes_used: Mutex<BTreeSet<String>>,
     scope_routes: Mutex<std::collections::BTreeMap<String, BTreeSet<String>>>,
     resource_metadata: String,
@@ -74,6 +76,13 @@ impl OAuth2State {
     /// The authorization server.
     pub fn server(&self) -> &Arc<AuthorizationServer> {
         &self.server
+    }
+
+    /// What protected routes ([`Authorized`], [`AuthResult`], `#[oauth]`) validate tokens
+    /// with: a [`TokenValidator`](crate::validation::TokenValidator), the authorization
+    /// server unless another was plugged in.
+    pub fn validator(&self) -> &Arc<dyn crate::validation::TokenValidator> {
+        &self.validator
     }
 
     /// The URL of the protected resource metadata (RFC 9728), sent as `resource_metadata`
@@ -189,11 +198,13 @@ pub(crate) fn client_ip(
 /// Whether the request reached us over TLS: Rocket's own TLS, or a configured trusted
 /// proxy header saying `https`.
 pub(crate) fn transport(req: &Request<'_>, server: &AuthorizationServer) -> Transport {
+    transport_with(req, server.config().trusted_proxy_header.as_deref())
+}
+
+/// [`transport`] with the trusted proxy header given.
+pub(crate) fn transport_with(req: &Request<'_>, trusted_proxy_header: Option<&str>) -> Transport {
     let secure = req.rocket().config().tls_enabled()
-        || server
-            .config()
-            .trusted_proxy_header
-            .as_deref()
+        || trusted_proxy_header
             .and_then(|h| req.headers().get_one(h))
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
     Transport { secure }
