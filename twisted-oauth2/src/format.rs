@@ -32,8 +32,8 @@
 //! The default, [`OpaqueTokens`] (registered as `opaque`), makes random values and keeps
 //! their SHA-256 digests in the [`AccessTokenStore`]. A self-contained format (a signed JWT,
 //! RFC 9068) makes a value that carries its record and keeps its revocations in the store
-//!. Refresh tokens and codes
-//! stay opaque.
+//! (grant tombstones, read back with [`AccessTokenStore::access_grant_tombstone`]). Refresh
+//! tokens and codes stay opaque.
 
 use std::any::Any;
 use std::collections::HashMap;

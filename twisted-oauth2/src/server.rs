@@ -99,6 +99,8 @@ impl AuthorizationServer {
             password: None,
             formats: Vec::new(),
             default_format: None,
+            stores_builder: None,
+            store_steps: Vec::new(),
             keys: None,
             after_issue: Vec::new(),
             metadata_members: Vec::new(),
@@ -420,6 +422,9 @@ impl AuthorizationServer {
     }
 }
 
+type StoreStep =
+    Box<dyn FnOnce(crate::storage::StoresBuilder) -> crate::storage::StoresBuilder + Send>;
+
 /// The name [`ServerBuilder::access_token_format`] registers its format under.
 const CUSTOM_FORMAT: &str = "custom";
 
@@ -434,6 +439,8 @@ pub struct ServerBuilder {
     password: Option<Arc<dyn PasswordVerifier>>,
     formats: Vec<(String, Arc<dyn AccessTokenFormat>)>,
     default_format: Option<String>,
+    stores_builder: Option<crate::storage::StoresBuilder>,
+    store_steps: Vec<StoreStep>,
     keys: Option<FormatKeys>,
     after_issue: Vec<Arc<dyn crate::grant::AfterIssue>>,
     metadata_members: Vec<(String, serde_json::Value)>,
@@ -528,6 +535,27 @@ impl ServerBuilder {
         self
     }
 
+    /// Uses the stores `builder` builds, checked here: an empty required slot fails
+    /// [`Self::build`] with a [`ConfigError::Setting`] for `storage` naming it
+    /// ([`crate::storage::MissingStore`]). [`Self::stores`] wins when both are given.
+    pub fn stores_builder(mut self, builder: crate::storage::StoresBuilder) -> Self {
+        self.stores_builder = Some(builder);
+        self
+    }
+
+    /// Changes the stores at build, whichever they are (given, connected from the `storage`
+    /// URL, or the default memory store): `f` gets them as a
+    /// [`StoresBuilder`](crate::storage::StoresBuilder) and may fill or require extension
+    /// slots, or replace a built-in one; the result is checked as for
+    /// [`Self::stores_builder`].
+    pub fn store_slots(
+        mut self,
+        f: impl FnOnce(crate::storage::StoresBuilder) -> crate::storage::StoresBuilder + Send + 'static,
+    ) -> Self {
+        self.store_steps.push(Box::new(f));
+        self
+    }
+
     /// Fills the keys slot formats read ([`FormatKeys`],
     /// [`FormatContext::keys`](crate::format::FormatContext::keys)).
     pub fn format_keys(mut self, keys: FormatKeys) -> Self {
@@ -579,7 +607,16 @@ impl ServerBuilder {
     /// `secret_sha256`.
     pub fn build(self) -> Result<AuthorizationServer, ConfigError> {
         let mut config = self.config;
-        if self.stores.is_none() && crate::storage::storage_kind(&config.storage) != "memory" {
+        let missing = |e: crate::storage::MissingStore| ConfigError::Setting {
+            key: "storage",
+            reason: e.to_string(),
+        };
+        let given = match (self.stores, self.stores_builder) {
+            (Some(s), _) => Some(s),
+            (None, Some(b)) => Some(b.build().map_err(missing)?),
+            (None, None) => None,
+        };
+        if given.is_none() && crate::storage::storage_kind(&config.storage) != "memory" {
             return Err(ConfigError::Setting {
                 key: "storage",
                 reason: format!(
@@ -592,9 +629,15 @@ impl ServerBuilder {
         }
         let v = config.validate()?;
         config.forget_client_secrets();
-        let mut stores = self
-            .stores
-            .unwrap_or_else(|| Stores::from_backend(Arc::new(MemoryStore::new())));
+        let mut stores =
+            given.unwrap_or_else(|| Stores::from_backend(Arc::new(MemoryStore::new())));
+        if !self.store_steps.is_empty() {
+            let mut b = crate::storage::StoresBuilder::from_stores(stores);
+            for step in self.store_steps {
+                b = step(b);
+            }
+            stores = b.build().map_err(missing)?;
+        }
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let generator = self
             .generator

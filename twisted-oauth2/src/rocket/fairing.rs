@@ -190,6 +190,16 @@ impl OAuth2 {
         self.with(|p| p.builder_steps.push(Box::new(move |b| b.token_format(name, format))))
     }
 
+    /// Changes the stores at launch, whichever they are
+    /// ([`ServerBuilder::store_slots`](crate::server::ServerBuilder::store_slots)): fill or
+    /// require extension slots; an empty required slot fails the launch naming it.
+    pub fn store_slots(
+        self,
+        f: impl FnOnce(crate::storage::StoresBuilder) -> crate::storage::StoresBuilder + Send + 'static,
+    ) -> Self {
+        self.with(|p| p.builder_steps.push(Box::new(move |b| b.store_slots(f))))
+    }
+
     /// Fills the keys slot formats read
     /// ([`ServerBuilder::format_keys`](crate::server::ServerBuilder::format_keys)).
     pub fn format_keys(self, keys: crate::format::FormatKeys) -> Self {
