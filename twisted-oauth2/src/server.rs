@@ -650,12 +650,13 @@ impl ServerBuilder {
         if let Some(d) = self.default_format {
             config.access_token_format = d;
         }
-        let formats = FormatRegistry::new(&config.access_token_format, entries).map_err(
-            |reason| ConfigError::Setting {
-                key: "access_token_format",
-                reason,
-            },
-        )?;
+        let formats =
+            FormatRegistry::new(&config.access_token_format, entries).map_err(|reason| {
+                ConfigError::Setting {
+                    key: "access_token_format",
+                    reason,
+                }
+            })?;
         for c in &config.clients {
             if let Some(f) = &c.access_token_format {
                 formats.check(f).map_err(|reason| ConfigError::Client {

@@ -420,7 +420,11 @@ pub mod cases {
         let c = "access_grant_tombstone_reads_back";
         let (g, h) = (GrantId::random(), GrantId::random());
         assert_eq!(
-            ok(c, "access_grant_tombstone", s.access.access_grant_tombstone(g).await),
+            ok(
+                c,
+                "access_grant_tombstone",
+                s.access.access_grant_tombstone(g).await
+            ),
             None,
             "{c}: never revoked"
         );
@@ -430,7 +434,11 @@ pub mod cases {
             "revoke_access_grant",
             s.access.revoke_access_grant(g, until).await,
         );
-        let read = ok(c, "access_grant_tombstone", s.access.access_grant_tombstone(g).await);
+        let read = ok(
+            c,
+            "access_grant_tombstone",
+            s.access.access_grant_tombstone(g).await,
+        );
         // A store with native expiry may round to its own clock: allow a few seconds.
         assert!(
             read.is_some_and(|t| (t - until).abs() <= 5),
@@ -441,13 +449,21 @@ pub mod cases {
             "revoke_access_grant",
             s.access.revoke_access_grant(g, until + HOUR).await,
         );
-        let read = ok(c, "access_grant_tombstone", s.access.access_grant_tombstone(g).await);
+        let read = ok(
+            c,
+            "access_grant_tombstone",
+            s.access.access_grant_tombstone(g).await,
+        );
         assert!(
             read.is_some_and(|t| (t - (until + HOUR)).abs() <= 5),
             "{c}: the later time is kept, read {read:?}"
         );
         assert_eq!(
-            ok(c, "access_grant_tombstone", s.access.access_grant_tombstone(h).await),
+            ok(
+                c,
+                "access_grant_tombstone",
+                s.access.access_grant_tombstone(h).await
+            ),
             None,
             "{c}: another grant has none"
         );

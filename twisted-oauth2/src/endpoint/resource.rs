@@ -63,7 +63,9 @@ impl TokenInfo {
         }
     }
 
-    pub(crate) fn from_valid(t: crate::format::ValidToken) -> Self {
+    /// The description of a validated token (what a
+    /// [`TokenValidator`](crate::validation::TokenValidator) of another kind returns).
+    pub fn from_valid(t: crate::format::ValidToken) -> Self {
         let mut info = TokenInfo::from_record(t.record);
         info.jti = t.jti;
         info.claims = t.claims;

@@ -187,7 +187,10 @@ impl OAuth2 {
     /// ([`ServerBuilder::token_format`](crate::server::ServerBuilder::token_format)).
     pub fn token_format(self, name: impl Into<String>, format: Arc<dyn AccessTokenFormat>) -> Self {
         let name = name.into();
-        self.with(|p| p.builder_steps.push(Box::new(move |b| b.token_format(name, format))))
+        self.with(|p| {
+            p.builder_steps
+                .push(Box::new(move |b| b.token_format(name, format)))
+        })
     }
 
     /// Changes the stores at launch, whichever they are

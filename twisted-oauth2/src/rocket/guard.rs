@@ -16,9 +16,9 @@ use rocket::{Ignite, Rocket, Sentinel};
 
 use super::{fairing_missing, OAuth2State};
 use crate::endpoint::resource::{BearerRequest, TokenInfo};
-use crate::request::RequestContext;
 use crate::error::{Challenge, ErrorCode, OAuthError};
 use crate::form::Params;
+use crate::request::RequestContext;
 
 /// The scopes a guard requires, as a space-separated list (all are required).
 ///
@@ -149,7 +149,8 @@ async fn lookup<'r>(
                 }
                 // A query that is not valid form encoding is a malformed request (RFC 6750
                 // §3.1 `invalid_request`), not a request without a query token.
-                params = Params::parse_keep_duplicates_limited(q.as_bytes(), policy.max_parameters)?;
+                params =
+                    Params::parse_keep_duplicates_limited(q.as_bytes(), policy.max_parameters)?;
                 match params.unique("access_token") {
                     Ok(t) => breq.query_token = t,
                     Err(_) => breq.query_duplicate = true,

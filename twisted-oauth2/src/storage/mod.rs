@@ -578,7 +578,11 @@ impl Stores {
 
 impl std::fmt::Debug for Stores {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Stores {{ extension_slots: {}, .. }}", self.slots.names())
+        write!(
+            f,
+            "Stores {{ extension_slots: {}, .. }}",
+            self.slots.names()
+        )
     }
 }
 
