@@ -640,3 +640,56 @@ fn unknown_format<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> Strin
         known.join(", ")
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(names: &[&str]) -> Vec<(String, Arc<dyn AccessTokenFormat>)> {
+        names
+            .iter()
+            .map(|n| ((*n).to_owned(), Arc::new(OpaqueTokens) as Arc<dyn AccessTokenFormat>))
+            .collect()
+    }
+
+    #[test]
+    fn the_default_format_is_asked_first_then_registration_order() {
+        let r = FormatRegistry::new("b", entries(&["opaque", "a", "b", "c"])).unwrap();
+        assert_eq!(r.names(), vec!["b", "opaque", "a", "c"]);
+        assert_eq!(r.default_name(), "b");
+        assert!(r.is_mixed());
+    }
+
+    #[test]
+    fn registering_a_name_again_replaces_the_format_in_place() {
+        let r = FormatRegistry::new("opaque", entries(&["opaque", "a", "a"])).unwrap();
+        assert_eq!(r.names(), vec!["opaque", "a"]);
+    }
+
+    #[test]
+    fn an_unknown_default_or_client_format_names_the_registered_ones() {
+        let e = FormatRegistry::new("jwt", entries(&["opaque"])).unwrap_err();
+        assert!(e.contains("`jwt`") && e.contains("registered: opaque"), "{e}");
+        let r = FormatRegistry::new("opaque", entries(&["opaque"])).unwrap();
+        assert!(r.check("opaque").is_ok());
+        assert!(r.check("jtw").unwrap_err().contains("`jtw`"));
+    }
+
+    #[test]
+    fn a_client_gets_its_own_format_else_the_default_and_none_for_an_unknown_name() {
+        let r = FormatRegistry::new("opaque", entries(&["opaque", "signed"])).unwrap();
+        let own = Client::builder("a").access_token_format("signed").build().unwrap();
+        let plain = Client::builder("b").build().unwrap();
+        let typo = Client::builder("c").access_token_format("nope").build().unwrap();
+        assert!(Arc::ptr_eq(r.for_client(&own).unwrap(), r.get("signed").unwrap()));
+        assert!(Arc::ptr_eq(r.for_client(&plain).unwrap(), r.default_format()));
+        assert!(r.for_client(&typo).is_none());
+    }
+
+    #[test]
+    fn an_issued_token_never_shows_its_value_in_debug() {
+        let t = IssuedToken::bearer("secret-value".into(), 60).with_jti("j1");
+        let d = format!("{t:?}");
+        assert!(!d.contains("secret-value") && d.contains("j1"), "{d}");
+    }
+}
