@@ -7,7 +7,10 @@
 //! rejection reasons in the audit events, introspected, revoked with its revocations in the
 //! store); a token validator of the application's own behind `#[oauth]`; stores grown
 //! through the builder; an endpoint mounted beside the built-ins with a member added to the
-//! RFC 8414 document; a client created at run time through the writable client store.
+//! RFC 8414 document; a client created at run time through the writable client store; a
+//! form endpoint built on the public toolkit (`twisted_oauth2::rocket::toolkit`)
+//! authenticating clients as the token endpoint does, keeping extension state beside the
+//! server, with a hook on every token response.
 
 mod common;
 
@@ -338,6 +341,64 @@ impl Handler for Hello {
     }
 }
 
+/// `POST <base>/ticket`: a form endpoint of the toolkit. The client authenticates as at
+/// the token endpoint for the poll grant; the answer counts its tickets in extension state.
+struct Ticket;
+
+/// The tickets handed out, kept beside the server.
+#[derive(Default)]
+struct Tickets(std::sync::atomic::AtomicU64);
+
+#[rocket::async_trait]
+impl twisted_oauth2::rocket::toolkit::FormEndpoint for Ticket {
+    fn cors(&self) -> bool {
+        true
+    }
+
+    async fn handle(
+        &self,
+        server: &twisted_oauth2::AuthorizationServer,
+        form: twisted_oauth2::endpoint::FormRequest<'_>,
+    ) -> Result<String, OAuthError> {
+        let params = form.params(server)?;
+        let auth = twisted_oauth2::endpoint::client_auth::authenticate_for_grant(
+            server,
+            &params,
+            form.authorization,
+            form.request.client_ip,
+            POLL,
+            ClientAuthentication::ConfidentialOnly,
+        )
+        .await?
+        .expect("authenticated under ConfidentialOnly");
+        let n = server
+            .extension_state(|_| Tickets::default())
+            .0
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        Ok(serde_json::json!({ "client_id": auth.client.id(), "ticket": n }).to_string())
+    }
+}
+
+/// Counts the token responses, by grant type.
+#[derive(Default)]
+struct IssuedLog(Mutex<Vec<String>>);
+
+#[async_trait]
+impl twisted_oauth2::endpoint::token::TokenIssued for IssuedLog {
+    async fn issued(
+        &self,
+        _server: &twisted_oauth2::AuthorizationServer,
+        client: &twisted_oauth2::client::Client,
+        grant_type: &str,
+    ) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{}:{grant_type}", client.id()));
+    }
+}
+
 #[oauth(scope = "read")]
 #[get("/protected")]
 fn protected() -> &'static str {
@@ -386,6 +447,7 @@ fn config(port: u16) -> ServerConfig {
 
 struct Served {
     base: String,
+    issued: Arc<IssuedLog>,
     server: Arc<twisted_oauth2::AuthorizationServer>,
     events: Arc<Events>,
     _shutdown: common::Demo,
@@ -399,8 +461,11 @@ async fn serve_with(more: impl FnOnce(OAuth2) -> OAuth2) -> Served {
     let port = common::free_port();
     let figment = common::demo_figment(port).merge(("oauth2", config(port)));
     let events = Arc::new(Events::default());
+    let issued = Arc::new(IssuedLog::default());
     let fairing = OAuth2::fairing()
         .grant(Arc::new(PollGrant))
+        .form_endpoint("/ticket", Ticket)
+        .on_token_issued(issued.clone())
         .token_format("signed", Arc::new(SignedTokens))
         .token_format("broken", Arc::new(FailingTokens(false)))
         .token_format("revoked", Arc::new(FailingTokens(true)))
@@ -426,6 +491,7 @@ async fn serve_with(more: impl FnOnce(OAuth2) -> OAuth2) -> Served {
     let served = common::launch(ignited, port).await;
     Served {
         base: served.base.clone(),
+        issued,
         _shutdown: served,
         server,
         events,
@@ -886,4 +952,70 @@ async fn a_client_created_through_the_writable_store_gets_tokens_until_deleted()
     assert_eq!(r.status().as_u16(), 200);
     assert!(registry.delete_client("made-at-runtime").await.unwrap());
     assert_eq!(get_token().await.unwrap().status().as_u16(), 401);
+}
+
+#[rocket::async_test]
+async fn a_toolkit_form_endpoint_authenticates_clients_keeps_state_and_answers_405_and_preflight() {
+    let s = serve().await;
+    let http = common::http_client();
+    let url = format!("{}/oauth2/ticket", s.base);
+    for expected in [1, 2] {
+        let r = http
+            .post(&url)
+            .basic_auth("svc", Some("svc-secret"))
+            .form(&[("x", "y")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        assert_eq!(r.headers()["cache-control"], "no-store");
+        let body = json(r).await;
+        assert_eq!(body["client_id"], "svc");
+        assert_eq!(body["ticket"], expected, "state kept beside the server");
+    }
+    let r = http
+        .post(&url)
+        .basic_auth("svc", Some("wrong"))
+        .form(&[("x", "y")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    assert_eq!(json(r).await["error"], "invalid_client");
+    let r = http
+        .post(&url)
+        .basic_auth("rs", Some("rs-secret"))
+        .form(&[("x", "y")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert_eq!(json(r).await["error"], "unauthorized_client");
+    let r = http.get(&url).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    assert_eq!(r.headers()["allow"], "POST");
+    let r = http
+        .request(reqwest::Method::OPTIONS, &url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        204,
+        "a CORS form endpoint has its preflight"
+    );
+
+    // The token-issued hook sees every token response.
+    let r = http
+        .post(format!("{}/oauth2/token", s.base))
+        .basic_auth("svc", Some("svc-secret"))
+        .form(&[("grant_type", "client_credentials"), ("scope", "read")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(
+        *s.issued.0.lock().unwrap(),
+        vec!["svc:client_credentials".to_owned()]
+    );
 }

@@ -648,7 +648,12 @@ mod tests {
     fn entries(names: &[&str]) -> Vec<(String, Arc<dyn AccessTokenFormat>)> {
         names
             .iter()
-            .map(|n| ((*n).to_owned(), Arc::new(OpaqueTokens) as Arc<dyn AccessTokenFormat>))
+            .map(|n| {
+                (
+                    (*n).to_owned(),
+                    Arc::new(OpaqueTokens) as Arc<dyn AccessTokenFormat>,
+                )
+            })
             .collect()
     }
 
@@ -669,7 +674,10 @@ mod tests {
     #[test]
     fn an_unknown_default_or_client_format_names_the_registered_ones() {
         let e = FormatRegistry::new("jwt", entries(&["opaque"])).unwrap_err();
-        assert!(e.contains("`jwt`") && e.contains("registered: opaque"), "{e}");
+        assert!(
+            e.contains("`jwt`") && e.contains("registered: opaque"),
+            "{e}"
+        );
         let r = FormatRegistry::new("opaque", entries(&["opaque"])).unwrap();
         assert!(r.check("opaque").is_ok());
         assert!(r.check("jtw").unwrap_err().contains("`jtw`"));
@@ -678,11 +686,23 @@ mod tests {
     #[test]
     fn a_client_gets_its_own_format_else_the_default_and_none_for_an_unknown_name() {
         let r = FormatRegistry::new("opaque", entries(&["opaque", "signed"])).unwrap();
-        let own = Client::builder("a").access_token_format("signed").build().unwrap();
+        let own = Client::builder("a")
+            .access_token_format("signed")
+            .build()
+            .unwrap();
         let plain = Client::builder("b").build().unwrap();
-        let typo = Client::builder("c").access_token_format("nope").build().unwrap();
-        assert!(Arc::ptr_eq(r.for_client(&own).unwrap(), r.get("signed").unwrap()));
-        assert!(Arc::ptr_eq(r.for_client(&plain).unwrap(), r.default_format()));
+        let typo = Client::builder("c")
+            .access_token_format("nope")
+            .build()
+            .unwrap();
+        assert!(Arc::ptr_eq(
+            r.for_client(&own).unwrap(),
+            r.get("signed").unwrap()
+        ));
+        assert!(Arc::ptr_eq(
+            r.for_client(&plain).unwrap(),
+            r.default_format()
+        ));
         assert!(r.for_client(&typo).is_none());
     }
 

@@ -48,8 +48,10 @@ pub struct AuthorizationServer {
     audit: Option<Arc<dyn crate::audit::AuditSink>>,
     /// Live pending authorization requests, bounded in total and per browser.
     pub(crate) pending_limit: crate::pending_limit::PendingLimiter,
-    /// The per-IP limit of dynamic client registrations.
-    pub(crate) registration_limiter: crate::rate_limit::RateLimiter,
+    /// What extensions keep beside the server ([`AuthorizationServer::extension_state`]).
+    extension_state: ExtensionState,
+    /// Run after every token response is made ([`ServerBuilder::on_token_issued`]).
+    issued_hooks: Vec<Arc<dyn crate::endpoint::token::TokenIssued>>,
     /// The resources tokens may be issued for (RFC 8707).
     pub(crate) resources: crate::resource_indicator::Resources,
     /// Resolves client ID metadata documents, when on.
@@ -76,6 +78,10 @@ const KNOWN_CLIENT_SECONDS: i64 = 60;
 /// not revoke (stored by an older version).
 #[derive(Default)]
 struct KnownClients(dashmap::DashMap<Arc<str>, i64>);
+
+/// One value per type, made on first use ([`AuthorizationServer::extension_state`]).
+#[derive(Default)]
+struct ExtensionState(dashmap::DashMap<std::any::TypeId, Arc<dyn std::any::Any + Send + Sync>>);
 
 impl fmt::Debug for AuthorizationServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -107,7 +113,40 @@ impl AuthorizationServer {
             audit: None,
             revocation_channel: None,
             metadata_fetcher: None,
+            issued_hooks: Vec::new(),
         }
+    }
+
+    /// The value of type `T` an extension keeps beside this server (a limiter, a cache),
+    /// made by `init` on first use and shared by every later call: the way an extension
+    /// endpoint or grant keeps state without a field of its own on the server. Use a type
+    /// private to the extension, so no other code can reach or replace it.
+    pub fn extension_state<T: Send + Sync + 'static>(
+        &self,
+        init: impl FnOnce(&AuthorizationServer) -> T,
+    ) -> Arc<T> {
+        let id = std::any::TypeId::of::<T>();
+        if let Some(v) = self.extension_state.0.get(&id) {
+            if let Ok(t) = v.value().clone().downcast::<T>() {
+                return t;
+            }
+        }
+        let made: Arc<dyn std::any::Any + Send + Sync> = Arc::new(init(self));
+        let v = self
+            .extension_state
+            .0
+            .entry(id)
+            .or_insert(made)
+            .value()
+            .clone();
+        // The map holds a `T` under `T`'s id: the downcast cannot fail.
+        v.downcast::<T>()
+            .unwrap_or_else(|_| unreachable!("extension state is keyed by its type"))
+    }
+
+    /// The hooks run after a token response is made ([`ServerBuilder::on_token_issued`]).
+    pub(crate) fn issued_hooks(&self) -> &[Arc<dyn crate::endpoint::token::TokenIssued>] {
+        &self.issued_hooks
     }
 
     /// The configuration.
@@ -447,6 +486,7 @@ pub struct ServerBuilder {
     audit: Option<Arc<dyn crate::audit::AuditSink>>,
     revocation_channel: Option<Arc<dyn crate::storage::cache::RevocationChannel>>,
     metadata_fetcher: Option<Arc<dyn crate::client_metadata::ClientMetadataFetcher>>,
+    issued_hooks: Vec<Arc<dyn crate::endpoint::token::TokenIssued>>,
 }
 
 impl fmt::Debug for ServerBuilder {
@@ -592,6 +632,42 @@ impl ServerBuilder {
     pub fn password_verifier(mut self, verifier: Arc<dyn PasswordVerifier>) -> Self {
         self.password = Some(verifier);
         self
+    }
+
+    /// Runs `hook` after every successful token response of the token endpoint, in the
+    /// order added (dynamic client registration uses it to end a registration's unused
+    /// expiry).
+    pub fn on_token_issued(mut self, hook: Arc<dyn crate::endpoint::token::TokenIssued>) -> Self {
+        self.issued_hooks.push(hook);
+        self
+    }
+
+    /// Replaces the configuration (the fairing reads it at ignite, after the builder
+    /// was set up).
+    pub(crate) fn with_config(mut self, config: ServerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The configuration, taken out (a default left in its place).
+    pub(crate) fn take_config(mut self) -> (Self, ServerConfig) {
+        let c = std::mem::take(&mut self.config);
+        (self, c)
+    }
+
+    /// Whether stores were given ([`Self::stores`]).
+    pub(crate) fn has_stores(&self) -> bool {
+        self.stores.is_some()
+    }
+
+    /// Whether a client store was given ([`Self::client_store`]).
+    pub(crate) fn has_client_store(&self) -> bool {
+        self.client_store.is_some()
+    }
+
+    /// Whether a revocation channel was given ([`Self::revocation_channel`]).
+    pub(crate) fn has_revocation_channel(&self) -> bool {
+        self.revocation_channel.is_some()
     }
 
     /// Validates the configuration and assembles the server.
@@ -769,7 +845,6 @@ impl ServerBuilder {
         } else {
             None
         };
-        let registration_limiter = crate::rate_limit::RateLimiter::new(&config.registration);
         let origin_policy = crate::origin::OriginPolicy::new(
             &config,
             std::iter::once(v.issuer.as_str()).chain(v.resources.known()),
@@ -798,7 +873,10 @@ impl ServerBuilder {
             scope_cache: ScopeCache::default(),
             audit: self.audit,
             pending_limit,
-            registration_limiter,
+            extension_state: ExtensionState::default(),
+            issued_hooks: std::iter::once(crate::endpoint::register::issued_hook())
+                .chain(self.issued_hooks)
+                .collect(),
             resources: v.resources,
             client_metadata,
             trusted_proxies: v.trusted_proxies,

@@ -10,6 +10,7 @@ use base64::Engine;
 use crate::client::Client;
 use crate::error::{Challenge, OAuthError};
 use crate::form::{decode, Params};
+use crate::grant::ClientAuthentication;
 use crate::server::AuthorizationServer;
 
 pub use crate::client::AuthMethod;
@@ -163,6 +164,37 @@ pub(crate) async fn authenticate_with(
         }
     }
     Ok(AuthenticatedClient { client, method })
+}
+
+/// The token endpoint's client-authentication policy as one function, for any endpoint
+/// that serves a grant (the token endpoint, the device authorization endpoint, an
+/// extension's): under [`ClientAuthentication::Skipped`] nothing is checked (`Ok(None)`);
+/// otherwise the client authenticates ([`authenticate_from`], counting a failure against
+/// `caller`), must be allowed `grant_type` (`unauthorized_client`), and under
+/// [`ClientAuthentication::ConfidentialOnly`] must not be public (`unauthorized_client`).
+pub async fn authenticate_for_grant(
+    server: &AuthorizationServer,
+    params: &Params,
+    authorization: Option<&str>,
+    caller: Option<std::net::IpAddr>,
+    grant_type: &str,
+    policy: ClientAuthentication,
+) -> Result<Option<AuthenticatedClient>, OAuthError> {
+    if policy == ClientAuthentication::Skipped {
+        return Ok(None);
+    }
+    let auth = authenticate_from(server, params, authorization, caller).await?;
+    if !auth.client.allows_grant(grant_type) {
+        return Err(OAuthError::unauthorized_client(
+            "the client is not allowed to use this grant type",
+        ));
+    }
+    if policy == ClientAuthentication::ConfidentialOnly && auth.client.is_public() {
+        return Err(OAuthError::unauthorized_client(
+            "this grant type is only for confidential clients",
+        ));
+    }
+    Ok(Some(auth))
 }
 
 #[cfg(test)]

@@ -330,7 +330,12 @@ pub async fn register(
     if !cfg.enabled {
         return Err(disabled());
     }
-    if let Err(wait) = server.registration_limiter.check(req.client_ip) {
+    let limiter = server.extension_state(|s| {
+        RegistrationLimiter(crate::rate_limit::RateLimiter::new(
+            &s.config().registration,
+        ))
+    });
+    if let Err(wait) = limiter.0.check(req.client_ip) {
         return Err(
             OAuthError::invalid_request("too many registration requests; retry later")
                 .with_status(429)
@@ -526,9 +531,29 @@ pub async fn delete(
     Ok(())
 }
 
+/// The per-address limits of `POST /register`, kept as the server's extension state
+/// ([`AuthorizationServer::extension_state`]).
+struct RegistrationLimiter(crate::rate_limit::RateLimiter);
+
+/// Ends a registered client's unused-registration expiry at its first token: the
+/// [`TokenIssued`](crate::endpoint::token::TokenIssued) hook every server runs.
+struct MarkUsed;
+
+#[async_trait::async_trait]
+impl crate::endpoint::token::TokenIssued for MarkUsed {
+    async fn issued(&self, server: &AuthorizationServer, client: &Client, _grant_type: &str) {
+        mark_used(server, client).await;
+    }
+}
+
+/// The hook of [`MarkUsed`].
+pub(crate) fn issued_hook() -> std::sync::Arc<dyn crate::endpoint::token::TokenIssued> {
+    std::sync::Arc::new(MarkUsed)
+}
+
 /// After a token was issued to `client`: a registered client's unused-registration expiry
 /// ends (it has been used).
-pub(crate) async fn mark_used(server: &AuthorizationServer, client: &Client) {
+async fn mark_used(server: &AuthorizationServer, client: &Client) {
     if client.registration().is_none() || client.expires_at().is_none() {
         return;
     }

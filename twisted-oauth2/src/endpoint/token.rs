@@ -2,11 +2,21 @@
 //! the server's [`GrantRegistry`](crate::grant::GrantRegistry), authenticates the client
 //! per the grant's policy, lets the grant decide, and issues through the one issuance path.
 
-use crate::endpoint::client_auth::authenticate_from;
+use crate::client::Client;
+use crate::endpoint::client_auth::authenticate_for_grant;
 use crate::error::{ErrorCode, OAuthError};
-use crate::grant::{self, ClientAuthentication, GrantRequest};
+use crate::grant::{self, GrantRequest};
 use crate::server::AuthorizationServer;
 use crate::token::TokenResponse;
+
+/// Runs after the token endpoint made a token response for `client`, before it is sent
+/// (see [`ServerBuilder::on_token_issued`](crate::server::ServerBuilder::on_token_issued)).
+/// A hook cannot fail the response: it logs what it could not do.
+#[async_trait::async_trait]
+pub trait TokenIssued: Send + Sync + 'static {
+    /// Tokens were issued to `client` under `grant_type`.
+    async fn issued(&self, server: &AuthorizationServer, client: &Client, grant_type: &str);
+}
 
 /// A token request as the HTTP layer received it.
 pub type TokenRequest<'a> = crate::endpoint::FormRequest<'a>;
@@ -28,24 +38,15 @@ pub async fn handle(
         }
     };
     let ctx = server.context();
-    let auth = match grant.client_authentication() {
-        ClientAuthentication::Skipped => None,
-        policy => {
-            let auth = authenticate_from(server, &params, req.authorization, req.request.client_ip)
-                .await?;
-            if !auth.client.allows_grant(grant_type) {
-                return Err(OAuthError::unauthorized_client(
-                    "the client is not allowed to use this grant type",
-                ));
-            }
-            if policy == ClientAuthentication::ConfidentialOnly && auth.client.is_public() {
-                return Err(OAuthError::unauthorized_client(
-                    "this grant type is only for confidential clients",
-                ));
-            }
-            Some(auth)
-        }
-    };
+    let auth = authenticate_for_grant(
+        server,
+        &params,
+        req.authorization,
+        req.request.client_ip,
+        grant_type,
+        grant.client_authentication(),
+    )
+    .await?;
     let resources = server.resources().requested(&params)?;
     let greq = GrantRequest {
         client: auth.as_ref().map(|a| &*a.client),
@@ -60,6 +61,8 @@ pub async fn handle(
     let client = greq.client()?;
     ctx.check_scope(&issue.scope, client)?;
     let response = grant::issue(&ctx, client, issue).await?;
-    crate::endpoint::register::mark_used(server, client).await;
+    for hook in server.issued_hooks() {
+        hook.issued(server, client, grant_type).await;
+    }
     Ok(response)
 }

@@ -20,39 +20,53 @@ use crate::config::ServerConfig;
 use crate::format::AccessTokenFormat;
 use crate::grant::Grant;
 use crate::grant_type::GrantType;
-use crate::server::AuthorizationServer;
+use crate::server::{AuthorizationServer, ServerBuilder};
 use crate::storage::{ClientStore, PasswordVerifier, Stores};
 use crate::token::TokenGenerator;
 
-#[derive(Default)]
+/// What the fairing was given before ignite: a [`ServerBuilder`] (its configuration is
+/// read at ignite unless [`OAuth2::config`] gave one) and what only the Rocket side uses.
 struct Parts {
-    config: Option<ServerConfig>,
-    stores: Option<Stores>,
+    builder: ServerBuilder,
+    config_given: bool,
     store_name: Option<String>,
-    client_store: Option<Arc<dyn ClientStore>>,
-    clock: Option<Arc<dyn Clock>>,
-    generator: Option<Arc<dyn TokenGenerator>>,
-    extensions: Vec<Arc<dyn Grant>>,
-    format: Option<Arc<dyn AccessTokenFormat>>,
-    metadata_members: Vec<(String, serde_json::Value)>,
     endpoints: Vec<rocket::Route>,
-    audit: Option<Arc<dyn crate::audit::AuditSink>>,
-    password: Option<Arc<dyn PasswordVerifier>>,
     on_authenticate: Option<Arc<dyn OnAuthenticate>>,
     builtin_consent: Option<Arc<super::builtin_consent::Inner>>,
     purge_interval: Option<Duration>,
-    revocation_channel: Option<Arc<dyn crate::storage::cache::RevocationChannel>>,
-    metadata_fetcher: Option<Arc<dyn crate::client_metadata::ClientMetadataFetcher>>,
     cors_routes: Vec<(String, &'static str)>,
     origin_paths: Vec<String>,
-    /// Further [`ServerBuilder`](crate::server::ServerBuilder) steps, in call order.
-    builder_steps: Vec<BuilderStep>,
     /// What protected routes validate tokens with, instead of the server.
     validator: Option<Arc<dyn crate::validation::TokenValidator>>,
 }
 
-type BuilderStep =
-    Box<dyn FnOnce(crate::server::ServerBuilder) -> crate::server::ServerBuilder + Send>;
+impl Default for Parts {
+    fn default() -> Self {
+        Parts {
+            builder: AuthorizationServer::builder(ServerConfig::default()),
+            config_given: false,
+            store_name: None,
+            endpoints: Vec::new(),
+            on_authenticate: None,
+            builtin_consent: None,
+            purge_interval: None,
+            cors_routes: Vec::new(),
+            origin_paths: Vec::new(),
+            validator: None,
+        }
+    }
+}
+
+impl Parts {
+    /// Applies a [`ServerBuilder`] setter.
+    fn build_with(&mut self, f: impl FnOnce(ServerBuilder) -> ServerBuilder) {
+        let b = std::mem::replace(
+            &mut self.builder,
+            AuthorizationServer::builder(ServerConfig::default()),
+        );
+        self.builder = f(b);
+    }
+}
 
 /// The fairing that makes a Rocket app an OAuth 2 authorization server. Attach it once.
 ///
@@ -94,7 +108,10 @@ impl OAuth2 {
 
     /// Uses this configuration instead of reading the figment.
     pub fn config(self, config: ServerConfig) -> Self {
-        self.with(|p| p.config = Some(config))
+        self.with(|p| {
+            p.build_with(|b| b.with_config(config));
+            p.config_given = true;
+        })
     }
 
     /// Uses these stores, named `name` in the launch log. Default: the stores the
@@ -103,14 +120,14 @@ impl OAuth2 {
     pub fn stores(self, stores: Stores, name: impl Into<String>) -> Self {
         let name = name.into();
         self.with(|p| {
-            p.stores = Some(stores);
+            p.build_with(|b| b.stores(stores));
             p.store_name = Some(name);
         })
     }
 
     /// Looks clients up in this store after those listed in config.
     pub fn client_store(self, store: Arc<dyn ClientStore>) -> Self {
-        self.with(|p| p.client_store = Some(store))
+        self.with(|p| p.build_with(|b| b.client_store(store)))
     }
 
     /// Fetches client ID metadata documents with `fetcher` (for example
@@ -120,7 +137,7 @@ impl OAuth2 {
         self,
         fetcher: Arc<dyn crate::client_metadata::ClientMetadataFetcher>,
     ) -> Self {
-        self.with(|p| p.metadata_fetcher = Some(fetcher))
+        self.with(|p| p.build_with(|b| b.client_metadata_fetcher(fetcher)))
     }
 
     /// Lets browser clients (MCP Inspector, web agents) call one of the application's own
@@ -153,18 +170,18 @@ impl OAuth2 {
 
     /// Uses this clock (tests).
     pub fn clock(self, clock: Arc<dyn Clock>) -> Self {
-        self.with(|p| p.clock = Some(clock))
+        self.with(|p| p.build_with(|b| b.clock(clock)))
     }
 
     /// Uses this token generator.
     pub fn generator(self, generator: Arc<dyn TokenGenerator>) -> Self {
-        self.with(|p| p.generator = Some(generator))
+        self.with(|p| p.build_with(|b| b.generator(generator)))
     }
 
     /// Registers a grant of the application (an extension grant under an absolute-URI
     /// `grant_type`); see [`Grant`].
     pub fn grant(self, grant: Arc<dyn Grant>) -> Self {
-        self.with(|p| p.extensions.push(grant))
+        self.with(|p| p.build_with(|b| b.grant(grant)))
     }
 
     /// [`OAuth2::grant`] (the name txoauth2 users look for).
@@ -174,23 +191,32 @@ impl OAuth2 {
 
     /// Sends audit events to `sink` (see [`crate::audit`]).
     pub fn audit(self, sink: Arc<dyn crate::audit::AuditSink>) -> Self {
-        self.with(|p| p.audit = Some(sink))
+        self.with(|p| p.build_with(|b| b.audit(sink)))
     }
 
     /// Uses this access-token format (default: opaque tokens in the store); see
     /// [`AccessTokenFormat`].
     pub fn access_token_format(self, format: Arc<dyn AccessTokenFormat>) -> Self {
-        self.with(|p| p.format = Some(format))
+        self.with(|p| p.build_with(|b| b.access_token_format(format)))
     }
 
     /// Registers an access-token format under `name`
     /// ([`ServerBuilder::token_format`](crate::server::ServerBuilder::token_format)).
     pub fn token_format(self, name: impl Into<String>, format: Arc<dyn AccessTokenFormat>) -> Self {
         let name = name.into();
-        self.with(|p| {
-            p.builder_steps
-                .push(Box::new(move |b| b.token_format(name, format)))
-        })
+        self.with(|p| p.build_with(|b| b.token_format(name, format)))
+    }
+
+    /// Fills the keys slot formats read
+    /// ([`ServerBuilder::format_keys`](crate::server::ServerBuilder::format_keys)).
+    pub fn format_keys(self, keys: crate::format::FormatKeys) -> Self {
+        self.with(|p| p.build_with(|b| b.format_keys(keys)))
+    }
+
+    /// Adds a hook run after every access token is issued
+    /// ([`ServerBuilder::after_issue`](crate::server::ServerBuilder::after_issue)).
+    pub fn after_issue(self, hook: Arc<dyn crate::grant::AfterIssue>) -> Self {
+        self.with(|p| p.build_with(|b| b.after_issue(hook)))
     }
 
     /// Changes the stores at launch, whichever they are
@@ -200,19 +226,7 @@ impl OAuth2 {
         self,
         f: impl FnOnce(crate::storage::StoresBuilder) -> crate::storage::StoresBuilder + Send + 'static,
     ) -> Self {
-        self.with(|p| p.builder_steps.push(Box::new(move |b| b.store_slots(f))))
-    }
-
-    /// Fills the keys slot formats read
-    /// ([`ServerBuilder::format_keys`](crate::server::ServerBuilder::format_keys)).
-    pub fn format_keys(self, keys: crate::format::FormatKeys) -> Self {
-        self.with(|p| p.builder_steps.push(Box::new(move |b| b.format_keys(keys))))
-    }
-
-    /// Adds a hook run after every access token is issued
-    /// ([`ServerBuilder::after_issue`](crate::server::ServerBuilder::after_issue)).
-    pub fn after_issue(self, hook: Arc<dyn crate::grant::AfterIssue>) -> Self {
-        self.with(|p| p.builder_steps.push(Box::new(move |b| b.after_issue(hook))))
+        self.with(|p| p.build_with(|b| b.store_slots(f)))
     }
 
     /// Makes protected routes validate tokens with `validator` instead of this server
@@ -226,7 +240,7 @@ impl OAuth2 {
     /// ignite); the members the library computes are not overridden.
     pub fn metadata_member(self, name: impl Into<String>, value: serde_json::Value) -> Self {
         let name = name.into();
-        self.with(|p| p.metadata_members.push((name, value)))
+        self.with(|p| p.build_with(|b| b.metadata_member(name, value)))
     }
 
     /// Mounts an extension endpoint beside the built-in ones, under the endpoints' path
@@ -237,9 +251,27 @@ impl OAuth2 {
         self.with(|p| p.endpoints.push(route))
     }
 
+    /// Mounts these extension routes, as [`OAuth2::endpoint`] does for one.
+    pub fn endpoints(self, routes: Vec<rocket::Route>) -> Self {
+        self.with(|p| p.endpoints.extend(routes))
+    }
+
+    /// Mounts a [`FormEndpoint`](super::toolkit::FormEndpoint) at `path` under the
+    /// endpoints' path, with its `405` answers and, if it is a CORS endpoint, its preflight
+    /// ([`form_routes`](super::toolkit::form_routes)).
+    pub fn form_endpoint(self, path: &str, endpoint: impl super::toolkit::FormEndpoint) -> Self {
+        self.endpoints(super::toolkit::form_routes(path, endpoint))
+    }
+
+    /// Runs `hook` after every token response of the token endpoint (see
+    /// [`ServerBuilder::on_token_issued`]).
+    pub fn on_token_issued(self, hook: Arc<dyn crate::endpoint::token::TokenIssued>) -> Self {
+        self.with(|p| p.build_with(|b| b.on_token_issued(hook)))
+    }
+
     /// Sets the password verifier for the `password` grant.
     pub fn password_verifier(self, verifier: Arc<dyn PasswordVerifier>) -> Self {
-        self.with(|p| p.password = Some(verifier))
+        self.with(|p| p.build_with(|b| b.password_verifier(verifier)))
     }
 
     /// Sets the consent hook and mounts the authorization endpoint.
@@ -291,7 +323,7 @@ impl OAuth2 {
         self,
         channel: Arc<dyn crate::storage::cache::RevocationChannel>,
     ) -> Self {
-        self.with(|p| p.revocation_channel = Some(channel))
+        self.with(|p| p.build_with(|b| b.revocation_channel(channel)))
     }
 
     /// How often expired codes, tokens and pending requests are purged (default 60 s).
@@ -310,225 +342,42 @@ impl Fairing for OAuth2 {
     }
 
     async fn on_ignite(&self, rocket: Rocket<Build>) -> fairing::Result {
-        let Some(parts) = self.parts.lock().ok().and_then(|mut g| g.take()) else {
+        let Some(mut parts) = self.parts.lock().ok().and_then(|mut g| g.take()) else {
             log::error!("twisted-oauth2: the OAuth2 fairing was ignited twice");
             return Err(rocket);
         };
-        let config = match parts.config {
-            Some(c) => c,
-            None if rocket.figment().contains("oauth2") => {
-                match rocket.figment().extract_inner::<ServerConfig>("oauth2") {
-                    Ok(c) => c,
-                    Err(e) => {
-                        for line in config_error_lines(e) {
-                            log::error!("twisted-oauth2: {line}");
-                        }
-                        return Err(rocket);
-                    }
-                }
-            }
-            None => ServerConfig::default(),
+        let Some(config) = read_config(&rocket, &mut parts) else {
+            return Err(rocket);
         };
-        let mut config = config;
-        if config.issuer.trim().is_empty() {
-            if !config.allow_insecure_request_debug {
-                log::error!(
-                    "twisted-oauth2: `oauth2.issuer` is not set: set it to the public URL clients use \
-                     (e.g. issuer = \"https://auth.example.com\"); with allow_insecure_request_debug it \
-                     is derived from Rocket's address and port"
-                );
-                return Err(rocket);
-            }
-            let rocket_config = rocket::Config::try_from(rocket.figment()).unwrap_or_default();
-            config.issuer = derived_issuer(&rocket_config);
-            log::warn!(
-                "twisted-oauth2: `oauth2.issuer` is not set: using {} (derived from Rocket's address and \
-                 port, allowed by allow_insecure_request_debug); set it to the public URL clients use",
-                config.issuer
-            );
+        if !consent_hook_present(&config, &parts) {
+            return Err(rocket);
         }
-        if parts.on_authenticate.is_none()
-            && config
-                .grant_types
-                .iter()
-                .any(|g| GrantType::AUTHORIZATION_CODE == g.as_str())
-        {
-            if let Some(c) = config.clients.iter().find(|c| {
-                c.grant_types
-                    .iter()
-                    .any(|g| GrantType::new(g.clone()).uses_redirect())
-            }) {
-                log::error!(
-                    "twisted-oauth2: client `{}` may use the authorization code grant but no consent hook \
-                     is set, so /authorize would not exist: add `.on_authenticate(..)` to \
-                     OAuth2::fairing() (see docs/consent.md) or remove the grant from the client",
-                    c.id
-                );
-                return Err(rocket);
-            }
-        }
-        // Stores given in code win; otherwise the `storage` URL (default `memory`) decides.
-        let mut store_name = parts.store_name;
-        let mut revocation_channel = parts.revocation_channel;
-        let has_code_stores = parts.stores.is_some();
-        let stores = match parts.stores {
-            Some(s) => Some(s),
-            None if crate::storage::storage_kind(&config.storage) == "memory" => None,
-            None => {
-                let what = crate::storage::describe_storage(&config.storage);
-                match crate::storage::connect(&config.storage).await {
-                    Ok(s) if config.validation_cache.enabled && revocation_channel.is_none() => {
-                        match crate::storage::cache::revocation_channel_for(&config.storage).await {
-                            Ok(c) => revocation_channel = Some(c),
-                            Err(e) => {
-                                log::error!(
-                                    "twisted-oauth2: cannot open the validation cache's revocation \
-                                     channel on the `storage` {what}: {}",
-                                    error_chain(&e)
-                                );
-                                return Err(rocket);
-                            }
-                        }
-                        store_name = Some(what);
-                        Some(s)
-                    }
-                    Ok(s) => {
-                        store_name = Some(what);
-                        Some(s)
-                    }
-                    Err(e) => {
-                        log::error!(
-                            "twisted-oauth2: cannot open the `storage` {what}: {}",
-                            error_chain(&e)
-                        );
-                        return Err(rocket);
-                    }
-                }
-            }
+        let has_client_store = parts.builder.has_client_store();
+        let Some(store_name) = open_storage(&mut parts, config).await else {
+            return Err(rocket);
         };
-        if config.validation_cache.enabled && revocation_channel.is_none() && has_code_stores {
-            log::warn!(
-                "twisted-oauth2: the validation cache evicts revoked tokens in this process only: \
-                 the stores were given in code without OAuth2::revocation_channel; if other \
-                 instances share them, give it (docs/validation-cache.md)"
-            );
-        }
-        let mut b = AuthorizationServer::builder(config);
-        if let Some(s) = stores {
-            b = b.stores(s);
-        }
-        if let Some(c) = revocation_channel {
-            b = b.revocation_channel(c);
-        }
-        let has_client_store = parts.client_store.is_some();
-        if let Some(c) = parts.client_store {
-            b = b.client_store(c);
-        }
-        if let Some(f) = parts.metadata_fetcher {
-            b = b.client_metadata_fetcher(f);
-        }
-        if let Some(c) = parts.clock {
-            b = b.clock(c);
-        }
-        if let Some(g) = parts.generator {
-            b = b.generator(g);
-        }
-        for e in parts.extensions {
-            b = b.grant(e);
-        }
-        if let Some(f) = parts.format {
-            b = b.access_token_format(f);
-        }
-        for step in parts.builder_steps {
-            b = step(b);
-        }
-        if let Some(a) = parts.audit {
-            b = b.audit(a);
-        }
-        for (k, v) in parts.metadata_members {
-            b = b.metadata_member(k, v);
-        }
-        if let Some(p) = parts.password {
-            b = b.password_verifier(p);
-        }
-        let server = match b.build() {
-            Ok(s) => Arc::new(s),
-            Err(e) => {
-                log::error!("twisted-oauth2: invalid configuration: {e}");
-                return Err(rocket);
-            }
+        let Some(server) = build_server(&mut parts) else {
+            return Err(rocket);
         };
-        let base = server.endpoints_path();
-        let authorize_mounted = parts.on_authenticate.is_some();
-        let mut routes = routes::routes(&server, parts.on_authenticate);
-        routes.extend(parts.endpoints);
-        let builtin_pages = match &parts.builtin_consent {
-            Some(inner) => match super::builtin_consent::routes(&server, inner) {
-                Ok(r) => {
-                    routes.extend(r);
-                    Some(super::builtin_consent::Pages(inner.clone()))
-                }
-                Err(e) => {
-                    log::error!("twisted-oauth2: {e}");
-                    return Err(rocket);
-                }
-            },
-            None => None,
+        let Some(mounted) = endpoint_routes(&server, &mut parts) else {
+            return Err(rocket);
         };
-        let well_known = match routes::well_known_routes(&server, authorize_mounted) {
-            Ok(r) => r,
-            Err(e) => {
-                log::error!("twisted-oauth2: invalid configuration: {e}");
-                return Err(rocket);
-            }
-        };
-        let rocket = match builtin_pages {
+        let rocket = match mounted.error_pages {
             Some(pages) => rocket.manage(super::response::ErrorPages(Box::new(pages))),
             None => rocket,
         };
-        let mut cors_preflights = Vec::with_capacity(parts.cors_routes.len());
-        for (path, methods) in &parts.cors_routes {
-            if !path.starts_with('/') || path.contains('<') {
-                log::error!(
-                    "twisted-oauth2: cors_route `{}` must be a static path starting with `/`",
-                    crate::error::printable(path)
-                );
-                return Err(rocket);
-            }
-            cors_preflights.push(rocket::Route::new(
-                rocket::http::Method::Options,
-                path,
-                super::Preflight {
-                    server: server.clone(),
-                    methods,
-                },
-            ));
-        }
-        let state = OAuth2State {
-            resource_metadata: crate::endpoint::metadata::protected_resource_metadata_url(&server),
-            validator: parts.validator.unwrap_or_else(|| server.clone()),
-            server,
-            scopes_used: Default::default(),
-            scope_routes: Default::default(),
-            origin_paths: parts
-                .cors_routes
-                .iter()
-                .map(|(p, _)| p.clone())
-                .chain(parts.origin_paths)
-                .collect(),
-            cors_paths: parts.cors_routes.into_iter().map(|(p, _)| p).collect(),
-        };
         let info = LaunchInfo {
-            store: store_name.unwrap_or_else(|| "memory (not durable)".into()),
+            store: store_name,
             purge_every: parts.purge_interval.unwrap_or(Duration::from_secs(60)),
             client_store: has_client_store,
         };
+        let base = server.endpoints_path();
         Ok(rocket
-            .manage(state)
+            .manage(state(server, parts))
             .manage(info)
-            .mount(base, routes)
-            .mount("/", well_known)
-            .mount("/", cors_preflights))
+            .mount(base, mounted.endpoints)
+            .mount("/", mounted.well_known)
+            .mount("/", mounted.cors_preflights))
     }
 
     async fn on_liftoff(&self, rocket: &Rocket<Orbit>) {
@@ -750,6 +599,225 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         cause = c.source();
     }
     out
+}
+
+/// Ignite step: the configuration (given in code, else the figment's `oauth2` table, else
+/// the defaults) with its issuer settled, set on the builder; `None` after logging why not.
+fn read_config(rocket: &Rocket<Build>, parts: &mut Parts) -> Option<ServerConfig> {
+    let mut config = if parts.config_given {
+        let mut taken = None;
+        parts.build_with(|b| {
+            let (b, c) = b.take_config();
+            taken = Some(c);
+            b
+        });
+        taken.unwrap_or_default()
+    } else if rocket.figment().contains("oauth2") {
+        match rocket.figment().extract_inner::<ServerConfig>("oauth2") {
+            Ok(c) => c,
+            Err(e) => {
+                for line in config_error_lines(e) {
+                    log::error!("twisted-oauth2: {line}");
+                }
+                return None;
+            }
+        }
+    } else {
+        ServerConfig::default()
+    };
+    if config.issuer.trim().is_empty() {
+        if !config.allow_insecure_request_debug {
+            log::error!(
+                "twisted-oauth2: `oauth2.issuer` is not set: set it to the public URL clients use \
+                 (e.g. issuer = \"https://auth.example.com\"); with allow_insecure_request_debug it \
+                 is derived from Rocket's address and port"
+            );
+            return None;
+        }
+        let rocket_config = rocket::Config::try_from(rocket.figment()).unwrap_or_default();
+        config.issuer = derived_issuer(&rocket_config);
+        log::warn!(
+            "twisted-oauth2: `oauth2.issuer` is not set: using {} (derived from Rocket's address and \
+             port, allowed by allow_insecure_request_debug); set it to the public URL clients use",
+            config.issuer
+        );
+    }
+    Some(config)
+}
+
+/// Ignite step: a client that may use the code grant needs a consent hook (else
+/// `/authorize` would not exist); `false` after logging which client.
+fn consent_hook_present(config: &ServerConfig, parts: &Parts) -> bool {
+    if parts.on_authenticate.is_some()
+        || !config
+            .grant_types
+            .iter()
+            .any(|g| GrantType::AUTHORIZATION_CODE == g.as_str())
+    {
+        return true;
+    }
+    let Some(c) = config.clients.iter().find(|c| {
+        c.grant_types
+            .iter()
+            .any(|g| GrantType::new(g.clone()).uses_redirect())
+    }) else {
+        return true;
+    };
+    log::error!(
+        "twisted-oauth2: client `{}` may use the authorization code grant but no consent hook \
+         is set, so /authorize would not exist: add `.on_authenticate(..)` to \
+         OAuth2::fairing() (see docs/consent.md) or remove the grant from the client",
+        c.id
+    );
+    false
+}
+
+/// Ignite step: stores given in code win; otherwise the `storage` URL (default `memory`)
+/// is connected, with its revocation channel when the validation cache is on. Sets the
+/// configuration on the builder; the store's name for the launch log, or `None` after
+/// logging why not.
+async fn open_storage(parts: &mut Parts, config: ServerConfig) -> Option<String> {
+    let has_code_stores = parts.builder.has_stores();
+    let mut has_channel = parts.builder.has_revocation_channel();
+    let mut store_name = parts.store_name.take();
+    if !has_code_stores && crate::storage::storage_kind(&config.storage) != "memory" {
+        let what = crate::storage::describe_storage(&config.storage);
+        let stores = match crate::storage::connect(&config.storage).await {
+            Ok(s) => s,
+            Err(e) => {
+                log::error!(
+                    "twisted-oauth2: cannot open the `storage` {what}: {}",
+                    error_chain(&e)
+                );
+                return None;
+            }
+        };
+        if config.validation_cache.enabled && !has_channel {
+            match crate::storage::cache::revocation_channel_for(&config.storage).await {
+                Ok(c) => {
+                    parts.build_with(|b| b.revocation_channel(c));
+                    has_channel = true;
+                }
+                Err(e) => {
+                    log::error!(
+                        "twisted-oauth2: cannot open the validation cache's revocation \
+                         channel on the `storage` {what}: {}",
+                        error_chain(&e)
+                    );
+                    return None;
+                }
+            }
+        }
+        parts.build_with(|b| b.stores(stores));
+        store_name = Some(what);
+    }
+    if config.validation_cache.enabled && !has_channel && has_code_stores {
+        log::warn!(
+            "twisted-oauth2: the validation cache evicts revoked tokens in this process only: \
+             the stores were given in code without OAuth2::revocation_channel; if other \
+             instances share them, give it (docs/validation-cache.md)"
+        );
+    }
+    parts.build_with(|b| b.with_config(config));
+    Some(store_name.unwrap_or_else(|| "memory (not durable)".into()))
+}
+
+/// Ignite step: the server, from the builder; `None` after logging why not.
+fn build_server(parts: &mut Parts) -> Option<Arc<AuthorizationServer>> {
+    let builder = std::mem::replace(
+        &mut parts.builder,
+        AuthorizationServer::builder(ServerConfig::default()),
+    );
+    match builder.build() {
+        Ok(s) => Some(Arc::new(s)),
+        Err(e) => {
+            log::error!("twisted-oauth2: invalid configuration: {e}");
+            None
+        }
+    }
+}
+
+/// What the fairing mounts.
+struct Mounted {
+    /// Under the endpoints' path.
+    endpoints: Vec<rocket::Route>,
+    /// The discovery documents, at the root.
+    well_known: Vec<rocket::Route>,
+    /// The preflights of the application's CORS routes, at the root.
+    cors_preflights: Vec<rocket::Route>,
+    /// The built-in consent's error pages, when it is on.
+    error_pages: Option<super::builtin_consent::Pages>,
+}
+
+/// Ignite step: the built-in endpoints, registration (as an extension endpoint when
+/// `registration.enabled`), the application's endpoints, the built-in consent pages, the
+/// discovery documents and the CORS preflights; `None` after logging why not.
+fn endpoint_routes(server: &Arc<AuthorizationServer>, parts: &mut Parts) -> Option<Mounted> {
+    let authorize_mounted = parts.on_authenticate.is_some();
+    let mut endpoints = routes::routes(server, parts.on_authenticate.take());
+    if server.config().registration.enabled {
+        endpoints.extend(super::register::routes());
+    }
+    endpoints.append(&mut parts.endpoints);
+    let error_pages = match &parts.builtin_consent {
+        Some(inner) => match super::builtin_consent::routes(server, inner) {
+            Ok(r) => {
+                endpoints.extend(r);
+                Some(super::builtin_consent::Pages(inner.clone()))
+            }
+            Err(e) => {
+                log::error!("twisted-oauth2: {e}");
+                return None;
+            }
+        },
+        None => None,
+    };
+    let well_known = match routes::well_known_routes(server, authorize_mounted) {
+        Ok(r) => r,
+        Err(e) => {
+            log::error!("twisted-oauth2: invalid configuration: {e}");
+            return None;
+        }
+    };
+    let mut cors_preflights = Vec::with_capacity(parts.cors_routes.len());
+    for (path, methods) in &parts.cors_routes {
+        if !path.starts_with('/') || path.contains('<') {
+            log::error!(
+                "twisted-oauth2: cors_route `{}` must be a static path starting with `/`",
+                crate::error::printable(path)
+            );
+            return None;
+        }
+        cors_preflights.push(rocket::Route::new(
+            rocket::http::Method::Options,
+            path,
+            super::Preflight::new(methods),
+        ));
+    }
+    Some(Mounted {
+        endpoints,
+        well_known,
+        cors_preflights,
+        error_pages,
+    })
+}
+
+/// Ignite step: the managed [`OAuth2State`].
+fn state(server: Arc<AuthorizationServer>, parts: Parts) -> OAuth2State {
+    OAuth2State {
+        resource_metadata: crate::endpoint::metadata::protected_resource_metadata_url(&server),
+        validator: parts.validator.unwrap_or_else(|| server.clone()),
+        server,
+        scopes_used: Default::default(),
+        scope_routes: Default::default(),
+        origin_paths: parts
+            .cors_routes
+            .iter()
+            .map(|(p, _)| p.clone())
+            .chain(parts.origin_paths)
+            .collect(),
+        cors_paths: parts.cors_routes.into_iter().map(|(p, _)| p).collect(),
+    }
 }
 
 /// Facts for the launch log and the purge task.

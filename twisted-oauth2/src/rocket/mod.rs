@@ -23,9 +23,6 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
-use rocket::request::Request;
-
-use crate::endpoint::Transport;
 use crate::server::AuthorizationServer;
 
 mod builtin_consent;
@@ -36,6 +33,12 @@ mod logger;
 mod register;
 mod response;
 mod routes;
+pub mod toolkit;
+
+pub(crate) use toolkit::{
+    capped_query, cors_origin, read_body, request_context, transport, transport_with, CorsEndpoint,
+    Preflight, RocketHeaders,
+};
 
 pub use crate::endpoint::authorize::PendingAuthorization;
 pub use builtin_consent::{
@@ -149,97 +152,6 @@ impl OAuth2State {
     }
 }
 
-/// Rocket's header map as the core's [`Headers`](crate::endpoint::Headers).
-pub(crate) struct RocketHeaders<'a>(pub(crate) &'a rocket::http::HeaderMap<'a>);
-
-impl crate::endpoint::Headers for RocketHeaders<'_> {
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0.get_one(name)
-    }
-
-    fn get_all(&self, name: &str) -> Vec<&str> {
-        self.0.get(name).collect()
-    }
-}
-
-/// The core's view of a Rocket request.
-pub(crate) fn request_context<'a>(
-    req: &'a Request<'_>,
-    headers: &'a RocketHeaders<'a>,
-    transport: Transport,
-) -> crate::endpoint::RequestContext<'a> {
-    let origin = req.uri();
-    crate::endpoint::RequestContext::new(req.method().as_str(), origin.path().as_str(), transport)
-        .with_query(origin.query().map(|q| q.as_str()))
-        .with_host(req.headers().get_one("Host"))
-        .with_client_ip(client_ip(req, server_of(req)))
-        .with_headers(headers)
-}
-
-/// The server of the fairing's state, if attached.
-fn server_of<'r>(req: &'r Request<'_>) -> Option<&'r AuthorizationServer> {
-    req.rocket().state::<OAuth2State>().map(|s| &**s.server())
-}
-
-/// The client address every limit keys on
-/// ([`AuthorizationServer::client_address`]): the TCP peer, or what a trusted proxy says.
-/// Never Rocket's `ip_header`, which any client can set.
-pub(crate) fn client_ip(
-    req: &Request<'_>,
-    server: Option<&AuthorizationServer>,
-) -> Option<std::net::IpAddr> {
-    let peer = req.remote().map(|a| a.ip());
-    match server {
-        Some(s) => s.client_address(peer, req.headers().get(&s.config().client_ip_header)),
-        None => peer,
-    }
-}
-
-/// Whether the request reached us over TLS: Rocket's own TLS, or a configured trusted
-/// proxy header saying `https`.
-pub(crate) fn transport(req: &Request<'_>, server: &AuthorizationServer) -> Transport {
-    transport_with(req, server.config().trusted_proxy_header.as_deref())
-}
-
-/// [`transport`] with the trusted proxy header given.
-pub(crate) fn transport_with(req: &Request<'_>, trusted_proxy_header: Option<&str>) -> Transport {
-    let secure = req.rocket().config().tls_enabled()
-        || trusted_proxy_header
-            .and_then(|h| req.headers().get_one(h))
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
-    Transport { secure }
-}
-
-/// Reads a body up to `limit` bytes; `Err` answers 413 with `invalid_request`.
-pub(crate) async fn read_body<'r>(
-    data: rocket::Data<'r>,
-    limit: u64,
-) -> Result<Vec<u8>, crate::OAuthError> {
-    use rocket::data::ToByteUnit;
-    match data.open(limit.bytes()).into_bytes().await {
-        Ok(b) if b.is_complete() => Ok(b.into_inner()),
-        Ok(_) => Err(crate::OAuthError::body_too_large(limit)),
-        Err(e) => {
-            log::warn!("twisted-oauth2: could not read request body: {e}");
-            Err(crate::OAuthError::invalid_request(
-                "the request body could not be read",
-            ))
-        }
-    }
-}
-
-/// The request's URL query, refused when longer than `max_query_length` (`414`).
-pub(crate) fn capped_query<'a>(
-    req: &'a Request<'_>,
-    server: &AuthorizationServer,
-) -> Result<Option<&'a str>, crate::OAuthError> {
-    let limit = server.config().max_query_length;
-    match req.uri().query() {
-        Some(q) if q.as_str().len() as u64 > limit => Err(crate::OAuthError::query_too_long(limit)),
-        q => Ok(q.map(|q| q.as_str())),
-    }
-}
-
 /// Logs the abort reason when a guard is used without the fairing.
 pub(crate) fn fairing_missing(rocket: &rocket::Rocket<rocket::Ignite>, guard: &str) -> bool {
     let missing = rocket.state::<OAuth2State>().is_none();
@@ -256,26 +168,6 @@ pub(crate) fn fairing_missing(rocket: &rocket::Rocket<rocket::Ignite>, guard: &s
     }
     missing
 }
-
-/// The `Access-Control-Allow-Origin` value for this request's `Origin` under the
-/// configured `cors_allowed_origins`: `*`, the origin itself (listed exactly), or `None`
-/// (no `Origin`, CORS off, or not listed).
-pub(crate) fn cors_origin(req: &Request<'_>, server: &AuthorizationServer) -> Option<String> {
-    let origin = req.headers().get_one("Origin")?;
-    let allowed = &server.config().cors_allowed_origins;
-    if allowed.iter().any(|o| o == "*") {
-        Some("*".to_owned())
-    } else if allowed.iter().any(|o| o.eq_ignore_ascii_case(origin)) {
-        Some(origin.to_owned())
-    } else {
-        None
-    }
-}
-
-/// Marks a request answered by an endpoint that browsers may call cross-origin (token,
-/// revocation, registration, discovery): the response hook adds the CORS headers.
-#[derive(Default)]
-pub(crate) struct CorsEndpoint(pub(crate) std::sync::atomic::AtomicBool);
 
 /// The request headers every preflight allows: what bearer clients (`Authorization`,
 /// `DPoP`) and MCP clients of every revision send (`MCP-Protocol-Version`,
@@ -333,55 +225,6 @@ pub(crate) fn preflight_allow_headers<'a>(requested: impl Iterator<Item = &'a st
 /// An RFC 9110 §5.6.2 `tchar`: the bytes of a header field name.
 fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-/// `OPTIONS` preflight of a CORS endpoint (no credentials: cookies are never needed).
-#[derive(Clone)]
-pub(crate) struct Preflight {
-    pub(crate) server: std::sync::Arc<AuthorizationServer>,
-    pub(crate) methods: &'static str,
-}
-
-#[rocket::async_trait]
-impl rocket::route::Handler for Preflight {
-    async fn handle<'r>(
-        &self,
-        req: &'r Request<'_>,
-        _data: rocket::Data<'r>,
-    ) -> rocket::route::Outcome<'r> {
-        // A route with Origin validation gives a refused origin nothing to go on.
-        if let Some(state) = req.rocket().state::<OAuth2State>() {
-            if guard::check_origin(req, state).is_err() {
-                let res = rocket::Response::build()
-                    .status(rocket::http::Status::Forbidden)
-                    .finalize();
-                return rocket::route::Outcome::Success(res);
-            }
-        }
-        let mut res = rocket::Response::build()
-            .status(rocket::http::Status::NoContent)
-            .finalize();
-        if let Some(origin) = cors_origin(req, &self.server) {
-            use rocket::http::Header;
-            // The allowed headers echo the requested `Mcp-Param-*` names.
-            res.set_header(Header::new(
-                "Vary",
-                if origin == "*" {
-                    "Access-Control-Request-Headers"
-                } else {
-                    "Origin, Access-Control-Request-Headers"
-                },
-            ));
-            res.set_header(Header::new("Access-Control-Allow-Origin", origin));
-            res.set_header(Header::new("Access-Control-Allow-Methods", self.methods));
-            res.set_header(Header::new(
-                "Access-Control-Allow-Headers",
-                preflight_allow_headers(req.headers().get("Access-Control-Request-Headers")),
-            ));
-            res.set_header(Header::new("Access-Control-Max-Age", "600"));
-        }
-        rocket::route::Outcome::Success(res)
-    }
 }
 
 #[cfg(test)]

@@ -1,17 +1,14 @@
 //! Dynamic client registration (RFC 7591) and management (RFC 7592) as Rocket handlers over
 //! [`crate::endpoint::register`]; mounted only when `registration.enabled` is set.
 
-use std::sync::Arc;
-
 use rocket::data::Data;
 use rocket::http::{Method, Status};
 use rocket::request::Request;
 use rocket::route::{Handler, Outcome, Route};
 
-use super::response::json;
-use super::{read_body, transport};
+use super::toolkit::{self, allow_cors, client_ip, json, read_body, transport};
+use super::toolkit::{MethodNotAllowed, Preflight};
 use crate::endpoint::register::{self, RegistrationRequest};
-use crate::server::AuthorizationServer;
 
 /// Which registration operation a route serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,18 +21,18 @@ enum Op {
 
 #[derive(Clone)]
 struct RegisterHandler {
-    server: Arc<AuthorizationServer>,
     op: Op,
 }
 
 #[rocket::async_trait]
 impl Handler for RegisterHandler {
     async fn handle<'r>(&self, req: &'r Request<'_>, data: Data<'r>) -> Outcome<'r> {
-        let server = &*self.server;
+        let Some(server) = toolkit::server(req) else {
+            return Outcome::Error(Status::InternalServerError);
+        };
+        let server = &**server;
         // Browser-based clients (MCP Inspector, web agents) register cross-origin.
-        req.local_cache(super::CorsEndpoint::default)
-            .0
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        allow_cors(req);
         let body = if matches!(self.op, Op::Register | Op::Update) {
             match read_body(data, server.config().max_body_size).await {
                 Ok(b) => b,
@@ -49,7 +46,7 @@ impl Handler for RegisterHandler {
             content_type: req.headers().get_one("Content-Type"),
             authorization: req.headers().get_one("Authorization"),
             transport: transport(req, server),
-            client_ip: super::client_ip(req, Some(server)),
+            client_ip: client_ip(req, Some(server)),
         };
         // `/register/<client_id>`: the segment after `register`. A registered id is never a
         // client ID metadata document URL: such an id is answered as an unknown one (no
@@ -84,12 +81,11 @@ impl Handler for RegisterHandler {
     }
 }
 
-/// `POST /register` and `GET`/`PUT`/`DELETE /register/<client_id>` (under the base path).
-pub(crate) fn routes(server: &Arc<AuthorizationServer>) -> Vec<Route> {
-    let h = |op| RegisterHandler {
-        server: server.clone(),
-        op,
-    };
+/// `POST /register` and `GET`/`PUT`/`DELETE /register/<client_id>` (under the base path),
+/// with their preflights and `405` answers: mounted by the fairing as extension endpoints
+/// when `registration.enabled` is set.
+pub(crate) fn routes() -> Vec<Route> {
+    let h = |op| RegisterHandler { op };
     let mut routes = vec![
         Route::new(Method::Post, "/register", h(Op::Register)),
         Route::new(Method::Get, "/register/<client_id>", h(Op::Read)),
@@ -98,49 +94,24 @@ pub(crate) fn routes(server: &Arc<AuthorizationServer>) -> Vec<Route> {
         Route::new(
             Method::Options,
             "/register",
-            super::Preflight {
-                server: server.clone(),
-                methods: "POST, OPTIONS",
-            },
+            Preflight::new("POST, OPTIONS"),
         ),
         Route::new(
             Method::Options,
             "/register/<client_id>",
-            super::Preflight {
-                server: server.clone(),
-                methods: "GET, PUT, DELETE, OPTIONS",
-            },
+            Preflight::new("GET, PUT, DELETE, OPTIONS"),
         ),
     ];
     // Registration is POST only (RFC 7591 §3); management has its own methods.
     for m in [Method::Get, Method::Put, Method::Delete, Method::Patch] {
-        routes.push(Route::new(m, "/register", super::routes::PostOnly));
+        routes.push(Route::new(m, "/register", MethodNotAllowed("POST")));
     }
-    routes.push(Route::new(
-        Method::Post,
-        "/register/<client_id>",
-        MethodNotAllowed("GET, PUT, DELETE"),
-    ));
-    routes.push(Route::new(
-        Method::Patch,
-        "/register/<client_id>",
-        MethodNotAllowed("GET, PUT, DELETE"),
-    ));
+    for m in [Method::Post, Method::Patch] {
+        routes.push(Route::new(
+            m,
+            "/register/<client_id>",
+            MethodNotAllowed("GET, PUT, DELETE"),
+        ));
+    }
     routes
-}
-
-/// Another method than the client configuration endpoint's (RFC 7592 §2): `405` with
-/// `Allow`.
-#[derive(Clone, Copy)]
-struct MethodNotAllowed(&'static str);
-
-#[rocket::async_trait]
-impl Handler for MethodNotAllowed {
-    async fn handle<'r>(&self, _req: &'r Request<'_>, _data: Data<'r>) -> Outcome<'r> {
-        let e =
-            crate::OAuthError::invalid_request(format!("this endpoint accepts only {}", self.0));
-        let mut res = json(Status::MethodNotAllowed, e.to_json());
-        res.set_header(rocket::http::Header::new("Allow", self.0));
-        Outcome::Success(res)
-    }
 }

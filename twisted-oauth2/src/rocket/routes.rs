@@ -10,7 +10,8 @@ use rocket::response::Responder;
 use rocket::route::{Handler, Outcome, Route};
 
 use super::consent::{Binding, OnAuthenticate};
-use super::response::{json, AuthorizeReply};
+use super::response::AuthorizeReply;
+use super::toolkit::{form_routes, FormEndpoint, Preflight};
 use super::OAuth2State;
 use super::{capped_query, read_body, transport};
 use crate::endpoint::authorize;
@@ -19,61 +20,53 @@ use crate::endpoint::{introspect, revoke, token, FormRequest};
 use crate::error::OAuthError;
 use crate::server::AuthorizationServer;
 
-/// The form-POST endpoints under the base path.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum FormEndpoint {
-    /// `POST <base>/token` (RFC 6749 §3.2).
-    Token,
-    /// `POST <base>/revoke` (RFC 7009): `200 OK` with `{}` whether or not a token was revoked.
-    Revoke,
-    /// `POST <base>/introspect` (RFC 7662): the introspection JSON.
-    Introspect,
-}
-
-/// Handles one of the [`FormEndpoint`]s: reads the capped body, hands the request to the
-/// protocol core, answers JSON with `no-store`.
-#[derive(Clone)]
-pub(crate) struct FormHandler {
-    pub(crate) server: Arc<AuthorizationServer>,
-    pub(crate) endpoint: FormEndpoint,
-}
+/// `POST <base>/token` (RFC 6749 §3.2).
+pub(crate) struct TokenEndpoint;
 
 #[rocket::async_trait]
-impl Handler for FormHandler {
-    async fn handle<'r>(&self, req: &'r Request<'_>, data: Data<'r>) -> Outcome<'r> {
-        let server = &*self.server;
-        if self.endpoint != FormEndpoint::Introspect {
-            req.local_cache(super::CorsEndpoint::default)
-                .0
-                .store(true, std::sync::atomic::Ordering::Relaxed);
-        }
-        let query = match capped_query(req, server) {
-            Ok(q) => q,
-            Err(e) => return Outcome::from(req, e),
-        };
-        let body = match read_body(data, server.config().max_body_size).await {
-            Ok(b) => b,
-            Err(e) => return Outcome::from(req, e),
-        };
-        let t = transport(req, server);
-        let headers = super::RocketHeaders(req.headers());
-        let form = FormRequest::new(
-            &body,
-            req.headers().get_one("Content-Type"),
-            req.headers().get_one("Authorization"),
-            query,
-            t,
-        )
-        .with_request(super::request_context(req, &headers, t));
-        let answer = match self.endpoint {
-            FormEndpoint::Token => token::handle(server, form).await.map(|r| r.to_json()),
-            FormEndpoint::Revoke => revoke::handle(server, form).await.map(|()| "{}".to_owned()),
-            FormEndpoint::Introspect => introspect::handle(server, form).await.map(|a| a.to_json()),
-        };
-        match answer {
-            Ok(body) => Outcome::Success(json(Status::Ok, body)),
-            Err(e) => Outcome::from(req, e),
-        }
+impl FormEndpoint for TokenEndpoint {
+    fn cors(&self) -> bool {
+        true
+    }
+
+    async fn handle(
+        &self,
+        server: &AuthorizationServer,
+        form: FormRequest<'_>,
+    ) -> Result<String, OAuthError> {
+        token::handle(server, form).await.map(|r| r.to_json())
+    }
+}
+
+/// `POST <base>/revoke` (RFC 7009): `200 OK` with `{}` whether or not a token was revoked.
+pub(crate) struct RevocationEndpoint;
+
+#[rocket::async_trait]
+impl FormEndpoint for RevocationEndpoint {
+    fn cors(&self) -> bool {
+        true
+    }
+
+    async fn handle(
+        &self,
+        server: &AuthorizationServer,
+        form: FormRequest<'_>,
+    ) -> Result<String, OAuthError> {
+        revoke::handle(server, form).await.map(|()| "{}".to_owned())
+    }
+}
+
+/// `POST <base>/introspect` (RFC 7662): the introspection JSON; not for browsers.
+pub(crate) struct IntrospectionEndpoint;
+
+#[rocket::async_trait]
+impl FormEndpoint for IntrospectionEndpoint {
+    async fn handle(
+        &self,
+        server: &AuthorizationServer,
+        form: FormRequest<'_>,
+    ) -> Result<String, OAuthError> {
+        introspect::handle(server, form).await.map(|a| a.to_json())
     }
 }
 
@@ -154,10 +147,7 @@ pub(crate) fn well_known_routes(
             .to_json()
             .into(),
     };
-    let preflight = super::Preflight {
-        server: server.clone(),
-        methods: "GET, OPTIONS",
-    };
+    let preflight = Preflight::new("GET, OPTIONS");
     let mut routes = vec![
         Route::new(Method::Get, &as_path, as_handler),
         Route::new(
@@ -189,20 +179,6 @@ pub(crate) fn well_known_routes(
         mounted.push(path);
     }
     Ok(routes)
-}
-
-/// Any other method on a POST-only endpoint: `405` with `Allow: POST`.
-#[derive(Clone)]
-pub(crate) struct PostOnly;
-
-#[rocket::async_trait]
-impl Handler for PostOnly {
-    async fn handle<'r>(&self, _req: &'r Request<'_>, _data: Data<'r>) -> Outcome<'r> {
-        let e = OAuthError::invalid_request("this endpoint accepts only POST");
-        let mut res = json(Status::MethodNotAllowed, e.to_json());
-        res.set_header(Header::new("Allow", "POST"));
-        Outcome::Success(res)
-    }
 }
 
 /// `GET` and `POST <base>/authorize`.
@@ -270,38 +246,15 @@ impl Handler for AuthorizeHandler {
     }
 }
 
-/// The routes mounted under the base path.
+/// The routes mounted under the base path: the form endpoints, and the authorization
+/// endpoint when a consent hook is set.
 pub(crate) fn routes(
     server: &Arc<AuthorizationServer>,
     on_auth: Option<Arc<dyn OnAuthenticate>>,
 ) -> Vec<Route> {
-    let mut routes = Vec::new();
-    for (path, endpoint) in [
-        ("/token", FormEndpoint::Token),
-        ("/revoke", FormEndpoint::Revoke),
-        ("/introspect", FormEndpoint::Introspect),
-    ] {
-        let handler = FormHandler {
-            server: server.clone(),
-            endpoint,
-        };
-        routes.push(Route::new(Method::Post, path, handler));
-    }
-    for path in ["/token", "/revoke", "/introspect"] {
-        for m in [Method::Get, Method::Put, Method::Delete, Method::Patch] {
-            routes.push(Route::new(m, path, PostOnly));
-        }
-    }
-    for path in ["/token", "/revoke"] {
-        routes.push(Route::new(
-            Method::Options,
-            path,
-            super::Preflight {
-                server: server.clone(),
-                methods: "POST, OPTIONS",
-            },
-        ));
-    }
+    let mut routes = form_routes("/token", TokenEndpoint);
+    routes.extend(form_routes("/revoke", RevocationEndpoint));
+    routes.extend(form_routes("/introspect", IntrospectionEndpoint));
     if let Some(on_auth) = on_auth {
         let h = AuthorizeHandler {
             server: server.clone(),
@@ -309,9 +262,6 @@ pub(crate) fn routes(
         };
         routes.push(Route::new(Method::Get, "/authorize", h.clone()));
         routes.push(Route::new(Method::Post, "/authorize", h));
-    }
-    if server.config().registration.enabled {
-        routes.extend(super::register::routes(server));
     }
     routes
 }
