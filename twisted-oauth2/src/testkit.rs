@@ -415,7 +415,7 @@ pub mod cases {
 
     /// A grant revocation's access tombstone reads back with its time (the later one when
     /// revoked twice); a grant never revoked has none. A self-contained format keeps its
-    /// revocations this way ([`AccessTokenStore::access_grant_tombstone`]).
+    /// revocations this way ([`AccessTokenStore::access_grant_tombstone`](crate::storage::AccessTokenStore::access_grant_tombstone)).
     pub async fn access_grant_tombstone_reads_back(s: Stores) {
         let c = "access_grant_tombstone_reads_back";
         let (g, h) = (GrantId::random(), GrantId::random());

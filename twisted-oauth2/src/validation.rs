@@ -5,7 +5,7 @@
 //! [`ValidationContext`], then judges the record the format returned (expiry with the
 //! configured leeway, the RFC 8707 audience, whether the client still exists). A refusal is
 //! a typed [`Rejection`]: it is recorded as
-//! [`AuditEvent::TokenRejected`](crate::audit::AuditEvent::TokenRejected) and logged at
+//! [`AuditEvent::TokenRejected`] and logged at
 //! debug level; the client gets RFC 6750 `invalid_token` whatever the reason.
 //!
 //! Protected routes (the Rocket guards and `#[oauth]`) do not hold the authorization server:
