@@ -1,5 +1,5 @@
 //! The HTTPS fetcher of client ID metadata documents against a real TLS server on loopback:
-//! the fetch limits (no redirect, 200 JSON only, size, time) under the debug override, the
+//! the fetch limits (no redirect, 200 JSON only (or `text/plain` holding a JSON object), size, time) under the debug override, the
 //! cache lifetime from `Cache-Control`, and the refusal of special-use addresses without it.
 
 mod common;
@@ -33,6 +33,25 @@ fn redirect() -> Redirect {
 #[get("/html")]
 fn html() -> (ContentType, &'static str) {
     (ContentType::HTML, "<html></html>")
+}
+
+/// What raw GitHub and some static hosts do with a `.json` file.
+#[get("/plain.json")]
+fn plain_json() -> (ContentType, &'static str) {
+    (ContentType::Plain, r#"{"client_id":"x"}"#)
+}
+
+#[get("/plain.txt")]
+fn plain_text() -> (ContentType, &'static str) {
+    (ContentType::Plain, "client_id: x")
+}
+
+#[get("/vendor.json")]
+fn vendor_json() -> (ContentType, &'static str) {
+    (
+        ContentType::new("application", "vnd.example+json"),
+        r#"{"client_id":"x"}"#,
+    )
 }
 
 #[get("/big")]
@@ -71,7 +90,19 @@ async fn tls_server() -> Server {
         TlsConfig::from_bytes(cert.as_bytes(), key.as_bytes()),
     ));
     let ignited = rocket::custom(figment)
-        .mount("/", routes![client_json, redirect, html, big, slow])
+        .mount(
+            "/",
+            routes![
+                client_json,
+                redirect,
+                html,
+                plain_json,
+                plain_text,
+                vendor_json,
+                big,
+                slow
+            ],
+        )
         .ignite()
         .await
         .unwrap();
@@ -146,6 +177,27 @@ async fn redirects_non_200_non_json_oversize_and_slow_answers_are_refused() {
     assert_eq!(
         fetch(&cfg, &format!("{base}/slow")).await,
         Err(FetchError::Timeout)
+    );
+}
+
+/// `text/plain` (raw GitHub, some static hosts) is accepted when the body is a JSON object,
+/// as is a `+json` type; a text page served as `text/plain` is refused as not JSON.
+#[rocket::async_test]
+async fn a_document_served_as_text_plain_is_accepted_only_when_it_is_a_json_object() {
+    let s = tls_server().await;
+    let cfg = debug_config(&s.pem_path);
+    let base = format!("https://127.0.0.1:{}", s.port);
+    assert_eq!(
+        fetch(&cfg, &format!("{base}/plain.json")).await.as_deref(),
+        Ok(&br#"{"client_id":"x"}"#[..])
+    );
+    assert_eq!(
+        fetch(&cfg, &format!("{base}/vendor.json")).await.as_deref(),
+        Ok(&br#"{"client_id":"x"}"#[..])
+    );
+    assert_eq!(
+        fetch(&cfg, &format!("{base}/plain.txt")).await,
+        Err(FetchError::NotJson)
     );
 }
 

@@ -98,6 +98,58 @@ async fn authorization_code_with_pkce_refresh_and_clock_via_oauth2_crate() {
         refreshed.refresh_token().is_some(),
         "rotation issues a new refresh token"
     );
+    // Again at once: inside the demo's `refresh_token_reuse_interval` (60 s in its
+    // Rocket.toml, for clients that refresh in parallel), fresh tokens of the family.
+    let again = client
+        .exchange_refresh_token(tokens.refresh_token().unwrap())
+        .request_async(&http)
+        .await
+        .expect("a second use inside the reuse interval");
+    assert_ne!(
+        again.access_token().secret(),
+        refreshed.access_token().secret()
+    );
+}
+
+/// With the library's default interval (0) a rotated-out refresh token is refused at once.
+#[rocket::async_test]
+async fn a_rotated_out_refresh_token_is_refused_without_a_reuse_interval() {
+    let demo =
+        serve_demo(demo_figment(free_port()).merge(("oauth2.refresh_token_reuse_interval", 0)))
+            .await;
+    let base = demo.base.clone();
+    let client = BasicClient::new(ClientId::new("demo-web".into()))
+        .set_auth_uri(AuthUrl::new(format!("{base}/oauth2/authorize")).unwrap())
+        .set_token_uri(TokenUrl::new(format!("{base}/oauth2/token")).unwrap())
+        .set_redirect_uri(RedirectUrl::new(CALLBACK.into()).unwrap());
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (auth_url, _) = client
+        .authorize_url(CsrfToken::new_random)
+        .add_scope(Scope::new("VIEW_CLOCK".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+    let mut browser = Browser::new();
+    let landing = login_and_consent(
+        &mut browser,
+        &base,
+        auth_url.as_str(),
+        ("alice", "wonderland"),
+        "allow",
+    )
+    .await;
+    let code = query_param(&landing, "code").expect("code");
+    let http = http_client();
+    let tokens = client
+        .exchange_code(AuthorizationCode::new(code))
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .expect("code exchange");
+    client
+        .exchange_refresh_token(tokens.refresh_token().expect("refresh token"))
+        .request_async(&http)
+        .await
+        .expect("refresh");
     let again = client
         .exchange_refresh_token(tokens.refresh_token().unwrap())
         .request_async(&http)

@@ -36,8 +36,19 @@ pub enum AuditEvent {
         /// The grant (token family).
         grant: GrantId,
     },
-    /// A rotated-out refresh token was presented again: the family was revoked
-    /// (RFC 9700 §4.14.2).
+    /// A rotated-out refresh token was presented again inside the
+    /// `refresh_token_reuse_interval` after its rotation (a client refreshing in parallel):
+    /// fresh tokens of the same family were issued and the family was kept.
+    TokenRefreshedWithinReuseInterval {
+        /// The client.
+        client_id: Arc<str>,
+        /// The resource owner, if any.
+        subject: Option<Arc<str>>,
+        /// The grant (token family).
+        grant: GrantId,
+    },
+    /// A rotated-out refresh token was presented again (after the reuse interval, when
+    /// one is configured): the family was revoked (RFC 9700 §4.14.2).
     RefreshReuseDetected {
         /// The client.
         client_id: Arc<str>,
@@ -99,6 +110,9 @@ impl AuditEvent {
         match self {
             AuditEvent::TokenIssued { .. } => "token_issued",
             AuditEvent::TokenRefreshed { .. } => "token_refreshed",
+            AuditEvent::TokenRefreshedWithinReuseInterval { .. } => {
+                "token_refreshed_within_reuse_interval"
+            }
             AuditEvent::RefreshReuseDetected { .. } => "refresh_reuse_detected",
             AuditEvent::CodeReplayed { .. } => "code_replayed",
             AuditEvent::Revoked { .. } => "revoked",

@@ -30,7 +30,9 @@
 //!   are refused), for the URL's literal address and for every address its name resolves to
 //!   (the connection uses only the checked addresses, so DNS rebinding gains nothing) —
 //!   unless the debug override [`ClientMetadataConfig::allow_special_use_addresses`] is on;
-//! - redirects (none is followed), any status but 200, a type other than JSON, a body over
+//! - redirects (none is followed), any status but 200, a type other than JSON
+//!   (`application/json` or a `+json` type; `text/plain`, as static hosts such as raw GitHub
+//!   serve `.json` files, only when the body is a JSON object), a body over
 //!   [`ClientMetadataConfig::max_document_size`], a fetch slower than
 //!   [`ClientMetadataConfig::fetch_timeout`];
 //! - a document whose `client_id` does not name its URL, that carries a `client_secret` or
@@ -213,8 +215,9 @@ pub enum FetchError {
     /// The answer's status was not 200.
     #[error("the document URL answered {0}")]
     Status(u16),
-    /// The answer was not JSON.
-    #[error("the document is not application/json")]
+    /// The answer was not served as JSON: its `Content-Type` was neither `application/json`,
+    /// a `+json` type, nor `text/plain` with a body that is a JSON object.
+    #[error("the document is not served as JSON (application/json, or text/plain holding a JSON object)")]
     NotJson,
     /// The body exceeded the size limit.
     #[error("the document is larger than {0} bytes")]

@@ -74,6 +74,13 @@ pub struct ServerConfig {
     pub token_leeway: u64,
     /// Refresh token lifetime in seconds (each rotation starts a new period). Default 30 days.
     pub refresh_token_lifetime: u64,
+    /// Seconds during which a rotated-out refresh token may be presented again and get
+    /// fresh tokens of the same family instead of counting as reuse (which revokes the
+    /// family): MCP hosts and other clients refresh in parallel with one refresh token.
+    /// At most 300; the store must support it
+    /// ([`RefreshTokenStore::supports_reuse_interval`](crate::storage::RefreshTokenStore::supports_reuse_interval);
+    /// every built-in store does). Default 0 (strict rotation: any second use is reuse).
+    pub refresh_token_reuse_interval: u64,
     /// Authorization code lifetime in seconds. Default 60.
     pub code_lifetime: u64,
     /// Lifetime of a pending authorization request awaiting consent, in seconds. Default 600.
@@ -195,6 +202,7 @@ impl Default for ServerConfig {
             access_token_format: crate::format::OPAQUE.into(),
             token_leeway: 0,
             refresh_token_lifetime: 30 * 24 * 3600,
+            refresh_token_reuse_interval: 0,
             code_lifetime: 60,
             pending_lifetime: 600,
             grant_types: crate::grant_type::GrantType::DEFAULT
@@ -251,6 +259,10 @@ impl fmt::Debug for ServerConfig {
             .field("access_token_format", &self.access_token_format)
             .field("token_leeway", &self.token_leeway)
             .field("refresh_token_lifetime", &self.refresh_token_lifetime)
+            .field(
+                "refresh_token_reuse_interval",
+                &self.refresh_token_reuse_interval,
+            )
             .field("code_lifetime", &self.code_lifetime)
             .field("pending_lifetime", &self.pending_lifetime)
             .field("grant_types", &self.grant_types)
@@ -587,6 +599,15 @@ impl ServerConfig {
                 reason: "must be at most 300 seconds".into(),
             });
         }
+        if self.refresh_token_reuse_interval > MAX_REFRESH_TOKEN_REUSE_INTERVAL {
+            return Err(ConfigError::Setting {
+                key: "refresh_token_reuse_interval",
+                reason: format!(
+                    "must be at most {MAX_REFRESH_TOKEN_REUSE_INTERVAL} seconds (a stolen \
+                     refresh token is usable without reuse detection for that long)"
+                ),
+            });
+        }
         for (key, v) in [
             ("max_body_size", self.max_body_size),
             ("max_query_length", self.max_query_length),
@@ -631,6 +652,9 @@ impl ServerConfig {
         })
     }
 }
+
+/// The largest accepted `refresh_token_reuse_interval`, in seconds.
+pub(crate) const MAX_REFRESH_TOKEN_REUSE_INTERVAL: u64 = 300;
 
 /// One `trusted_proxies` entry: an address (a /32 or /128) or a CIDR prefix.
 fn parse_proxy(p: &str) -> Result<ipnet::IpNet, ConfigError> {

@@ -714,6 +714,15 @@ impl ServerBuilder {
             }
             stores = b.build().map_err(missing)?;
         }
+        if config.refresh_token_reuse_interval > 0 && !stores.refresh.supports_reuse_interval() {
+            return Err(ConfigError::Setting {
+                key: "refresh_token_reuse_interval",
+                reason: "the refresh token store does not support a reuse interval \
+                         (`RefreshTokenStore::supports_reuse_interval` is false): set it to 0 \
+                         or use a store that implements `rotate_refresh_within`"
+                    .into(),
+            });
+        }
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let generator = self
             .generator

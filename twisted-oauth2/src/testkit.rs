@@ -45,7 +45,7 @@ use crate::pkce::{ChallengeMethod, CodeChallenge};
 use crate::scope::Scope;
 use crate::storage::{
     ClientRecord, ClientRegistry, CodeRecord, CodeTake, GrantId, PendingRecord, RefreshState,
-    Rotation, Stores, TokenRecord,
+    ReuseWindow, Rotation, Stores, TokenRecord,
 };
 use crate::token::TokenDigest;
 
@@ -90,6 +90,9 @@ cases!(
     code_release_allows_retry,
     refresh_rotation_outcomes,
     refresh_concurrent_rotation_has_one_winner,
+    refresh_concurrent_rotations_within_the_reuse_interval_all_succeed,
+    refresh_reuse_after_the_reuse_interval_is_refused,
+    refresh_concurrent_rotation_without_a_reuse_interval_has_one_winner,
     pending_peek_then_take_once,
     pending_concurrent_take_has_one_winner,
     purge_removes_expired_keeps_live,
@@ -758,6 +761,216 @@ pub mod cases {
             }
         }
         assert_eq!(active, 1, "{c}: one new token");
+    }
+
+    /// Concurrent rotations of one refresh token with `rotate_refresh_within`, inside the
+    /// window. `n` tasks; returns each outcome with its new token.
+    async fn rotate_concurrently(
+        c: &str,
+        s: &Stores,
+        old: TokenDigest,
+        g: GrantId,
+        window: ReuseWindow,
+        n: usize,
+    ) -> Vec<(TokenDigest, Rotation)> {
+        let news: Vec<_> = (0..n).map(|_| digest()).collect();
+        let tasks: Vec<_> = news
+            .iter()
+            .map(|n| {
+                let (store, n) = (s.refresh.clone(), *n);
+                let rec = token_record(g, HOUR);
+                tokio::spawn(
+                    async move { store.rotate_refresh_within(&old, &n, &rec, window).await },
+                )
+            })
+            .collect();
+        let mut outcomes = Vec::new();
+        for (n, t) in news.into_iter().zip(tasks) {
+            outcomes.push((n, ok(c, "rotate_refresh_within", ok(c, "task", t.await))));
+        }
+        outcomes
+    }
+
+    /// Sixteen concurrent rotations of one refresh token inside a 60-second reuse
+    /// interval: one `Rotated`, fifteen `WithinReuseInterval`, every new token active, the
+    /// old one rotated out; a later use inside the window (the window does not slide with
+    /// it) succeeds too. A store without reuse interval support
+    /// (`supports_reuse_interval` false) must answer strictly: one winner, the rest
+    /// `AlreadyRotated`.
+    pub async fn refresh_concurrent_rotations_within_the_reuse_interval_all_succeed(s: Stores) {
+        let c = "refresh_concurrent_rotations_within_the_reuse_interval_all_succeed";
+        let supported = s.refresh.supports_reuse_interval();
+        let g = GrantId::random();
+        let old = digest();
+        let rec = token_record(g, HOUR);
+        ok(c, "put_refresh", s.refresh.put_refresh(&old, &rec).await);
+        let t = now();
+        let outcomes = rotate_concurrently(c, &s, old, g, ReuseWindow::new(t, 60), 16).await;
+        let count = |want: &Rotation| outcomes.iter().filter(|(_, o)| o == want).count();
+        if !supported {
+            assert_eq!(
+                (count(&Rotation::Rotated), count(&Rotation::AlreadyRotated)),
+                (1, 15),
+                "{c}: a store without reuse interval support rotates strictly"
+            );
+            return;
+        }
+        assert_eq!(
+            (
+                count(&Rotation::Rotated),
+                count(&Rotation::WithinReuseInterval)
+            ),
+            (1, 15),
+            "{c}: one rotation, the others inside the interval"
+        );
+        for (n, _) in &outcomes {
+            let st = ok(c, "refresh", s.refresh.refresh(n).await);
+            assert!(
+                matches!(st, RefreshState::Active(ref r) if r.grant_id == g),
+                "{c}: every new token is active in the family, got {st:?}"
+            );
+        }
+        let st = ok(c, "refresh", s.refresh.refresh(&old).await);
+        assert_eq!(
+            st,
+            RefreshState::Rotated(rec),
+            "{c}: the old token stays rotated out"
+        );
+        // 59 seconds after the rotation: still inside; at 60 (the window measured from the
+        // first rotation, not from the uses inside it) outside.
+        let late = outcomes_of(c, &s, old, g, ReuseWindow::new(t + 59, 60)).await;
+        assert_eq!(late.1, Rotation::WithinReuseInterval, "{c}: at 59 s");
+        let after = outcomes_of(c, &s, old, g, ReuseWindow::new(t + 60, 60)).await;
+        assert_eq!(after.1, Rotation::AlreadyRotated, "{c}: at 60 s");
+        let st = ok(c, "refresh", s.refresh.refresh(&after.0).await);
+        assert_eq!(
+            st,
+            RefreshState::Unknown,
+            "{c}: nothing stored after the window"
+        );
+        // Every token of the family is still there (the store revokes nothing itself).
+        for (n, _) in outcomes.iter().chain([&late]) {
+            let st = ok(c, "refresh", s.refresh.refresh(n).await);
+            assert!(matches!(st, RefreshState::Active(_)), "{c}: family kept");
+        }
+    }
+
+    /// One `rotate_refresh_within` with a fresh new token.
+    async fn outcomes_of(
+        c: &str,
+        s: &Stores,
+        old: TokenDigest,
+        g: GrantId,
+        window: ReuseWindow,
+    ) -> (TokenDigest, Rotation) {
+        let n = digest();
+        let rot = s
+            .refresh
+            .rotate_refresh_within(&old, &n, &token_record(g, HOUR), window)
+            .await;
+        (n, ok(c, "rotate_refresh_within", rot))
+    }
+
+    /// Outside the window a rotated-out token is reuse: `AlreadyRotated` and nothing stored,
+    /// whether the window has passed, the token was rotated by a strict rotation (whose
+    /// time is not recorded), or the interval is 0. An unknown token is `Unknown`; a
+    /// revoked family refuses a use inside the window (`GrantRevoked`, nothing stored).
+    pub async fn refresh_reuse_after_the_reuse_interval_is_refused(s: Stores) {
+        let c = "refresh_reuse_after_the_reuse_interval_is_refused";
+        let g = GrantId::random();
+        let t = now();
+        let (a, b) = (digest(), digest());
+        ok(
+            c,
+            "put_refresh",
+            s.refresh.put_refresh(&a, &token_record(g, HOUR)).await,
+        );
+        let rot = s
+            .refresh
+            .rotate_refresh_within(&a, &b, &token_record(g, HOUR), ReuseWindow::new(t, 30))
+            .await;
+        assert_eq!(
+            ok(c, "rotate_refresh_within", rot),
+            Rotation::Rotated,
+            "{c}"
+        );
+        let (n, rot) = outcomes_of(c, &s, a, g, ReuseWindow::new(t + 31, 30)).await;
+        assert_eq!(rot, Rotation::AlreadyRotated, "{c}: after the window");
+        let st = ok(c, "refresh", s.refresh.refresh(&n).await);
+        assert_eq!(st, RefreshState::Unknown, "{c}: nothing stored");
+        let (_, rot) = outcomes_of(c, &s, a, g, ReuseWindow::new(t, 0)).await;
+        assert_eq!(rot, Rotation::AlreadyRotated, "{c}: an interval of 0");
+        // Rotated by a strict rotation: no time recorded, never inside a window.
+        let (x, y) = (digest(), digest());
+        ok(
+            c,
+            "put_refresh",
+            s.refresh.put_refresh(&x, &token_record(g, HOUR)).await,
+        );
+        let rot = s
+            .refresh
+            .rotate_refresh(&x, &y, &token_record(g, HOUR))
+            .await;
+        assert_eq!(ok(c, "rotate_refresh", rot), Rotation::Rotated, "{c}");
+        let (_, rot) = outcomes_of(c, &s, x, g, ReuseWindow::new(now(), 60)).await;
+        assert_eq!(
+            rot,
+            Rotation::AlreadyRotated,
+            "{c}: after a strict rotation"
+        );
+        let (_, rot) = outcomes_of(c, &s, digest(), g, ReuseWindow::new(t, 60)).await;
+        assert_eq!(rot, Rotation::Unknown, "{c}: unknown token");
+        // A revoked family: refused even inside the window.
+        ok(
+            c,
+            "revoke_refresh_grant",
+            s.refresh.revoke_refresh_grant(g, now() + HOUR).await,
+        );
+        let n = digest();
+        refused(
+            c,
+            "rotate_refresh_within",
+            s.refresh
+                .rotate_refresh_within(&a, &n, &token_record(g, HOUR), ReuseWindow::new(t, 60))
+                .await,
+        );
+        let st = ok(c, "refresh", s.refresh.refresh(&n).await);
+        assert_eq!(
+            st,
+            RefreshState::Unknown,
+            "{c}: nothing stored for a revoked family"
+        );
+    }
+
+    /// With an interval of 0, concurrent `rotate_refresh_within` calls race as strict
+    /// rotations do: exactly one `Rotated`, the rest `AlreadyRotated`, one new token.
+    pub async fn refresh_concurrent_rotation_without_a_reuse_interval_has_one_winner(s: Stores) {
+        let c = "refresh_concurrent_rotation_without_a_reuse_interval_has_one_winner";
+        let g = GrantId::random();
+        let old = digest();
+        ok(
+            c,
+            "put_refresh",
+            s.refresh.put_refresh(&old, &token_record(g, HOUR)).await,
+        );
+        let outcomes = rotate_concurrently(c, &s, old, g, ReuseWindow::new(now(), 0), 16).await;
+        let won = outcomes
+            .iter()
+            .filter(|(_, o)| *o == Rotation::Rotated)
+            .count();
+        let lost = outcomes
+            .iter()
+            .filter(|(_, o)| *o == Rotation::AlreadyRotated)
+            .count();
+        assert_eq!((won, lost), (1, 15), "{c}: exactly one winner");
+        for (n, o) in &outcomes {
+            let st = ok(c, "refresh", s.refresh.refresh(n).await);
+            match st {
+                RefreshState::Active(_) => assert_eq!(*o, Rotation::Rotated, "{c}"),
+                RefreshState::Unknown => {}
+                other => panic!("store kit `{c}`: unexpected {other:?}"),
+            }
+        }
     }
 
     /// A pending request can be read any number of times, then taken once.

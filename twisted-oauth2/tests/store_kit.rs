@@ -66,7 +66,7 @@ mod kit_catches_broken_stores {
     use twisted_oauth2::storage::memory::MemoryStore;
     use twisted_oauth2::storage::{
         AccessTokenStore, CodeRecord, CodeStore, CodeTake, GrantId, RefreshState,
-        RefreshTokenStore, Rotation, Stores, TokenRecord,
+        RefreshTokenStore, ReuseWindow, Rotation, Stores, TokenRecord,
     };
     use twisted_oauth2::token::TokenDigest;
 
@@ -242,6 +242,97 @@ mod kit_catches_broken_stores {
         assert!(
             case.is_some_and(|c| fails(c, s)),
             "the kit must catch a client revocation that lets new tokens in"
+        );
+    }
+
+    /// A refresh store that says it supports the reuse interval but never closes the
+    /// window (or one that claims support and rotates strictly): the kit's reuse interval
+    /// cases catch both.
+    struct ReuseWindowBroken {
+        inner: Arc<MemoryStore>,
+        never_closes: bool,
+    }
+
+    #[async_trait]
+    impl RefreshTokenStore for ReuseWindowBroken {
+        async fn put_refresh(&self, t: &TokenDigest, r: &TokenRecord) -> Result<(), StorageError> {
+            self.inner.put_refresh(t, r).await
+        }
+        async fn refresh(&self, t: &TokenDigest) -> Result<RefreshState, StorageError> {
+            self.inner.refresh(t).await
+        }
+        async fn rotate_refresh(
+            &self,
+            old: &TokenDigest,
+            new: &TokenDigest,
+            r: &TokenRecord,
+        ) -> Result<Rotation, StorageError> {
+            self.inner.rotate_refresh(old, new, r).await
+        }
+        fn supports_reuse_interval(&self) -> bool {
+            true
+        }
+        async fn rotate_refresh_within(
+            &self,
+            old: &TokenDigest,
+            new: &TokenDigest,
+            r: &TokenRecord,
+            window: ReuseWindow,
+        ) -> Result<Rotation, StorageError> {
+            if self.never_closes {
+                let open = ReuseWindow::new(window.now, 1_000_000);
+                self.inner.rotate_refresh_within(old, new, r, open).await
+            } else {
+                self.inner.rotate_refresh(old, new, r).await
+            }
+        }
+        async fn revoke_refresh(
+            &self,
+            t: &TokenDigest,
+        ) -> Result<Option<TokenRecord>, StorageError> {
+            self.inner.revoke_refresh(t).await
+        }
+        async fn revoke_refresh_grant(&self, g: GrantId, until: i64) -> Result<u64, StorageError> {
+            self.inner.revoke_refresh_grant(g, until).await
+        }
+        async fn revoke_refresh_client(&self, c: &str, until: i64) -> Result<u64, StorageError> {
+            self.inner.revoke_refresh_client(c, until).await
+        }
+    }
+
+    fn case(name: &str) -> Option<twisted_oauth2::testkit::Case> {
+        twisted_oauth2::testkit::CASES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, c)| *c)
+    }
+
+    #[test]
+    fn a_reuse_window_that_never_closes_fails_the_after_the_interval_case() {
+        let mem = Arc::new(MemoryStore::new());
+        let mut s = Stores::from_backend(mem.clone());
+        s.refresh = Arc::new(ReuseWindowBroken {
+            inner: mem,
+            never_closes: true,
+        });
+        assert!(
+            case("refresh_reuse_after_the_reuse_interval_is_refused").is_some_and(|c| fails(c, s)),
+            "the kit must catch a reuse window that never closes"
+        );
+    }
+
+    #[test]
+    fn a_store_claiming_reuse_support_but_rotating_strictly_fails_the_within_case() {
+        let mem = Arc::new(MemoryStore::new());
+        let mut s = Stores::from_backend(mem.clone());
+        s.refresh = Arc::new(ReuseWindowBroken {
+            inner: mem,
+            never_closes: false,
+        });
+        assert!(
+            case("refresh_concurrent_rotations_within_the_reuse_interval_all_succeed")
+                .is_some_and(|c| fails(c, s)),
+            "the kit must catch a store that claims support and rotates strictly"
         );
     }
 }

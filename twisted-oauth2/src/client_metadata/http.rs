@@ -146,12 +146,12 @@ impl ClientMetadataFetcher for HttpFetcher {
                 return Err(FetchError::Status(status.as_u16()));
             }
             let headers = resp.headers();
-            let json = headers
-                .get(reqwest::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.split(';').next())
-                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
-            if !json {
+            let served = served_as(
+                headers
+                    .get(reqwest::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok()),
+            );
+            if served == Served::Other {
                 return Err(FetchError::NotJson);
             }
             let max_age = headers
@@ -177,10 +177,92 @@ impl ClientMetadataFetcher for HttpFetcher {
                 }
                 body.extend_from_slice(&chunk);
             }
+            // Static hosts that know no better (raw GitHub among them) serve `.json` files
+            // as `text/plain`: such a body is accepted when it is a JSON object, and only
+            // then (an HTML or text page is not taken for a document).
+            if served == Served::PlainText && !is_json_object(&body) {
+                return Err(FetchError::NotJson);
+            }
             Ok(FetchedDocument::new(body, max_age))
         };
         tokio::time::timeout(limits.timeout, work)
             .await
             .map_err(|_| FetchError::Timeout)?
+    }
+}
+
+/// How a document was served, by its `Content-Type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Served {
+    /// `application/json` or a `+json` type (RFC 6839), such as `application/ld+json`.
+    Json,
+    /// `text/plain`: accepted only when the body is a JSON object.
+    PlainText,
+    /// Anything else, or no `Content-Type`: refused.
+    Other,
+}
+
+/// The class of a `Content-Type` value (parameters such as `charset` are ignored).
+fn served_as(content_type: Option<&str>) -> Served {
+    let Some(essence) = content_type.and_then(|v| v.split(';').next()) else {
+        return Served::Other;
+    };
+    let essence = essence.trim().to_ascii_lowercase();
+    match essence.split_once('/') {
+        Some(("application", "json")) => Served::Json,
+        Some(("application", sub)) if sub.len() > 5 && sub.ends_with("+json") => Served::Json,
+        Some(("text", "plain")) => Served::PlainText,
+        _ => Served::Other,
+    }
+}
+
+/// Whether `body` is one JSON object (what a client ID metadata document is).
+fn is_json_object(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_and_plus_json_types_are_json_whatever_their_parameters() {
+        for t in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            "application/ld+json",
+            " application/vnd.example+json ;q=1",
+        ] {
+            assert_eq!(served_as(Some(t)), Served::Json, "{t}");
+        }
+    }
+
+    #[test]
+    fn text_plain_is_plain_text_and_everything_else_is_refused() {
+        assert_eq!(
+            served_as(Some("text/plain; charset=utf-8")),
+            Served::PlainText
+        );
+        for t in [
+            "text/html",
+            "text/json",
+            "application/+json",
+            "application/octet-stream",
+            "application/jsonx",
+            "",
+        ] {
+            assert_eq!(served_as(Some(t)), Served::Other, "{t}");
+        }
+        assert_eq!(served_as(None), Served::Other);
+    }
+
+    #[test]
+    fn only_a_json_object_passes_as_plain_text() {
+        assert!(is_json_object(
+            br#" {"client_id": "https://a.example/c.json"} "#
+        ));
+        for body in [&b"[]"[..], b"\"x\"", b"<html></html>", b"{", b"", b"{} {}"] {
+            assert!(!is_json_object(body), "{}", String::from_utf8_lossy(body));
+        }
     }
 }

@@ -17,7 +17,7 @@ use crate::form::Params;
 use crate::format::{AccessTokenFormat, IssuedToken};
 use crate::grant_type::GrantType;
 use crate::scope::Scope;
-use crate::storage::{GrantId, PasswordVerifier, Rotation, TokenRecord};
+use crate::storage::{GrantId, PasswordVerifier, ReuseWindow, Rotation, TokenRecord};
 use crate::token::{TokenDigest, TokenKind, TokenResponse};
 
 pub mod authorization_code;
@@ -482,17 +482,36 @@ async fn try_issue(
                 withdraw_access(format, &fctx, &access).await;
                 return Err(e.into());
             }
-            let rotation = ctx
-                .stores
-                .refresh
-                .rotate_refresh(old, &TokenDigest::of(&new_refresh), &new_record)
-                .await;
-            if !matches!(rotation, Ok(Rotation::Rotated)) {
+            let new_digest = TokenDigest::of(&new_refresh);
+            let rotation = if cfg.refresh_token_reuse_interval > 0 {
+                let window = ReuseWindow::new(now, cfg.refresh_token_reuse_interval);
+                ctx.stores
+                    .refresh
+                    .rotate_refresh_within(old, &new_digest, &new_record, window)
+                    .await
+            } else {
+                ctx.stores
+                    .refresh
+                    .rotate_refresh(old, &new_digest, &new_record)
+                    .await
+            };
+            if !matches!(
+                rotation,
+                Ok(Rotation::Rotated | Rotation::WithinReuseInterval)
+            ) {
                 // Nobody holds this access token yet: withdraw it.
                 withdraw_access(format, &fctx, &access).await;
             }
             match rotation? {
                 Rotation::Rotated => {}
+                Rotation::WithinReuseInterval => {
+                    ctx.audit(AuditEvent::TokenRefreshedWithinReuseInterval {
+                        client_id: client.shared_id(),
+                        subject: issue.subject.clone(),
+                        grant,
+                    });
+                    return Ok(resp);
+                }
                 Rotation::AlreadyRotated => {
                     let event = AuditEvent::RefreshReuseDetected {
                         client_id: client.shared_id(),

@@ -1,5 +1,6 @@
 //! `refresh_token` (RFC 6749 §6) with rotation on every use and reuse detection
-//! (RFC 9700 §4.14.2, OAuth 2.1 §4.3.1).
+//! (RFC 9700 §4.14.2, OAuth 2.1 §4.3.1), with an optional reuse interval
+//! (`refresh_token_reuse_interval`) for clients that refresh in parallel.
 
 use async_trait::async_trait;
 
@@ -16,7 +17,8 @@ const INVALID_REFRESH: &str = "the refresh token is invalid, expired or revoked"
 /// The `refresh_token` grant. Scope may narrow (the access token gets the narrower scope;
 /// the new refresh token keeps the original grant), never widen (`invalid_scope`). The
 /// presented token is rotated out; presenting a rotated-out token again revokes the whole
-/// family.
+/// family, unless it comes within the configured `refresh_token_reuse_interval` after the
+/// rotation: then it gets fresh tokens of the same family.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RefreshToken;
 
@@ -36,6 +38,13 @@ impl Grant for RefreshToken {
         let digest = TokenDigest::of(token);
         let old = match ctx.stores.refresh.refresh(&digest).await? {
             RefreshState::Active(r) => r,
+            // With a reuse interval the rotation decides, atomically, whether this use is
+            // inside it (fresh tokens of the family) or reuse (the family is revoked).
+            RefreshState::Rotated(r)
+                if ctx.config.refresh_token_reuse_interval > 0 && *r.client_id == *client.id() =>
+            {
+                r
+            }
             RefreshState::Rotated(r) => {
                 if *r.client_id == *client.id() {
                     log::warn!(

@@ -28,7 +28,8 @@ use hashbrown::HashTable;
 
 use super::{
     AccessTokenStore, ClientRegistry, ClientStore, CodeRecord, CodeStore, CodeTake, GrantId,
-    PendingRecord, PendingStore, Purge, RefreshState, RefreshTokenStore, Rotation, TokenRecord,
+    PendingRecord, PendingStore, Purge, RefreshState, RefreshTokenStore, ReuseWindow, Rotation,
+    TokenRecord,
 };
 use crate::client::Client;
 use crate::error::StorageError;
@@ -40,7 +41,9 @@ pub struct MemoryStore {
     clients: DashMap<String, Arc<Client>>,
     codes: DashMap<TokenDigest, (CodeRecord, bool), BuildDigestHasher>,
     access: TokenTable<TokenRecord>,
-    refresh: TokenTable<(TokenRecord, bool)>,
+    /// With the rotation time of a rotated-out token ([`NOT_RECORDED`] when a strict
+    /// rotation, which knows no time, rotated it).
+    refresh: TokenTable<(TokenRecord, Option<i64>)>,
     pending: DashMap<TokenDigest, PendingRecord, BuildDigestHasher>,
 }
 
@@ -230,14 +233,14 @@ impl RefreshTokenStore for MemoryStore {
         token: &TokenDigest,
         record: &TokenRecord,
     ) -> Result<(), StorageError> {
-        self.refresh.insert_live(*token, (record.clone(), false))
+        self.refresh.insert_live(*token, (record.clone(), None))
     }
 
     async fn refresh(&self, token: &TokenDigest) -> Result<RefreshState, StorageError> {
         Ok(match self.refresh.get(token) {
             None => RefreshState::Unknown,
-            Some((r, true)) => RefreshState::Rotated(r),
-            Some((r, false)) => RefreshState::Active(r),
+            Some((r, Some(_))) => RefreshState::Rotated(r),
+            Some((r, None)) => RefreshState::Active(r),
         })
     }
 
@@ -247,27 +250,21 @@ impl RefreshTokenStore for MemoryStore {
         new: &TokenDigest,
         record: &TokenRecord,
     ) -> Result<Rotation, StorageError> {
-        // Under the family's tombstone read lock: a revocation of the family either comes
-        // after (and sweeps the new token) or before (and the rotation changes nothing).
-        self.refresh
-            .while_live(record.grant_id, &record.client_id, || {
-                self.refresh.insert(*new, (record.clone(), false));
-                let outcome = self
-                    .refresh
-                    .update(old, |(_, rotated)| {
-                        if *rotated {
-                            Rotation::AlreadyRotated
-                        } else {
-                            *rotated = true;
-                            Rotation::Rotated
-                        }
-                    })
-                    .unwrap_or(Rotation::Unknown);
-                if outcome != Rotation::Rotated {
-                    self.refresh.remove(new);
-                }
-                outcome
-            })
+        self.rotate(old, new, record, None)
+    }
+
+    fn supports_reuse_interval(&self) -> bool {
+        true
+    }
+
+    async fn rotate_refresh_within(
+        &self,
+        old: &TokenDigest,
+        new: &TokenDigest,
+        record: &TokenRecord,
+        window: ReuseWindow,
+    ) -> Result<Rotation, StorageError> {
+        self.rotate(old, new, record, Some(window))
     }
 
     async fn revoke_refresh(
@@ -287,6 +284,47 @@ impl RefreshTokenStore for MemoryStore {
         until: i64,
     ) -> Result<u64, StorageError> {
         Ok(self.refresh.revoke_client(client_id, until))
+    }
+}
+
+/// The rotation time of a token rotated out by a strict rotation, which knows no time:
+/// never inside a reuse window.
+const NOT_RECORDED: i64 = i64::MIN;
+
+impl MemoryStore {
+    /// A rotation, strict (`window` `None`) or with a reuse interval.
+    fn rotate(
+        &self,
+        old: &TokenDigest,
+        new: &TokenDigest,
+        record: &TokenRecord,
+        window: Option<ReuseWindow>,
+    ) -> Result<Rotation, StorageError> {
+        // Under the family's tombstone read lock: a revocation of the family either comes
+        // after (and sweeps the new token) or before (and the rotation changes nothing).
+        self.refresh
+            .while_live(record.grant_id, &record.client_id, || {
+                self.refresh.insert(*new, (record.clone(), None));
+                // The old token's shard is write-locked while its state is read and set, so
+                // of concurrent rotations exactly one sees it active.
+                let outcome = self
+                    .refresh
+                    .update(old, |(_, rotated)| match (*rotated, window) {
+                        (None, w) => {
+                            *rotated = Some(w.map_or(NOT_RECORDED, |w| w.now));
+                            Rotation::Rotated
+                        }
+                        (Some(at), Some(w)) if at != NOT_RECORDED && w.contains(at) => {
+                            Rotation::WithinReuseInterval
+                        }
+                        (Some(_), _) => Rotation::AlreadyRotated,
+                    })
+                    .unwrap_or(Rotation::Unknown);
+                if !matches!(outcome, Rotation::Rotated | Rotation::WithinReuseInterval) {
+                    self.refresh.remove(new);
+                }
+                outcome
+            })
     }
 }
 
@@ -357,7 +395,7 @@ impl Granted for TokenRecord {
     }
 }
 
-impl Granted for (TokenRecord, bool) {
+impl Granted for (TokenRecord, Option<i64>) {
     fn grant(&self) -> GrantId {
         self.0.grant_id
     }

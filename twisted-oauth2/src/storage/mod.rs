@@ -4,7 +4,9 @@
 //! Access and refresh tokens live in separate stores, so one is never accepted as the other.
 //! Code redemption ([`CodeStore::take_code`]) and refresh rotation
 //! ([`RefreshTokenStore::rotate_refresh`]) are atomic, so two concurrent attempts cannot
-//! both win.
+//! both win; a rotation with a reuse interval
+//! ([`RefreshTokenStore::rotate_refresh_within`]) has one winner and lets the others,
+//! inside the interval, have fresh tokens of the same family.
 //!
 //! A revocation cannot be outrun: revoking a grant
 //! ([`AccessTokenStore::revoke_access_grant`], [`RefreshTokenStore::revoke_refresh_grant`])
@@ -278,6 +280,42 @@ pub enum Rotation {
     AlreadyRotated,
     /// The old token no longer exists.
     Unknown,
+    /// The old token had been rotated out inside the [`ReuseWindow`] passed to
+    /// [`RefreshTokenStore::rotate_refresh_within`]: the new one is stored in the same
+    /// family and the old one stays rotated out, its rotation time unchanged.
+    WithinReuseInterval,
+}
+
+/// The reuse interval of a refresh rotation
+/// ([`RefreshTokenStore::rotate_refresh_within`]): a token rotated out at `rotated_at` may
+/// be presented again while `now < rotated_at + interval`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReuseWindow {
+    /// The time of this rotation, Unix seconds: what a store records as the old token's
+    /// rotation time when it rotates an active token.
+    pub now: i64,
+    /// The reuse interval in seconds (the server's `refresh_token_reuse_interval`).
+    pub interval: u64,
+}
+
+impl ReuseWindow {
+    /// The window of a rotation at `now` with `interval` seconds of reuse.
+    pub fn new(now: i64, interval: u64) -> Self {
+        ReuseWindow { now, interval }
+    }
+
+    /// The earliest rotation time inside the window: a token rotated out at or after it
+    /// (a later time, from another instance's clock, included) may be used again.
+    pub fn earliest_rotation(&self) -> i64 {
+        let interval = i64::try_from(self.interval).unwrap_or(i64::MAX);
+        self.now.saturating_sub(interval).saturating_add(1)
+    }
+
+    /// Whether a token rotated out at `rotated_at` is inside the window.
+    pub fn contains(&self, rotated_at: i64) -> bool {
+        rotated_at >= self.earliest_rotation()
+    }
 }
 
 /// A pending authorization request awaiting the resource owner's decision (made by the
@@ -441,6 +479,41 @@ pub trait RefreshTokenStore: Send + Sync + 'static {
         new: &TokenDigest,
         record: &TokenRecord,
     ) -> Result<Rotation, StorageError>;
+    /// Whether [`RefreshTokenStore::rotate_refresh_within`] honours its window. The
+    /// default is `false`; the server refuses to start with a
+    /// `refresh_token_reuse_interval` above 0 on a store that says `false`.
+    fn supports_reuse_interval(&self) -> bool {
+        false
+    }
+    /// Like [`RefreshTokenStore::rotate_refresh`], with a reuse interval, atomically:
+    ///
+    /// - `old` active: marks it rotated out at `window.now`, stores `new`:
+    ///   [`Rotation::Rotated`];
+    /// - `old` rotated out at a time the window [contains](ReuseWindow::contains): stores
+    ///   `new` in the same family and leaves `old` as it is (its rotation time unchanged,
+    ///   so the window never slides): [`Rotation::WithinReuseInterval`];
+    /// - `old` rotated out before the window (or at a time the store did not record):
+    ///   [`Rotation::AlreadyRotated`], nothing stored;
+    /// - `old` unknown: [`Rotation::Unknown`];
+    /// - family or client tombstoned: [`StorageError::GrantRevoked`], nothing changed, as
+    ///   for [`RefreshTokenStore::rotate_refresh`].
+    ///
+    /// Of concurrent rotations of one active token exactly one gets [`Rotation::Rotated`];
+    /// the others, inside the window, get [`Rotation::WithinReuseInterval`]. A store that
+    /// implements this returns `true` from
+    /// [`RefreshTokenStore::supports_reuse_interval`]. The default ignores the window (a
+    /// strict [`RefreshTokenStore::rotate_refresh`]), which is atomic but never answers
+    /// [`Rotation::WithinReuseInterval`].
+    async fn rotate_refresh_within(
+        &self,
+        old: &TokenDigest,
+        new: &TokenDigest,
+        record: &TokenRecord,
+        window: ReuseWindow,
+    ) -> Result<Rotation, StorageError> {
+        let _ = window;
+        self.rotate_refresh(old, new, record).await
+    }
     /// Revokes one refresh token, returning its record if it existed.
     async fn revoke_refresh(
         &self,

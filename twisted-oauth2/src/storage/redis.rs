@@ -4,7 +4,8 @@
 //!
 //! - **Keys on one server** (`redis://`; `<prefix>` defaults to `oauth2:`; digests in
 //!   hex): `<prefix>code:<digest>` and `<prefix>rt:<digest>` are hashes (`rec` = JSON
-//!   record, `used`/`rot` = flag), `<prefix>at:<digest>` and `<prefix>pd:<digest>` strings
+//!   record, `used`/`rot` = flag, and for a rotated-out refresh token `rat` = its rotation
+//!   time when a rotation with a reuse interval recorded it), `<prefix>at:<digest>` and `<prefix>pd:<digest>` strings
 //!   (JSON), `<prefix>atg:<grant>` and `<prefix>rtg:<grant>` sets indexing a grant's access
 //!   and refresh tokens, and `<prefix>atx:<grant>` / `<prefix>rtx:<grant>` the tombstones of
 //!   a revoked grant. Per client (`<client>` is the SHA-256 of its id, in hex):
@@ -71,7 +72,8 @@ use async_trait::async_trait;
 use super::clients::{decode_client, encode_client};
 use super::{
     AccessTokenStore, ClientRegistry, ClientStore, CodeRecord, CodeStore, CodeTake, GrantId,
-    PendingRecord, PendingStore, Purge, RefreshState, RefreshTokenStore, Rotation, TokenRecord,
+    PendingRecord, PendingStore, Purge, RefreshState, RefreshTokenStore, ReuseWindow, Rotation,
+    TokenRecord,
 };
 use crate::client::Client;
 use crate::error::{ConfigError, StorageError};
@@ -174,15 +176,27 @@ return 1
 
 /// Rotates a refresh token. KEYS: old, new, index, family tombstone, and optionally (one
 /// server) the client's tombstone and grant set. ARGV: new record, expires_at, new member,
-/// grant. Returns 0 unknown, 1 rotated, 2 already rotated, -1 the family or the client is
-/// tombstoned (nothing changed).
+/// grant, and with a reuse interval the rotation time and the earliest rotation time inside
+/// the window. Returns 0 unknown, 1 rotated, 2 already rotated (outside the window), 3
+/// rotated out inside the window (the new token is stored, the old one left as it was), -1
+/// the family or the client is tombstoned (nothing changed). A rotated-out token's hash
+/// keeps its rotation time in `rat` (absent when a strict rotation rotated it).
 const ROTATE: &str = r#"
 if redis.call('EXISTS', KEYS[4]) == 1 then return -1 end
 if KEYS[5] and redis.call('EXISTS', KEYS[5]) == 1 then return -1 end
 local st = redis.call('HGET', KEYS[1], 'rot')
 if not st then return 0 end
-if st == '1' then return 2 end
-redis.call('HSET', KEYS[1], 'rot', '1')
+local outcome = 1
+if st == '1' then
+  if not ARGV[6] then return 2 end
+  local at = tonumber(redis.call('HGET', KEYS[1], 'rat'))
+  if not at or at < tonumber(ARGV[6]) then return 2 end
+  outcome = 3
+elseif ARGV[5] then
+  redis.call('HSET', KEYS[1], 'rot', '1', 'rat', ARGV[5])
+else
+  redis.call('HSET', KEYS[1], 'rot', '1')
+end
 local exp = tonumber(ARGV[2])
 local now = tonumber(redis.call('TIME')[1])
 redis.call('DEL', KEYS[2])
@@ -199,7 +213,7 @@ if exp > now then
     if cttl < 0 or now + cttl < exp then redis.call('EXPIREAT', KEYS[6], exp) end
   end
 end
-return 1
+return outcome
 "#;
 
 /// A token of a client is about to be written (cluster layout, in the client's slot):
@@ -1251,46 +1265,15 @@ return tonumber(redis.call('TIME')[1]) + ttl
     }
 }
 
-#[async_trait]
-impl RefreshTokenStore for RedisStore {
-    async fn put_refresh(
-        &self,
-        token: &TokenDigest,
-        record: &TokenRecord,
-    ) -> Result<(), StorageError> {
-        self.put_token(&REFRESH, token, record).await
-    }
-
-    async fn refresh(&self, token: &TokenDigest) -> Result<RefreshState, StorageError> {
-        let Some(key) = self.record_key(&REFRESH, token).await? else {
-            return Ok(RefreshState::Unknown);
-        };
-        let (rec, rot): (Option<String>, Option<String>) = self
-            .run(|mut c| async move {
-                ::redis::cmd("HMGET")
-                    .arg(&key)
-                    .arg("rec")
-                    .arg("rot")
-                    .query_async(&mut c)
-                    .await
-            })
-            .await?;
-        Ok(match rec {
-            None => RefreshState::Unknown,
-            Some(j) if rot.as_deref() == Some("1") => RefreshState::Rotated(decode(&j)?),
-            Some(j) => RefreshState::Active(decode(&j)?),
-        })
-    }
-
-    /// On a cluster the rotation runs in the grant's slot, so `record.grant_id` must be the
-    /// old token's grant (as it is for every rotation the server makes). A rotation into
-    /// another grant is refused: [`StorageError::GrantRevoked`] if that grant is
-    /// tombstoned, [`StorageError::Other`] otherwise; the old token is left as it was.
-    async fn rotate_refresh(
+impl RedisStore {
+    /// A rotation, strict (`window` `None`) or with a reuse interval (see
+    /// [`RefreshTokenStore::rotate_refresh`] for the cluster rule).
+    async fn rotate(
         &self,
         old: &TokenDigest,
         new: &TokenDigest,
         record: &TokenRecord,
+        window: Option<ReuseWindow>,
     ) -> Result<Rotation, StorageError> {
         let grant = record.grant_id;
         let json = encode(record)?;
@@ -1340,12 +1323,14 @@ impl RefreshTokenStore for RedisStore {
                 inv.arg(&json)
                     .arg(record.expires_at)
                     .arg(&member)
-                    .arg(&grant_hex)
-                    .invoke_async::<i64>(&mut c)
-                    .await
+                    .arg(&grant_hex);
+                if let Some(w) = window {
+                    inv.arg(w.now).arg(w.earliest_rotation());
+                }
+                inv.invoke_async::<i64>(&mut c).await
             })
             .await;
-        if !matches!(outcome, Ok(1)) {
+        if !matches!(outcome, Ok(1 | 3)) {
             // Nothing was stored under `new` (or the outcome is unknown: a pointer to a
             // record that may exist is removed, which fails safe).
             self.drop_pointer(&REFRESH, new).await;
@@ -1353,9 +1338,71 @@ impl RefreshTokenStore for RedisStore {
         Ok(match outcome? {
             1 => Rotation::Rotated,
             2 => Rotation::AlreadyRotated,
+            3 => Rotation::WithinReuseInterval,
             -1 => return Err(StorageError::GrantRevoked),
             _ => Rotation::Unknown,
         })
+    }
+}
+
+#[async_trait]
+impl RefreshTokenStore for RedisStore {
+    async fn put_refresh(
+        &self,
+        token: &TokenDigest,
+        record: &TokenRecord,
+    ) -> Result<(), StorageError> {
+        self.put_token(&REFRESH, token, record).await
+    }
+
+    async fn refresh(&self, token: &TokenDigest) -> Result<RefreshState, StorageError> {
+        let Some(key) = self.record_key(&REFRESH, token).await? else {
+            return Ok(RefreshState::Unknown);
+        };
+        let (rec, rot): (Option<String>, Option<String>) = self
+            .run(|mut c| async move {
+                ::redis::cmd("HMGET")
+                    .arg(&key)
+                    .arg("rec")
+                    .arg("rot")
+                    .query_async(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(match rec {
+            None => RefreshState::Unknown,
+            Some(j) if rot.as_deref() == Some("1") => RefreshState::Rotated(decode(&j)?),
+            Some(j) => RefreshState::Active(decode(&j)?),
+        })
+    }
+
+    /// On a cluster the rotation runs in the grant's slot, so `record.grant_id` must be the
+    /// old token's grant (as it is for every rotation the server makes). A rotation into
+    /// another grant is refused: [`StorageError::GrantRevoked`] if that grant is
+    /// tombstoned, [`StorageError::Other`] otherwise; the old token is left as it was.
+    async fn rotate_refresh(
+        &self,
+        old: &TokenDigest,
+        new: &TokenDigest,
+        record: &TokenRecord,
+    ) -> Result<Rotation, StorageError> {
+        self.rotate(old, new, record, None).await
+    }
+
+    fn supports_reuse_interval(&self) -> bool {
+        true
+    }
+
+    /// As [`RefreshTokenStore::rotate_refresh`] (the same cluster rule), with the window
+    /// checked in the same script.
+    async fn rotate_refresh_within(
+        &self,
+        old: &TokenDigest,
+        new: &TokenDigest,
+        record: &TokenRecord,
+        window: ReuseWindow,
+    ) -> Result<Rotation, StorageError> {
+        self.rotate(old, new, record, Some(window)).await
     }
 
     async fn revoke_refresh(

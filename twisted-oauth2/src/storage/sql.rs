@@ -41,6 +41,13 @@
 //!   signatures: they read the client from the record, so an instance of an older version
 //!   still running against the upgraded database honours client tombstones as well). A
 //!   purge deletes the tokens of the clients whose registration it expires.
+//! - **Reuse interval**: schema version 6 added `rotated_at` to `oauth2_refresh_tokens`
+//!   (NULL for tokens rotated before, which are never inside an interval). A rotation with
+//!   a [`ReuseWindow`] sets it in the conditional update; when that finds the token
+//!   already rotated, a second statement in the same transaction (SQLite: under the writer
+//!   lock; PostgreSQL: in `oauth2_rotate_refresh_within`, after the row lock the update
+//!   waited for, with a fresh snapshot) compares it with the window and stores the new token
+//!   without touching the old one.
 //! - **Expiry**: rows are never honoured past `expires_at` (the callers check), and
 //!   [`Purge::purge_expired`] deletes them; the Rocket fairing runs it periodically.
 //! - **Failures**: acquiring a connection and every operation are bounded by timeouts
@@ -57,7 +64,7 @@
 //!   configuration or a [`ClientStore`] given to the server are consulted first.
 //!   Schema version 3 added the table; older databases are upgraded at connect and keep
 //!   their rows. Version 4 added PostgreSQL's write functions (nothing on SQLite); version 5
-//!   the client revocations.
+//!   the client revocations; version 6 the rotation times.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), twisted_oauth2::error::StorageError> {
@@ -79,7 +86,8 @@ use sqlx::Row;
 use super::clients::{decode_client, encode_client};
 use super::{
     AccessTokenStore, ClientRegistry, ClientStore, CodeRecord, CodeStore, CodeTake, GrantId,
-    PendingRecord, PendingStore, Purge, RefreshState, RefreshTokenStore, Rotation, TokenRecord,
+    PendingRecord, PendingStore, Purge, RefreshState, RefreshTokenStore, ReuseWindow, Rotation,
+    TokenRecord,
 };
 use crate::client::Client;
 use crate::error::{ConfigError, StorageError};
@@ -245,6 +253,11 @@ const SQLITE_MIGRATIONS: &[&[&str]] = &[
      kind TEXT NOT NULL, expires_at BIGINT NOT NULL, PRIMARY KEY (client_id, kind))",
         "CREATE INDEX IF NOT EXISTS oauth2_client_tombstones_expires \
      ON oauth2_client_tombstones (expires_at)",
+    ],
+    &[
+        // Version 6: the rotation time of a rotated-out refresh token (the reuse interval);
+        // NULL for tokens rotated before (never inside a reuse window).
+        "ALTER TABLE oauth2_refresh_tokens ADD COLUMN rotated_at BIGINT",
     ],
 ];
 
@@ -415,10 +428,60 @@ const POSTGRES_MIGRATIONS: &[&[&str]] = &[
        RETURN 0; \
      END $fn$",
     ],
+    &[
+        // Version 6: the rotation time of a rotated-out refresh token, and a rotation with
+        // a reuse interval. `oauth2_rotate_refresh` gets a body that clears the time (same
+        // signature); `oauth2_rotate_refresh_within` records `p_now` when it rotates an
+        // active token, and for a token rotated at or after `p_earliest` stores the new one
+        // without touching the old (returns 3). The conditional update locks the old row, so
+        // a concurrent rotation waits for it and then sees it rotated; the time check is a
+        // statement of its own, with a fresh snapshot that sees that rotation.
+        "ALTER TABLE oauth2_refresh_tokens ADD COLUMN IF NOT EXISTS rotated_at BIGINT",
+        "CREATE OR REPLACE FUNCTION oauth2_rotate_refresh_within(p_old BYTEA, p_new BYTEA, \
+     p_grant BYTEA, p_record TEXT, p_expires BIGINT, p_class INT, p_key INT, \
+     p_now BIGINT, p_earliest BIGINT) \
+     RETURNS INT LANGUAGE plpgsql VOLATILE AS $fn$ \
+     DECLARE v_client TEXT := p_record::json->>'client_id'; v_outcome INT := 0; \
+     BEGIN \
+       PERFORM pg_advisory_xact_lock_shared(p_class, p_key); \
+       PERFORM pg_advisory_xact_lock_shared(1953456435, oauth2_client_lock_key(v_client)); \
+       IF EXISTS (SELECT 1 FROM oauth2_grant_tombstones t \
+                  WHERE t.grant_id = p_grant AND t.kind = 'refresh') THEN \
+         RETURN 2; \
+       END IF; \
+       IF EXISTS (SELECT 1 FROM oauth2_client_tombstones c \
+                  WHERE c.client_id = v_client AND c.kind = 'refresh') THEN \
+         RETURN 2; \
+       END IF; \
+       UPDATE oauth2_refresh_tokens SET rotated = TRUE, rotated_at = p_now \
+       WHERE digest = p_old AND rotated = FALSE; \
+       IF NOT FOUND THEN \
+         IF p_earliest IS NULL OR NOT EXISTS (SELECT 1 FROM oauth2_refresh_tokens o \
+            WHERE o.digest = p_old AND o.rotated AND o.rotated_at >= p_earliest) THEN \
+           RETURN 1; \
+         END IF; \
+         v_outcome := 3; \
+       END IF; \
+       INSERT INTO oauth2_refresh_tokens AS r \
+       (digest, grant_id, client_id, record, rotated, rotated_at, expires_at) \
+       VALUES (p_new, p_grant, v_client, p_record, FALSE, NULL, p_expires) \
+       ON CONFLICT (digest) DO UPDATE SET grant_id = excluded.grant_id, \
+       client_id = excluded.client_id, record = excluded.record, rotated = FALSE, \
+       rotated_at = NULL, expires_at = excluded.expires_at; \
+       RETURN v_outcome; \
+     END $fn$",
+        "CREATE OR REPLACE FUNCTION oauth2_rotate_refresh(p_old BYTEA, p_new BYTEA, \
+     p_grant BYTEA, p_record TEXT, p_expires BIGINT, p_class INT, p_key INT) \
+     RETURNS INT LANGUAGE plpgsql VOLATILE AS $fn$ \
+     BEGIN \
+       RETURN oauth2_rotate_refresh_within(p_old, p_new, p_grant, p_record, p_expires, \
+         p_class, p_key, NULL, NULL); \
+     END $fn$",
+    ],
 ];
 
 /// The schema version this library writes.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS oauth2_schema_version \
      (version BIGINT PRIMARY KEY NOT NULL, applied_at BIGINT NOT NULL)";
@@ -531,6 +594,7 @@ fn grant_lock_key(g: GrantId) -> i32 {
 /// The outcome of a rotation transaction.
 enum RotateTx {
     Rotated,
+    Within,
     NotActive,
     Revoked,
 }
@@ -1187,6 +1251,133 @@ impl SqlStore {
     }
 }
 
+impl SqlStore {
+    /// A rotation, strict (`window` `None`) or with a reuse interval.
+    async fn rotate(
+        &self,
+        old: &TokenDigest,
+        new: &TokenDigest,
+        record: &TokenRecord,
+        window: Option<ReuseWindow>,
+    ) -> Result<Rotation, StorageError> {
+        let rotated_at = window.map(|w| w.now);
+        let earliest = window.map(|w| w.earliest_rotation());
+        let json = encode(record)?;
+        let grant = grant_bytes(record.grant_id);
+        let rotated = self
+            .timed(async {
+                match &self.pool {
+                    // The write lock first, so the tombstone check below reads the latest
+                    // state.
+                    #[cfg(feature = "sqlite")]
+                    Pool::Sqlite(p) => {
+                        let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
+                        let revoked = sqlx::query(IS_TOMBSTONED)
+                            .bind(&grant[..])
+                            .bind(Kind::Refresh.name())
+                            .bind(&*record.client_id)
+                            .fetch_optional(&mut *tx)
+                            .await?
+                            .is_some();
+                        if revoked {
+                            tx.rollback().await?;
+                            return Ok(RotateTx::Revoked);
+                        }
+                        // Of concurrent rotations exactly one sees `rotated = FALSE`.
+                        let n = sqlx::query(
+                            "UPDATE oauth2_refresh_tokens SET rotated = TRUE, rotated_at = $2 \
+                             WHERE digest = $1 AND rotated = FALSE",
+                        )
+                        .bind(&old.0[..])
+                        .bind(rotated_at)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                        let mut outcome = RotateTx::Rotated;
+                        if n != 1 {
+                            // Rotated out inside the window: the new token joins the
+                            // family, the old one keeps its rotation time.
+                            let within = match earliest {
+                                None => false,
+                                Some(t) => sqlx::query(
+                                    "SELECT 1 FROM oauth2_refresh_tokens WHERE digest = $1 \
+                                     AND rotated = TRUE AND rotated_at >= $2",
+                                )
+                                .bind(&old.0[..])
+                                .bind(t)
+                                .fetch_optional(&mut *tx)
+                                .await?
+                                .is_some(),
+                            };
+                            if !within {
+                                tx.rollback().await?;
+                                return Ok(RotateTx::NotActive);
+                            }
+                            outcome = RotateTx::Within;
+                        }
+                        sqlx::query(PUT_ROTATED)
+                            .bind(&new.0[..])
+                            .bind(&grant[..])
+                            .bind(json.as_str())
+                            .bind(record.expires_at)
+                            .bind(&*record.client_id)
+                            .execute(&mut *tx)
+                            .await?;
+                        tx.commit().await?;
+                        Ok(outcome)
+                    }
+                    // One call of `oauth2_rotate_refresh` (schema version 4): under the
+                    // family's shared advisory lock (a revocation of the family waits for
+                    // it or comes first), the tombstone check, the conditional update that
+                    // locks the old row (of concurrent rotations exactly one sees
+                    // `rotated = FALSE`) and the insert of the new token, in one statement.
+                    #[cfg(feature = "postgres")]
+                    Pool::Postgres(p) => {
+                        // With a window, `oauth2_rotate_refresh_within` (schema version
+                        // 6), which also records the rotation time and answers 3 for a
+                        // token rotated out inside the window.
+                        let sql = if window.is_some() {
+                            "SELECT oauth2_rotate_refresh_within($1, $2, $3, $4, $5, $6, $7, \
+                             $8, $9)"
+                        } else {
+                            "SELECT oauth2_rotate_refresh($1, $2, $3, $4, $5, $6, $7)"
+                        };
+                        let mut q = sqlx::query(sql)
+                            .bind(&old.0[..])
+                            .bind(&new.0[..])
+                            .bind(&grant[..])
+                            .bind(json.as_str())
+                            .bind(record.expires_at)
+                            .bind(GRANT_LOCK_CLASS)
+                            .bind(grant_lock_key(record.grant_id));
+                        if window.is_some() {
+                            q = q.bind(rotated_at).bind(earliest);
+                        }
+                        let outcome: i32 = q.fetch_one(p).await?.try_get(0)?;
+                        Ok(match outcome {
+                            0 => RotateTx::Rotated,
+                            2 => RotateTx::Revoked,
+                            3 => RotateTx::Within,
+                            _ => RotateTx::NotActive,
+                        })
+                    }
+                }
+            })
+            .await?;
+        match rotated {
+            RotateTx::Rotated => return Ok(Rotation::Rotated),
+            RotateTx::Within => return Ok(Rotation::WithinReuseInterval),
+            RotateTx::Revoked => return Err(StorageError::GrantRevoked),
+            RotateTx::NotActive => {}
+        }
+        Ok(match self.refresh(old).await? {
+            RefreshState::Unknown => Rotation::Unknown,
+            // Active again means it was revoked and re-put meanwhile; report the race.
+            _ => Rotation::AlreadyRotated,
+        })
+    }
+}
+
 #[async_trait]
 impl RefreshTokenStore for SqlStore {
     async fn put_refresh(
@@ -1227,89 +1418,21 @@ impl RefreshTokenStore for SqlStore {
         new: &TokenDigest,
         record: &TokenRecord,
     ) -> Result<Rotation, StorageError> {
-        let json = encode(record)?;
-        let grant = grant_bytes(record.grant_id);
-        let rotated = self
-            .timed(async {
-                match &self.pool {
-                    // The write lock first, so the tombstone check below reads the latest
-                    // state.
-                    #[cfg(feature = "sqlite")]
-                    Pool::Sqlite(p) => {
-                        let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
-                        let revoked = sqlx::query(IS_TOMBSTONED)
-                            .bind(&grant[..])
-                            .bind(Kind::Refresh.name())
-                            .bind(&*record.client_id)
-                            .fetch_optional(&mut *tx)
-                            .await?
-                            .is_some();
-                        if revoked {
-                            tx.rollback().await?;
-                            return Ok(RotateTx::Revoked);
-                        }
-                        // Of concurrent rotations exactly one sees `rotated = FALSE`.
-                        let n = sqlx::query(
-                            "UPDATE oauth2_refresh_tokens SET rotated = TRUE \
-                             WHERE digest = $1 AND rotated = FALSE",
-                        )
-                        .bind(&old.0[..])
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                        if n != 1 {
-                            tx.rollback().await?;
-                            return Ok(RotateTx::NotActive);
-                        }
-                        sqlx::query(PUT_ROTATED)
-                            .bind(&new.0[..])
-                            .bind(&grant[..])
-                            .bind(json.as_str())
-                            .bind(record.expires_at)
-                            .bind(&*record.client_id)
-                            .execute(&mut *tx)
-                            .await?;
-                        tx.commit().await?;
-                        Ok(RotateTx::Rotated)
-                    }
-                    // One call of `oauth2_rotate_refresh` (schema version 4): under the
-                    // family's shared advisory lock (a revocation of the family waits for
-                    // it or comes first), the tombstone check, the conditional update that
-                    // locks the old row (of concurrent rotations exactly one sees
-                    // `rotated = FALSE`) and the insert of the new token, in one statement.
-                    #[cfg(feature = "postgres")]
-                    Pool::Postgres(p) => {
-                        let outcome: i32 =
-                            sqlx::query("SELECT oauth2_rotate_refresh($1, $2, $3, $4, $5, $6, $7)")
-                                .bind(&old.0[..])
-                                .bind(&new.0[..])
-                                .bind(&grant[..])
-                                .bind(json.as_str())
-                                .bind(record.expires_at)
-                                .bind(GRANT_LOCK_CLASS)
-                                .bind(grant_lock_key(record.grant_id))
-                                .fetch_one(p)
-                                .await?
-                                .try_get(0)?;
-                        Ok(match outcome {
-                            0 => RotateTx::Rotated,
-                            2 => RotateTx::Revoked,
-                            _ => RotateTx::NotActive,
-                        })
-                    }
-                }
-            })
-            .await?;
-        match rotated {
-            RotateTx::Rotated => return Ok(Rotation::Rotated),
-            RotateTx::Revoked => return Err(StorageError::GrantRevoked),
-            RotateTx::NotActive => {}
-        }
-        Ok(match self.refresh(old).await? {
-            RefreshState::Unknown => Rotation::Unknown,
-            // Active again means it was revoked and re-put meanwhile; report the race.
-            _ => Rotation::AlreadyRotated,
-        })
+        self.rotate(old, new, record, None).await
+    }
+
+    fn supports_reuse_interval(&self) -> bool {
+        true
+    }
+
+    async fn rotate_refresh_within(
+        &self,
+        old: &TokenDigest,
+        new: &TokenDigest,
+        record: &TokenRecord,
+        window: ReuseWindow,
+    ) -> Result<Rotation, StorageError> {
+        self.rotate(old, new, record, Some(window)).await
     }
 
     async fn revoke_refresh(
@@ -1612,6 +1735,147 @@ mod tests {
         }
     }
 
+    /// A version-5 database (before rotation times) holds an active refresh token and
+    /// one rotated out by a version-5 rotation: after the upgrade the rotated one is never
+    /// inside a reuse window (its rotation time is unknown), and the active one rotates
+    /// with a window and may then be used again inside it, once past it not.
+    async fn version_5_refresh_tokens_after_the_upgrade(
+        store: &SqlStore,
+        active: TokenDigest,
+        rotated: TokenDigest,
+        grant: GrantId,
+    ) {
+        let rec = |ttl: i64| {
+            TokenRecord::new(
+                "c",
+                crate::scope::Scope::from_tokens(["a"]).unwrap(),
+                grant,
+                unix_now(),
+                unix_now() + ttl,
+            )
+        };
+        let now = unix_now();
+        let w = ReuseWindow::new(now, 60);
+        let r = store
+            .rotate_refresh_within(&rotated, &TokenDigest(rand::random()), &rec(60), w)
+            .await;
+        assert_eq!(r.unwrap(), Rotation::AlreadyRotated, "rotated by version 5");
+        let r = store
+            .rotate_refresh_within(&active, &TokenDigest(rand::random()), &rec(60), w)
+            .await;
+        assert_eq!(r.unwrap(), Rotation::Rotated);
+        let again = TokenDigest(rand::random());
+        let r = store
+            .rotate_refresh_within(&active, &again, &rec(60), ReuseWindow::new(now + 30, 60))
+            .await;
+        assert_eq!(r.unwrap(), Rotation::WithinReuseInterval);
+        assert!(matches!(
+            store.refresh(&again).await.unwrap(),
+            RefreshState::Active(_)
+        ));
+        let r = store
+            .rotate_refresh_within(
+                &active,
+                &TokenDigest(rand::random()),
+                &rec(60),
+                ReuseWindow::new(now + 60, 60),
+            )
+            .await;
+        assert_eq!(r.unwrap(), Rotation::AlreadyRotated, "past the window");
+    }
+
+    /// The refresh-token rows of a version-5 schema: `active` and `rotated` of `grant`.
+    const V5_REFRESH_ROW: &str = "INSERT INTO oauth2_refresh_tokens \
+         (digest, grant_id, record, rotated, expires_at, client_id) VALUES ($1, $2, $3, $4, $5, 'c')";
+
+    #[cfg(feature = "sqlite")]
+    #[tokio::test]
+    async fn a_version_5_sqlite_database_upgrades_and_its_rotated_tokens_are_outside_any_reuse_window(
+    ) {
+        let grant = GrantId::random();
+        let (path, url, _, record, pool) = old_sqlite_database("upgrade5", 5, grant).await;
+        let (active, rotated) = (TokenDigest(rand::random()), TokenDigest(rand::random()));
+        for (d, flag) in [(active, false), (rotated, true)] {
+            sqlx::query(V5_REFRESH_ROW)
+                .bind(&d.0[..])
+                .bind(&grant_bytes(grant)[..])
+                .bind(encode(&record).unwrap())
+                .bind(flag)
+                .bind(record.expires_at)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        pool.close().await;
+        let store = SqlStore::connect(&url).await.unwrap();
+        version_5_refresh_tokens_after_the_upgrade(&store, active, rotated, grant).await;
+        store.close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+
+    /// As for SQLite, on PostgreSQL (`TWISTED_OAUTH2_TEST_POSTGRES`; a schema of its own,
+    /// dropped at the end): the version-6 functions replace the version-5 ones.
+    #[cfg(feature = "postgres")]
+    #[tokio::test]
+    async fn a_version_5_postgres_database_upgrades_and_its_rotated_tokens_are_outside_any_reuse_window(
+    ) {
+        let Ok(base) = std::env::var("TWISTED_OAUTH2_TEST_POSTGRES") else {
+            eprintln!("skipping: TWISTED_OAUTH2_TEST_POSTGRES is unset");
+            return;
+        };
+        let schema = format!("upgrade5_{:016x}", rand::random::<u64>());
+        let admin = sqlx::PgPool::connect(&base).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&admin)
+            .await
+            .unwrap();
+        let sep = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        sqlx::query(VERSION_TABLE).execute(&pool).await.unwrap();
+        for (i, step) in POSTGRES_MIGRATIONS[..5].iter().enumerate() {
+            for stmt in *step {
+                sqlx::query(*stmt).execute(&pool).await.unwrap();
+            }
+            sqlx::query(RECORD_VERSION)
+                .bind(i as i64 + 1)
+                .bind(unix_now())
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        let grant = GrantId::random();
+        let record = TokenRecord::new(
+            "c",
+            crate::scope::Scope::from_tokens(["a"]).unwrap(),
+            grant,
+            unix_now(),
+            unix_now() + 3600,
+        );
+        let (active, rotated) = (TokenDigest(rand::random()), TokenDigest(rand::random()));
+        for (d, flag) in [(active, false), (rotated, true)] {
+            sqlx::query(V5_REFRESH_ROW)
+                .bind(&d.0[..])
+                .bind(&grant_bytes(grant)[..])
+                .bind(encode(&record).unwrap())
+                .bind(flag)
+                .bind(record.expires_at)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        pool.close().await;
+        let store = SqlStore::connect(&url).await.unwrap();
+        version_5_refresh_tokens_after_the_upgrade(&store, active, rotated, grant).await;
+        store.close().await;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+            .execute(&admin)
+            .await
+            .unwrap();
+    }
+
     #[cfg(all(feature = "sqlite", feature = "postgres"))]
     #[test]
     fn migrations_have_the_same_shape() {
@@ -1630,6 +1894,11 @@ mod tests {
             // Version 5: PostgreSQL also has the client lock key and the two functions.
             if i == 4 {
                 assert_eq!(a.len() + 3, b.len());
+                continue;
+            }
+            // Version 6: PostgreSQL also has the two rotation functions.
+            if i == 5 {
+                assert_eq!(a.len() + 2, b.len());
                 continue;
             }
             assert_eq!(a.len(), b.len());
