@@ -162,6 +162,23 @@ impl fmt::Display for ResponseType {
 }
 
 /// Why `name` is not an available grant, listing the valid names of this build.
+/// The candidate closest to `word` when it is a near miss (normalised Damerau-Levenshtein
+/// similarity of at least 0.7, `-` and `_` compared as one): `client-credentials` →
+/// `client_credentials`.
+pub(crate) fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let norm = |s: &str| s.to_ascii_lowercase().replace('-', "_");
+    let w = norm(word);
+    candidates
+        .into_iter()
+        .map(|c| (strsim::normalized_damerau_levenshtein(&w, &norm(c)), c))
+        .filter(|(score, _)| *score >= 0.7)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
 pub(crate) fn unknown_grant_type(name: &str, registered: &[String]) -> String {
     let mut valid: Vec<&str> = GrantType::BUILT_IN
         .iter()
@@ -183,8 +200,11 @@ pub(crate) fn unknown_grant_type(name: &str, registered: &[String]) -> String {
     } else {
         format!("; {}", missing.join(", "))
     };
+    let hint = did_you_mean(name, valid.iter().copied())
+        .map(|c| format!(" (did you mean `{c}`?)"))
+        .unwrap_or_default();
     format!(
-        "unknown grant type `{name}`: valid are {}, or a registered extension grant URI{features}",
+        "unknown grant type `{name}`{hint}: valid are {}, or a registered extension grant URI{features}",
         valid.join(", ")
     )
 }

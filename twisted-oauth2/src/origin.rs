@@ -124,6 +124,18 @@ impl OriginPolicy {
         Ok(p)
     }
 
+    /// The allowed origins in words, for the launch banner: the exact origins, then each
+    /// loopback host allowed with any port (`http://localhost:*`).
+    pub fn describe(&self) -> String {
+        let mut parts: Vec<String> = self.exact.clone();
+        parts.extend(self.any_port.iter().map(|(s, h)| format!("{s}://{h}:*")));
+        if parts.is_empty() {
+            "none".to_owned()
+        } else {
+            parts.join(", ")
+        }
+    }
+
     /// Whether a request carrying `Origin: origin` may reach a checked route.
     pub fn allows(&self, origin: &str) -> bool {
         if origin.len() > 2048 {

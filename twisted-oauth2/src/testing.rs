@@ -125,6 +125,8 @@ pub struct AuthorizationRequest {
     pub state: String,
     /// The PKCE `code_verifier`; its S256 challenge is sent.
     pub code_verifier: String,
+    /// The `resource` sent (RFC 8707), from [`TestClient::resource`].
+    pub resource: Option<String>,
     endpoints_path: String,
 }
 
@@ -140,8 +142,11 @@ impl AuthorizationRequest {
         }
         q.append_pair("state", &self.state)
             .append_pair("code_challenge", &s256_challenge(&self.code_verifier))
-            .append_pair("code_challenge_method", "S256")
-            .finish()
+            .append_pair("code_challenge_method", "S256");
+        if let Some(r) = &self.resource {
+            q.append_pair("resource", r);
+        }
+        q.finish()
     }
 
     /// The local URI to `GET` in the browser's place: `<base>/authorize?…`.
@@ -164,6 +169,9 @@ impl AuthorizationRequest {
 pub struct TestClient<'c> {
     client: &'c Client,
     secrets: HashMap<String, String>,
+    resource: Option<String>,
+    /// The client [`TestClient::register`] made, reused by [`TestClient::user_token`].
+    registered: rocket::tokio::sync::OnceCell<String>,
 }
 
 impl std::fmt::Debug for TestClient<'_> {
@@ -178,7 +186,80 @@ impl<'c> TestClient<'c> {
         TestClient {
             client,
             secrets: HashMap::new(),
+            resource: None,
+            registered: rocket::tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// Names `resource` (RFC 8707) in every authorization and token request, as MCP clients
+    /// name the MCP endpoint (`"https://mcp.example/mcp"`): the tokens are for it.
+    pub fn resource(mut self, resource: impl Into<String>) -> Self {
+        self.resource = Some(resource.into());
+        self
+    }
+
+    /// Registers a public client at the app's registration endpoint (RFC 7591), as an MCP
+    /// client arriving unregistered does: a loopback redirect URI, the authorization code and
+    /// refresh token grants, no secret. Returns its `client_id`. Needs
+    /// `[oauth2.registration] enabled = true`.
+    pub async fn register(&self) -> Result<String, TestClientError> {
+        let server = self.server()?;
+        let uri = format!("{}/register", server.endpoints_path().trim_end_matches('/'));
+        let metadata = serde_json::json!({
+            "client_name": "twisted-oauth2 TestClient",
+            "redirect_uris": [REGISTERED_REDIRECT_URI],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"],
+            "token_endpoint_auth_method": "none",
+        });
+        let mut req = self
+            .client
+            .post(uri)
+            .header(ContentType::JSON)
+            .body(metadata.to_string());
+        if let Some(h) = &server.config().trusted_proxy_header {
+            req = req.header(Header::new(h.clone(), "https"));
+        }
+        let res = req.dispatch().await;
+        let status = res.status().code;
+        let text = res.into_string().await.unwrap_or_default();
+        if status != 201 {
+            return Err(TestClientError::Endpoint {
+                endpoint: "register",
+                status,
+                body: text,
+            });
+        }
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| TestClientError::Malformed(e.to_string()))?;
+        v["client_id"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| TestClientError::Malformed("no client_id".into()))
+    }
+
+    /// Tokens for `user` with `scope` like [`TestClient::token`], through the first
+    /// configured client that may use the code grant, or, when the app has none (an MCP
+    /// server whose clients all register), a client this test client registers itself
+    /// ([`TestClient::register`], once).
+    pub async fn user_token(
+        &self,
+        user: &str,
+        scope: &str,
+    ) -> Result<TokenResponse, TestClientError> {
+        let server = self.server()?;
+        let configured = server.config().clients.iter().find(|c| {
+            !c.redirect_uris.is_empty() && c.grant_types.iter().any(|g| g == "authorization_code")
+        });
+        let client_id = match configured {
+            Some(c) => c.id.clone(),
+            None => self
+                .registered
+                .get_or_try_init(|| self.register())
+                .await?
+                .clone(),
+        };
+        self.token(&client_id, user, scope).await
     }
 
     /// The secret of the confidential client `client_id` (the plain value from the test
@@ -258,6 +339,7 @@ impl<'c> TestClient<'c> {
             scope: scope.to_owned(),
             state: random()?,
             code_verifier: random()?,
+            resource: self.resource.clone(),
             endpoints_path: server.endpoints_path(),
         })
     }
@@ -288,16 +370,16 @@ impl<'c> TestClient<'c> {
             return Err(TestClientError::Redirect("iss is not the issuer".into()));
         }
         let code = param("code").ok_or_else(|| TestClientError::Redirect("no code".into()))?;
-        self.token_request(
-            &request.client_id,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", &request.redirect_uri),
-                ("code_verifier", &request.code_verifier),
-            ],
-        )
-        .await
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", request.redirect_uri.as_str()),
+            ("code_verifier", request.code_verifier.as_str()),
+        ];
+        if let Some(r) = &request.resource {
+            form.push(("resource", r));
+        }
+        self.token_request(&request.client_id, &form).await
     }
 
     /// Uses a refresh token (`grant_type=refresh_token`); the answer carries the rotated
@@ -307,14 +389,14 @@ impl<'c> TestClient<'c> {
         client_id: &str,
         refresh_token: &str,
     ) -> Result<TokenResponse, TestClientError> {
-        self.token_request(
-            client_id,
-            &[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", refresh_token),
-            ],
-        )
-        .await
+        let mut form = vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ];
+        if let Some(r) = &self.resource {
+            form.push(("resource", r));
+        }
+        self.token_request(client_id, &form).await
     }
 
     /// Tokens for a confidential client itself (`grant_type=client_credentials`).
@@ -326,6 +408,9 @@ impl<'c> TestClient<'c> {
         let mut form = vec![("grant_type", "client_credentials")];
         if !scope.is_empty() {
             form.push(("scope", scope));
+        }
+        if let Some(r) = &self.resource {
+            form.push(("resource", r));
         }
         self.token_request(client_id, &form).await
     }
@@ -386,6 +471,10 @@ impl<'c> TestClient<'c> {
         }
     }
 }
+
+/// The redirect URI of the client [`TestClient::register`] registers (nothing listens there:
+/// the code is read from the redirect).
+pub const REGISTERED_REDIRECT_URI: &str = "http://127.0.0.1:53686/callback";
 
 fn random() -> Result<String, TestClientError> {
     RandomTokenGenerator

@@ -200,7 +200,9 @@ pub fn authorization_server_metadata(
         authorization_response_iss_parameter_supported: true,
         members: {
             let mut members = extension_members(server);
-            if cfg.registration.enabled {
+            // Registration is advertised where what it registers can be used: MCP clients
+            // register for the code grant, which needs the authorization endpoint.
+            if cfg.registration.enabled && code {
                 members.insert(
                     "registration_endpoint".into(),
                     server.endpoint_url("register").into(),

@@ -421,6 +421,7 @@ impl ConsentTemplates for DefaultTemplates {
 pub struct BuiltinConsent {
     signed_in: Arc<dyn SignedIn>,
     login_url: String,
+    login: Option<super::builtin_login::BuiltinLogin>,
     theme: Theme,
     templates: Arc<dyn ConsentTemplates>,
 }
@@ -442,8 +443,19 @@ impl BuiltinConsent {
         BuiltinConsent {
             signed_in: Arc::new(signed_in),
             login_url: login_url.into(),
+            login: None,
             theme: Theme::default(),
             templates: Arc::new(DefaultTemplates),
+        }
+    }
+
+    /// The default pages with the library's own sign-in ([`BuiltinLogin`](super::BuiltinLogin)):
+    /// anyone not signed in is sent to its form at `<base>/login`, and its session says who
+    /// is. Chain [`Self::theme`] or [`Self::templates`] as with [`Self::new`].
+    pub fn signing_in(login: super::builtin_login::BuiltinLogin) -> Self {
+        BuiltinConsent {
+            login: Some(login),
+            ..BuiltinConsent::new(super::builtin_login::Session, String::new())
         }
     }
 
@@ -463,6 +475,8 @@ impl BuiltinConsent {
         let inner = Arc::new(Inner {
             signed_in: self.signed_in,
             login_url: self.login_url,
+            login: self.login.map(|l| Arc::new(l.into_inner())),
+            login_path: std::sync::OnceLock::new(),
             theme: self.theme,
             templates: self.templates,
             consent_path: std::sync::OnceLock::new(),
@@ -475,6 +489,10 @@ impl BuiltinConsent {
 pub(crate) struct Inner {
     signed_in: Arc<dyn SignedIn>,
     login_url: String,
+    /// The built-in sign-in, when it is used.
+    login: Option<Arc<super::builtin_login::LoginInner>>,
+    /// `<endpoints path>/login` of the built-in sign-in, set at ignite.
+    login_path: std::sync::OnceLock<String>,
     theme: Theme,
     templates: Arc<dyn ConsentTemplates>,
     /// `<endpoints path>/consent`, set at ignite.
@@ -482,6 +500,25 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
+    /// Where anyone not signed in is sent.
+    pub(crate) fn login_url(&self) -> &str {
+        match (&self.login, self.login_path.get()) {
+            (Some(_), Some(p)) => p,
+            (Some(_), None) => "/oauth2/login",
+            (None, _) => &self.login_url,
+        }
+    }
+
+    /// A page of the built-in sign-in with the theme and this CSP.
+    pub(crate) fn page(&self, status: Status, title: &str, main: &str) -> Response<'static> {
+        self.html(status, document(title, &self.theme, main))
+    }
+
+    /// The error page of `e` (restart the flow).
+    pub(crate) fn error_page(&self, e: &OAuthError) -> Response<'static> {
+        self.error(e, PageKind::Restart)
+    }
+
     fn consent_path(&self) -> &str {
         self.consent_path
             .get()
@@ -525,14 +562,11 @@ impl Inner {
             self.consent_path(),
             url::form_urlencoded::byte_serialize(request_id.as_bytes()).collect::<String>()
         );
-        let sep = if self.login_url.contains('?') {
-            '&'
-        } else {
-            '?'
-        };
+        let login_url = self.login_url();
+        let sep = if login_url.contains('?') { '&' } else { '?' };
         format!(
             "{}{sep}next={}",
-            self.login_url,
+            login_url,
             url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>()
         )
     }
@@ -728,6 +762,12 @@ pub(crate) fn routes(
     server: &Arc<AuthorizationServer>,
     inner: &Arc<Inner>,
 ) -> Result<Vec<Route>, String> {
+    if inner.login.is_some() {
+        let base = server.endpoints_path();
+        let _ = inner
+            .login_path
+            .set(format!("{}/login", base.trim_end_matches('/')));
+    }
     let probe = inner.login_location("x");
     if rocket::http::uri::Reference::parse(&probe).is_err() {
         return Err(format!(
@@ -741,10 +781,14 @@ pub(crate) fn routes(
         server: server.clone(),
         inner: inner.clone(),
     };
-    Ok(vec![
+    let mut routes = vec![
         Route::new(Method::Get, "/consent", h.clone()),
         Route::new(Method::Post, "/consent", h),
-    ])
+    ];
+    if let Some(login) = &inner.login {
+        routes.extend(super::builtin_login::routes(server, inner, login));
+    }
+    Ok(routes)
 }
 
 #[cfg(test)]

@@ -307,6 +307,34 @@ impl OAuth2 {
         self.builtin_consent_with(BuiltinConsent::new(signed_in, login_url))
     }
 
+    /// The built-in consent page with the library's own sign-in
+    /// ([`BuiltinLogin`](super::BuiltinLogin)): the application supplies only the password
+    /// check. Mounts `GET`/`POST <base>/login` and `POST <base>/logout` beside the consent
+    /// pages; see the consent chapter of the guide.
+    ///
+    /// ```no_run
+    /// use twisted_oauth2::error::StorageError;
+    /// use twisted_oauth2::rocket::OAuth2;
+    /// use twisted_oauth2::storage::PasswordVerifier;
+    ///
+    /// struct Users;
+    ///
+    /// #[rocket::async_trait]
+    /// impl PasswordVerifier for Users {
+    ///     async fn verify(&self, user: &str, password: &str) -> Result<Option<String>, StorageError> {
+    ///         // A real app compares with a stored password hash.
+    ///         Ok((user == "alice" && password == "wonderland").then(|| user.to_owned()))
+    ///     }
+    /// }
+    ///
+    /// let rocket = rocket::build().attach(OAuth2::fairing().builtin_login(Users));
+    /// ```
+    pub fn builtin_login(self, verifier: impl crate::storage::PasswordVerifier) -> Self {
+        self.builtin_consent_with(BuiltinConsent::signing_in(super::BuiltinLogin::new(
+            verifier,
+        )))
+    }
+
     /// [`OAuth2::builtin_consent`] with a [`BuiltinConsent`] carrying a theme or templates.
     pub fn builtin_consent_with(self, consent: BuiltinConsent) -> Self {
         let (hook, inner) = consent.into_parts();
@@ -353,6 +381,10 @@ impl Fairing for OAuth2 {
             return Err(rocket);
         }
         let has_client_store = parts.builder.has_client_store();
+        let authorize_by = super::launch::AuthorizeBy::of((
+            parts.on_authenticate.is_some(),
+            parts.builtin_consent.clone(),
+        ));
         let Some(store_name) = open_storage(&mut parts, config).await else {
             return Err(rocket);
         };
@@ -367,6 +399,7 @@ impl Fairing for OAuth2 {
             None => rocket,
         };
         let info = LaunchInfo {
+            authorize_by,
             store: store_name,
             purge_every: parts.purge_interval.unwrap_or(Duration::from_secs(60)),
             client_store: has_client_store,
@@ -400,12 +433,6 @@ impl Fairing for OAuth2 {
         let has_authorize = rocket
             .routes()
             .any(|r| r.uri.path() == authorize_path.as_str());
-        if has_authorize {
-            lines.push(format!(
-                "  authorize:  GET|POST {}",
-                server.endpoint_url("authorize")
-            ));
-        }
         lines.push(format!(
             "  revoke:     POST {}",
             server.endpoint_url("revoke")
@@ -418,7 +445,12 @@ impl Fairing for OAuth2 {
             "  metadata:   GET {}",
             crate::endpoint::metadata::authorization_server_metadata_url(&server)
         ));
-        lines.push(format!("  grants:     {}", cfg.grant_types.join(", ")));
+        lines.extend(super::launch::served_lines(
+            state,
+            &info.authorize_by,
+            has_authorize,
+        ));
+        lines.push(super::launch::grants_line(&server, has_authorize));
         lines.push(format!("  store:      {}", info.store));
         lines.push(match server.validation_cache() {
             Some(p) => format!("  validation cache: {p}"),
@@ -426,7 +458,9 @@ impl Fairing for OAuth2 {
         });
         let scopes = state.scopes_used();
         warn_listener_mismatch(rocket, &server);
-        if !info.client_store {
+        // Registered clients and metadata-document clients may obtain any supported scope.
+        let dynamic_clients = cfg.registration.enabled || cfg.client_metadata.enabled;
+        if !info.client_store && !dynamic_clients {
             for (scope, routes) in state.scope_routes() {
                 if !obtainable(&server, &scope) {
                     log::warn!(
@@ -645,31 +679,17 @@ fn read_config(rocket: &Rocket<Build>, parts: &mut Parts) -> Option<ServerConfig
     Some(config)
 }
 
-/// Ignite step: a client that may use the code grant needs a consent hook (else
-/// `/authorize` would not exist); `false` after logging which client.
+/// Ignite step: clients that may arrive for the code grant (configured ones, registered
+/// ones, metadata-document ones) need a consent hook, else `/authorize` would not exist
+/// ([`super::launch::consent_hook`]); `false` after logging why and both fixes.
 fn consent_hook_present(config: &ServerConfig, parts: &Parts) -> bool {
-    if parts.on_authenticate.is_some()
-        || !config
-            .grant_types
-            .iter()
-            .any(|g| GrantType::AUTHORIZATION_CODE == g.as_str())
-    {
-        return true;
+    match super::launch::consent_hook(config, parts.on_authenticate.is_some()) {
+        Ok(()) => true,
+        Err(e) => {
+            log::error!("twisted-oauth2: {e}");
+            false
+        }
     }
-    let Some(c) = config.clients.iter().find(|c| {
-        c.grant_types
-            .iter()
-            .any(|g| GrantType::new(g.clone()).uses_redirect())
-    }) else {
-        return true;
-    };
-    log::error!(
-        "twisted-oauth2: client `{}` may use the authorization code grant but no consent hook \
-         is set, so /authorize would not exist: add `.on_authenticate(..)` to \
-         OAuth2::fairing() (see docs/consent.md) or remove the grant from the client",
-        c.id
-    );
-    false
 }
 
 /// Ignite step: stores given in code win; otherwise the `storage` URL (default `memory`)
@@ -822,6 +842,7 @@ fn state(server: Arc<AuthorizationServer>, parts: Parts) -> OAuth2State {
 
 /// Facts for the launch log and the purge task.
 struct LaunchInfo {
+    authorize_by: super::launch::AuthorizeBy,
     store: String,
     purge_every: Duration,
     /// Clients may come from an app-supplied store, beyond those in config.
@@ -864,7 +885,8 @@ fn config_error_lines(e: rocket::figment::Error) -> Vec<String> {
                 .and_then(|k| unit_of(k))
                 .map(|u| format!(" (the value is in {u})"))
                 .unwrap_or_default();
-            format!("invalid configuration `{key}`: {}{unit}", err.kind)
+            let kind = super::launch::describe_kind(&err.kind);
+            format!("invalid configuration `{key}`: {kind}{unit}")
         })
         .collect()
 }

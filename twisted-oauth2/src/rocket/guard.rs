@@ -267,6 +267,11 @@ impl<S: RequiredScope> Sentinel for Authorized<S> {
     fn abort(rocket: &Rocket<Ignite>) -> bool {
         if let Some(state) = rocket.state::<OAuth2State>() {
             state.register_scope(S::SCOPE, std::any::type_name::<S>());
+            if let Some(e) = super::launch::route_scope(state, S::SCOPE, std::any::type_name::<S>())
+            {
+                log::error!("twisted-oauth2: {e}");
+                return true;
+            }
         }
         fairing_missing(rocket, "Authorized")
     }
@@ -319,6 +324,11 @@ impl<S: RequiredScope> Sentinel for AuthResult<S> {
     fn abort(rocket: &Rocket<Ignite>) -> bool {
         if let Some(state) = rocket.state::<OAuth2State>() {
             state.register_scope(S::SCOPE, std::any::type_name::<S>());
+            if let Some(e) = super::launch::route_scope(state, S::SCOPE, std::any::type_name::<S>())
+            {
+                log::error!("twisted-oauth2: {e}");
+                return true;
+            }
         }
         fairing_missing(rocket, "AuthResult")
     }

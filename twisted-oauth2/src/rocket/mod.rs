@@ -26,9 +26,11 @@ use std::sync::{Arc, Mutex};
 use crate::server::AuthorizationServer;
 
 mod builtin_consent;
+mod builtin_login;
 mod consent;
 mod fairing;
 mod guard;
+mod launch;
 mod logger;
 mod register;
 mod response;
@@ -45,6 +47,7 @@ pub use builtin_consent::{
     escape_html, BuiltinConsent, ConsentPage, ConsentTemplates, DefaultTemplates, ErrorPage,
     ScopeLine, SignedIn, Theme, DEFAULT_CONTENT_SECURITY_POLICY, STYLESHEET,
 };
+pub use builtin_login::{BuiltinLogin, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
 pub use consent::{
     Consent, DecisionForm, OnAuthenticate, PendingRequests, BINDING_COOKIE, SECURE_BINDING_COOKIE,
 };
