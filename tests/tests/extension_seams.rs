@@ -1,16 +1,20 @@
 //! The extension seams, used from outside the crate with its public API only and exercised
 //! over real HTTP (a Rocket server on a loopback port, `reqwest` as the client):
 //! a grant of the application answering its own RFC error codes with headers and reading
-//! the request's headers; a self-contained access-token format (issued, validated at a
-//! protected route, introspected, revoked); an endpoint mounted beside the built-ins with a
-//! member added to the RFC 8414 document; a client created at run time through the
-//! writable client store; a form endpoint built on the public toolkit
-//! (`twisted_oauth2::rocket::toolkit`) authenticating clients as the token endpoint does,
-//! keeping extension state beside the server, with a hook on every token response.
+//! the request's headers, and giving back what it took when issuance fails; a
+//! self-contained access-token format chosen per client (issued with a key from the keys
+//! slot and a `jti`, seen by an after-issue hook, validated at a protected route with typed
+//! rejection reasons in the audit events, introspected, revoked with its revocations in the
+//! store); a token validator of the application's own behind `#[oauth]`; stores grown
+//! through the builder; an endpoint mounted beside the built-ins with a member added to the
+//! RFC 8414 document; a client created at run time through the writable client store; a
+//! form endpoint built on the public toolkit (`twisted_oauth2::rocket::toolkit`)
+//! authenticating clients as the token endpoint does, keeping extension state beside the
+//! server, with a hook on every token response.
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -21,15 +25,24 @@ use oauth2::reqwest;
 use rocket::http::Method;
 use rocket::route::{Handler, Outcome, Route};
 use rocket::{get, routes, Data, Request};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
+use twisted_oauth2::audit::{AuditEvent, AuditSink};
 use twisted_oauth2::config::{ClientConfig, ServerConfig};
 use twisted_oauth2::context::GrantContext;
-use twisted_oauth2::error::StorageError;
-use twisted_oauth2::format::{AccessTokenFormat, FormatContext};
-use twisted_oauth2::grant::{ClientAuthentication, Grant, GrantRequest, Issue};
+use twisted_oauth2::endpoint::resource::BearerRequest;
+use twisted_oauth2::error::{Challenge, StorageError};
+use twisted_oauth2::format::{
+    AccessTokenFormat, FormatContext, FormatKeys, IssuedToken, Rejection, ValidToken, Validation,
+    ValidationContext,
+};
+use twisted_oauth2::grant::{
+    AfterIssue, ClientAuthentication, Grant, GrantRequest, Issue, IssuedAccess, ReleaseOnFailure,
+};
 use twisted_oauth2::rocket::{OAuth2, OAuth2State};
-use twisted_oauth2::storage::{GrantId, TokenRecord};
-use twisted_oauth2::{oauth, ErrorCode, OAuthError, Scope};
+use twisted_oauth2::storage::{GrantId, Stores, TokenRecord};
+use twisted_oauth2::token::TokenResponse;
+use twisted_oauth2::validation::{RequestPolicy, TokenValidator};
+use twisted_oauth2::{oauth, AuthorizationServer, ErrorCode, OAuthError, Scope, TokenInfo};
 
 const POLL: &str = "urn:example:params:oauth:grant-type:poll";
 
@@ -66,38 +79,57 @@ impl Grant for PollGrant {
             .with_header("X-Poll-Nonce", "n-1"));
         }
         let scope = ctx.resolve_scope(req.params.get("scope"), client)?;
+        // The device code is used up now; it is given back if issuance fails.
         Ok(Issue::new(scope)
             .subject("device-user")
-            .response_member("device_note", serde_json::json!("polled")))
+            .response_member("device_note", serde_json::json!("polled"))
+            .release_on_failure(Arc::new(ReleaseDevice)))
     }
 }
 
 type Mac256 = Hmac<Sha256>;
 
-/// Self-contained access tokens: `st.<record as JSON>.<HMAC-SHA256>`, base64url; nothing
-/// is stored at issuance. Revocation keeps a deny-list and grant tombstones.
-#[derive(Default)]
-struct SignedTokens {
-    denied: Mutex<HashSet<String>>,
-    revoked_grants: Mutex<HashMap<GrantId, i64>>,
+/// The signed format's MAC key, handed to it through the server's keys slot.
+struct MacKey(&'static [u8]);
+
+const KEY: MacKey = MacKey(b"test key: never a real secret");
+
+/// Self-contained access tokens: `st.<claims as JSON>.<HMAC-SHA256>`, base64url. The claims
+/// are the record plus `typ`, `iss` and `jti`; nothing is stored at issuance. The key comes
+/// from the keys slot, the issuer from the context. Revocations live in the access-token
+/// store as grant tombstones (`revoke_access_grant`, read back with
+/// `access_grant_tombstone`), so every instance sharing the store sees them: revoking one
+/// token tombstones its grant (each `client_credentials` token is a grant of its own).
+struct SignedTokens;
+
+fn mac(key: &MacKey, payload: &str) -> Mac256 {
+    let mut mac = Mac256::new_from_slice(key.0).expect("any key length");
+    mac.update(payload.as_bytes());
+    mac
+}
+
+/// Signs `claims` as the format does (the test forges tokens with it).
+fn sign(claims: &serde_json::Value) -> String {
+    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).unwrap());
+    let sig = URL_SAFE_NO_PAD.encode(mac(&KEY, &payload).finalize().into_bytes());
+    format!("st.{payload}.{sig}")
+}
+
+fn claims_of(token: &str) -> serde_json::Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
 impl SignedTokens {
-    const KEY: &'static [u8] = b"test key: never a real secret";
-
-    fn mac(payload: &str) -> Mac256 {
-        let mut mac = Mac256::new_from_slice(Self::KEY).expect("any key length");
-        mac.update(payload.as_bytes());
-        mac
+    fn key<'a>(ctx: &FormatContext<'a>) -> Result<&'a MacKey, StorageError> {
+        ctx.keys()
+            .and_then(|k| k.get::<MacKey>())
+            .ok_or_else(|| StorageError::other(std::io::Error::other("no MAC key in the slot")))
     }
 
-    fn decode(&self, token: &str) -> Option<TokenRecord> {
-        let rest = token.strip_prefix("st.")?;
-        let (payload, sig) = rest.split_once('.')?;
-        let sig = URL_SAFE_NO_PAD.decode(sig).ok()?;
-        Self::mac(payload).verify_slice(&sig).ok()?;
-        let json = URL_SAFE_NO_PAD.decode(payload).ok()?;
-        serde_json::from_slice(&json).ok()
+    async fn revoked(ctx: &FormatContext<'_>, grant: GrantId) -> Result<bool, StorageError> {
+        let until = ctx.store().access_grant_tombstone(grant).await?;
+        Ok(until.is_some_and(|t| t > ctx.now()))
     }
 }
 
@@ -107,38 +139,75 @@ impl AccessTokenFormat for SignedTokens {
         &self,
         ctx: &FormatContext<'_>,
         record: &TokenRecord,
-    ) -> Result<String, StorageError> {
-        if self
-            .revoked_grants
-            .lock()
-            .unwrap()
-            .get(&record.grant_id)
-            .is_some_and(|until| *until > ctx.now())
-        {
+    ) -> Result<IssuedToken, StorageError> {
+        let key = Self::key(ctx)?;
+        assert!(ctx.client().is_some(), "the issuance path names the client");
+        if Self::revoked(ctx, record.grant_id).await? {
             return Err(StorageError::GrantRevoked);
         }
-        let json = serde_json::to_vec(record).map_err(StorageError::other)?;
-        let payload = URL_SAFE_NO_PAD.encode(json);
-        let sig = URL_SAFE_NO_PAD.encode(Self::mac(&payload).finalize().into_bytes());
-        Ok(format!("st.{payload}.{sig}"))
+        let jti = ctx.random_value()?;
+        let mut claims = serde_json::to_value(record).map_err(StorageError::other)?;
+        claims["typ"] = serde_json::json!("at");
+        claims["iss"] = serde_json::json!(ctx.issuer());
+        claims["jti"] = serde_json::json!(jti);
+        let payload =
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).map_err(StorageError::other)?);
+        let sig = URL_SAFE_NO_PAD.encode(mac(key, &payload).finalize().into_bytes());
+        Ok(IssuedToken::for_record(format!("st.{payload}.{sig}"), record).with_jti(jti))
     }
 
     async fn validate(
         &self,
-        _ctx: &FormatContext<'_>,
+        ctx: &FormatContext<'_>,
+        check: &ValidationContext<'_>,
         token: &str,
-    ) -> Result<Option<TokenRecord>, StorageError> {
-        if self.denied.lock().unwrap().contains(token) {
-            return Ok(None);
+    ) -> Result<Validation, StorageError> {
+        let Some(rest) = token.strip_prefix("st.") else {
+            return Ok(Validation::Rejected(Rejection::Unknown));
+        };
+        let key = Self::key(ctx)?;
+        let Some((payload, sig)) = rest.split_once('.') else {
+            return Ok(Validation::Rejected(Rejection::Malformed));
+        };
+        let verified = URL_SAFE_NO_PAD
+            .decode(sig)
+            .ok()
+            .is_some_and(|sig| mac(key, payload).verify_slice(&sig).is_ok());
+        if !verified {
+            return Ok(Validation::Rejected(Rejection::BadSignature));
         }
-        let record = self.decode(token);
-        Ok(record.filter(|r| {
-            !self
-                .revoked_grants
-                .lock()
-                .unwrap()
-                .contains_key(&r.grant_id)
-        }))
+        let claims: Option<serde_json::Map<String, serde_json::Value>> = URL_SAFE_NO_PAD
+            .decode(payload)
+            .ok()
+            .and_then(|j| serde_json::from_slice(&j).ok());
+        let Some(claims) = claims else {
+            return Ok(Validation::Rejected(Rejection::Malformed));
+        };
+        if claims.get("typ") != Some(&serde_json::json!("at")) {
+            return Ok(Validation::Rejected(Rejection::WrongType));
+        }
+        if claims.get("iss").and_then(|v| v.as_str()) != Some(ctx.issuer()) {
+            return Ok(Validation::Rejected(Rejection::WrongAudience));
+        }
+        let Ok(record) =
+            serde_json::from_value::<TokenRecord>(serde_json::Value::Object(claims.clone()))
+        else {
+            return Ok(Validation::Rejected(Rejection::Malformed));
+        };
+        if check.judge && record.is_expired(check.now - check.leeway) {
+            return Ok(Validation::Rejected(Rejection::Expired));
+        }
+        if Self::revoked(ctx, record.grant_id).await? {
+            return Ok(Validation::Rejected(Rejection::Revoked));
+        }
+        let jti = claims
+            .get("jti")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned();
+        Ok(Validation::Valid(
+            ValidToken::new(record).with_jti(jti).with_claims(claims),
+        ))
     }
 
     async fn revoke(
@@ -146,19 +215,113 @@ impl AccessTokenFormat for SignedTokens {
         ctx: &FormatContext<'_>,
         token: &str,
     ) -> Result<Option<TokenRecord>, StorageError> {
-        let live = self.validate(ctx, token).await?;
-        self.denied.lock().unwrap().insert(token.to_owned());
-        Ok(live)
+        let mut check = ValidationContext::new(ctx.now());
+        check.judge = false;
+        let Some(t) = self.validate(ctx, &check, token).await?.valid() else {
+            return Ok(None);
+        };
+        ctx.store()
+            .revoke_access_grant(t.record.grant_id, t.record.expires_at)
+            .await?;
+        Ok(Some(t.record))
     }
+}
 
-    async fn revoke_grant(
+/// A format whose issuance fails: with an outage (`broken`) or a revoked grant (`revoked`).
+struct FailingTokens(bool);
+
+#[async_trait]
+impl AccessTokenFormat for FailingTokens {
+    async fn issue(
         &self,
         _ctx: &FormatContext<'_>,
-        grant: GrantId,
-        until: i64,
-    ) -> Result<u64, StorageError> {
-        self.revoked_grants.lock().unwrap().insert(grant, until);
-        Ok(0)
+        _record: &TokenRecord,
+    ) -> Result<IssuedToken, StorageError> {
+        Err(if self.0 {
+            StorageError::GrantRevoked
+        } else {
+            StorageError::other(std::io::Error::other("the signing service is down"))
+        })
+    }
+
+    async fn validate(
+        &self,
+        _ctx: &FormatContext<'_>,
+        _check: &ValidationContext<'_>,
+        _token: &str,
+    ) -> Result<Validation, StorageError> {
+        Ok(Validation::Rejected(Rejection::Unknown))
+    }
+
+    async fn revoke(
+        &self,
+        _ctx: &FormatContext<'_>,
+        _token: &str,
+    ) -> Result<Option<TokenRecord>, StorageError> {
+        Ok(None)
+    }
+}
+
+/// Counts what the poll grant gave back ([`ReleaseOnFailure`]).
+static RELEASED: AtomicUsize = AtomicUsize::new(0);
+
+struct ReleaseDevice;
+
+#[async_trait]
+impl ReleaseOnFailure for ReleaseDevice {
+    async fn release(&self, _ctx: &GrantContext<'_>) -> Result<(), StorageError> {
+        RELEASED.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// Adds `at_hash` (OpenID Connect Core §3.1.3.6: the left half of the SHA-256 of the value,
+/// base64url) and the format's `jti` to every token response: the issued value reaches it.
+struct AtHash;
+
+#[async_trait]
+impl AfterIssue for AtHash {
+    async fn after_issue(
+        &self,
+        _ctx: &GrantContext<'_>,
+        issued: &IssuedAccess<'_>,
+        response: &mut TokenResponse,
+    ) -> Result<(), OAuthError> {
+        let digest = Sha256::digest(issued.token.value.as_bytes());
+        let at_hash = URL_SAFE_NO_PAD.encode(&digest[..16]);
+        response
+            .members
+            .insert("at_hash".into(), serde_json::json!(at_hash));
+        if let Some(jti) = &issued.token.jti {
+            response
+                .members
+                .insert("test_jti".into(), serde_json::json!(jti));
+        }
+        Ok(())
+    }
+}
+
+/// Audit events, kept for the test to read.
+#[derive(Default)]
+struct Events(Mutex<Vec<AuditEvent>>);
+
+impl AuditSink for Events {
+    fn record(&self, event: &AuditEvent) {
+        self.0.lock().unwrap().push(event.clone());
+    }
+}
+
+impl Events {
+    fn rejections(&self) -> Vec<Rejection> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| match e {
+                AuditEvent::TokenRejected { reason, .. } => Some(*reason),
+                _ => None,
+            })
+            .collect()
     }
 }
 
@@ -242,14 +405,32 @@ fn protected() -> &'static str {
     "ok"
 }
 
-fn config(port: u16) -> ServerConfig {
-    let svc = ClientConfig {
-        id: "svc".into(),
-        secret: Some("svc-secret".into()),
+#[oauth(scope = "read")]
+#[get("/whoami")]
+fn whoami(info: TokenInfo) -> String {
+    format!("{} {}", info.client_id, info.jti.as_deref().unwrap_or("-"))
+}
+
+fn client(id: &str, format: Option<&str>) -> ClientConfig {
+    ClientConfig {
+        id: id.into(),
+        secret: Some(format!("{id}-secret")),
         grant_types: vec!["client_credentials".into(), POLL.into()],
         scopes: Some(vec!["read".into()]),
+        access_token_format: format.map(str::to_owned),
         ..Default::default()
+    }
+}
+
+fn config(port: u16) -> ServerConfig {
+    // `svc` gets signed tokens, `plain` the server-wide default (opaque).
+    let svc = ClientConfig {
+        secret: Some("svc-secret".into()),
+        ..client("svc", Some("signed"))
     };
+    let plain = client("plain", None);
+    let broken = client("broken", Some("broken"));
+    let revoked = client("revoked", Some("revoked"));
     let rs = ClientConfig {
         id: "rs".into(),
         secret: Some("rs-secret".into()),
@@ -259,7 +440,7 @@ fn config(port: u16) -> ServerConfig {
     ServerConfig {
         issuer: format!("http://127.0.0.1:{port}"),
         allow_insecure_request_debug: true,
-        clients: vec![svc, rs],
+        clients: vec![svc, plain, broken, revoked, rs],
         ..Default::default()
     }
 }
@@ -268,27 +449,39 @@ struct Served {
     base: String,
     issued: Arc<IssuedLog>,
     server: Arc<twisted_oauth2::AuthorizationServer>,
+    events: Arc<Events>,
     _shutdown: common::Demo,
 }
 
 async fn serve() -> Served {
+    serve_with(|f| f).await
+}
+
+async fn serve_with(more: impl FnOnce(OAuth2) -> OAuth2) -> Served {
     let port = common::free_port();
     let figment = common::demo_figment(port).merge(("oauth2", config(port)));
+    let events = Arc::new(Events::default());
     let issued = Arc::new(IssuedLog::default());
+    let fairing = OAuth2::fairing()
+        .grant(Arc::new(PollGrant))
+        .form_endpoint("/ticket", Ticket)
+        .on_token_issued(issued.clone())
+        .token_format("signed", Arc::new(SignedTokens))
+        .token_format("broken", Arc::new(FailingTokens(false)))
+        .token_format("revoked", Arc::new(FailingTokens(true)))
+        .format_keys(FormatKeys::new(KEY))
+        .after_issue(Arc::new(AtHash))
+        .audit(events.clone());
     let rocket = rocket::custom(figment)
         .attach(
-            OAuth2::fairing()
-                .grant(Arc::new(PollGrant))
-                .form_endpoint("/ticket", Ticket)
-                .on_token_issued(issued.clone())
-                .access_token_format(Arc::new(SignedTokens::default()))
+            more(fairing)
                 .endpoint(Route::new(Method::Get, "/hello", Hello))
                 .metadata_member(
                     "hello_endpoint",
                     serde_json::json!(format!("http://127.0.0.1:{port}/oauth2/hello")),
                 ),
         )
-        .mount("/", routes![protected]);
+        .mount("/", routes![protected, whoami]);
     let ignited = rocket.ignite().await.expect("ignites");
     let server = ignited
         .state::<OAuth2State>()
@@ -301,6 +494,7 @@ async fn serve() -> Served {
         issued,
         _shutdown: served,
         server,
+        events,
     }
 }
 
@@ -350,27 +544,58 @@ async fn an_application_grant_answers_its_own_error_codes_and_headers_then_issue
     assert!(grants.contains(&POLL.to_owned()), "{grants:?}");
 }
 
+async fn token_for(s: &Served, client: &str, secret: &str) -> reqwest::Response {
+    common::http_client()
+        .post(format!("{}/oauth2/token", s.base))
+        .basic_auth(client, Some(secret))
+        .form(&[("grant_type", "client_credentials"), ("scope", "read")])
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn status_at(s: &Served, path: &str, token: &str) -> u16 {
+    common::http_client()
+        .get(format!("{}{path}", s.base))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 #[rocket::async_test]
 async fn a_self_contained_token_format_is_issued_validated_introspected_and_revoked() {
     let s = serve().await;
     let http = common::http_client();
-    let v = json(
-        http.post(format!("{}/oauth2/token", s.base))
-            .basic_auth("svc", Some("svc-secret"))
-            .form(&[("grant_type", "client_credentials"), ("scope", "read")])
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let v = json(token_for(&s, "svc", "svc-secret").await).await;
     let at = v["access_token"].as_str().unwrap().to_owned();
-    assert!(at.starts_with("st."), "the format made the value: {at}");
-    let get = |t: String| {
-        http.get(format!("{}/protected", s.base))
-            .bearer_auth(t)
-            .send()
-    };
-    assert_eq!(get(at.clone()).await.unwrap().status().as_u16(), 200);
+    assert!(
+        at.starts_with("st."),
+        "the client's format made the value: {at}"
+    );
+    assert_eq!(v["token_type"], "Bearer");
+    assert_eq!(v["expires_in"], 3600, "the issued token's own lifetime");
+    // The format signed with the key of the keys slot and named the token; the issuer came
+    // from the context.
+    let claims = claims_of(&at);
+    assert_eq!(claims["iss"], s.base);
+    assert_eq!(claims["typ"], "at");
+    let jti = claims["jti"].as_str().unwrap().to_owned();
+    // The after-issue hook saw the issued value and its jti.
+    let digest = Sha256::digest(at.as_bytes());
+    assert_eq!(v["at_hash"], URL_SAFE_NO_PAD.encode(&digest[..16]));
+    assert_eq!(v["test_jti"], jti);
+    assert_eq!(status_at(&s, "/protected", &at).await, 200);
+    // The route's TokenInfo carries the jti the format read back.
+    let who = http
+        .get(format!("{}/whoami", s.base))
+        .bearer_auth(&at)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(who.text().await.unwrap(), format!("svc {jti}"));
     let introspect = |t: String| {
         http.post(format!("{}/oauth2/introspect", s.base))
             .basic_auth("rs", Some("rs-secret"))
@@ -383,13 +608,12 @@ async fn a_self_contained_token_format_is_issued_validated_introspected_and_revo
     // A forged value (a changed record under the old signature) is not accepted.
     let forged = {
         let parts: Vec<&str> = at.split('.').collect();
-        let mut rec: serde_json::Value =
-            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+        let mut rec = claims_of(&at);
         rec["scope"] = serde_json::json!("read admin");
         let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&rec).unwrap());
         format!("st.{payload}.{}", parts[2])
     };
-    assert_eq!(get(forged).await.unwrap().status().as_u16(), 401);
+    assert_eq!(status_at(&s, "/protected", &forged).await, 401);
     let r = http
         .post(format!("{}/oauth2/revoke", s.base))
         .basic_auth("svc", Some("svc-secret"))
@@ -398,9 +622,279 @@ async fn a_self_contained_token_format_is_issued_validated_introspected_and_revo
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    assert_eq!(get(at.clone()).await.unwrap().status().as_u16(), 401);
+    // The revocation is a grant tombstone in the store, read back by the format.
+    let grant =
+        GrantId::from_u128(u128::from_str_radix(claims["grant_id"].as_str().unwrap(), 16).unwrap());
+    let until = s
+        .server
+        .stores()
+        .access
+        .access_grant_tombstone(grant)
+        .await
+        .unwrap();
+    assert!(until.is_some_and(|t| t > s.server.now()), "{until:?}");
+    assert_eq!(status_at(&s, "/protected", &at).await, 401);
     assert_eq!(json(introspect(at).await.unwrap()).await["active"], false);
-    let _ = Scope::parse("read");
+    assert_eq!(
+        s.events.rejections(),
+        vec![
+            Rejection::BadSignature,
+            Rejection::Revoked,
+            Rejection::Revoked
+        ],
+        "each refusal reached the audit events with its reason"
+    );
+}
+
+#[rocket::async_test]
+async fn the_format_is_chosen_per_client_and_both_validate() {
+    let s = serve().await;
+    let signed = json(token_for(&s, "svc", "svc-secret").await).await;
+    let plain = json(token_for(&s, "plain", "plain-secret").await).await;
+    let (signed, plain) = (
+        signed["access_token"].as_str().unwrap().to_owned(),
+        plain["access_token"].as_str().unwrap().to_owned(),
+    );
+    assert!(signed.starts_with("st."));
+    assert!(
+        !plain.starts_with("st."),
+        "the server-wide default is opaque"
+    );
+    assert!(s
+        .server
+        .stores()
+        .access
+        .access(&twisted_oauth2::token::TokenDigest::of(&plain))
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(status_at(&s, "/protected", &signed).await, 200);
+    assert_eq!(status_at(&s, "/protected", &plain).await, 200);
+    assert_eq!(
+        s.server.formats().names(),
+        vec!["opaque", "signed", "broken", "revoked"]
+    );
+}
+
+#[rocket::async_test]
+async fn rejection_reasons_reach_the_audit_events_and_the_client_gets_invalid_token() {
+    let s = serve().await;
+    let v = json(token_for(&s, "svc", "svc-secret").await).await;
+    let good = claims_of(v["access_token"].as_str().unwrap());
+    let with = |k: &str, val: serde_json::Value| {
+        let mut c = good.clone();
+        c[k] = val;
+        sign(&c)
+    };
+    let now = s.server.now();
+    let cases = [
+        ("st.garbage", Rejection::Malformed),
+        ("never-issued", Rejection::Unknown),
+        (&*with("typ", serde_json::json!("id")), Rejection::WrongType),
+        (
+            &*with("expires_at", serde_json::json!(now - 10)),
+            Rejection::Expired,
+        ),
+        (
+            &*with("iss", serde_json::json!("https://elsewhere.example")),
+            Rejection::WrongAudience,
+        ),
+        (
+            &*with("audience", serde_json::json!(["https://other.example/api"])),
+            Rejection::WrongAudience,
+        ),
+        (
+            &*with("client_id", serde_json::json!("deleted-client")),
+            Rejection::UnknownClient,
+        ),
+    ];
+    for (token, _) in &cases {
+        let r = common::http_client()
+            .get(format!("{}/protected", s.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 401, "{token}");
+        let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
+        assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+        let body = r.text().await.unwrap();
+        for (_, reason) in &cases {
+            assert!(
+                !body.contains(reason.as_str()),
+                "the reason never reaches the client: {body}"
+            );
+        }
+    }
+    let want: Vec<Rejection> = cases.iter().map(|(_, r)| *r).collect();
+    assert_eq!(s.events.rejections(), want);
+}
+
+#[rocket::async_test]
+async fn a_grant_gives_back_what_it_took_when_issuance_fails_but_not_when_revoked() {
+    let s = serve().await;
+    let poll = |client: &'static str| {
+        common::http_client()
+            .post(format!("{}/oauth2/token", s.base))
+            .basic_auth(client, Some(format!("{client}-secret")))
+            .header("X-Poll-Nonce", "n-1")
+            .form(&[
+                ("grant_type", POLL),
+                ("device_code", "ready"),
+                ("scope", "read"),
+            ])
+            .send()
+    };
+    let before = RELEASED.load(Ordering::SeqCst);
+    let r = poll("broken").await.unwrap();
+    assert_eq!(r.status().as_u16(), 500, "an outage of the format");
+    assert_eq!(json(r).await["error"], "server_error");
+    assert_eq!(RELEASED.load(Ordering::SeqCst), before + 1, "released once");
+    let r = poll("revoked").await.unwrap();
+    assert_eq!(json(r).await["error"], "invalid_grant");
+    assert_eq!(
+        RELEASED.load(Ordering::SeqCst),
+        before + 1,
+        "a revoked grant keeps it used"
+    );
+}
+
+#[test]
+fn an_unregistered_access_token_format_is_refused_at_launch() {
+    let mut cfg = config(1);
+    cfg.clients.push(client("typo", Some("jtw")));
+    let e = AuthorizationServer::builder(cfg)
+        .grant(Arc::new(PollGrant))
+        .token_format("signed", Arc::new(SignedTokens))
+        .token_format("broken", Arc::new(FailingTokens(false)))
+        .token_format("revoked", Arc::new(FailingTokens(true)))
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("typo") && e.contains("`jtw`") && e.contains("signed"),
+        "{e}"
+    );
+    let cfg = ServerConfig {
+        access_token_format: "jwt".into(),
+        ..config(1)
+    };
+    let e = AuthorizationServer::builder(cfg)
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("access_token_format") && e.contains("`jwt`"),
+        "{e}"
+    );
+}
+
+/// A store trait of the application's, kept in an extension slot.
+trait Denylist: Send + Sync {
+    fn denied(&self, jti: &str) -> bool;
+}
+
+struct NoneDenied;
+
+impl Denylist for NoneDenied {
+    fn denied(&self, _jti: &str) -> bool {
+        false
+    }
+}
+
+#[test]
+fn stores_grow_through_the_builder_and_a_missing_required_slot_is_named_at_launch() {
+    let plain = ServerConfig {
+        issuer: "http://127.0.0.1:1".into(),
+        allow_insecure_request_debug: true,
+        ..Default::default()
+    };
+    let e = AuthorizationServer::builder(plain.clone())
+        .store_slots(|b| b.require::<dyn Denylist>("denylist"))
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("storage") && e.contains("`denylist`"), "{e}");
+    let server = AuthorizationServer::builder(plain.clone())
+        .store_slots(|b| {
+            b.slot::<dyn Denylist>(Arc::new(NoneDenied))
+                .require::<dyn Denylist>("denylist")
+        })
+        .build()
+        .unwrap();
+    let list = server
+        .stores()
+        .get::<dyn Denylist>()
+        .expect("the slot is filled");
+    assert!(!list.denied("x"));
+    // A builder missing a built-in slot names it too.
+    let e = AuthorizationServer::builder(plain)
+        .stores_builder(Stores::builder())
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`clients`"), "{e}");
+}
+
+/// Trusts `letmein` as a token of `remote-client` with scope `read`: a validator of the
+/// application's own (a resource server trusting another authorization server plugs in
+/// the same way).
+struct RemoteValidator(RequestPolicy);
+
+#[async_trait]
+impl TokenValidator for RemoteValidator {
+    async fn authenticate(&self, req: &BearerRequest<'_>) -> Result<TokenInfo, OAuthError> {
+        let invalid = || {
+            OAuthError::with_description(ErrorCode::InvalidToken, "the access token is invalid")
+                .with_challenge(Challenge::Bearer { scope: None })
+        };
+        let token = req
+            .authorization
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .ok_or_else(invalid)?;
+        if token != "letmein" {
+            return Err(invalid());
+        }
+        assert_eq!(
+            req.request.path, "/whoami",
+            "the validator sees the request"
+        );
+        let record = TokenRecord::new(
+            "remote-client",
+            Scope::parse("read").unwrap(),
+            GrantId::random(),
+            0,
+            i64::MAX / 2,
+        );
+        Ok(TokenInfo::from_valid(
+            ValidToken::new(record).with_jti("remote-1"),
+        ))
+    }
+
+    fn request_policy(&self) -> &RequestPolicy {
+        &self.0
+    }
+}
+
+#[rocket::async_test]
+async fn protected_routes_validate_through_the_token_validator_in_the_state() {
+    let s = serve_with(|f| f.token_validator(Arc::new(RemoteValidator(RequestPolicy::default()))))
+        .await;
+    let http = common::http_client();
+    let r = http
+        .get(format!("{}/whoami", s.base))
+        .bearer_auth("letmein")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.text().await.unwrap(), "remote-client remote-1");
+    // The server's own tokens mean nothing to this validator.
+    let own = json(token_for(&s, "plain", "plain-secret").await).await;
+    assert_eq!(
+        status_at(&s, "/whoami", own["access_token"].as_str().unwrap()).await,
+        401
+    );
 }
 
 #[rocket::async_test]

@@ -103,6 +103,14 @@ pub enum AuditEvent {
         /// Seconds until the key may try again.
         retry_after: u64,
     },
+    /// A presented access token was refused at a protected route or introspection (the
+    /// caller got `invalid_token`, or `active: false`, whatever the reason).
+    TokenRejected {
+        /// Why ([`Rejection`](crate::format::Rejection)).
+        reason: crate::format::Rejection,
+        /// The client the token was issued to, when the token could be read.
+        client_id: Option<Arc<str>>,
+    },
 }
 
 impl AuditEvent {
@@ -121,6 +129,7 @@ impl AuditEvent {
             AuditEvent::ConsentGranted { .. } => "consent_granted",
             AuditEvent::ConsentDenied { .. } => "consent_denied",
             AuditEvent::RateLimited { .. } => "rate_limited",
+            AuditEvent::TokenRejected { .. } => "token_rejected",
         }
     }
 }
@@ -142,6 +151,11 @@ impl AuditSink for LogAudit {
             AuditEvent::RefreshReuseDetected { .. }
             | AuditEvent::CodeReplayed { .. }
             | AuditEvent::RateLimited { .. } => log::Level::Warn,
+            // Unknown and expired tokens are everyday noise (and what a scanner sends).
+            AuditEvent::TokenRejected {
+                reason: crate::format::Rejection::Unknown | crate::format::Rejection::Expired,
+                ..
+            } => log::Level::Debug,
             _ => log::Level::Info,
         };
         log::log!(target: "twisted_oauth2::audit", level, "audit {}: {event:?}", event.kind());

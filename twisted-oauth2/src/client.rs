@@ -326,6 +326,7 @@ pub struct Client {
     expires_at: Option<i64>,
     registration: Option<RegistrationInfo>,
     metadata_document: bool,
+    access_token_format: Option<std::sync::Arc<str>>,
 }
 
 impl Client {
@@ -346,7 +347,15 @@ impl Client {
             expires_at: None,
             registration: None,
             metadata_document: false,
+            access_token_format: None,
         }
+    }
+
+    /// The access-token format this client's tokens are issued in
+    /// ([`crate::format::FormatRegistry`]), when it names one; `None`: the server-wide
+    /// default.
+    pub fn access_token_format(&self) -> Option<&str> {
+        self.access_token_format.as_deref()
     }
 
     /// The `client_id`.
@@ -544,9 +553,18 @@ pub struct ClientBuilder {
     expires_at: Option<i64>,
     registration: Option<RegistrationInfo>,
     metadata_document: bool,
+    access_token_format: Option<String>,
 }
 
 impl ClientBuilder {
+    /// Issues this client's access tokens in the format registered as `name`
+    /// ([`Client::access_token_format`]; a name the server does not have is refused at
+    /// launch for a configured client, and at issuance otherwise).
+    pub fn access_token_format(mut self, name: impl Into<String>) -> Self {
+        self.access_token_format = Some(name.into());
+        self
+    }
+
     /// Makes the client confidential with this secret (kept only as a digest).
     pub fn secret(mut self, secret: &str) -> Self {
         self.secret = Some(SecretDigest::of(secret));
@@ -707,6 +725,7 @@ impl ClientBuilder {
             expires_at: self.expires_at,
             registration: self.registration,
             metadata_document: self.metadata_document,
+            access_token_format: self.access_token_format.map(Into::into),
         })
     }
 }

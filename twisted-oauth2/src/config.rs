@@ -64,6 +64,14 @@ pub struct ServerConfig {
     pub client_ip_header: String,
     /// Access token lifetime in seconds. Default 3600.
     pub access_token_lifetime: u64,
+    /// The server-wide access-token format, by registered name: `opaque` (random values
+    /// kept in the store, the default) or one the application registers
+    /// ([`crate::format::FormatRegistry`]). A client may name its own
+    /// ([`ClientConfig::access_token_format`]). An unknown name is refused at launch.
+    pub access_token_format: String,
+    /// Seconds of clock skew a self-contained access token's `exp`/`nbf`/`iat` may be off
+    /// by ([`crate::format::ValidationContext::leeway`]). Default 0; at most 300.
+    pub token_leeway: u64,
     /// Refresh token lifetime in seconds (each rotation starts a new period). Default 30 days.
     pub refresh_token_lifetime: u64,
     /// Seconds during which a rotated-out refresh token may be presented again and get
@@ -196,6 +204,8 @@ impl Default for ServerConfig {
             trusted_proxies: Vec::new(),
             client_ip_header: "X-Real-IP".into(),
             access_token_lifetime: 3600,
+            access_token_format: crate::format::OPAQUE.into(),
+            token_leeway: 0,
             refresh_token_lifetime: 30 * 24 * 3600,
             refresh_token_reuse_interval: 0,
             code_lifetime: 60,
@@ -253,6 +263,8 @@ impl fmt::Debug for ServerConfig {
             .field("trusted_proxies", &self.trusted_proxies)
             .field("client_ip_header", &self.client_ip_header)
             .field("access_token_lifetime", &self.access_token_lifetime)
+            .field("access_token_format", &self.access_token_format)
+            .field("token_leeway", &self.token_leeway)
             .field("refresh_token_lifetime", &self.refresh_token_lifetime)
             .field(
                 "refresh_token_reuse_interval",
@@ -341,6 +353,10 @@ pub struct ClientConfig {
     /// unverified on the built-in consent page. Default `true`
     /// ([`Client::is_verified`]).
     pub verified: Option<bool>,
+    /// The access-token format of this client's tokens, by registered name (`opaque`, or
+    /// one the application registers); omitted: the server-wide `access_token_format`.
+    /// An unknown name is refused at launch.
+    pub access_token_format: Option<String>,
     /// Not a setting: makes exhaustive struct literals impossible, so adding keys is not a
     /// breaking change. Use `..Default::default()`.
     #[doc(hidden)]
@@ -426,6 +442,9 @@ impl ClientConfig {
             b = b.logo_uri(l.clone());
         }
         b = b.verified(self.verified.unwrap_or(true));
+        if let Some(f) = &self.access_token_format {
+            b = b.access_token_format(f.clone());
+        }
         b.allow_insecure_redirect(self.allow_insecure_redirect)
             .may_introspect(self.introspect)
             .build()
@@ -580,6 +599,12 @@ impl ServerConfig {
                     reason: "must be a positive number of seconds".into(),
                 });
             }
+        }
+        if self.token_leeway > 300 {
+            return Err(ConfigError::Setting {
+                key: "token_leeway",
+                reason: "must be at most 300 seconds".into(),
+            });
         }
         if self.refresh_token_reuse_interval > MAX_REFRESH_TOKEN_REUSE_INTERVAL {
             return Err(ConfigError::Setting {

@@ -10,7 +10,7 @@ use crate::client::Client;
 use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::error::{ErrorCode, OAuthError};
-use crate::format::{AccessTokenFormat, FormatContext};
+use crate::format::{AccessTokenFormat, FormatContext, FormatKeys, FormatRegistry};
 use crate::scope::Scope;
 use crate::storage::{GrantId, Stores};
 use crate::token::{is_b64token, TokenGenerator, TokenKind};
@@ -39,7 +39,9 @@ pub struct GrantContext<'a> {
     pub(crate) stores: &'a Stores,
     pub(crate) clock: &'a dyn Clock,
     pub(crate) generator: &'a dyn TokenGenerator,
-    pub(crate) format: &'a dyn AccessTokenFormat,
+    pub(crate) formats: &'a FormatRegistry,
+    pub(crate) keys: Option<&'a FormatKeys>,
+    pub(crate) after_issue: &'a [Arc<dyn crate::grant::AfterIssue>],
     pub(crate) scope_cache: &'a ScopeCache,
     pub(crate) audit: Option<&'a dyn AuditSink>,
     pub(crate) resources: &'a crate::resource_indicator::Resources,
@@ -87,14 +89,23 @@ impl<'a> GrantContext<'a> {
         self.stores
     }
 
-    /// The access-token format's view of the stores.
+    /// What an access-token format may use: the access store, the generator, the time,
+    /// the issuer, the configuration and the keys (the issuance path adds the client).
     pub fn format_context(&self) -> FormatContext<'a> {
         FormatContext::new(&*self.stores.access, self.generator, self.now())
+            .with_issuer(self.issuer)
+            .with_config(self.config)
+            .with_keys(self.keys)
     }
 
-    /// The access-token format.
+    /// The server-wide default access-token format.
     pub fn format(&self) -> &'a dyn AccessTokenFormat {
-        self.format
+        &**self.formats.default_format()
+    }
+
+    /// Every access-token format of the server, by name ([`FormatRegistry`]).
+    pub fn formats(&self) -> &'a FormatRegistry {
+        self.formats
     }
 
     /// Whether the server enables `grant_type`.
@@ -220,10 +231,11 @@ impl<'a> GrantContext<'a> {
             .refresh
             .revoke_refresh_grant(grant, until)
             .await?;
-        let access = self
-            .format
-            .revoke_grant(&self.format_context(), grant, until)
-            .await?;
+        let fctx = self.format_context();
+        let mut access = 0;
+        for f in self.formats.formats() {
+            access += f.revoke_grant(&fctx, grant, until).await?;
+        }
         Ok((access, refresh))
     }
 }
@@ -236,7 +248,7 @@ impl<'a> GrantContext<'a> {
 pub(crate) struct ClientRevoker {
     pub(crate) access: Arc<dyn crate::storage::AccessTokenStore>,
     pub(crate) refresh: Arc<dyn crate::storage::RefreshTokenStore>,
-    pub(crate) format: Arc<dyn AccessTokenFormat>,
+    pub(crate) formats: FormatRegistry,
     pub(crate) generator: Arc<dyn TokenGenerator>,
     pub(crate) clock: Arc<dyn Clock>,
     /// The longest of the code, access and refresh token lifetimes, seconds.
@@ -256,7 +268,10 @@ impl ClientRevoker {
         let until = now.saturating_add(i64::try_from(self.longest_lifetime).unwrap_or(i64::MAX));
         let refresh = self.refresh.revoke_refresh_client(client_id, until).await?;
         let fctx = FormatContext::new(&*self.access, &*self.generator, now);
-        let access = self.format.revoke_client(&fctx, client_id, until).await?;
+        let mut access = 0;
+        for f in self.formats.formats() {
+            access += f.revoke_client(&fctx, client_id, until).await?;
+        }
         Ok((access, refresh))
     }
 }

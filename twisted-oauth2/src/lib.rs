@@ -161,6 +161,7 @@ pub mod testing;
 #[cfg_attr(docsrs, doc(cfg(feature = "testkit")))]
 pub mod testkit;
 pub mod token;
+pub mod validation;
 
 #[doc(inline)]
 pub use client::{Client, ClientKind};

@@ -8,7 +8,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::ServerConfig;
 use crate::context::{GrantContext, ScopeCache};
 use crate::error::{ConfigError, OAuthError};
-use crate::format::{AccessTokenFormat, OpaqueTokens};
+use crate::format::{AccessTokenFormat, FormatKeys, FormatRegistry, OpaqueTokens};
 use crate::grant::{Grant, GrantRegistry};
 use crate::grant_type::{unknown_grant_type, GrantType};
 use crate::scope::Scope;
@@ -30,8 +30,14 @@ pub struct AuthorizationServer {
     pub(crate) generator: Arc<dyn TokenGenerator>,
     /// Every grant of the token endpoint, built-in and the application's.
     grants: GrantRegistry,
-    /// How access tokens are made and read back.
-    pub(crate) format: Arc<dyn AccessTokenFormat>,
+    /// How access tokens are made and read back, by name.
+    pub(crate) formats: FormatRegistry,
+    /// The keys formats sign and verify with.
+    pub(crate) keys: Option<FormatKeys>,
+    /// What runs after every access token is issued.
+    pub(crate) after_issue: Vec<Arc<dyn crate::grant::AfterIssue>>,
+    /// How protected requests are read (from the configuration, once).
+    pub(crate) request_policy: crate::validation::RequestPolicy,
     /// The validation cache in front of the access store, when on.
     cache_policy: Option<crate::storage::cache::CachePolicy>,
     /// Members the application adds to the RFC 8414 document.
@@ -99,7 +105,12 @@ impl AuthorizationServer {
             generator: None,
             grants: Vec::new(),
             password: None,
-            format: None,
+            formats: Vec::new(),
+            default_format: None,
+            stores_builder: None,
+            store_steps: Vec::new(),
+            keys: None,
+            after_issue: Vec::new(),
             metadata_members: Vec::new(),
             audit: None,
             revocation_channel: None,
@@ -360,7 +371,9 @@ impl AuthorizationServer {
             stores: &self.stores,
             clock: &*self.clock,
             generator: &*self.generator,
-            format: &*self.format,
+            formats: &self.formats,
+            keys: self.keys.as_ref(),
+            after_issue: &self.after_issue,
             scope_cache: &self.scope_cache,
             audit: self.audit.as_deref(),
             resources: &self.resources,
@@ -384,9 +397,14 @@ impl AuthorizationServer {
         &self.grants
     }
 
-    /// The access-token format.
+    /// The server-wide default access-token format.
     pub fn access_token_format(&self) -> &dyn AccessTokenFormat {
-        &*self.format
+        &**self.formats.default_format()
+    }
+
+    /// Every access-token format, by name ([`FormatRegistry`]).
+    pub fn formats(&self) -> &FormatRegistry {
+        &self.formats
     }
 
     /// The validation cache's policy, when `oauth2.validation_cache.enabled` put a
@@ -452,6 +470,12 @@ impl AuthorizationServer {
     }
 }
 
+type StoreStep =
+    Box<dyn FnOnce(crate::storage::StoresBuilder) -> crate::storage::StoresBuilder + Send>;
+
+/// The name [`ServerBuilder::access_token_format`] registers its format under.
+const CUSTOM_FORMAT: &str = "custom";
+
 /// Builds an [`AuthorizationServer`].
 pub struct ServerBuilder {
     config: ServerConfig,
@@ -461,7 +485,12 @@ pub struct ServerBuilder {
     generator: Option<Arc<dyn TokenGenerator>>,
     grants: Vec<Arc<dyn Grant>>,
     password: Option<Arc<dyn PasswordVerifier>>,
-    format: Option<Arc<dyn AccessTokenFormat>>,
+    formats: Vec<(String, Arc<dyn AccessTokenFormat>)>,
+    default_format: Option<String>,
+    stores_builder: Option<crate::storage::StoresBuilder>,
+    store_steps: Vec<StoreStep>,
+    keys: Option<FormatKeys>,
+    after_issue: Vec<Arc<dyn crate::grant::AfterIssue>>,
     metadata_members: Vec<(String, serde_json::Value)>,
     audit: Option<Arc<dyn crate::audit::AuditSink>>,
     revocation_channel: Option<Arc<dyn crate::storage::cache::RevocationChannel>>,
@@ -534,9 +563,59 @@ impl ServerBuilder {
         self
     }
 
-    /// Uses this access-token format (default: [`OpaqueTokens`]).
+    /// Uses this access-token format for every client that names none: registers it as
+    /// `custom` and makes it the server-wide default, whatever `access_token_format` says
+    /// (default: [`OpaqueTokens`], `opaque`). See [`Self::token_format`] to offer several.
     pub fn access_token_format(mut self, format: Arc<dyn AccessTokenFormat>) -> Self {
-        self.format = Some(format);
+        self.formats.push((CUSTOM_FORMAT.to_owned(), format));
+        self.default_format = Some(CUSTOM_FORMAT.to_owned());
+        self
+    }
+
+    /// Registers an access-token format under `name` ([`FormatRegistry`]): clients naming
+    /// it (`access_token_format` of a client) get their tokens in it, and so does every
+    /// client when `oauth2.access_token_format` names it. `opaque` is built in; registering
+    /// a name again replaces the format.
+    pub fn token_format(
+        mut self,
+        name: impl Into<String>,
+        format: Arc<dyn AccessTokenFormat>,
+    ) -> Self {
+        self.formats.push((name.into(), format));
+        self
+    }
+
+    /// Uses the stores `builder` builds, checked here: an empty required slot fails
+    /// [`Self::build`] with a [`ConfigError::Setting`] for `storage` naming it
+    /// ([`crate::storage::MissingStore`]). [`Self::stores`] wins when both are given.
+    pub fn stores_builder(mut self, builder: crate::storage::StoresBuilder) -> Self {
+        self.stores_builder = Some(builder);
+        self
+    }
+
+    /// Changes the stores at build, whichever they are (given, connected from the `storage`
+    /// URL, or the default memory store): `f` gets them as a
+    /// [`StoresBuilder`](crate::storage::StoresBuilder) and may fill or require extension
+    /// slots, or replace a built-in one; the result is checked as for
+    /// [`Self::stores_builder`].
+    pub fn store_slots(
+        mut self,
+        f: impl FnOnce(crate::storage::StoresBuilder) -> crate::storage::StoresBuilder + Send + 'static,
+    ) -> Self {
+        self.store_steps.push(Box::new(f));
+        self
+    }
+
+    /// Fills the keys slot formats read ([`FormatKeys`],
+    /// [`FormatContext::keys`](crate::format::FormatContext::keys)).
+    pub fn format_keys(mut self, keys: FormatKeys) -> Self {
+        self.keys = Some(keys);
+        self
+    }
+
+    /// Adds a hook run after every access token is issued ([`crate::grant::AfterIssue`]).
+    pub fn after_issue(mut self, hook: Arc<dyn crate::grant::AfterIssue>) -> Self {
+        self.after_issue.push(hook);
         self
     }
 
@@ -626,7 +705,16 @@ impl ServerBuilder {
     /// `secret_sha256`.
     pub fn build(self) -> Result<AuthorizationServer, ConfigError> {
         let mut config = self.config;
-        if self.stores.is_none() && crate::storage::storage_kind(&config.storage) != "memory" {
+        let missing = |e: crate::storage::MissingStore| ConfigError::Setting {
+            key: "storage",
+            reason: e.to_string(),
+        };
+        let given = match (self.stores, self.stores_builder) {
+            (Some(s), _) => Some(s),
+            (None, Some(b)) => Some(b.build().map_err(missing)?),
+            (None, None) => None,
+        };
+        if given.is_none() && crate::storage::storage_kind(&config.storage) != "memory" {
             return Err(ConfigError::Setting {
                 key: "storage",
                 reason: format!(
@@ -639,9 +727,15 @@ impl ServerBuilder {
         }
         let v = config.validate()?;
         config.forget_client_secrets();
-        let mut stores = self
-            .stores
-            .unwrap_or_else(|| Stores::from_backend(Arc::new(MemoryStore::new())));
+        let mut stores =
+            given.unwrap_or_else(|| Stores::from_backend(Arc::new(MemoryStore::new())));
+        if !self.store_steps.is_empty() {
+            let mut b = crate::storage::StoresBuilder::from_stores(stores);
+            for step in self.store_steps {
+                b = step(b);
+            }
+            stores = b.build().map_err(missing)?;
+        }
         if config.refresh_token_reuse_interval > 0 && !stores.refresh.supports_reuse_interval() {
             return Err(ConfigError::Setting {
                 key: "refresh_token_reuse_interval",
@@ -655,9 +749,29 @@ impl ServerBuilder {
         let generator = self
             .generator
             .unwrap_or_else(|| Arc::new(RandomTokenGenerator) as Arc<dyn TokenGenerator>);
-        let format = self
-            .format
-            .unwrap_or_else(|| Arc::new(OpaqueTokens) as Arc<dyn AccessTokenFormat>);
+        let mut entries = vec![(
+            crate::format::OPAQUE.to_owned(),
+            Arc::new(OpaqueTokens) as Arc<dyn AccessTokenFormat>,
+        )];
+        entries.extend(self.formats);
+        if let Some(d) = self.default_format {
+            config.access_token_format = d;
+        }
+        let formats =
+            FormatRegistry::new(&config.access_token_format, entries).map_err(|reason| {
+                ConfigError::Setting {
+                    key: "access_token_format",
+                    reason,
+                }
+            })?;
+        for c in &config.clients {
+            if let Some(f) = &c.access_token_format {
+                formats.check(f).map_err(|reason| ConfigError::Client {
+                    client: c.id.clone(),
+                    reason: format!("in `access_token_format`: {reason}"),
+                })?;
+            }
+        }
         let cache_policy = if config.validation_cache.enabled {
             let channel = self
                 .revocation_channel
@@ -682,7 +796,7 @@ impl ServerBuilder {
         let revoker = crate::context::ClientRevoker {
             access: stores.access.clone(),
             refresh: stores.refresh.clone(),
-            format: format.clone(),
+            formats: formats.clone(),
             generator: generator.clone(),
             clock: clock.clone(),
             longest_lifetime: config
@@ -798,6 +912,7 @@ impl ServerBuilder {
         let counters = self
             .counters
             .unwrap_or_else(|| Arc::new(crate::limits::MemoryCounters::new(max_keys)));
+        let request_policy = crate::validation::RequestPolicy::of(&config);
         let mut server = AuthorizationServer {
             issuer: v.issuer,
             default_scope: v.default_scope,
@@ -808,7 +923,10 @@ impl ServerBuilder {
             clock,
             generator,
             grants,
-            format,
+            formats,
+            keys: self.keys,
+            after_issue: self.after_issue,
+            request_policy,
             cache_policy,
             metadata_members: self.metadata_members,
             scope_cache: ScopeCache::default(),

@@ -110,6 +110,7 @@ cases!(
     device_poll_answers_in_order_and_takes_an_approval_once,
     device_concurrent_pollers_after_approval_have_one_winner,
     device_decision_is_taken_once_and_user_codes_are_unique,
+    access_grant_tombstone_reads_back,
 );
 
 /// Generates one `#[test]` per kit case in the current module, each building a fresh
@@ -416,6 +417,62 @@ pub mod cases {
             s.access.revoke_access_grant(g, now() + HOUR).await,
         );
         assert_eq!(n, 0, "{c}: nothing left");
+    }
+
+    /// A grant revocation's access tombstone reads back with its time (the later one when
+    /// revoked twice); a grant never revoked has none. A self-contained format keeps its
+    /// revocations this way ([`AccessTokenStore::access_grant_tombstone`](crate::storage::AccessTokenStore::access_grant_tombstone)).
+    pub async fn access_grant_tombstone_reads_back(s: Stores) {
+        let c = "access_grant_tombstone_reads_back";
+        let (g, h) = (GrantId::random(), GrantId::random());
+        assert_eq!(
+            ok(
+                c,
+                "access_grant_tombstone",
+                s.access.access_grant_tombstone(g).await
+            ),
+            None,
+            "{c}: never revoked"
+        );
+        let until = now() + HOUR;
+        ok(
+            c,
+            "revoke_access_grant",
+            s.access.revoke_access_grant(g, until).await,
+        );
+        let read = ok(
+            c,
+            "access_grant_tombstone",
+            s.access.access_grant_tombstone(g).await,
+        );
+        // A store with native expiry may round to its own clock: allow a few seconds.
+        assert!(
+            read.is_some_and(|t| (t - until).abs() <= 5),
+            "{c}: reads back {read:?}, laid until {until}"
+        );
+        ok(
+            c,
+            "revoke_access_grant",
+            s.access.revoke_access_grant(g, until + HOUR).await,
+        );
+        let read = ok(
+            c,
+            "access_grant_tombstone",
+            s.access.access_grant_tombstone(g).await,
+        );
+        assert!(
+            read.is_some_and(|t| (t - (until + HOUR)).abs() <= 5),
+            "{c}: the later time is kept, read {read:?}"
+        );
+        assert_eq!(
+            ok(
+                c,
+                "access_grant_tombstone",
+                s.access.access_grant_tombstone(h).await
+            ),
+            None,
+            "{c}: another grant has none"
+        );
     }
 
     /// Put, read and revoke a refresh token.

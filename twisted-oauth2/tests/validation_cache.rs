@@ -87,13 +87,34 @@ async fn serve(storage: &str) -> Served {
     serve_with(config(storage)).await
 }
 
+/// The consent hook open registration needs at launch (these tests never authorize).
+struct NoConsent;
+
+#[rocket::async_trait]
+impl twisted_oauth2::rocket::OnAuthenticate for NoConsent {
+    async fn on_authenticate(
+        &self,
+        _req: &rocket::Request<'_>,
+        _p: twisted_oauth2::endpoint::authorize::PendingAuthorization,
+    ) -> Result<twisted_oauth2::rocket::Consent, twisted_oauth2::OAuthError> {
+        Err(twisted_oauth2::OAuthError::with_description(
+            twisted_oauth2::error::ErrorCode::AccessDenied,
+            "no consent in this test",
+        ))
+    }
+}
+
 async fn serve_with(cfg: ServerConfig) -> Served {
     // Installed before any Rocket, which keeps it (see `launch_line`).
     capture();
     let port = free_port();
+    let mut fairing = OAuth2::fairing();
+    if cfg.registration.enabled {
+        fairing = fairing.on_authenticate(NoConsent);
+    }
     let figment = loopback_figment(port).merge(("oauth2", cfg));
     let rocket = rocket::custom(figment)
-        .attach(OAuth2::fairing())
+        .attach(fairing)
         .mount("/", routes![me]);
     launch(rocket, port, "").await
 }

@@ -188,17 +188,14 @@ async fn access(
     server: &AuthorizationServer,
     token: &str,
 ) -> Result<Option<Introspection>, OAuthError> {
-    let ctx = server.context();
+    // Expired, revoked, of a client that no longer exists (deleted, or removed from the
+    // configuration): not active. Unknown: perhaps a refresh token.
+    let audience = crate::validation::Audience::Any;
     Ok(
-        match ctx.format().validate(&ctx.format_context(), token).await? {
-            Some(r) if r.is_expired(server.now()) => Some(Introspection::inactive()),
-            // A token of a client that no longer exists (deleted, or removed from the
-            // configuration) is not active.
-            Some(r) if !server.client_exists(&r.client_id).await? => {
-                Some(Introspection::inactive())
-            }
-            Some(r) => Some(Introspection::active(server, r, "Bearer")),
-            None => None,
+        match crate::validation::check(server, token, None, audience, false).await? {
+            Ok(t) => Some(Introspection::active(server, t.record, "Bearer")),
+            Err(crate::format::Rejection::Unknown) => None,
+            Err(_) => Some(Introspection::inactive()),
         },
     )
 }

@@ -35,6 +35,14 @@ pub struct TokenInfo {
     /// audience (counted as the default one). Not serialized.
     #[serde(skip)]
     pub audience: Vec<Arc<str>>,
+    /// The token's identifier (RFC 9068 `jti`), when its format names tokens. Not
+    /// serialized.
+    #[serde(skip)]
+    pub jti: Option<Arc<str>>,
+    /// The claims of a self-contained token as it carried them; `None` for an opaque
+    /// token. Not serialized.
+    #[serde(skip)]
+    pub claims: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
     #[serde(skip)]
     pub(crate) grant_id: GrantId,
 }
@@ -49,8 +57,19 @@ impl TokenInfo {
             issued_at: DateTime::from_timestamp(r.issued_at, 0).unwrap_or_default(),
             expires_at: DateTime::from_timestamp(r.expires_at, 0).unwrap_or_default(),
             audience: r.audience,
+            jti: None,
+            claims: None,
             grant_id: r.grant_id,
         }
+    }
+
+    /// The description of a validated token (what a
+    /// [`TokenValidator`](crate::validation::TokenValidator) of another kind returns).
+    pub fn from_valid(t: crate::format::ValidToken) -> Self {
+        let mut info = TokenInfo::from_record(t.record);
+        info.jti = t.jti;
+        info.claims = t.claims;
+        info
     }
 }
 
@@ -152,36 +171,32 @@ pub async fn lookup_at(
     required: &str,
     resource: Option<&str>,
 ) -> Result<TokenInfo, OAuthError> {
-    let ctx = server.context();
-    let record = ctx.format().validate(&ctx.format_context(), token).await?;
-    match record {
-        Some(r) if !r.is_expired(server.now()) => {
-            let admitted = match resource {
-                Some(target) => server.resources().admits_at(&r.audience, target),
-                None => server.resources().admits(&r.audience),
-            };
-            if !admitted {
-                return Err(bearer_error(
-                    ErrorCode::InvalidToken,
-                    "the access token is for another resource",
-                    required,
-                ));
-            }
-            if !server.client_exists(&r.client_id).await? {
-                log::debug!(
-                    "twisted-oauth2: refused an access token of client `{}`, which no longer \
-                     exists",
-                    crate::error::printable(&r.client_id)
-                );
-                return Err(bearer_error(
-                    ErrorCode::InvalidToken,
-                    "the access token is invalid, expired or revoked",
-                    required,
-                ));
-            }
-            Ok(TokenInfo::from_record(r))
-        }
-        _ => Err(bearer_error(
+    lookup_for(server, token, required, resource, None).await
+}
+
+/// [`lookup_at`] with the request that presented the token (the formats see it in their
+/// [`ValidationContext`](crate::format::ValidationContext)). Every refusal is recorded with
+/// its [`Rejection`](crate::format::Rejection) (audit event, debug log); the client gets
+/// `invalid_token` whatever it is.
+pub async fn lookup_for(
+    server: &AuthorizationServer,
+    token: &str,
+    required: &str,
+    resource: Option<&str>,
+    request: Option<&crate::request::RequestContext<'_>>,
+) -> Result<TokenInfo, OAuthError> {
+    let audience = match resource {
+        Some(r) => crate::validation::Audience::Resource(r),
+        None => crate::validation::Audience::Default,
+    };
+    match crate::validation::check(server, token, request, audience, true).await? {
+        Ok(t) => Ok(TokenInfo::from_valid(t)),
+        Err(crate::format::Rejection::WrongAudience) => Err(bearer_error(
+            ErrorCode::InvalidToken,
+            "the access token is for another resource",
+            required,
+        )),
+        Err(_) => Err(bearer_error(
             ErrorCode::InvalidToken,
             "the access token is invalid, expired or revoked",
             required,

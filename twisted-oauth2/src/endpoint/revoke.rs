@@ -119,7 +119,11 @@ async fn revoke_access(
 ) -> Result<Outcome, OAuthError> {
     let ctx = server.context();
     let fctx = ctx.format_context();
-    let Some(record) = ctx.format().validate(&fctx, token).await? else {
+    // The record whatever its state: judge nothing, revoke through the format that knows it.
+    let mut check = crate::format::ValidationContext::new(ctx.now());
+    check.judge = false;
+    let (validation, format) = ctx.formats().validate(&fctx, &check, token).await?;
+    let Some(record) = validation.valid().map(|t| t.record) else {
         return Ok(Outcome::NotFound);
     };
     if *record.client_id != *client.id() {
@@ -127,7 +131,7 @@ async fn revoke_access(
     }
     // The presented token itself first: a store may index only grants that have a refresh
     // family, so a grant-wide revocation alone might not reach it.
-    ctx.format().revoke(&fctx, token).await?;
+    format.revoke(&fctx, token).await?;
     ctx.audit(crate::audit::AuditEvent::Revoked {
         client_id: client.shared_id(),
         grant: record.grant_id,

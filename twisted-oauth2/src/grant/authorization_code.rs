@@ -5,7 +5,7 @@ use async_trait::async_trait;
 
 use crate::context::GrantContext;
 use crate::error::OAuthError;
-use crate::grant::{revoke_replayed_grant, After, Grant, GrantRequest, Issue};
+use crate::grant::{revoke_replayed_grant, Grant, GrantRequest, Issue, ReleaseCode};
 use crate::grant_type::GrantType;
 use crate::storage::CodeTake;
 use crate::token::TokenDigest;
@@ -108,6 +108,5 @@ async fn handle(ctx: &GrantContext<'_>, req: &GrantRequest<'_>) -> Result<Issue,
         .granted_resources(granted);
     issue.subject = record.subject.clone();
     issue.extra = record.extra.clone();
-    issue.after = After::ReleaseCode(digest);
-    Ok(issue)
+    Ok(issue.release_on_failure(std::sync::Arc::new(ReleaseCode(digest))))
 }

@@ -14,6 +14,7 @@ use crate::client::Client;
 use crate::context::GrantContext;
 use crate::error::{OAuthError, StorageError};
 use crate::form::Params;
+use crate::format::{AccessTokenFormat, IssuedToken};
 use crate::grant_type::GrantType;
 use crate::scope::Scope;
 use crate::storage::{GrantId, PasswordVerifier, ReuseWindow, Rotation, TokenRecord};
@@ -53,8 +54,76 @@ pub struct Issue {
     /// refreshes may name any of them; empty: the same as [`Self::audience`].
     pub granted_resources: Vec<Arc<str>>,
     pub(crate) after: After,
+    /// What to give back if issuance fails ([`Issue::release_on_failure`]).
+    pub(crate) release: Option<Release>,
     /// The grant type, for audit events (set by the token endpoint).
     pub(crate) grant_type: Option<String>,
+}
+
+/// What a grant took and gives back when issuance fails for another reason than a revoked
+/// grant (a store outage, a failing format or hook), so the client can retry: an
+/// authorization code ([`ReleaseCode`]), a device code, a one-time assertion. Set with
+/// [`Issue::release_on_failure`]. When the grant was revoked meanwhile (a replay won the
+/// race), nothing is released: what was taken stays used.
+#[async_trait]
+pub trait ReleaseOnFailure: Send + Sync + 'static {
+    /// Gives back what the grant took. A failure is logged; the client still gets the
+    /// issuance error.
+    async fn release(&self, ctx: &GrantContext<'_>) -> Result<(), StorageError>;
+}
+
+/// Releases a taken authorization code ([`CodeStore::release_code`](crate::storage::CodeStore::release_code)).
+#[derive(Debug, Clone, Copy)]
+pub struct ReleaseCode(pub TokenDigest);
+
+#[async_trait]
+impl ReleaseOnFailure for ReleaseCode {
+    async fn release(&self, ctx: &GrantContext<'_>) -> Result<(), StorageError> {
+        ctx.stores.codes.release_code(&self.0).await
+    }
+}
+
+/// A [`ReleaseOnFailure`] held by an [`Issue`].
+#[derive(Clone)]
+pub(crate) struct Release(Arc<dyn ReleaseOnFailure>);
+
+impl std::fmt::Debug for Release {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Release(..)")
+    }
+}
+
+/// One access token just issued, as an [`AfterIssue`] hook sees it.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct IssuedAccess<'a> {
+    /// The client.
+    pub client: &'a Client,
+    /// What the token stands for.
+    pub record: &'a TokenRecord,
+    /// The token the format made (its value, `token_type`, lifetime, `jti`).
+    pub token: &'a IssuedToken,
+    /// The `grant_type` that issued it (`implicit` for the implicit grant; empty if unknown).
+    pub grant_type: &'a str,
+    /// Whether a refresh token was rotated for it (the `refresh_token` grant).
+    pub refreshed: bool,
+}
+
+/// Runs after every access token is issued, on the one issuance path, before the response
+/// is sent: it sees the issued value (OpenID Connect computes `at_hash` from it) and may add
+/// members to the token response. An error withdraws the tokens just issued and answers
+/// the error. Registered with
+/// [`ServerBuilder::after_issue`](crate::server::ServerBuilder::after_issue); hooks run in
+/// registration order.
+#[async_trait]
+pub trait AfterIssue: Send + Sync + 'static {
+    /// Sees `issued`; may add members to `response` (registered members are kept).
+    async fn after_issue(
+        &self,
+        ctx: &GrantContext<'_>,
+        issued: &IssuedAccess<'_>,
+        response: &mut TokenResponse,
+    ) -> Result<(), OAuthError>;
 }
 
 /// What the issuance path does besides storing new tokens.
@@ -63,9 +132,6 @@ pub(crate) enum After {
     /// Nothing.
     #[default]
     Nothing,
-    /// A code was taken: release it if issuance fails for another reason than a revoked
-    /// grant (a store outage must not burn the code).
-    ReleaseCode(TokenDigest),
     /// Rotate this refresh token out for the new one, whose record is the family's
     /// `record` with fresh times (refresh-token rotation, RFC 9700 §4.14.2).
     Rotate {
@@ -88,6 +154,7 @@ impl Issue {
             audience: Vec::new(),
             granted_resources: Vec::new(),
             after: After::Nothing,
+            release: None,
             grant_type: None,
         }
     }
@@ -125,6 +192,13 @@ impl Issue {
     /// Sets the resources granted to the token family (see [`Self::granted_resources`]).
     pub fn granted_resources(mut self, resources: Vec<Arc<str>>) -> Self {
         self.granted_resources = resources;
+        self
+    }
+
+    /// Gives `release` back what the grant took if issuance fails (see
+    /// [`ReleaseOnFailure`]).
+    pub fn release_on_failure(mut self, release: Arc<dyn ReleaseOnFailure>) -> Self {
+        self.release = Some(Release(release));
         self
     }
 
@@ -305,26 +379,55 @@ pub(crate) async fn issue(
     client: &Client,
     issue: Issue,
 ) -> Result<TokenResponse, OAuthError> {
-    // Only the code to release is needed afterwards (not a copy of a rotated record).
-    let release = match &issue.after {
-        After::ReleaseCode(code) => Some(*code),
-        _ => None,
-    };
+    let release = issue.release.clone();
     match try_issue(ctx, client, issue).await {
         Ok(r) => Ok(r),
         Err(IssueError::Other(e)) => {
-            if let Some(code) = &release {
-                if let Err(re) = ctx.stores.codes.release_code(code).await {
+            if let Some(Release(r)) = &release {
+                if let Err(re) = r.release(ctx).await {
                     log::error!(
-                        "twisted-oauth2: could not release code after failed issuance: {re}"
+                        "twisted-oauth2: could not release what the grant took after failed \
+                         issuance: {re}"
                     );
                 }
             }
             Err(e)
         }
-        // Revoked by a replay: a code stays burnt.
+        // Revoked by a replay: what was taken stays used.
         Err(IssueError::Revoked(e)) => Err(e),
     }
+}
+
+/// The format of `client`'s tokens, or `server_error` when it names one this server does
+/// not have (a client created at run time: configured clients are checked at launch).
+fn format_of<'a>(
+    ctx: &GrantContext<'a>,
+    client: &Client,
+) -> Result<&'a Arc<dyn AccessTokenFormat>, OAuthError> {
+    ctx.formats.for_client(client).ok_or_else(|| {
+        log::error!(
+            "twisted-oauth2: client `{}` names access token format `{}`, which is not \
+             registered",
+            crate::error::printable(client.id()),
+            crate::error::printable(client.access_token_format().unwrap_or_default())
+        );
+        OAuthError::with_description(
+            crate::error::ErrorCode::ServerError,
+            "the server encountered an unexpected condition",
+        )
+    })
+}
+
+/// Runs the [`AfterIssue`] hooks over a fresh response.
+async fn after_issue(
+    ctx: &GrantContext<'_>,
+    issued: &IssuedAccess<'_>,
+    response: &mut TokenResponse,
+) -> Result<(), OAuthError> {
+    for hook in ctx.after_issue {
+        hook.after_issue(ctx, issued, response).await?;
+    }
+    Ok(())
 }
 
 async fn try_issue(
@@ -350,7 +453,9 @@ async fn try_issue(
         expires_at: now + cfg.access_token_lifetime as i64,
         audience,
     };
-    let fctx = ctx.format_context();
+    let format = format_of(ctx, client)?;
+    let fctx = ctx.format_context().with_client(client);
+    let grant_type = issue.grant_type.as_deref().unwrap_or_default();
     let refresh = match &issue.after {
         After::Rotate { old, family } => {
             // The access token is stored before the rotation, so a failed write leaves the
@@ -365,7 +470,19 @@ async fn try_issue(
                 expires_at: now + cfg.refresh_token_lifetime as i64,
                 ..(**family).clone()
             };
-            let access = ctx.format.issue(&fctx, &record).await?;
+            let access = format.issue(&fctx, &record).await?;
+            let mut resp = response(access.clone(), Some(new_refresh.clone()), &issue);
+            let issued = IssuedAccess {
+                client,
+                record: &record,
+                token: &access,
+                grant_type,
+                refreshed: true,
+            };
+            if let Err(e) = after_issue(ctx, &issued, &mut resp).await {
+                withdraw_access(format, &fctx, &access).await;
+                return Err(e.into());
+            }
             let new_digest = TokenDigest::of(&new_refresh);
             let rotation = if cfg.refresh_token_reuse_interval > 0 {
                 let window = ReuseWindow::new(now, cfg.refresh_token_reuse_interval);
@@ -384,9 +501,7 @@ async fn try_issue(
                 Ok(Rotation::Rotated | Rotation::WithinReuseInterval)
             ) {
                 // Nobody holds this access token yet: withdraw it.
-                if let Err(e) = ctx.format.revoke(&fctx, &access).await {
-                    log::warn!("twisted-oauth2: could not withdraw an unissued access token: {e}");
-                }
+                withdraw_access(format, &fctx, &access).await;
             }
             match rotation? {
                 Rotation::Rotated => {}
@@ -396,7 +511,7 @@ async fn try_issue(
                         subject: issue.subject.clone(),
                         grant,
                     });
-                    return Ok(response(cfg, access, Some(new_refresh), &issue));
+                    return Ok(resp);
                 }
                 Rotation::AlreadyRotated => {
                     let event = AuditEvent::RefreshReuseDetected {
@@ -413,7 +528,7 @@ async fn try_issue(
                 subject: issue.subject.clone(),
                 grant,
             });
-            return Ok(response(cfg, access, Some(new_refresh), &issue));
+            return Ok(resp);
         }
         _ => {
             let with_refresh = issue.refresh_token
@@ -441,42 +556,60 @@ async fn try_issue(
         };
         ctx.stores.refresh.put_refresh(rd, &rrecord).await?;
     }
-    let access = match ctx.format.issue(&fctx, &record).await {
+    // Do not leave an orphan refresh token behind (txoauth2 left orphans), nor one of a
+    // grant revoked meanwhile.
+    let withdraw_refresh = || async {
+        if let Some(rd) = &refresh_digest {
+            if let Err(re) = ctx.stores.refresh.revoke_refresh(rd).await {
+                log::warn!("twisted-oauth2: could not withdraw an unissued refresh token: {re}");
+            }
+        }
+    };
+    let access = match format.issue(&fctx, &record).await {
         Ok(a) => a,
         Err(e) => {
-            // Do not leave an orphan refresh token behind (txoauth2 left orphans), nor one
-            // of a grant revoked meanwhile.
-            if let Some(rd) = &refresh_digest {
-                if let Err(re) = ctx.stores.refresh.revoke_refresh(rd).await {
-                    log::warn!(
-                        "twisted-oauth2: could not withdraw an unissued refresh token: {re}"
-                    );
-                }
-            }
+            withdraw_refresh().await;
             return Err(e.into());
         }
     };
+    let refresh_issued = refresh.is_some();
+    let mut resp = response(access.clone(), refresh, &issue);
+    let issued = IssuedAccess {
+        client,
+        record: &record,
+        token: &access,
+        grant_type,
+        refreshed: false,
+    };
+    if let Err(e) = after_issue(ctx, &issued, &mut resp).await {
+        withdraw_access(format, &fctx, &access).await;
+        withdraw_refresh().await;
+        return Err(e.into());
+    }
     ctx.audit(AuditEvent::TokenIssued {
         client_id: client.shared_id(),
         subject: issue.subject.clone(),
         grant,
         grant_type: issue.grant_type.clone().unwrap_or_default(),
-        refresh_token: refresh.is_some(),
+        refresh_token: refresh_issued,
     });
-    Ok(response(cfg, access, refresh, &issue))
+    Ok(resp)
 }
 
-fn response(
-    cfg: &crate::config::ServerConfig,
-    access: String,
-    refresh: Option<String>,
-    issue: &Issue,
-) -> TokenResponse {
-    let mut r = TokenResponse::new(
-        access,
-        cfg.access_token_lifetime as i64,
-        issue.scope.to_string(),
-    );
+/// Withdraws an access token nobody holds yet (issuance failed after it was made).
+async fn withdraw_access(
+    format: &Arc<dyn AccessTokenFormat>,
+    fctx: &crate::format::FormatContext<'_>,
+    access: &IssuedToken,
+) {
+    if let Err(e) = format.revoke(fctx, &access.value).await {
+        log::warn!("twisted-oauth2: could not withdraw an unissued access token: {e}");
+    }
+}
+
+fn response(access: IssuedToken, refresh: Option<String>, issue: &Issue) -> TokenResponse {
+    let mut r = TokenResponse::new(access.value, access.expires_in, issue.scope.to_string());
+    r.token_type = access.token_type;
     r.refresh_token = refresh;
     for (k, v) in &issue.response_members {
         r = r.member(k.clone(), v.clone());

@@ -37,6 +37,8 @@ struct Parts {
     cors_routes: Vec<(String, &'static str)>,
     origin_paths: Vec<String>,
     device_page: Option<super::device_page::DevicePage>,
+    /// What protected routes validate tokens with, instead of the server.
+    validator: Option<Arc<dyn crate::validation::TokenValidator>>,
 }
 
 impl Default for Parts {
@@ -52,6 +54,7 @@ impl Default for Parts {
             cors_routes: Vec::new(),
             origin_paths: Vec::new(),
             device_page: None,
+            validator: None,
         }
     }
 }
@@ -197,6 +200,42 @@ impl OAuth2 {
     /// [`AccessTokenFormat`].
     pub fn access_token_format(self, format: Arc<dyn AccessTokenFormat>) -> Self {
         self.with(|p| p.build_with(|b| b.access_token_format(format)))
+    }
+
+    /// Registers an access-token format under `name`
+    /// ([`ServerBuilder::token_format`](crate::server::ServerBuilder::token_format)).
+    pub fn token_format(self, name: impl Into<String>, format: Arc<dyn AccessTokenFormat>) -> Self {
+        let name = name.into();
+        self.with(|p| p.build_with(|b| b.token_format(name, format)))
+    }
+
+    /// Fills the keys slot formats read
+    /// ([`ServerBuilder::format_keys`](crate::server::ServerBuilder::format_keys)).
+    pub fn format_keys(self, keys: crate::format::FormatKeys) -> Self {
+        self.with(|p| p.build_with(|b| b.format_keys(keys)))
+    }
+
+    /// Adds a hook run after every access token is issued
+    /// ([`ServerBuilder::after_issue`](crate::server::ServerBuilder::after_issue)).
+    pub fn after_issue(self, hook: Arc<dyn crate::grant::AfterIssue>) -> Self {
+        self.with(|p| p.build_with(|b| b.after_issue(hook)))
+    }
+
+    /// Changes the stores at launch, whichever they are
+    /// ([`ServerBuilder::store_slots`](crate::server::ServerBuilder::store_slots)): fill or
+    /// require extension slots; an empty required slot fails the launch naming it.
+    pub fn store_slots(
+        self,
+        f: impl FnOnce(crate::storage::StoresBuilder) -> crate::storage::StoresBuilder + Send + 'static,
+    ) -> Self {
+        self.with(|p| p.build_with(|b| b.store_slots(f)))
+    }
+
+    /// Makes protected routes validate tokens with `validator` instead of this server
+    /// ([`OAuth2State::validator`]; e.g. one trusting a remote authorization server). The
+    /// server's own endpoints are unchanged.
+    pub fn token_validator(self, validator: Arc<dyn crate::validation::TokenValidator>) -> Self {
+        self.with(|p| p.validator = Some(validator))
     }
 
     /// Adds a member to the RFC 8414 authorization server metadata (built once at
@@ -833,6 +872,7 @@ fn endpoint_routes(server: &Arc<AuthorizationServer>, parts: &mut Parts) -> Opti
 fn state(server: Arc<AuthorizationServer>, parts: Parts) -> OAuth2State {
     OAuth2State {
         resource_metadata: crate::endpoint::metadata::protected_resource_metadata_url(&server),
+        validator: parts.validator.unwrap_or_else(|| server.clone()),
         server,
         scopes_used: Default::default(),
         scope_routes: Default::default(),

@@ -14,10 +14,11 @@ use rocket::http::Status;
 use rocket::request::{self, FromRequest, Request};
 use rocket::{Ignite, Rocket, Sentinel};
 
-use super::{fairing_missing, transport, OAuth2State};
-use crate::endpoint::resource::{self, BearerRequest, TokenInfo};
+use super::{fairing_missing, OAuth2State};
+use crate::endpoint::resource::{BearerRequest, TokenInfo};
 use crate::error::{Challenge, ErrorCode, OAuthError};
 use crate::form::Params;
+use crate::request::RequestContext;
 
 /// The scopes a guard requires, as a space-separated list (all are required).
 ///
@@ -119,37 +120,55 @@ async fn lookup<'r>(
     state: &OAuth2State,
 ) -> &'r Result<TokenInfo, OAuthError> {
     req.local_cache_async(async {
-        let server = &*state.server;
+        let validator = &*state.validator;
+        let policy = validator.request_policy();
         let headers = super::RocketHeaders(req.headers());
+        let forwarded: Vec<&str> = req.headers().get(&policy.client_ip_header).collect();
+        let client_ip = validator.client_address(req.remote().map(|a| a.ip()), &forwarded);
+        let origin = req.uri();
+        let query = origin.query().map(|q| q.as_str());
+        let request = RequestContext::new(
+            req.method().as_str(),
+            origin.path().as_str(),
+            super::transport_with(req, policy.trusted_proxy_header.as_deref()),
+        )
+        .with_query(query)
+        .with_host(req.headers().get_one("Host"))
+        .with_client_ip(client_ip)
+        .with_headers(&headers);
         let mut breq = BearerRequest {
             authorization: req.headers().get_one("Authorization"),
-            request: super::request_context(req, &headers, transport(req, server)),
+            request,
             ..Default::default()
         };
         let params;
-        if server.config().allow_access_token_in_query {
-            if let Some(q) = super::capped_query(req, server)? {
+        if policy.allow_access_token_in_query {
+            if let Some(q) = query {
+                if q.len() as u64 > policy.max_query_length {
+                    return Err(OAuthError::query_too_long(policy.max_query_length));
+                }
                 // A query that is not valid form encoding is a malformed request (RFC 6750
                 // §3.1 `invalid_request`), not a request without a query token.
-                params = Params::parse_keep_duplicates_limited(
-                    q.as_bytes(),
-                    server.config().max_parameters,
-                )?;
+                params =
+                    Params::parse_keep_duplicates_limited(q.as_bytes(), policy.max_parameters)?;
                 match params.unique("access_token") {
                     Ok(t) => breq.query_token = t,
                     Err(_) => breq.query_duplicate = true,
                 }
             }
         }
-        crate::endpoint::require_secure(server, transport(req, server))?;
-        let token = resource::extract(server, &breq, "")?;
-        if breq.query_token == Some(token) {
+        let info = validator.authenticate(&breq).await;
+        let extracted = match &info {
+            Ok(_) => true,
+            Err(e) => e.code() == ErrorCode::InvalidToken,
+        };
+        if extracted && breq.query_token.is_some() {
+            // The token came from the query (a second carrier would have been refused).
             req.local_cache(QueryTokenUsed::default)
                 .0
                 .store(true, std::sync::atomic::Ordering::Relaxed);
         }
-        let route_resource = server.resources().route_resource(req.uri().path().as_str());
-        resource::lookup_at(server, token, "", route_resource.map(|r| &**r)).await
+        info
     })
     .await
 }
@@ -172,14 +191,7 @@ pub(crate) async fn check(req: &Request<'_>, required: &str) -> Result<TokenInfo
     };
     match lookup(req, state).await {
         Err(e) => Err(rescope(e)),
-        Ok(info)
-            if state
-                .server
-                .scope_hierarchy()
-                .satisfies(&info.scope, required) =>
-        {
-            Ok(info.clone())
-        }
+        Ok(info) if state.validator.satisfies(&info.scope, required) => Ok(info.clone()),
         Ok(_) => Err(OAuthError::with_description(
             ErrorCode::InsufficientScope,
             "the access token lacks a required scope",

@@ -41,8 +41,8 @@ mod routes;
 pub mod toolkit;
 
 pub(crate) use toolkit::{
-    capped_query, cors_origin, read_body, request_context, transport, CorsEndpoint, Preflight,
-    RocketHeaders,
+    capped_query, cors_origin, read_body, request_context, transport, transport_with, CorsEndpoint,
+    Preflight, RocketHeaders,
 };
 
 pub use crate::endpoint::authorize::PendingAuthorization;
@@ -63,6 +63,8 @@ pub use response::AuthorizeReply;
 /// The state the fairing manages: the server and what the guards need.
 pub struct OAuth2State {
     server: Arc<AuthorizationServer>,
+    /// What the guards check tokens with (the server, as a [`TokenValidator`]).
+    validator: Arc<dyn crate::validation::TokenValidator>,
     scopes_used: Mutex<BTreeSet<String>>,
     scope_routes: Mutex<std::collections::BTreeMap<String, BTreeSet<String>>>,
     resource_metadata: String,
@@ -84,6 +86,13 @@ impl OAuth2State {
     /// The authorization server.
     pub fn server(&self) -> &Arc<AuthorizationServer> {
         &self.server
+    }
+
+    /// What protected routes ([`Authorized`], [`AuthResult`], `#[oauth]`) validate tokens
+    /// with: a [`TokenValidator`](crate::validation::TokenValidator), the authorization
+    /// server unless another was plugged in.
+    pub fn validator(&self) -> &Arc<dyn crate::validation::TokenValidator> {
+        &self.validator
     }
 
     /// The URL of the protected resource metadata (RFC 9728), sent as `resource_metadata`

@@ -246,11 +246,14 @@ pub fn client_ip(
 /// Whether the request reached us over TLS: Rocket's own TLS, or a configured trusted
 /// proxy header (`trusted_proxy_header`) saying `https`.
 pub fn transport(req: &Request<'_>, server: &AuthorizationServer) -> Transport {
+    transport_with(req, server.config().trusted_proxy_header.as_deref())
+}
+
+/// [`transport`] with the trusted proxy header given (the guards read it from their
+/// validator's request policy).
+pub(crate) fn transport_with(req: &Request<'_>, trusted_proxy_header: Option<&str>) -> Transport {
     let secure = req.rocket().config().tls_enabled()
-        || server
-            .config()
-            .trusted_proxy_header
-            .as_deref()
+        || trusted_proxy_header
             .and_then(|h| req.headers().get_one(h))
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"));
     Transport { secure }

@@ -120,6 +120,9 @@ pub struct ClientRecord {
     /// [`Client::registration`]: what dynamic client registration recorded (the
     /// registration access token only as its digest).
     pub registration: Option<crate::client::RegistrationInfo>,
+    /// [`Client::access_token_format`]; `None`: the server-wide default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_token_format: Option<String>,
 }
 
 impl std::fmt::Debug for ClientRecord {
@@ -162,6 +165,7 @@ impl ClientRecord {
             registered_at: client.registered_at(),
             expires_at: client.expires_at(),
             registration: client.registration().cloned(),
+            access_token_format: client.access_token_format().map(str::to_owned),
         }
     }
 
@@ -195,6 +199,9 @@ impl ClientRecord {
         }
         if let Some(t) = self.expires_at {
             b = b.expires_at(t);
+        }
+        if let Some(f) = &self.access_token_format {
+            b = b.access_token_format(f.clone());
         }
         if let Some(r) = &self.registration {
             b = b.registration(r.clone());

@@ -217,6 +217,10 @@ impl AccessTokenStore for MemoryStore {
         Ok(self.access.revoke_grant(grant, until))
     }
 
+    async fn access_grant_tombstone(&self, grant: GrantId) -> Result<Option<i64>, StorageError> {
+        Ok(self.access.tombstone(grant))
+    }
+
     async fn revoke_access_client(&self, client_id: &str, until: i64) -> Result<u64, StorageError> {
         Ok(self.access.revoke_client(client_id, until))
     }
@@ -660,6 +664,15 @@ impl<V: Granted + Clone> TokenTable<V> {
             *t = (*t).max(until);
         }
         self.retain(|v| &**v.client() != client)
+    }
+
+    /// The time `grant`'s tombstone lasts until, if it has one.
+    fn tombstone(&self, grant: GrantId) -> Option<i64> {
+        self.tombstones(grant)
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&grant)
+            .copied()
     }
 
     /// Tombstones `grant` until `until` (keeping a later time), then removes its entries;

@@ -41,6 +41,7 @@ use crate::pkce::CodeChallenge;
 use crate::scope::Scope;
 use crate::token::TokenDigest;
 
+mod builder;
 pub mod cache;
 pub(crate) mod clients;
 mod connect;
@@ -52,6 +53,7 @@ pub mod redis;
 #[cfg_attr(docsrs, doc(cfg(any(feature = "sqlite", feature = "postgres"))))]
 pub mod sql;
 
+pub use builder::{MissingStore, StoresBuilder};
 pub use clients::{ClientRecord, ClientRegistry};
 pub use connect::connect;
 pub(crate) use connect::{describe_storage, storage_kind};
@@ -425,7 +427,29 @@ pub trait AccessTokenStore: Send + Sync + 'static {
     /// There is no default: a store that cannot revoke by client must say so with an error,
     /// never report success while the tokens stay valid.
     async fn revoke_access_client(&self, client_id: &str, until: i64) -> Result<u64, StorageError>;
+
+    /// The time until which `grant`'s access-token tombstone lasts, if the store holds one
+    /// (laid by [`AccessTokenStore::revoke_access_grant`]; it may already have passed: the
+    /// caller compares with its clock). This is how a self-contained format, whose tokens
+    /// the store does not hold, keeps its revocations in the store: it revokes with
+    /// [`AccessTokenStore::revoke_access_grant`] and refuses a token whose grant reads back
+    /// a tombstone in the future, on every instance sharing the store.
+    ///
+    /// The default says the store cannot ([`UnsupportedOperation`]): never an answer that
+    /// would let a revoked token through. The built-in stores implement it.
+    async fn access_grant_tombstone(&self, grant: GrantId) -> Result<Option<i64>, StorageError> {
+        let _ = grant;
+        Err(StorageError::other(UnsupportedOperation(
+            "AccessTokenStore::access_grant_tombstone",
+        )))
+    }
 }
+
+/// A store was asked for an operation it does not implement (a trait method whose default
+/// refuses, such as [`AccessTokenStore::access_grant_tombstone`]).
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("this store does not implement {0}")]
+pub struct UnsupportedOperation(pub &'static str);
 
 /// Refresh tokens, with rotation.
 #[async_trait]
@@ -550,8 +574,11 @@ pub trait Purge: Send + Sync + 'static {
     async fn purge_expired(&self, now: i64) -> Result<u64, StorageError>;
 }
 
-/// The full set of stores a server uses, as shared trait objects. Built with
-/// [`Stores::from_backend`] or [`Stores::new`]; replace a field to mix backends.
+/// The full set of stores a server uses, as shared trait objects: six built-in slots and
+/// extension slots for further store traits ([`Stores::get`]). Built with
+/// [`Stores::builder`] ([`StoresBuilder`], checked at launch), or the shorthands
+/// [`Stores::from_backend`] and [`Stores::new`] (the six built-in slots, no extension
+/// slots); replace a field to mix backends.
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct Stores {
@@ -574,6 +601,8 @@ pub struct Stores {
     /// with `storage = "memory"`, the server uses a
     /// [`MemoryDeviceCodes`](crate::device::MemoryDeviceCodes).
     pub device_codes: Option<Arc<dyn crate::device::DeviceCodeStore>>,
+    /// Extension slots ([`StoresBuilder::slot`]).
+    pub(crate) slots: builder::Slots,
 }
 
 impl Stores {
@@ -594,7 +623,18 @@ impl Stores {
             pending,
             purge,
             device_codes: None,
+            slots: Default::default(),
         }
+    }
+
+    /// A [`StoresBuilder`] with every slot empty.
+    pub fn builder() -> StoresBuilder {
+        StoresBuilder::default()
+    }
+
+    /// The store in the extension slot of `T` ([`StoresBuilder::slot`]), if filled.
+    pub fn get<T: ?Sized + Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.slots.get::<T>()
     }
 
     /// Uses one backend for every store.
@@ -610,13 +650,18 @@ impl Stores {
             pending: backend.clone(),
             purge: backend,
             device_codes: None,
+            slots: Default::default(),
         }
     }
 }
 
 impl std::fmt::Debug for Stores {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Stores { .. }")
+        write!(
+            f,
+            "Stores {{ extension_slots: {}, .. }}",
+            self.slots.names()
+        )
     }
 }
 

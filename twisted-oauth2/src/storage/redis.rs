@@ -1211,6 +1211,23 @@ impl CodeStore for RedisStore {
 
 #[async_trait]
 impl AccessTokenStore for RedisStore {
+    async fn access_grant_tombstone(&self, grant: GrantId) -> Result<Option<i64>, StorageError> {
+        /// The tombstone's expiry as Unix seconds on the server's clock (`-2`: none).
+        const TOMBSTONE_UNTIL: &str = r#"
+local ttl = redis.call('TTL', KEYS[1])
+if ttl < 0 then return ttl end
+return tonumber(redis.call('TIME')[1]) + ttl
+"#;
+        static SCRIPT: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
+        let script = SCRIPT.get_or_init(|| Script::new(TOMBSTONE_UNTIL));
+        let key = self.keys.grant_key(ACCESS.tomb, grant);
+        let t: i64 = self
+            .run(|mut c| async move { script.key(&key).invoke_async(&mut c).await })
+            .await?;
+        // A tombstone always has an expiry; -2 is none, -1 (none set) cannot be ours.
+        Ok((t >= 0).then_some(t))
+    }
+
     async fn put_access(
         &self,
         token: &TokenDigest,

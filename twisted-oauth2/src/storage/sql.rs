@@ -1061,6 +1061,24 @@ impl CodeStore for SqlStore {
 
 #[async_trait]
 impl AccessTokenStore for SqlStore {
+    async fn access_grant_tombstone(&self, grant: GrantId) -> Result<Option<i64>, StorageError> {
+        let g = grant_bytes(grant);
+        self.timed(async {
+            on_pool!(self, |p| {
+                sqlx::query(
+                    "SELECT expires_at FROM oauth2_grant_tombstones \
+                     WHERE grant_id = $1 AND kind = 'access'",
+                )
+                .bind(&g[..])
+                .fetch_optional(p)
+                .await?
+                .map(|r| r.try_get::<i64, usize>(0))
+                .transpose()
+            })
+        })
+        .await
+    }
+
     async fn put_access(
         &self,
         token: &TokenDigest,

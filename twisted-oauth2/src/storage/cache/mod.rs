@@ -581,6 +581,10 @@ impl CachedAccessStore {
 
 #[async_trait]
 impl AccessTokenStore for CachedAccessStore {
+    async fn access_grant_tombstone(&self, grant: GrantId) -> Result<Option<i64>, StorageError> {
+        self.inner.access_grant_tombstone(grant).await
+    }
+
     async fn put_access(
         &self,
         token: &TokenDigest,
