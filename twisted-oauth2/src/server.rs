@@ -652,8 +652,10 @@ impl ServerBuilder {
         self
     }
 
-    /// Counts brute-force attempts in `store` (default: in this process, on `governor`);
-    /// give a shared store so several instances share the limits ([`crate::limits`]).
+    /// Counts brute-force attempts in `store` (default: the stores' extension slot of
+    /// `dyn CounterStore`, which [`crate::storage::connect`] fills with a Redis URL, else
+    /// in this process, on `governor`); give a shared store so several instances share
+    /// the limits ([`crate::limits`]).
     pub fn counter_store(mut self, store: Arc<dyn crate::limits::CounterStore>) -> Self {
         self.counters = Some(store);
         self
@@ -911,6 +913,7 @@ impl ServerBuilder {
         let max_keys = config.limits.max_keys;
         let counters = self
             .counters
+            .or_else(|| stores.get::<dyn crate::limits::CounterStore>())
             .unwrap_or_else(|| Arc::new(crate::limits::MemoryCounters::new(max_keys)));
         let request_policy = crate::validation::RequestPolicy::of(&config);
         let mut server = AuthorizationServer {

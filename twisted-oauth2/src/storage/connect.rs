@@ -16,6 +16,11 @@ use crate::error::{ConfigError, StorageError};
 /// | `redis://[:password@]host:6379[/db][?key_prefix=oauth2:]` | `redis::RedisStore` | `redis` |
 /// | `redis+cluster://[:password@]host:7001,host:7002,...[?key_prefix=oauth2:]` | `redis::RedisStore` on a Redis Cluster | `redis` |
 ///
+/// With a Redis URL the stores' extension slot of
+/// [`CounterStore`](crate::limits::CounterStore) holds the Redis store too, which the
+/// server then counts its brute-force limits in (unless given
+/// [`ServerBuilder::counter_store`](crate::server::ServerBuilder::counter_store)).
+///
 /// SQL schemas are created or migrated before this returns. A scheme whose feature is not
 /// enabled, or an unknown scheme, is a [`StorageError::Other`] wrapping a
 /// [`ConfigError::Setting`] for `storage`; a backend that cannot be reached is
@@ -50,9 +55,14 @@ pub async fn connect(url: &str) -> Result<Stores, StorageError> {
             #[cfg(feature = "redis")]
             {
                 let s = Arc::new(super::redis::RedisStore::connect(url).await?);
-                let mut stores = Stores::from_backend(s.clone());
-                stores.device_codes = Some(s);
-                Ok(stores)
+                // The store also counts brute-force attempts, so instances sharing the
+                // database share their limits (`crate::limits`).
+                super::StoresBuilder::default()
+                    .backend(s.clone())
+                    .device_codes(s.clone())
+                    .slot::<dyn crate::limits::CounterStore>(s)
+                    .build()
+                    .map_err(StorageError::other)
             }
             #[cfg(not(feature = "redis"))]
             Err(feature_off("redis"))

@@ -286,6 +286,7 @@ const CLIENT_GRANTS: &str = "clg";
 /// so the second run succeeds unless the tombstone's time had already passed.
 const REVOKE_ATTEMPTS: usize = 8;
 
+mod counters;
 mod device;
 
 struct Scripts {
