@@ -503,6 +503,56 @@ async fn management_needs_the_registration_access_token_rfc7592_2() {
 }
 
 #[tokio::test]
+async fn failed_registration_access_token_checks_are_limited_per_client_id_rfc7592_2() {
+    let mut cfg = cfg_with(open());
+    cfg.limits.client_auth_failures = 3;
+    let f = common::fixture_with(cfg);
+    let (id, token) = registered(&f, json!({"redirect_uris": [LOOPBACK]})).await;
+    let (other, other_token) = registered(&f, json!({"redirect_uris": [LOOPBACK]})).await;
+    fn with(auth: &str) -> RegistrationRequest<'_> {
+        RegistrationRequest {
+            authorization: Some(auth),
+            transport: SECURE,
+            ..Default::default()
+        }
+    }
+    for _ in 0..3 {
+        let e = register::read(&f.server, &id, with("Bearer nope"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.status(), 401);
+    }
+    // The guessing loop is stopped, even with the right token, at every management method.
+    let right = format!("Bearer {token}");
+    let e = register::read(&f.server, &id, with(&right))
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), 429);
+    assert!(e
+        .headers()
+        .any(|(k, v)| k == "Retry-After" && v.parse::<u64>().unwrap() >= 1));
+    let e = register::delete(&f.server, &id, with(&right))
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), 429);
+    // Unknown client ids are counted too, and another client is unaffected.
+    for _ in 0..3 {
+        let e = register::read(&f.server, "no-such-client", with("Bearer nope"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.status(), 401);
+    }
+    let e = register::read(&f.server, "no-such-client", with("Bearer nope"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.status(), 429);
+    let other_right = format!("Bearer {other_token}");
+    register::read(&f.server, &other, with(&other_right))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn unused_registrations_expire_and_first_use_keeps_them() {
     let f = common::fixture_with(cfg_with(RegistrationConfig {
         unused_client_lifetime: 3600,

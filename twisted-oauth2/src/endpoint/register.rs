@@ -437,15 +437,57 @@ async fn authorized_client(
     if client_id.len() > 512 {
         return Err(refused());
     }
-    let Some(client) = server.client(client_id).await? else {
-        // Same work as a found client, so timing does not tell ids apart.
-        let _ = SecretDigest::of(token);
-        return Err(refused());
-    };
-    match client.registration() {
-        Some(info) if info.verify_token(token) => Ok(client),
-        _ => Err(refused()),
+    // Failed token checks count against the client id's limit of failed client
+    // authentications, as at the other endpoints; a client id over it is refused before its
+    // token is checked.
+    let rule = server.config().limits.client_auth();
+    match server.counters().refused(&rule, client_id).await {
+        Ok(Some(wait)) => {
+            rate_limited(server, &rule, client_id, wait);
+            return Err(crate::limits::too_many(
+                ErrorCode::InvalidToken,
+                "failed registration access token checks",
+                wait,
+            ));
+        }
+        Ok(None) => {}
+        Err(e) => log::warn!("twisted-oauth2: cannot read the client authentication limit: {e}"),
     }
+    let found = server.client(client_id).await?;
+    let client = match found {
+        Some(c) if c.registration().is_some_and(|info| info.verify_token(token)) => c,
+        other => {
+            if other.is_none() {
+                // Same work as a found client, so timing does not tell ids apart.
+                let _ = SecretDigest::of(token);
+            }
+            match server.counters().hit(&rule, client_id).await {
+                Ok(Some(wait)) => rate_limited(server, &rule, client_id, wait),
+                Ok(None) => {}
+                Err(e) => log::warn!(
+                    "twisted-oauth2: cannot count a failed registration access token check: {e}"
+                ),
+            }
+            return Err(refused());
+        }
+    };
+    Ok(client)
+}
+
+/// The audit event of a client id refused under `rule`.
+fn rate_limited(
+    server: &AuthorizationServer,
+    rule: &crate::limits::Rule,
+    client_id: &str,
+    wait: u64,
+) {
+    server
+        .context()
+        .audit(crate::audit::AuditEvent::RateLimited {
+            limit: rule.name,
+            key: client_id.to_owned(),
+            retry_after: wait,
+        });
 }
 
 /// `GET <base>/register/<client_id>` (RFC 7592 §2.1): the client's current information
