@@ -9,12 +9,15 @@
 //!
 //! | limit | key | default |
 //! |---|---|---|
-//! | failed client authentications | the `client_id` presented (token, revocation, introspection, device authorization endpoints) | 10 per 60 s |
+//! | failed client authentications | the `client_id` presented (token, revocation, introspection, device authorization endpoints; the registration access token at RFC 7592 registration management) | 10 per 60 s |
 //! | unknown user codes entered | the signed-in user, and the client address (per /64 for IPv6) | 10 per 300 s |
 //!
-//! The default store is [`MemoryCounters`] (one process, on `governor`); several instances
-//! share limits through a store of their own given with
-//! [`ServerBuilder::counter_store`](crate::server::ServerBuilder::counter_store).
+//! The default store is [`MemoryCounters`] (one process, on `governor`). With a Redis
+//! `storage` URL (feature `redis`) the Redis store counts instead (a fixed window per key,
+//! one Lua script per count, shared by every instance on that database): see
+//! [`crate::storage::connect`]. Any other shared store is given with
+//! [`ServerBuilder::counter_store`](crate::server::ServerBuilder::counter_store) or in the
+//! stores' `dyn CounterStore` slot ([`StoresBuilder::slot`](crate::storage::StoresBuilder::slot)).
 //! Every refusal is an [`AuditEvent::RateLimited`](crate::audit::AuditEvent::RateLimited).
 
 use std::num::NonZeroU32;
