@@ -13,8 +13,8 @@ mod stores;
 
 use common::{basic, config, FORM, SECURE};
 use twisted_oauth2::endpoint::token::{self, TokenRequest};
-use twisted_oauth2::token::TokenResponse;
 use twisted_oauth2::server::AuthorizationServer;
+use twisted_oauth2::token::TokenResponse;
 use twisted_oauth2::OAuthError;
 
 async fn server(storage: &str) -> AuthorizationServer {
@@ -66,7 +66,11 @@ async fn two_instances_on_one_redis_share_the_failed_client_authentication_limit
     }
     for s in [&b, &a] {
         let e = client_credentials(s, "svc-secret").await.unwrap_err();
-        assert_eq!(e.status(), 429, "refused on both instances, even with the secret");
+        assert_eq!(
+            e.status(),
+            429,
+            "refused on both instances, even with the secret"
+        );
         assert!(e
             .headers()
             .any(|(k, v)| k == "Retry-After" && (1..=600).contains(&v.parse::<u64>().unwrap())));

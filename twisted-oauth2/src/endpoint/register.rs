@@ -455,7 +455,12 @@ async fn authorized_client(
     }
     let found = server.client(client_id).await?;
     let client = match found {
-        Some(c) if c.registration().is_some_and(|info| info.verify_token(token)) => c,
+        Some(c)
+            if c.registration()
+                .is_some_and(|info| info.verify_token(token)) =>
+        {
+            c
+        }
         other => {
             if other.is_none() {
                 // Same work as a found client, so timing does not tell ids apart.

@@ -35,7 +35,10 @@ if ttl <= 0 then return -1 end
 return ttl
 "#;
 
-fn script(cell: &'static std::sync::OnceLock<::redis::Script>, src: &str) -> &'static ::redis::Script {
+fn script(
+    cell: &'static std::sync::OnceLock<::redis::Script>,
+    src: &str,
+) -> &'static ::redis::Script {
     cell.get_or_init(|| ::redis::Script::new(src))
 }
 
@@ -67,13 +70,9 @@ impl CounterStore for RedisStore {
         let window_ms = rule.window_seconds.max(1).saturating_mul(1000);
         let max = rule.max;
         let ms: i64 = self
-            .run(|mut c| async move {
-                s.key(&k)
-                    .arg(max)
-                    .arg(window_ms)
-                    .invoke_async(&mut c)
-                    .await
-            })
+            .run(
+                |mut c| async move { s.key(&k).arg(max).arg(window_ms).invoke_async(&mut c).await },
+            )
             .await?;
         Ok(seconds(ms))
     }
