@@ -99,6 +99,7 @@ if (mode === "--approve") {
     throw new Error("no tokens after 60 polls");
   })();
   await approveInChromium(details.verification_uri_complete);
+  if (process.exitCode) process.exit(); // the user step failed: do not wait out the polls
   const tokens = await poll;
   if (tokens.token_type?.toLowerCase() !== "bearer") fail("token_type " + tokens.token_type);
   if (!tokens.refresh_token) fail("no refresh token for demo-cli");
