@@ -29,7 +29,9 @@ fn missing_browser_tools(dir: &Path) -> Option<String> {
     }
     for package in ["playwright-core", "oauth4webapi"] {
         if !dir.join("node_modules").join(package).exists() {
-            return Some(format!("{package} not installed (cd tests/browser && npm ci)"));
+            return Some(format!(
+                "{package} not installed (cd tests/browser && npm ci)"
+            ));
         }
     }
     None
