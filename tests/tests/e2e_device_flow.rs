@@ -1,8 +1,16 @@
 //! End to end over real HTTP: the demo's device flow (RFC 8628) driven by the third-party
 //! `oauth2` crate (unmodified: `exchange_device_code`, `exchange_device_access_token`) as
-//! the CLI, and the user step done through the demo's login and its `/device` page.
+//! the CLI, and the user step done through the demo's login and its `/device` page in
+//! headless Chromium (`tests/browser/device_flow.mjs --approve`).
+//!
+//! Without Node.js, Chromium or playwright-core the user step is done by a cookie-keeping
+//! HTTP client instead, with a notice; with `TWISTED_OAUTH2_REQUIRE_BROWSER=1` (set by
+//! `.ci/run`) missing browser tools fail the test.
 
 mod common;
+
+use std::path::Path;
+use std::process::Command;
 
 use common::*;
 use oauth2::basic::BasicClient;
@@ -11,8 +19,53 @@ use oauth2::{
     TokenUrl,
 };
 
-/// The user's side: sign in, open the verification page with the code, confirm, allow.
-async fn approve_in_browser(base: &str, complete_uri: &str) {
+fn missing_browser_tools(dir: &Path) -> Option<String> {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !Path::new(&chromium).exists() {
+        return Some(format!("{chromium} not found"));
+    }
+    if Command::new("node").arg("--version").output().is_err() {
+        return Some("node not found".into());
+    }
+    for package in ["playwright-core", "oauth4webapi"] {
+        if !dir.join("node_modules").join(package).exists() {
+            return Some(format!(
+                "{package} not installed (cd tests/browser && npm ci)"
+            ));
+        }
+    }
+    None
+}
+
+/// The user's side in headless Chromium: open the complete verification URI, sign in on the
+/// demo's login page, confirm and allow on `/device`.
+async fn approve_in_chromium(dir: &Path, base: &str, complete_uri: &str) {
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/browser-artifacts");
+    let mut node = Command::new("node");
+    node.arg(dir.join("device_flow.mjs"))
+        .arg(base)
+        .arg(&artifacts)
+        .arg("--approve")
+        .arg(complete_uri);
+    let out = rocket::tokio::task::spawn_blocking(move || node.output())
+        .await
+        .expect("join")
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "browser step failed:\n{stdout}\n{stderr}"
+    );
+    assert!(
+        stdout.contains("device page: signed in and allowed in Chromium"),
+        "{stdout}"
+    );
+}
+
+/// The user's side without a browser: sign in, open the verification page with the code,
+/// confirm, allow, with a cookie-keeping HTTP client.
+async fn approve_over_http(base: &str, complete_uri: &str) {
     let mut b = Browser::new();
     let r = b.get(complete_uri).await;
     assert_eq!(r.status().as_u16(), 303, "not signed in: to the login page");
@@ -89,7 +142,17 @@ async fn device_flow_via_oauth2_crate_with_the_user_step_on_the_demo_page() {
                 .await
         })
     };
-    approve_in_browser(&base, &complete).await;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
+    match missing_browser_tools(&dir) {
+        None => approve_in_chromium(&dir, &base, &complete).await,
+        Some(why) if std::env::var("TWISTED_OAUTH2_REQUIRE_BROWSER").is_ok_and(|v| v == "1") => {
+            panic!("browser test required but {why}")
+        }
+        Some(why) => {
+            eprintln!("user step over HTTP instead of Chromium: {why}");
+            approve_over_http(&base, &complete).await;
+        }
+    }
     let tokens = poller.await.unwrap().expect("tokens after approval");
     assert!(tokens.refresh_token().is_some());
     let clock = http

@@ -1019,3 +1019,262 @@ async fn a_toolkit_form_endpoint_authenticates_clients_keeps_state_and_answers_4
         vec!["svc:client_credentials".to_owned()]
     );
 }
+
+// A toy flow of its own, built only with the public toolkit: a client asks for a pairing
+// code at a `FormEndpoint`, a signed-in user approves it on a page protected by a
+// `UserDecision`, and the client redeems it at the token endpoint through a `Grant`.
+
+const PAIR: &str = "urn:example:params:oauth:grant-type:pair";
+
+/// The pairing requests: code → (client, the approving subject once decided).
+#[derive(Default)]
+struct Pairings {
+    next: std::sync::atomic::AtomicU64,
+    codes: Mutex<std::collections::HashMap<String, (String, Option<String>)>>,
+}
+
+/// `POST <base>/pair`: a new pairing code for `client_id`.
+struct PairStart(Arc<Pairings>);
+
+#[rocket::async_trait]
+impl twisted_oauth2::rocket::toolkit::FormEndpoint for PairStart {
+    async fn handle(
+        &self,
+        server: &twisted_oauth2::AuthorizationServer,
+        form: twisted_oauth2::endpoint::FormRequest<'_>,
+    ) -> Result<String, OAuthError> {
+        let params = form.params(server)?;
+        let client_id = params.require("client_id")?;
+        if server.client(client_id).await?.is_none() {
+            return Err(OAuthError::new(ErrorCode::InvalidClient));
+        }
+        let n = self.0.next.fetch_add(1, Ordering::SeqCst);
+        let code = format!("pair-{n}");
+        self.0
+            .codes
+            .lock()
+            .unwrap()
+            .insert(code.clone(), (client_id.to_owned(), None));
+        Ok(serde_json::json!({ "pair_code": code }).to_string())
+    }
+}
+
+/// The pairing page's CSRF protection.
+const PAIR_DECISION: twisted_oauth2::rocket::UserDecision =
+    twisted_oauth2::rocket::UserDecision::new("pair");
+
+/// `GET|POST <base>/pair/approve`: the page where `alice` (the toy's signed-in user)
+/// approves a pairing code. Not framable; the decision is CSRF-checked and taken once.
+#[derive(Clone)]
+struct PairPage(Arc<Pairings>);
+
+#[rocket::async_trait]
+impl Handler for PairPage {
+    async fn handle<'r>(&self, req: &'r Request<'_>, data: Data<'r>) -> Outcome<'r> {
+        use rocket::http::{ContentType, Header, Status};
+        use rocket::response::Response;
+        let Some(server) = twisted_oauth2::rocket::toolkit::server(req) else {
+            return Outcome::Error(Status::InternalServerError);
+        };
+        let answer = |status: Status, body: String| {
+            let mut r = Response::build();
+            r.status(status)
+                .header(ContentType::HTML)
+                .header(Header::new("X-Frame-Options", "DENY"))
+                .header(Header::new(
+                    "Content-Security-Policy",
+                    "frame-ancestors 'none'",
+                ))
+                .sized_body(body.len(), std::io::Cursor::new(body));
+            Outcome::Success(r.finalize())
+        };
+        if req.method() == Method::Get {
+            let code = req
+                .query_value::<&str>("pair_code")
+                .and_then(Result::ok)
+                .unwrap_or_default();
+            return match PAIR_DECISION.issue(req, server) {
+                Ok(csrf) => answer(
+                    Status::Ok,
+                    format!(
+                        "<form method=post><input name=pair_code value=\"{code}\">\
+                         <input type=hidden name=csrf_token value=\"{csrf}\">\
+                         <button name=decision value=allow>Allow</button></form>"
+                    ),
+                ),
+                Err(_) => answer(Status::InternalServerError, String::new()),
+            };
+        }
+        let body = match data
+            .open(rocket::data::ByteUnit::Kibibyte(4))
+            .into_bytes()
+            .await
+        {
+            Ok(b) if b.is_complete() => b.into_inner(),
+            _ => return answer(Status::PayloadTooLarge, String::new()),
+        };
+        let field = |name: &str| {
+            url::form_urlencoded::parse(&body)
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.into_owned())
+                .unwrap_or_default()
+        };
+        if PAIR_DECISION
+            .verify(req, server, &field("csrf_token"))
+            .is_err()
+        {
+            return answer(Status::Forbidden, "bad csrf".into());
+        }
+        let mut codes = self.0.codes.lock().unwrap();
+        match codes.get_mut(&field("pair_code")) {
+            Some((_, decided @ None)) if field("decision") == "allow" => {
+                *decided = Some("alice".into());
+                answer(Status::Ok, "approved".into())
+            }
+            _ => answer(Status::BadRequest, "nothing to approve".into()),
+        }
+    }
+}
+
+/// The pairing grant: `authorization_pending` until approved, then tokens once.
+struct PairGrant(Arc<Pairings>);
+
+#[async_trait]
+impl Grant for PairGrant {
+    fn grant_type(&self) -> &str {
+        PAIR
+    }
+
+    async fn handle(
+        &self,
+        ctx: &GrantContext<'_>,
+        req: &GrantRequest<'_>,
+    ) -> Result<Issue, OAuthError> {
+        let client = req.client()?;
+        let code = req.params.require("pair_code")?;
+        let scope = ctx.resolve_scope(req.params.get("scope"), client)?;
+        let mut codes = self.0.codes.lock().unwrap();
+        let subject = match codes.get(code) {
+            Some((owner, _)) if owner != client.id() => None,
+            Some((_, None)) => return Err(OAuthError::new(ErrorCode::AUTHORIZATION_PENDING)),
+            Some((_, Some(subject))) => Some(subject.clone()),
+            None => None,
+        };
+        let Some(subject) = subject else {
+            return Err(OAuthError::invalid_grant("unknown pair_code"));
+        };
+        codes.remove(code);
+        Ok(Issue::new(scope).subject(subject))
+    }
+}
+
+#[rocket::async_test]
+async fn a_toy_flow_of_endpoint_user_decision_and_grant_built_on_the_public_toolkit() {
+    use rocket::http::{ContentType, Header, Status};
+    use rocket::local::asynchronous::Client;
+
+    let pairings = Arc::new(Pairings::default());
+    let cfg = ServerConfig {
+        issuer: "http://localhost".into(),
+        allow_insecure_request_debug: true,
+        clients: vec![ClientConfig {
+            id: "toy".into(),
+            secret: Some("toy-secret".into()),
+            grant_types: vec![PAIR.into()],
+            scopes: Some(vec!["read".into()]),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let figment = rocket::Config::figment().merge(("oauth2", cfg));
+    let fairing = OAuth2::fairing()
+        .grant(Arc::new(PairGrant(pairings.clone())))
+        .form_endpoint("/pair", PairStart(pairings.clone()))
+        .endpoints(vec![
+            Route::new(Method::Get, "/pair/approve", PairPage(pairings.clone())),
+            Route::new(Method::Post, "/pair/approve", PairPage(pairings.clone())),
+        ]);
+    let client = Client::tracked(rocket::custom(figment).attach(fairing))
+        .await
+        .expect("launches");
+    let basic = Header::new(
+        "Authorization",
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("toy:toy-secret")
+        ),
+    );
+    let poll = |code: String| {
+        let (client, basic) = (&client, basic.clone());
+        async move {
+            let r = client
+                .post("/oauth2/token")
+                .header(ContentType::Form)
+                .header(basic)
+                .body(format!("grant_type={PAIR}&pair_code={code}&scope=read"))
+                .dispatch()
+                .await;
+            let status = r.status();
+            let body: serde_json::Value =
+                serde_json::from_str(&r.into_string().await.unwrap_or_default()).unwrap();
+            (status, body)
+        }
+    };
+
+    // The endpoint: the toolkit's bounds and answers (405 for GET, no-store JSON).
+    let r = client.get("/oauth2/pair").dispatch().await;
+    assert_eq!(r.status(), Status::MethodNotAllowed);
+    let r = client
+        .post("/oauth2/pair")
+        .header(ContentType::Form)
+        .body("client_id=toy")
+        .dispatch()
+        .await;
+    assert_eq!(r.status(), Status::Ok);
+    assert_eq!(r.headers().get_one("Cache-Control"), Some("no-store"));
+    let json: serde_json::Value = serde_json::from_str(&r.into_string().await.unwrap()).unwrap();
+    let code = json["pair_code"].as_str().unwrap().to_owned();
+
+    let (status, body) = poll(code.clone()).await;
+    assert_eq!(status, Status::BadRequest);
+    assert_eq!(body["error"], "authorization_pending");
+
+    // The decision: a post without the page's token is refused and decides nothing.
+    let approve = |csrf: String| {
+        client
+            .post("/oauth2/pair/approve")
+            .header(ContentType::Form)
+            .body(format!("pair_code={code}&csrf_token={csrf}&decision=allow"))
+            .dispatch()
+    };
+    assert_eq!(approve("forged".into()).await.status(), Status::Forbidden);
+    assert_eq!(poll(code.clone()).await.1["error"], "authorization_pending");
+
+    let page = client
+        .get(format!("/oauth2/pair/approve?pair_code={code}"))
+        .dispatch()
+        .await;
+    assert_eq!(page.status(), Status::Ok);
+    assert_eq!(page.headers().get_one("X-Frame-Options"), Some("DENY"));
+    let html = page.into_string().await.unwrap();
+    let csrf = html
+        .split("name=csrf_token value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_owned();
+    assert_eq!(approve(csrf.clone()).await.status(), Status::Ok);
+    assert_eq!(
+        approve(csrf).await.status(),
+        Status::Forbidden,
+        "the page's token is spent once"
+    );
+
+    // The grant: tokens once, then the code is gone.
+    let (status, body) = poll(code.clone()).await;
+    assert_eq!(status, Status::Ok, "{body}");
+    assert!(body["access_token"].is_string());
+    let (status, body) = poll(code).await;
+    assert_eq!(status, Status::BadRequest);
+    assert_eq!(body["error"], "invalid_grant");
+}

@@ -130,6 +130,11 @@ pub struct DeviceRecord {
     pub last_poll: Option<i64>,
     /// The user's decision.
     pub status: DeviceStatus,
+    /// Whether an approval was taken by a poll (the device code is spent; it stays stored
+    /// until it expires so a failed issuance can give it back with
+    /// [`DeviceCodeStore::release_device`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub taken: bool,
 }
 
 impl DeviceRecord {
@@ -149,6 +154,7 @@ impl DeviceRecord {
             interval,
             last_poll: None,
             status: DeviceStatus::Pending,
+            taken: false,
         }
     }
 }
@@ -158,6 +164,7 @@ impl DeviceRecord {
 #[non_exhaustive]
 pub enum PollOutcome {
     /// No such device code (never issued, already taken, denied and gone, or purged).
+    /// A taken approval answers this too, until it is released.
     Unknown,
     /// Issued to another client: nothing was changed.
     WrongClient,
@@ -187,9 +194,13 @@ pub enum Change {
 
 /// The one poll state machine every [`DeviceCodeStore`] applies atomically (under a lock,
 /// in a compare-and-set, or in a script): the answer to a poll by `client_id` at `now` of
-/// `record`, and what to do with the record. Order: wrong client, expired, too soon
-/// (`SlowDown`, the interval grows by 5 s), pending, denied, approved.
+/// `record`, and what to do with the record. Order: taken (`Unknown`), wrong client,
+/// expired, too soon (`SlowDown`, the interval grows by 5 s), pending, denied, approved
+/// (the record is kept, marked [`taken`](DeviceRecord::taken), until it expires).
 pub fn poll_transition(record: &DeviceRecord, client_id: &str, now: i64) -> (PollOutcome, Change) {
+    if record.taken {
+        return (PollOutcome::Unknown, Change::Keep);
+    }
     if *record.client_id != *client_id {
         return (PollOutcome::WrongClient, Change::Keep);
     }
@@ -208,8 +219,24 @@ pub fn poll_transition(record: &DeviceRecord, client_id: &str, now: i64) -> (Pol
     match record.status {
         DeviceStatus::Pending => (PollOutcome::Pending, Change::Update(next)),
         DeviceStatus::Denied => (PollOutcome::Denied, Change::Remove),
-        DeviceStatus::Approved { .. } => (PollOutcome::Approved(record.clone()), Change::Remove),
+        DeviceStatus::Approved { .. } => {
+            next.taken = true;
+            (PollOutcome::Approved(record.clone()), Change::Update(next))
+        }
     }
+}
+
+/// What [`DeviceCodeStore::release_device`] stores for `record` at `now`: the approval
+/// taken back (not taken, no last poll, so the client's retry is answered at once), or
+/// `None` when there is nothing to give back (not taken, or expired).
+pub fn release_transition(record: &DeviceRecord, now: i64) -> Option<DeviceRecord> {
+    if !record.taken || record.expires_at <= now {
+        return None;
+    }
+    let mut next = record.clone();
+    next.taken = false;
+    next.last_poll = None;
+    Some(next)
 }
 
 /// Where device authorization requests live. Every method is atomic per code: two pollers
@@ -251,6 +278,11 @@ pub trait DeviceCodeStore: Send + Sync + 'static {
         client_id: &str,
         now: i64,
     ) -> Result<PollOutcome, StorageError>;
+
+    /// Gives back an approval a poll took (issuance failed for another reason than a revoked
+    /// grant), so the device's next poll gets it again: applies [`release_transition`]
+    /// atomically. `Ok(false)` when there is nothing to release (unknown, expired, not taken).
+    async fn release_device(&self, device_digest: &str, now: i64) -> Result<bool, StorageError>;
 
     /// How many requests are live (bounds the table).
     async fn live(&self, now: i64) -> Result<usize, StorageError>;
@@ -358,6 +390,19 @@ impl DeviceCodeStore for MemoryDeviceCodes {
             Change::Remove => g.remove(device_digest),
         }
         Ok(outcome)
+    }
+
+    async fn release_device(&self, device_digest: &str, now: i64) -> Result<bool, StorageError> {
+        let mut g = self.lock()?;
+        let Some(next) = g
+            .devices
+            .get(device_digest)
+            .and_then(|r| release_transition(r, now))
+        else {
+            return Ok(false);
+        };
+        g.devices.insert(device_digest.to_owned(), next);
+        Ok(true)
     }
 
     async fn live(&self, now: i64) -> Result<usize, StorageError> {

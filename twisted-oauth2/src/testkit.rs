@@ -110,6 +110,7 @@ cases!(
     device_poll_answers_in_order_and_takes_an_approval_once,
     device_concurrent_pollers_after_approval_have_one_winner,
     device_decision_is_taken_once_and_user_codes_are_unique,
+    device_release_gives_a_taken_approval_back_once,
     access_grant_tombstone_reads_back,
 );
 
@@ -1986,6 +1987,69 @@ pub mod cases {
             }
         }
         assert_eq!(wins, 1, "{c}: exactly one winner");
+    }
+
+    /// A taken approval released (issuance failed) is approved again for the next poll,
+    /// once; a pending, an expired or an unknown request releases nothing.
+    pub async fn device_release_gives_a_taken_approval_back_once(s: Stores) {
+        use crate::device::{DeviceStatus, PollOutcome};
+        let c = "device_release_gives_a_taken_approval_back_once";
+        let Some(d) = device_store(c, &s) else { return };
+        let t = now();
+        let (k, user, rec) = device_request("kit-client", 600);
+        assert!(
+            ok(c, "put_device", d.put_device(&k, &user, rec.clone()).await),
+            "{c}"
+        );
+        assert!(
+            !ok(c, "release_device", d.release_device(&k, t).await),
+            "{c}: a pending request has nothing to release"
+        );
+        let approved = DeviceStatus::Approved {
+            subject: "alice".into(),
+            scope: rec.scope,
+        };
+        assert!(ok(c, "decide", d.decide(&user, approved, t).await), "{c}");
+        assert!(
+            matches!(
+                ok(c, "poll", d.poll(&k, "kit-client", t).await),
+                PollOutcome::Approved(_)
+            ),
+            "{c}: first take"
+        );
+        assert!(
+            ok(c, "release_device", d.release_device(&k, t).await),
+            "{c}: released"
+        );
+        assert!(
+            !ok(c, "release_device", d.release_device(&k, t).await),
+            "{c}: released once"
+        );
+        // The retry is not slowed down by the poll that took it.
+        match ok(c, "poll", d.poll(&k, "kit-client", t + 1).await) {
+            PollOutcome::Approved(r) => assert!(
+                matches!(&r.status, DeviceStatus::Approved { subject, .. } if subject == "alice"),
+                "{c}"
+            ),
+            other => panic!("store kit `{c}`: a released approval polled as {other:?}"),
+        }
+        assert_eq!(
+            ok(c, "poll", d.poll(&k, "kit-client", t + 60).await),
+            PollOutcome::Unknown,
+            "{c}: taken again"
+        );
+        assert!(
+            !ok(c, "release_device", d.release_device(&k, t + 601).await),
+            "{c}: an expired request releases nothing"
+        );
+        assert!(
+            !ok(
+                c,
+                "release_device",
+                d.release_device(&digest().to_hex(), t).await
+            ),
+            "{c}: unknown"
+        );
     }
 
     /// Of sixteen concurrent decisions on one user code exactly one is taken; a second

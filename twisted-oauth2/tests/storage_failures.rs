@@ -53,10 +53,19 @@ impl AccessTokenStore for Flaky {
 
 /// A fixture over a memory store whose access tokens go through `access`.
 fn fixture_over(mem: Arc<MemoryStore>, access: Arc<dyn AccessTokenStore>) -> Fixture {
+    fixture_over_with(config(), mem, access)
+}
+
+/// [`fixture_over`] with `cfg`.
+fn fixture_over_with(
+    cfg: twisted_oauth2::config::ServerConfig,
+    mem: Arc<MemoryStore>,
+    access: Arc<dyn AccessTokenStore>,
+) -> Fixture {
     let mut stores = Stores::from_backend(mem);
     stores.access = access;
     let clock = Arc::new(twisted_oauth2::clock::FixedClock::at(T0));
-    let server = AuthorizationServer::builder(config())
+    let server = AuthorizationServer::builder(cfg)
         .stores(stores)
         .clock(clock.clone())
         .generator(Arc::new(SequentialTokenGenerator::default()))
@@ -218,4 +227,60 @@ async fn lookup_during_outage_is_temporarily_unavailable_not_invalid_token() {
     assert_eq!(e.code(), ErrorCode::TemporarilyUnavailable);
     flaky.down.store(false, Ordering::SeqCst);
     assert!(f.access_ok(&t.access_token).await);
+}
+
+#[tokio::test]
+async fn failed_token_write_does_not_burn_the_device_approval_rfc8628_3_5() {
+    use twisted_oauth2::device::{self, GRANT_TYPE};
+    use twisted_oauth2::endpoint::device_authorization;
+    use twisted_oauth2::endpoint::FormRequest;
+
+    let mut cfg = config();
+    cfg.device.enabled = true;
+    cfg.clients
+        .push(client("cli", None, &[GRANT_TYPE, "refresh_token"], &["a"]));
+    let mem = Arc::new(MemoryStore::new());
+    let flaky = Arc::new(Flaky {
+        inner: mem.clone(),
+        down: AtomicBool::new(false),
+    });
+    let f = fixture_over_with(cfg, mem, flaky.clone());
+    let a = device_authorization::handle(
+        &f.server,
+        FormRequest {
+            body: b"client_id=cli&scope=a",
+            content_type: Some(FORM),
+            transport: SECURE,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let (code, _) = device::pending(&f.server, &a.user_code)
+        .await
+        .unwrap()
+        .expect("pending");
+    let scope = twisted_oauth2::Scope::parse_param("a").unwrap();
+    assert!(device::approve(&f.server, &code, "alice", scope)
+        .await
+        .unwrap());
+    let poll = format!(
+        "grant_type={GRANT_TYPE}&client_id=cli&device_code={}",
+        a.device_code
+    );
+
+    flaky.down.store(true, Ordering::SeqCst);
+    let e = f.token(&poll, None).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::TemporarilyUnavailable);
+
+    // The retry comes at once (no slow_down for the poll that failed) and gets the tokens.
+    flaky.down.store(false, Ordering::SeqCst);
+    let t = f
+        .token(&poll, None)
+        .await
+        .expect("the approval survived the outage");
+    assert!(f.access_ok(&t.access_token).await);
+    f.clock.advance(10);
+    let e = f.token(&poll, None).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidGrant, "then it is spent");
 }

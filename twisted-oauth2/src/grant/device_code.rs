@@ -7,18 +7,39 @@
 //! `slow_down` (and the interval of that device code grows by 5 seconds); an undecided one
 //! `authorization_pending`; a denied one `access_denied`; an approved one is taken (exactly
 //! one poller wins) and gets tokens as for the code grant: a refresh token, the audience of
-//! its resources.
+//! its resources. When issuance then fails for another reason than a revoked grant (a
+//! store outage, a failing format or hook), the approval is given back ([`ReleaseDevice`])
+//! so the device's next poll gets it again.
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use crate::context::GrantContext;
 use crate::device::{DeviceStatus, PollOutcome, GRANT_TYPE};
+use crate::error::StorageError;
 use crate::error::{ErrorCode, OAuthError};
-use crate::grant::{Grant, GrantRequest, Issue};
+use crate::grant::{Grant, GrantRequest, Issue, ReleaseOnFailure};
 
 /// The device-code grant.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct DeviceCodeGrant;
+
+/// Gives back a device approval a poll took
+/// ([`DeviceCodeStore::release_device`](crate::device::DeviceCodeStore::release_device)),
+/// keyed by the SHA-256 hex digest of the device code.
+#[derive(Debug, Clone)]
+pub struct ReleaseDevice(pub String);
+
+#[async_trait]
+impl ReleaseOnFailure for ReleaseDevice {
+    async fn release(&self, ctx: &GrantContext<'_>) -> Result<(), StorageError> {
+        if let Some(store) = ctx.stores().device_codes.as_ref() {
+            store.release_device(&self.0, ctx.now()).await?;
+        }
+        Ok(())
+    }
+}
 
 /// The description of every refused device code (no oracle on which case it was).
 const INVALID_CODE: &str = "the device_code is invalid";
@@ -82,6 +103,7 @@ impl Grant for DeviceCodeGrant {
             .subject(subject)
             .with_refresh_token(true)
             .audience(audience)
-            .granted_resources(granted))
+            .granted_resources(granted)
+            .release_on_failure(Arc::new(ReleaseDevice(digest))))
     }
 }

@@ -27,7 +27,8 @@ use rocket::request::Request;
 use rocket::response::{Responder, Response};
 use rocket::route::{Handler, Outcome, Route};
 
-use super::consent::{read_binding, Consent, OnAuthenticate};
+use super::consent::{Consent, OnAuthenticate};
+use super::decision::BrowserBinding;
 use super::response::{error_text, escape, html_page, AuthorizeReply, PageKind};
 use super::{capped_query, read_body};
 use crate::client::{display_host as redirect_host, is_acceptable_logo_uri, is_local_redirect};
@@ -679,7 +680,7 @@ impl ConsentHandler {
             Err(e) => return self.inner.error(&e, PageKind::Restart),
         };
         let request_id = params.get("request_id").unwrap_or("");
-        let binding = read_binding(req, server);
+        let binding = BrowserBinding::read(req, server);
         let pending = match authorize::load(server, request_id, binding.as_deref()).await {
             Ok(p) => p,
             Err(e) => return self.inner.error(&e, PageKind::Restart),
@@ -707,7 +708,7 @@ impl ConsentHandler {
         };
         let field = |name| params.get(name).unwrap_or("");
         let (request_id, csrf_token) = (field("request_id"), field("csrf_token"));
-        let binding = read_binding(req, server);
+        let binding = BrowserBinding::read(req, server);
         let Some(user) = self.inner.signed_in.user(req).await else {
             // Signed out meanwhile: sign in again, then come back to the same request.
             return match authorize::load(server, request_id, binding.as_deref()).await {

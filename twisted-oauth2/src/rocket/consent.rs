@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use rocket::http::{Cookie, SameSite, Status};
+use rocket::http::Status;
 use rocket::request::{self, FromRequest, Request};
 use rocket::response::{self, Responder};
 use rocket::{FromForm, Sentinel};
@@ -14,7 +14,6 @@ use crate::endpoint::authorize::{self, Grant, PendingAuthorization};
 use crate::error::OAuthError;
 use crate::scope::Scope;
 use crate::server::AuthorizationServer;
-use crate::token::{is_b64token, TokenKind};
 
 /// The cookie that binds a pending authorization request to the browser that started it
 /// (over plain HTTP; over TLS it is [`SECURE_BINDING_COOKIE`]).
@@ -150,67 +149,6 @@ impl<'r> Responder<'r, 'static> for Consent {
 /// `Secure`, has `Path=/` and no `Domain`, so a sibling subdomain cannot plant it.
 pub const SECURE_BINDING_COOKIE: &str = "__Host-twisted_oauth2_ua";
 
-fn binding_cookie_name(secure: bool) -> &'static str {
-    if secure {
-        SECURE_BINDING_COOKIE
-    } else {
-        BINDING_COOKIE
-    }
-}
-
-/// The browser's binding value, if it carries one this server issued. The cookie is
-/// private (authenticated encryption with Rocket's `secret_key`), so a value chosen by
-/// anyone else, or copied from another cookie, is not accepted.
-pub(crate) fn read_binding(req: &Request<'_>, server: &AuthorizationServer) -> Option<String> {
-    let secure = super::transport(req, server).secure;
-    let c = req.cookies().get_private(binding_cookie_name(secure))?;
-    let v = c.value();
-    (is_b64token(v) && v.len() >= 32).then(|| v.to_owned())
-}
-
-/// The user-agent binding of an authorization request: the browser's issued value, or a
-/// new one that [`Binding::set`] sends once the request is stored.
-pub(crate) struct Binding {
-    value: String,
-    fresh: bool,
-}
-
-impl Binding {
-    /// Reads the browser's binding or makes a new value (not yet sent).
-    pub(crate) fn of(req: &Request<'_>, server: &AuthorizationServer) -> Result<Self, OAuthError> {
-        if let Some(value) = read_binding(req, server) {
-            return Ok(Binding {
-                value,
-                fresh: false,
-            });
-        }
-        Ok(Binding {
-            value: server.new_value(TokenKind::Handle)?,
-            fresh: true,
-        })
-    }
-
-    /// The binding value.
-    pub(crate) fn value(&self) -> &str {
-        &self.value
-    }
-
-    /// Sends the cookie if the value is new: `HttpOnly`, `SameSite=Lax`, and over TLS
-    /// `Secure` with the `__Host-` name.
-    pub(crate) fn set(&self, req: &Request<'_>, server: &AuthorizationServer) {
-        if !self.fresh {
-            return;
-        }
-        let secure = super::transport(req, server).secure;
-        let cookie = Cookie::build((binding_cookie_name(secure), self.value.clone()))
-            .http_only(true)
-            .same_site(SameSite::Lax)
-            .secure(secure)
-            .path("/");
-        req.cookies().add_private(cookie);
-    }
-}
-
 /// The fields of a consent form: `request_id`, `csrf_token` and `decision`
 /// (`allow` or anything else to deny).
 ///
@@ -323,7 +261,7 @@ impl<'r> FromRequest<'r> for PendingRequests<'r> {
         match req.rocket().state::<OAuth2State>() {
             Some(state) => request::Outcome::Success(PendingRequests {
                 server: &state.server,
-                binding: read_binding(req, &state.server),
+                binding: super::decision::BrowserBinding::read(req, &state.server),
             }),
             None => request::Outcome::Error((
                 Status::InternalServerError,

@@ -54,7 +54,7 @@ pub use builtin_login::{BuiltinLogin, LOGIN_CSRF_COOKIE, SESSION_COOKIE};
 pub use consent::{
     Consent, DecisionForm, OnAuthenticate, PendingRequests, BINDING_COOKIE, SECURE_BINDING_COOKIE,
 };
-pub use decision::UserDecision;
+pub use decision::{BrowserBinding, UserDecision};
 pub use fairing::OAuth2;
 pub use guard::{AuthResult, Authorized, NoScope, RequiredScope};
 pub use logger::{redact, RedactingLogger};

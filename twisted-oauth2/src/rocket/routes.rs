@@ -9,7 +9,8 @@ use rocket::request::Request;
 use rocket::response::Responder;
 use rocket::route::{Handler, Outcome, Route};
 
-use super::consent::{Binding, OnAuthenticate};
+use super::consent::OnAuthenticate;
+use super::decision::BrowserBinding;
 use super::response::AuthorizeReply;
 use super::toolkit::{form_routes, FormEndpoint, Preflight};
 use super::OAuth2State;
@@ -209,7 +210,7 @@ impl Handler for AuthorizeHandler {
                 Err(e) => return Outcome::from(req, AuthorizeReply::Page(e)),
             }
         };
-        let binding = match Binding::of(req, server) {
+        let binding = match BrowserBinding::of(req, server) {
             Ok(b) => b,
             Err(e) => return Outcome::from(req, AuthorizeReply::Page(e)),
         };

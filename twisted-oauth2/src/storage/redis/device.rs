@@ -5,13 +5,14 @@
 //! user code, and `<prefix>dcz` (a sorted set of user codes scored by expiry) bounds how
 //! many are live. Every key has a TTL at the record's expiry. Every change of a record is a
 //! compare-and-set script on its one key, so of concurrent pollers after approval exactly
-//! one deletes it and gets the tokens, and a decision is taken once.
+//! one marks it taken and gets the tokens (a failed issuance gives it back), and a decision is taken once.
 
 use async_trait::async_trait;
 
 use super::{decode, encode, RedisStore};
 use crate::device::{
-    poll_transition, Change, DeviceCodeStore, DeviceRecord, DeviceStatus, PollOutcome,
+    poll_transition, release_transition, Change, DeviceCodeStore, DeviceRecord, DeviceStatus,
+    PollOutcome,
 };
 use crate::error::StorageError;
 
@@ -218,6 +219,32 @@ impl DeviceCodeStore for RedisStore {
             };
             if won {
                 return Ok(outcome);
+            }
+        }
+        Err(StorageError::unavailable(std::io::Error::other(
+            "device code contended; retry",
+        )))
+    }
+
+    async fn release_device(&self, device_digest: &str, now: i64) -> Result<bool, StorageError> {
+        let p = self.device_pointer(device_digest);
+        let code: Option<String> = self
+            .run(|mut c| async move { ::redis::cmd("GET").arg(&p).query_async(&mut c).await })
+            .await?;
+        let Some(code) = code else { return Ok(false) };
+        let key = self.device_key(&code);
+        for _ in 0..ATTEMPTS {
+            let Some((digest, old)) = self.device_get(&key).await? else {
+                return Ok(false);
+            };
+            if digest != device_digest {
+                return Ok(false);
+            }
+            let Some(next) = release_transition(&decode(&old)?, now) else {
+                return Ok(false);
+            };
+            if self.device_cas(&key, &old, Some(&encode(&next)?)).await? {
+                return Ok(true);
             }
         }
         Err(StorageError::unavailable(std::io::Error::other(

@@ -1,7 +1,7 @@
 //! The [`DeviceCodeStore`] of [`SqlStore`] (schema version 7, `oauth2_device_codes`): one
 //! row per request, keyed by the device code's digest, with the user code unique. Every
 //! change is a compare-and-set on the stored record (`WHERE record = <what was read>`), so
-//! of concurrent pollers after approval exactly one deletes the row and gets the tokens,
+//! of concurrent pollers after approval exactly one marks the row taken and gets the tokens,
 //! and a decision is taken once.
 
 use async_trait::async_trait;
@@ -9,7 +9,8 @@ use sqlx::Row;
 
 use super::{decode, encode, Pool, SqlStore};
 use crate::device::{
-    poll_transition, Change, DeviceCodeStore, DeviceRecord, DeviceStatus, PollOutcome,
+    poll_transition, release_transition, Change, DeviceCodeStore, DeviceRecord, DeviceStatus,
+    PollOutcome,
 };
 use crate::error::StorageError;
 
@@ -170,6 +171,24 @@ impl DeviceCodeStore for SqlStore {
             };
             if won {
                 return Ok(outcome);
+            }
+        }
+        Err(contended())
+    }
+
+    async fn release_device(&self, device_digest: &str, now: i64) -> Result<bool, StorageError> {
+        for _ in 0..ATTEMPTS {
+            let Some(old) = self.device_row(device_digest).await? else {
+                return Ok(false);
+            };
+            let Some(next) = release_transition(&decode(&old)?, now) else {
+                return Ok(false);
+            };
+            if self
+                .device_cas(device_digest, &old, &encode(&next)?)
+                .await?
+            {
+                return Ok(true);
             }
         }
         Err(contended())
