@@ -13,24 +13,10 @@ use std::process::Command;
 
 use common::*;
 
-fn missing_tools(dir: &Path) -> Option<String> {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    if !Path::new(&chromium).exists() {
-        return Some(format!("{chromium} not found"));
-    }
-    if Command::new("node").arg("--version").output().is_err() {
-        return Some("node not found".into());
-    }
-    if !dir.join("node_modules/playwright-core").exists() {
-        return Some("playwright-core not installed (cd tests/browser && npm ci)".into());
-    }
-    None
-}
-
 #[rocket::async_test]
 async fn chromium_logs_in_consents_and_lands_on_the_client_with_code_and_state() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
-    if let Some(why) = missing_tools(&dir) {
+    if let Some(why) = missing_browser_tools(&dir, &["playwright-core"]) {
         if std::env::var("TWISTED_OAUTH2_REQUIRE_BROWSER").is_ok_and(|v| v == "1") {
             panic!("browser test required but {why}");
         }

@@ -68,20 +68,6 @@ fn login(form: Form<Login>, cookies: &CookieJar<'_>) -> Redirect {
     Redirect::to(local(form.next.as_deref()))
 }
 
-fn missing_tools(dir: &Path) -> Option<String> {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    if !Path::new(&chromium).exists() {
-        return Some(format!("{chromium} not found"));
-    }
-    if Command::new("node").arg("--version").output().is_err() {
-        return Some("node not found".into());
-    }
-    if !dir.join("node_modules/playwright-core").exists() {
-        return Some("playwright-core not installed (cd tests/browser && npm ci)".into());
-    }
-    None
-}
-
 fn artifacts() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/browser-artifacts")
 }
@@ -89,7 +75,7 @@ fn artifacts() -> PathBuf {
 #[rocket::async_test]
 async fn chromium_uses_the_builtin_consent_page_by_mouse_keyboard_and_on_a_phone() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
-    if let Some(why) = missing_tools(&dir) {
+    if let Some(why) = common::missing_browser_tools(&dir, &["playwright-core"]) {
         if std::env::var("TWISTED_OAUTH2_REQUIRE_BROWSER").is_ok_and(|v| v == "1") {
             panic!("browser test required but {why}");
         }

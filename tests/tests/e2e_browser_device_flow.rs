@@ -13,28 +13,10 @@ use std::process::Command;
 
 use common::*;
 
-fn missing_tools(dir: &Path) -> Option<String> {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    if !Path::new(&chromium).exists() {
-        return Some(format!("{chromium} not found"));
-    }
-    if Command::new("node").arg("--version").output().is_err() {
-        return Some("node not found".into());
-    }
-    for package in ["playwright-core", "oauth4webapi"] {
-        if !dir.join("node_modules").join(package).exists() {
-            return Some(format!(
-                "{package} not installed (cd tests/browser && npm ci)"
-            ));
-        }
-    }
-    None
-}
-
 #[rocket::async_test]
 async fn oauth4webapi_device_flow_with_the_user_step_in_chromium_reads_the_clock() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
-    if let Some(why) = missing_tools(&dir) {
+    if let Some(why) = missing_browser_tools(&dir, &["playwright-core", "oauth4webapi"]) {
         if std::env::var("TWISTED_OAUTH2_REQUIRE_BROWSER").is_ok_and(|v| v == "1") {
             panic!("browser test required but {why}");
         }

@@ -19,24 +19,6 @@ use oauth2::{
     TokenUrl,
 };
 
-fn missing_browser_tools(dir: &Path) -> Option<String> {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    if !Path::new(&chromium).exists() {
-        return Some(format!("{chromium} not found"));
-    }
-    if Command::new("node").arg("--version").output().is_err() {
-        return Some("node not found".into());
-    }
-    for package in ["playwright-core", "oauth4webapi"] {
-        if !dir.join("node_modules").join(package).exists() {
-            return Some(format!(
-                "{package} not installed (cd tests/browser && npm ci)"
-            ));
-        }
-    }
-    None
-}
-
 /// The user's side in headless Chromium: open the complete verification URI, sign in on the
 /// demo's login page, confirm and allow on `/device`.
 async fn approve_in_chromium(dir: &Path, base: &str, complete_uri: &str) {
@@ -143,7 +125,7 @@ async fn device_flow_via_oauth2_crate_with_the_user_step_on_the_demo_page() {
         })
     };
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser");
-    match missing_browser_tools(&dir) {
+    match missing_browser_tools(&dir, &["playwright-core", "oauth4webapi"]) {
         None => approve_in_chromium(&dir, &base, &complete).await,
         Some(why) if std::env::var("TWISTED_OAUTH2_REQUIRE_BROWSER").is_ok_and(|v| v == "1") => {
             panic!("browser test required but {why}")

@@ -256,3 +256,23 @@ pub async fn login_and_consent(
     );
     r.headers()["location"].to_str().unwrap().to_owned()
 }
+
+/// Why the headless-browser tests cannot run here (Chromium at `$CHROMIUM` or
+/// `/usr/bin/chromium`, `node`, and each npm `package` installed under `dir`), or `None`.
+pub fn missing_browser_tools(dir: &std::path::Path, packages: &[&str]) -> Option<String> {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !std::path::Path::new(&chromium).exists() {
+        return Some(format!("{chromium} not found"));
+    }
+    if std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return Some("node not found".into());
+    }
+    packages
+        .iter()
+        .find(|p| !dir.join("node_modules").join(p).exists())
+        .map(|p| format!("{p} not installed (cd tests/browser && npm ci)"))
+}
