@@ -24,20 +24,18 @@
 //! - **No framing**: `X-Frame-Options: DENY`, `Content-Security-Policy` with
 //!   `frame-ancestors 'none'`, `Cache-Control: no-store`, `Referrer-Policy: no-referrer`.
 //! - **Throttled attempts**: sign-in attempts are limited per user name and per client
-//!   address ([`BuiltinLogin::attempts_per_minute`]; `governor` token buckets in bounded
-//!   tables); over the limit the answer is `429` with `Retry-After`, before the password is
+//!   address ([`BuiltinLogin::attempts_per_minute`]), counted in the server's
+//!   [`CounterStore`](crate::limits::CounterStore) (in process, or shared by every instance
+//!   on Redis storage: see [`crate::limits`]); over the limit the answer is `429` with `Retry-After`, before the password is
 //!   checked.
 //! - Every field is bounded, and a wrong password and an unknown user get the same answer.
 //!
 //! Replace it by giving [`OAuth2::builtin_consent`](super::OAuth2::builtin_consent) your own
 //! [`SignedIn`](super::SignedIn) and login URL.
 
-use std::net::IpAddr;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota};
 use rocket::data::Data;
 use rocket::http::{Cookie, Header, Method, SameSite, Status};
 use rocket::request::Request;
@@ -64,9 +62,6 @@ const MAX_NEXT: usize = 2048;
 const MAX_USERNAME: usize = 256;
 /// Longest accepted password in bytes.
 const MAX_PASSWORD: usize = 1024;
-/// Most user names and addresses each limiter table keeps; past it new keys share one
-/// overflow bucket.
-const MAX_KEYS: usize = 10_000;
 
 /// The built-in sign-in: the app's [`PasswordVerifier`] and the session and throttling
 /// settings. Give it to [`BuiltinConsent::signing_in`](super::BuiltinConsent::signing_in),
@@ -135,44 +130,14 @@ impl BuiltinLogin {
     }
 
     pub(crate) fn into_inner(self) -> LoginInner {
-        let quota = |n: u32| Quota::per_minute(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN));
+        // A counter store refuses the `max`-th counted attempt; every attempt is counted
+        // here, so `n` allowed attempts are a rule of `n + 1`.
+        let rule = |name, n: u32| crate::limits::Rule::new(name, n.saturating_add(1), 60);
         LoginInner {
             verifier: self.verifier,
             session_lifetime: self.session_lifetime,
-            users: Limiter::new(quota(self.per_user)),
-            addresses: Limiter::new(quota(self.per_address)),
-        }
-    }
-}
-
-/// A keyed limiter with a bounded table and one shared overflow bucket.
-struct Limiter<K: std::hash::Hash + Eq + Clone> {
-    keyed: DefaultKeyedRateLimiter<K>,
-    overflow: DefaultDirectRateLimiter,
-}
-
-impl<K: std::hash::Hash + Eq + Clone> Limiter<K> {
-    fn new(quota: Quota) -> Self {
-        Limiter {
-            keyed: governor::RateLimiter::keyed(quota),
-            overflow: governor::RateLimiter::direct(quota),
-        }
-    }
-
-    /// `Err(seconds to wait)` when `key` is over its limit.
-    fn check(&self, key: &K) -> Result<(), u64> {
-        use governor::clock::{Clock, DefaultClock};
-        let wait = |n: governor::NotUntil<governor::clock::QuantaInstant>| {
-            let w = n.wait_time_from(DefaultClock::default().now());
-            (w.as_secs() + u64::from(w.subsec_nanos() > 0)).max(1)
-        };
-        if self.keyed.len() >= MAX_KEYS {
-            self.keyed.retain_recent();
-        }
-        if self.keyed.len() < MAX_KEYS {
-            self.keyed.check_key(key).map_err(wait)
-        } else {
-            self.overflow.check().map_err(wait)
+            users: rule("sign_in_user", self.per_user),
+            addresses: rule("sign_in_address", self.per_address),
         }
     }
 }
@@ -181,8 +146,8 @@ impl<K: std::hash::Hash + Eq + Clone> Limiter<K> {
 pub(crate) struct LoginInner {
     verifier: Arc<dyn PasswordVerifier>,
     session_lifetime: Duration,
-    users: Limiter<String>,
-    addresses: Limiter<IpAddr>,
+    users: crate::limits::Rule,
+    addresses: crate::limits::Rule,
 }
 
 /// The [`SignedIn`](super::SignedIn) of the built-in sign-in: the session cookie's user
@@ -226,6 +191,32 @@ struct LoginHandler {
     consent: Arc<Inner>,
     login: Arc<LoginInner>,
     logout: bool,
+}
+
+impl LoginHandler {
+    /// Counts this attempt for its address, then (if that is within its limit) for the user
+    /// name: the seconds to wait when one of them is over its limit. A counter store that
+    /// cannot be reached lets the attempt through (logged), as at the other limits.
+    async fn throttled(
+        &self,
+        server: &AuthorizationServer,
+        address: &str,
+        user: &str,
+    ) -> Option<u64> {
+        for (rule, key) in [(&self.login.addresses, address), (&self.login.users, user)] {
+            match server.counters().hit(rule, key).await {
+                Ok(None) => {}
+                Ok(Some(wait)) => return Some(wait),
+                Err(e) => {
+                    log::error!(
+                        "twisted-oauth2: sign-in limit `{}` not counted: {e}",
+                        rule.name
+                    );
+                }
+            }
+        }
+        None
+    }
 }
 
 /// What the form says above its fields.
@@ -363,11 +354,9 @@ impl LoginHandler {
         }
         let address = crate::rate_limit::limit_key(super::toolkit::client_ip(req, Some(server)));
         let throttled = self
-            .login
-            .addresses
-            .check(&address)
-            .and_then(|()| self.login.users.check(&user.to_lowercase()));
-        if let Err(wait) = throttled {
+            .throttled(server, &address.to_string(), &user.to_lowercase())
+            .await;
+        if let Some(wait) = throttled {
             log::warn!("twisted-oauth2: sign-in attempts throttled (retry in {wait} s)");
             let mut res = self.form(
                 req,
