@@ -141,6 +141,9 @@ pub mod form;
 pub mod format;
 pub mod grant;
 pub mod grant_type;
+#[cfg(feature = "jwt")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+pub mod jwt;
 #[cfg(feature = "macros")]
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub mod guide;
