@@ -466,6 +466,16 @@ impl ServerConfig {
     }
 
     /// Checks the settings and returns the parsed forms the server needs.
+    /// Whether revocations must travel between instances: the validation cache is on, or
+    /// the `jwt` format (feature `jwt`) is in use and not stateless.
+    pub(crate) fn wants_revocation_channel(&self) -> bool {
+        #[cfg(feature = "jwt")]
+        let jwt = crate::jwt::format::used_by(self) && !self.jwt_access_tokens.stateless;
+        #[cfg(not(feature = "jwt"))]
+        let jwt = false;
+        self.validation_cache.enabled || jwt
+    }
+
     pub(crate) fn validate(&self) -> Result<ValidatedConfig, ConfigError> {
         if self.issuer.trim().is_empty() {
             return Err(ConfigError::Setting {
