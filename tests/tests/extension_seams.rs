@@ -1278,3 +1278,49 @@ async fn a_toy_flow_of_endpoint_user_decision_and_grant_built_on_the_public_tool
     assert_eq!(status, Status::BadRequest);
     assert_eq!(body["error"], "invalid_grant");
 }
+
+/// State of an extension's own that revocations must reach (as the JWT format's denylist):
+/// a listener on the server's revocation channel.
+#[derive(Default)]
+struct HeardRevocations {
+    subscribed: AtomicUsize,
+    heard: Mutex<Vec<twisted_oauth2::storage::cache::Revocation>>,
+    unreadable: AtomicUsize,
+}
+
+impl twisted_oauth2::storage::cache::RevocationListener for HeardRevocations {
+    fn subscribed(&self) {
+        self.subscribed.fetch_add(1, Ordering::SeqCst);
+    }
+    fn lost(&self) {
+        self.subscribed.fetch_sub(1, Ordering::SeqCst);
+    }
+    fn deliver(&self, revocation: twisted_oauth2::storage::cache::Revocation) {
+        self.heard.lock().unwrap().push(revocation);
+    }
+    fn deliver_unreadable(&self) {
+        self.unreadable.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn an_extension_listens_on_a_revocation_channel_through_a_listener_sink() {
+    use twisted_oauth2::storage::cache::{
+        LocalOnly, Revocation, RevocationChannel, RevocationListener, RevocationSink,
+    };
+    let state = Arc::new(HeardRevocations::default());
+    let as_listener: Arc<dyn RevocationListener> = state.clone();
+    let sink = RevocationSink::listener(Arc::downgrade(&as_listener));
+    LocalOnly.start(sink.clone()).expect("starts");
+    assert_eq!(state.subscribed.load(Ordering::SeqCst), 1, "told it is subscribed");
+    // What a networked channel does with what it receives.
+    let r = Revocation::jti("a-jti", 1_800_000_000);
+    sink.deliver(Revocation::decode(&r.encode()).expect("reads its own wire form"));
+    sink.deliver_unreadable();
+    assert_eq!(*state.heard.lock().unwrap(), vec![r]);
+    assert_eq!(state.unreadable.load(Ordering::SeqCst), 1);
+    assert!(!sink.is_closed());
+    drop(as_listener);
+    drop(state);
+    assert!(sink.is_closed(), "the channel can stop once the listener is gone");
+}
