@@ -413,7 +413,7 @@ mod kit_catches_broken_stores {
                 .filter(|e| *e.value() > now)
                 .map(|e| (e.key().clone(), *e.value()))
                 .collect();
-            v.sort_by(|a, b| b.1.cmp(&a.1));
+            v.sort_by_key(|e| std::cmp::Reverse(e.1));
             v.truncate(limit);
             Ok(v)
         }
