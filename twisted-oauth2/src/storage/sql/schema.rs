@@ -307,7 +307,6 @@ pub(super) const RECORD_VERSION: &str =
 /// A fixed key for `pg_advisory_xact_lock`, so concurrent instances migrate one at a time.
 #[cfg(feature = "postgres")]
 pub(super) const MIGRATION_LOCK: i64 = 0x7477_6f61_7574_6832; // "twoauth2"
-/// The first key of the two-key advisory locks taken per grant (a key space apart from the
 
 impl SqlStore {
     /// Applies the embedded schema migrations that the database lacks. Idempotent; run by

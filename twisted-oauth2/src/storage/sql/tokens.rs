@@ -3,6 +3,7 @@
 
 use super::*;
 
+/// The first key of the two-key advisory locks taken per grant (a key space apart from the
 /// one-key `MIGRATION_LOCK`); the second key is the grant id folded to 32 bits.
 #[cfg(feature = "postgres")]
 pub(super) const GRANT_LOCK_CLASS: i32 = 0x746f_6132; // "toa2"
