@@ -125,6 +125,7 @@ mod clients;
 mod codes;
 mod counters;
 mod device;
+mod keys;
 mod pending;
 mod purge;
 mod refresh;
