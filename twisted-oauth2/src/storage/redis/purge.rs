@@ -8,7 +8,8 @@ use crate::storage::{RevokedJtiStore, SigningKeyStore};
 impl Purge for RedisStore {
     /// Every token, code, pending request and tombstone key carries a TTL at its record's
     /// expiry (a tombstone at its `until`), so this only purges retired signing keys and
-    /// expired denylist entries ([`super::keys`]).
+    /// expired denylist entries ([`SigningKeyStore::purge_keys`],
+    /// [`RevokedJtiStore::purge_revoked_jtis`]).
     async fn purge_expired(&self, now: i64) -> Result<u64, StorageError> {
         Ok(self.purge_keys(now).await? + self.purge_revoked_jtis(now).await?)
     }
