@@ -104,7 +104,7 @@
 //! | `redis` | no | the Redis store (`storage = "redis://…"`) |
 //! | `testkit` | no | the behavioural suite every store implementation must pass |
 //! | `jwt` | no | [`jwt`]: verifying JWT access tokens (RFC 9068) against a JWK Set, `jsonwebtoken` on aws-lc-rs |
-| `test-client` | no | `testing::TestClient`: tokens for an app's own tests (implies `rocket`) |
+//! | `test-client` | no | `testing::TestClient`: tokens for an app's own tests (implies `rocket`) |
 //! | `test-util` | no | test doubles: `clock::FixedClock` (time moves when told) and `token::SequentialTokenGenerator` (predictable values) |
 //!
 //! Without default features the crate is the protocol core alone, free of Rocket. The storage
@@ -142,12 +142,12 @@ pub mod form;
 pub mod format;
 pub mod grant;
 pub mod grant_type;
-#[cfg(feature = "jwt")]
-#[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
-pub mod jwt;
 #[cfg(feature = "macros")]
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub mod guide;
+#[cfg(feature = "jwt")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+pub mod jwt;
 pub mod limits;
 pub mod origin;
 mod pending_limit;

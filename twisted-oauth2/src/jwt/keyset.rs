@@ -246,7 +246,8 @@ mod tests {
         no_verify["key_ops"] = json!(["sign"]);
         let oct = json!({"kty": "oct", "kid": "hs", "k": "c2VjcmV0", "alg": "HS256"});
         let broken = json!({"kty": "OKP", "crv": "Ed25519", "kid": "bad"});
-        let oaep = json!({"kty": "RSA", "kid": "oaep", "alg": "RSA-OAEP", "n": "AQAB", "e": "AQAB"});
+        let oaep =
+            json!({"kty": "RSA", "kid": "oaep", "alg": "RSA-OAEP", "n": "AQAB", "e": "AQAB"});
         let mut mismatch = ed_jwk("mismatch");
         mismatch["alg"] = json!("ES256");
         let set = KeySet::from_jwks_json(&doc(vec![
@@ -283,7 +284,9 @@ mod tests {
 
     #[test]
     fn keeps_at_most_max_keys() {
-        let keys = (0..MAX_KEYS + 10).map(|i| ed_jwk(&format!("k{i}"))).collect();
+        let keys = (0..MAX_KEYS + 10)
+            .map(|i| ed_jwk(&format!("k{i}")))
+            .collect();
         let set = KeySet::from_jwks_json(&doc(keys)).unwrap();
         assert_eq!(set.len(), MAX_KEYS);
     }

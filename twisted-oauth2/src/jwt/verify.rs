@@ -260,13 +260,14 @@ pub fn verify_access_token(
     validation.validate_exp = false;
     validation.validate_nbf = false;
     validation.validate_aud = false;
-    let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation).map_err(
-        |e| match e.kind() {
-            jsonwebtoken::errors::ErrorKind::InvalidSignature => JwtRejection::BadSignature,
-            jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => JwtRejection::WrongAlgorithm,
-            _ => JwtRejection::Malformed,
-        },
-    )?;
+    let data =
+        jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &validation).map_err(|e| {
+            match e.kind() {
+                jsonwebtoken::errors::ErrorKind::InvalidSignature => JwtRejection::BadSignature,
+                jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => JwtRejection::WrongAlgorithm,
+                _ => JwtRejection::Malformed,
+            }
+        })?;
     check_claims(key.kid.clone(), data.claims, expect)
 }
 
@@ -442,8 +443,8 @@ mod tests {
     /// A token with a hand-made header over a real EdDSA signature of that input.
     fn with_raw_header(h: Value) -> String {
         let input = format!("{}.{}", b64(&h), b64(&claims()));
-        let sig = jsonwebtoken::crypto::sign(input.as_bytes(), &ed(ED_A), Algorithm::EdDSA)
-            .unwrap();
+        let sig =
+            jsonwebtoken::crypto::sign(input.as_bytes(), &ed(ED_A), Algorithm::EdDSA).unwrap();
         format!("{input}.{sig}")
     }
 
@@ -462,7 +463,10 @@ mod tests {
             &claims(),
             &EncodingKey::from_ec_pem(P256).unwrap(),
         );
-        assert_eq!(verify_access_token(&es, &ks, &expect()).unwrap().kid, "p256");
+        assert_eq!(
+            verify_access_token(&es, &ks, &expect()).unwrap().kid,
+            "p256"
+        );
         let rs = sign(
             &header(Algorithm::RS256, "rsa"),
             &claims(),
@@ -599,7 +603,10 @@ mod tests {
         for typ in ["application/at+jwt", "AT+JWT"] {
             h.typ = Some(typ.into());
             let token = sign(&h, &claims(), &ed(ED_A));
-            assert!(verify_access_token(&token, &keys(), &expect()).is_ok(), "{typ}");
+            assert!(
+                verify_access_token(&token, &keys(), &expect()).is_ok(),
+                "{typ}"
+            );
         }
     }
 
@@ -763,12 +770,18 @@ mod tests {
             Rejection::from(JwtRejection::UnknownKey),
             Rejection::BadSignature
         );
-        assert_eq!(Rejection::from(JwtRejection::NotYetValid), Rejection::Expired);
+        assert_eq!(
+            Rejection::from(JwtRejection::NotYetValid),
+            Rejection::Expired
+        );
         assert_eq!(
             Rejection::from(JwtRejection::WrongIssuer),
             Rejection::WrongAudience
         );
-        assert_eq!(Rejection::from(JwtRejection::WrongType), Rejection::WrongType);
+        assert_eq!(
+            Rejection::from(JwtRejection::WrongType),
+            Rejection::WrongType
+        );
         assert_eq!(
             Rejection::from(JwtRejection::MissingClaim("exp")),
             Rejection::Malformed
