@@ -21,12 +21,15 @@ use twisted_oauth2::config::ServerConfig;
 use twisted_oauth2::endpoint::introspect::{self, IntrospectRequest};
 use twisted_oauth2::endpoint::revoke::{self, RevokeRequest};
 use twisted_oauth2::error::StorageError;
+use twisted_oauth2::format::FormatKeys;
+use twisted_oauth2::jwt::keys::Signer;
+use twisted_oauth2::jwt::KeyRing;
 use twisted_oauth2::storage::cache::{Revocation, RevocationChannel, RevocationSink};
 use twisted_oauth2::storage::memory::MemoryStore;
 use twisted_oauth2::storage::{
     AccessTokenStore, GrantId, RevokedJtiStore, Stores, TokenRecord,
 };
-use twisted_oauth2::token::{SequentialTokenGenerator, TokenDigest};
+use twisted_oauth2::token::{RandomTokenGenerator, TokenDigest};
 use twisted_oauth2::AuthorizationServer;
 
 /// The test's signing key (Ed25519), also used to forge tokens the server must refuse.
@@ -51,17 +54,16 @@ fn jwt_config() -> ServerConfig {
         }
     }
     cfg.token_leeway = 30;
-    keys::configure(&mut cfg, KEY_PEM);
     cfg
 }
 
-/// Key setup of the server (the `keys` helper's configuration).
-mod keys {
-    use twisted_oauth2::config::ServerConfig;
+/// The public half of [`KEY_PEM`] as a JWK Set.
+const JWKS: &str = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","alg":"EdDSA","use":"sig","kid":"test-key","x":"nVpuzVT36m0JuoQtVHVggxr1nIMatA5-dNznXA4biyQ"}]}"#;
 
-    pub fn configure(cfg: &mut ServerConfig, pem: &str) {
-        cfg.signing_keys.inline_pem = Some(pem.into());
-    }
+/// The server's keys: [`KEY_PEM`] signs, [`JWKS`] is published.
+fn ring() -> KeyRing {
+    let key = EncodingKey::from_ed_pem(KEY_PEM.as_bytes()).expect("Ed25519 PEM");
+    KeyRing::shim(Signer::new("test-key", Algorithm::EdDSA, key), JWKS)
 }
 
 struct Jwt {
@@ -74,8 +76,10 @@ async fn server_on(cfg: ServerConfig, stores: Stores, channel: Option<Arc<MemCha
     let clock = Arc::new(FixedClock::at(T0));
     let mut b = AuthorizationServer::builder(cfg)
         .clock(clock.clone())
-        .generator(Arc::new(SequentialTokenGenerator::default()))
-        .stores(stores.clone());
+        // Random values: several servers share one store in some tests.
+        .generator(Arc::new(RandomTokenGenerator))
+        .stores(stores.clone())
+        .format_keys(FormatKeys::new(ring()));
     if let Some(c) = channel {
         b = b.revocation_channel(c);
     }
@@ -275,7 +279,7 @@ async fn algorithm_confusion_and_forged_tokens_are_refused() {
         let mut h = Header::new(Algorithm::HS256);
         h.typ = Some("at+jwt".into());
         h.kid = Some(kid.clone());
-        let t = jsonwebtoken::encode(&h, &c, &EncodingKey::from_secret(secret)).unwrap();
+        let t = jsonwebtoken::encode(&h, &c, &EncodingKey::from_secret(secret).unwrap()).unwrap();
         assert!(!s.ok(&t).await, "HS256 keyed with public material");
     }
 
@@ -377,7 +381,9 @@ async fn introspection_of_a_jwt_answers_as_for_an_opaque_token() {
     assert_eq!(v["exp"], T0 + 3600);
     assert_eq!(v["iat"], T0);
     assert_eq!(v["iss"], "https://as.example");
-    s.clock.advance(3601);
+    s.clock.advance(3600 + 29);
+    assert_eq!(s.introspect(&access).await["active"], true, "within the 30 s leeway");
+    s.clock.advance(1);
     assert_eq!(s.introspect(&access).await, json!({"active": false}));
 }
 
@@ -505,8 +511,8 @@ async fn stateless_jwts_need_no_denylist_and_outlive_revocation_until_exp() {
     let t = s.cc().await;
     s.revoke("svc", "svc-secret", &t).await;
     assert!(s.ok(&t).await, "stateless: valid until exp");
-    s.clock.advance(3601);
-    assert!(!s.ok(&t).await, "and not after");
+    s.clock.advance(3600 + 31);
+    assert!(!s.ok(&t).await, "and not after (with the leeway)");
 }
 
 /// An in-process revocation channel shared by several servers.
@@ -561,14 +567,6 @@ async fn a_revocation_on_instance_a_is_seen_by_instance_b() {
 impl Jwt {
     /// The published JWKS document.
     fn server_jwks(&self) -> String {
-        keys_jwks(&self.server)
+        ring().jwks_json().to_string()
     }
-}
-
-fn keys_jwks(server: &AuthorizationServer) -> String {
-    server
-        .format_keys()
-        .and_then(|k| k.get::<twisted_oauth2::jwt::KeyRing>())
-        .map(|r| r.jwks_json().to_string())
-        .expect("a key ring")
 }

@@ -27,10 +27,12 @@
 
 mod claims;
 pub mod format;
+pub mod keys;
 mod keyset;
 mod revocations;
 mod verify;
 
 pub use format::{JwtFormat, JWT};
+pub use keys::KeyRing;
 pub use keyset::{KeySet, KeySetError, MAX_KEYS, SUPPORTED_ALGORITHMS};
 pub use verify::{verify_access_token, Expectations, JwtRejection, VerifiedJwt, MAX_TOKEN_LEN};
