@@ -144,6 +144,9 @@ pub mod grant_type;
 #[cfg(feature = "macros")]
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub mod guide;
+#[cfg(feature = "jwt")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+pub mod jwt;
 pub mod limits;
 pub mod origin;
 mod pending_limit;
@@ -153,6 +156,7 @@ pub mod request;
 pub mod resource_indicator;
 pub mod scope;
 pub mod server;
+pub mod signing_keys;
 pub mod storage;
 #[cfg(feature = "test-client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-client")))]

@@ -45,6 +45,7 @@ mod builder;
 pub mod cache;
 pub(crate) mod clients;
 mod connect;
+mod keys;
 pub mod memory;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
@@ -57,6 +58,7 @@ pub use builder::{MissingStore, StoresBuilder};
 pub use clients::{ClientRecord, ClientRegistry};
 pub use connect::connect;
 pub(crate) use connect::{describe_storage, storage_kind};
+pub use keys::{MemorySigningKeys, SigningKeyRecord, SigningKeyStore};
 
 /// Identifies one authorization (the family of tokens issued from one code, one
 /// password grant, or one client-credentials request). Revoking a grant revokes every
