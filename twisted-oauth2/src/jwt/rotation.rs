@@ -7,7 +7,7 @@
 //!   operator rotates them (docs/jwt.md, "Signing keys").
 //! - **Generated keys**: one per listed algorithm per rotation period, kept in the
 //!   store's [`SigningKeyStore`] with the private half sealed under the key-encryption key
-//!   ([`super::seal`]). Created with
+//!   (AES-256-GCM, see docs/jwt.md). Created with
 //!   [`create_key_if_absent`](SigningKeyStore::create_key_if_absent), so instances
 //!   starting together on one store agree on one key per (algorithm, generation), and a
 //!   restart reuses the stored keys.

@@ -188,7 +188,7 @@ impl Keks {
         let mut body = Zeroizing::new(sealed.to_vec());
         let n = kek
             .key
-            .open_in_place(nonce, Aad::from(aad(kid, alg, generation)), &mut *body)
+            .open_in_place(nonce, Aad::from(aad(kid, alg, generation)), &mut body)
             .map_err(|_| KeyError::Unseal {
                 kid: kid.to_owned(),
                 reason: format!(
