@@ -19,7 +19,7 @@ use twisted_oauth2::clock::FixedClock;
 use twisted_oauth2::config::{ServerConfig, SigningKeysConfig};
 use twisted_oauth2::rocket::OAuth2;
 use twisted_oauth2::storage::memory::MemoryStore;
-use twisted_oauth2::storage::{MemorySigningKeys, SigningKeyStore, Stores, StoresBuilder};
+use twisted_oauth2::storage::{SigningKeyStore, Stores};
 
 /// The rotation period of these tests, seconds (one day).
 const PERIOD: i64 = 86_400;
@@ -58,12 +58,9 @@ fn fairing() -> OAuth2 {
     OAuth2::fairing().clock(Arc::new(FixedClock::at(NOW)))
 }
 
-/// Memory stores whose signing-key slot is `keys` (shared by the instances of a test).
-fn stores(keys: &Arc<MemorySigningKeys>) -> Stores {
-    StoresBuilder::from_stores(Stores::from_backend(Arc::new(MemoryStore::new())))
-        .slot::<dyn SigningKeyStore>(keys.clone())
-        .build()
-        .unwrap()
+/// The stores of one memory store (shared by the instances of a test).
+fn stores(keys: &Arc<MemoryStore>) -> Stores {
+    Stores::from_backend(keys.clone())
 }
 
 async fn client(f: Figment, fairing: OAuth2) -> Client {
@@ -192,7 +189,7 @@ async fn without_signing_keys_there_is_no_jwks() {
 
 #[rocket::async_test]
 async fn instances_on_one_store_agree_on_one_key_and_a_restart_reuses_it() {
-    let keys = Arc::new(MemorySigningKeys::default());
+    let keys = Arc::new(MemoryStore::new());
     let f = || figment(config(), Some(kek(1)));
     // Two instances launched at once.
     let (a, b) = rocket::tokio::join!(
@@ -211,7 +208,7 @@ async fn instances_on_one_store_agree_on_one_key_and_a_restart_reuses_it() {
 #[rocket::async_test]
 async fn a_wrong_key_encryption_key_aborts_launch_naming_the_key() {
     capture();
-    let keys = Arc::new(MemorySigningKeys::default());
+    let keys = Arc::new(MemoryStore::new());
     let first = client(
         figment(config(), Some(kek(1))),
         fairing().stores(stores(&keys), "shared memory"),

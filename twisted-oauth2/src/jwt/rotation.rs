@@ -38,6 +38,7 @@ use jsonwebtoken::Algorithm;
 
 use super::keys::{algorithm_name, algorithm_of, KeyError, PrivateKey, Signer};
 use super::seal::{Kek, Keks};
+use super::KeySet;
 use crate::clock::Clock;
 use crate::config::ServerConfig;
 use crate::storage::{SigningKeyRecord, SigningKeyStore};
@@ -113,6 +114,8 @@ struct RingState {
     jwk_set: Arc<JwkSet>,
     /// `jwk_set` as JSON.
     jwks: Arc<str>,
+    /// `jwk_set` ready to verify with.
+    key_set: KeySet,
     /// The earliest `published_until` of a published generated key.
     next_retirement: Option<i64>,
 }
@@ -123,19 +126,29 @@ impl RingState {
             signing: Vec::new(),
             jwk_set: Arc::new(JwkSet { keys: Vec::new() }),
             jwks: Arc::from(r#"{"keys":[]}"#),
+            key_set: KeySet::empty(),
             next_retirement: None,
         }
     }
 
-    fn new(signing: Vec<Slot>, keys: Vec<Jwk>, next_retirement: Option<i64>) -> Self {
+    fn new(
+        signing: Vec<Slot>,
+        keys: Vec<Jwk>,
+        next_retirement: Option<i64>,
+    ) -> Result<Self, KeyError> {
         let set = JwkSet { keys };
-        let jwks = serde_json::to_string(&set).unwrap_or_else(|_| r#"{"keys":[]}"#.into());
-        RingState {
+        let jwks = serde_json::to_string(&set).map_err(|_| KeyError::Crypto("JWKS"))?;
+        let key_set = KeySet::from_jwk_set(set.clone()).map_err(|e| KeyError::BadRecord {
+            kid: String::new(),
+            reason: format!("the published keys do not verify: {e}"),
+        })?;
+        Ok(RingState {
             signing,
             jwk_set: Arc::new(set),
             jwks: Arc::from(jwks),
+            key_set,
             next_retirement,
-        }
+        })
     }
 }
 
@@ -271,6 +284,12 @@ impl KeyRing {
         self.inner.state.load().jwks.clone()
     }
 
+    /// Every published key as a [`KeySet`], to verify this server's own tokens with
+    /// ([`verify_access_token`](super::verify_access_token)); cheap to clone.
+    pub fn key_set(&self) -> KeySet {
+        self.inner.state.load().key_set.clone()
+    }
+
     /// The published keys as jsonwebtoken's [`JwkSet`].
     pub fn jwk_set(&self) -> Arc<JwkSet> {
         self.inner.state.load().jwk_set.clone()
@@ -400,7 +419,7 @@ impl KeyRing {
         }
         signing.sort_by_key(|s| s.from);
         let next_retirement = published.iter().map(|r| r.published_until).min();
-        Ok(RingState::new(signing, keys, next_retirement))
+        RingState::new(signing, keys, next_retirement)
     }
 
     /// The id of the key-encryption key that seals new keys (generated keys only).
@@ -494,7 +513,7 @@ fn configured_state(config: &ServerConfig) -> Result<RingState, KeyError> {
         }
         keys.push(jwk);
     }
-    Ok(RingState::new(signing, keys, None))
+    RingState::new(signing, keys, None)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use base64::Engine;
 use super::*;
 use crate::clock::FixedClock;
 use crate::config::{SigningKeyConfig, SigningKeysConfig};
-use crate::storage::MemorySigningKeys;
+use crate::storage::memory::MemoryStore;
 
 /// Rotation period of these tests, seconds.
 const P: i64 = 1000;
@@ -52,14 +52,14 @@ fn published(ring: &KeyRing) -> Vec<String> {
         .collect()
 }
 
-async fn stored(store: &MemorySigningKeys, now: i64) -> Vec<SigningKeyRecord> {
+async fn stored(store: &MemoryStore, now: i64) -> Vec<SigningKeyRecord> {
     store.published_keys(now).await.unwrap()
 }
 
 #[tokio::test]
 async fn next_key_is_published_a_period_before_it_signs_and_retires_after_its_last_token() {
     let clock = Arc::new(FixedClock::at(5 * P + 500));
-    let store = MemorySigningKeys::default();
+    let store = MemoryStore::new();
     let ring = ring(&config(&["ES256"], Some(1)), &clock);
     assert!(
         ring.signer().is_none(),
@@ -75,6 +75,8 @@ async fn next_key_is_published_a_period_before_it_signs_and_retires_after_its_la
     // Generation 5 signs; generation 6 is already published, a whole period ahead.
     assert_eq!(ring.signer().unwrap().kid(), g5);
     assert_eq!(published(&ring), [g5.clone(), g6.clone()]);
+    let set = ring.key_set();
+    assert!(set.contains(&g5) && set.contains(&g6) && set.len() == 2);
 
     // At the boundary the next key signs at once, even before the task refreshes.
     clock.set(6 * P);
@@ -96,7 +98,7 @@ async fn next_key_is_published_a_period_before_it_signs_and_retires_after_its_la
 #[tokio::test]
 async fn jwks_cache_lifetime_never_reaches_past_the_next_publication() {
     let clock = Arc::new(FixedClock::at(3 * P + 100));
-    let store = MemorySigningKeys::default();
+    let store = MemoryStore::new();
     let ring = ring(&config(&["EdDSA"], Some(1)), &clock);
     ring.refresh(Some(&store)).await.unwrap();
     assert_eq!(ring.cache_max_age(), (P - 100) as u64);
@@ -111,7 +113,7 @@ async fn jwks_cache_lifetime_never_reaches_past_the_next_publication() {
 #[tokio::test]
 async fn two_instances_starting_together_agree_on_one_key() {
     let clock = Arc::new(FixedClock::at(7 * P));
-    let store = MemorySigningKeys::default();
+    let store = MemoryStore::new();
     let cfg = config(&["ES256", "EdDSA"], Some(1));
     let (a, b) = (ring(&cfg, &clock), ring(&cfg, &clock));
     let (ra, rb) = tokio::join!(a.refresh(Some(&store)), b.refresh(Some(&store)));
@@ -128,7 +130,7 @@ async fn two_instances_starting_together_agree_on_one_key() {
 #[tokio::test]
 async fn a_restart_reuses_the_stored_keys() {
     let clock = Arc::new(FixedClock::at(2 * P + 1));
-    let store = MemorySigningKeys::default();
+    let store = MemoryStore::new();
     let cfg = config(&["RS256"], Some(1));
     let first = ring(&cfg, &clock);
     first.refresh(Some(&store)).await.unwrap();
@@ -142,7 +144,7 @@ async fn a_restart_reuses_the_stored_keys() {
 #[tokio::test]
 async fn the_store_holds_no_usable_private_key() {
     let clock = Arc::new(FixedClock::at(P));
-    let store = MemorySigningKeys::default();
+    let store = MemoryStore::new();
     ring(&config(&["EdDSA", "ES256"], Some(1)), &clock)
         .refresh(Some(&store))
         .await
@@ -177,7 +179,7 @@ async fn the_store_holds_no_usable_private_key() {
 #[tokio::test]
 async fn a_wrong_key_encryption_key_refuses_with_its_id() {
     let clock = Arc::new(FixedClock::at(P));
-    let store = MemorySigningKeys::default();
+    let store = MemoryStore::new();
     let sealed_with = ring(&config(&["ES256"], Some(1)), &clock);
     sealed_with.refresh(Some(&store)).await.unwrap();
     let wrong = ring(&config(&["ES256"], Some(2)), &clock);
@@ -202,13 +204,13 @@ async fn a_wrong_key_encryption_key_refuses_with_its_id() {
 #[tokio::test]
 async fn a_tampered_public_half_is_refused() {
     let clock = Arc::new(FixedClock::at(P));
-    let store = MemorySigningKeys::default();
+    let store = MemoryStore::new();
     ring(&config(&["ES256"], Some(1)), &clock)
         .refresh(Some(&store))
         .await
         .unwrap();
     // The same records, but the first one's public JWK is another key's.
-    let tampered = MemorySigningKeys::default();
+    let tampered = MemoryStore::new();
     for (i, mut r) in stored(&store, 0).await.into_iter().enumerate() {
         if i == 0 {
             let other = crate::jwt::keys::PrivateKey::generate(Algorithm::ES256, 0).unwrap();
@@ -280,7 +282,7 @@ async fn configured_keys_sign_first_publish_all_and_touch_no_store() {
     // The second key's kid is its RFC 7638 thumbprint.
     let jwk = &ring.jwk_set().keys[1];
     assert_eq!(kids[1], crate::jwt::keys::thumbprint(jwk).unwrap());
-    let store = MemorySigningKeys::default();
+    let store = MemoryStore::new();
     ring.refresh(Some(&store)).await.unwrap();
     assert!(
         stored(&store, 0).await.is_empty(),
@@ -318,4 +320,35 @@ fn configured_key_errors_name_the_key() {
     cfg.signing_keys.keys = vec![same.clone(), same];
     let e = KeyRing::from_config(&cfg, clock).unwrap_err().to_string();
     assert!(e.contains("key 2") && e.contains("listed twice"), "{e}");
+}
+
+#[tokio::test]
+async fn tokens_the_signer_makes_verify_with_the_key_set_and_a_retired_key_still_verifies() {
+    let clock = Arc::new(FixedClock::at(4 * P + 10));
+    let store = MemoryStore::new();
+    let ring = ring(&config(&["EdDSA", "RS256"], Some(1)), &clock);
+    ring.refresh(Some(&store)).await.unwrap();
+    let claims = |now: i64| {
+        serde_json::json!({
+            "iss": "https://as.example", "sub": "svc", "aud": "https://api.example",
+            "exp": now + LIFETIME as i64, "iat": now, "jti": "j1", "client_id": "svc"
+        })
+    };
+    let old = ring
+        .signer()
+        .unwrap()
+        .sign("at+jwt", &claims(5 * P - 1))
+        .unwrap();
+    clock.set(5 * P + 5);
+    ring.refresh(Some(&store)).await.unwrap();
+    let new = ring
+        .signer()
+        .unwrap()
+        .sign("at+jwt", &claims(5 * P + 5))
+        .unwrap();
+    for token in [&old, &new] {
+        let expect = crate::jwt::Expectations::new("https://as.example", 5 * P + 5)
+            .with_audiences(&["https://api.example"]);
+        crate::jwt::verify_access_token(token, &ring.key_set(), &expect).unwrap();
+    }
 }

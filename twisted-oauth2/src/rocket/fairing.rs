@@ -803,18 +803,6 @@ fn signing_keys(
         let Some(ring) = made else {
             return Some(None);
         };
-        let memory = crate::storage::storage_kind(&config.storage) == "memory"
-            && !parts.builder.has_stores();
-        if memory {
-            // Memory storage keeps generated keys in this process.
-            parts.build_with(|b| {
-                b.store_slots(|s| {
-                    s.slot::<dyn crate::storage::SigningKeyStore>(std::sync::Arc::new(
-                        crate::storage::MemorySigningKeys::default(),
-                    ))
-                })
-            });
-        }
         Some(Some(super::signing_keys::slot(&ring)))
     }
     #[cfg(not(feature = "jwt"))]
