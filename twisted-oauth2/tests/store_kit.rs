@@ -541,6 +541,28 @@ mod key_slots {
         }
     }
 
+    #[cfg(feature = "sqlite")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_fills_the_key_slots_and_purges_them() {
+        slots_filled_and_purged("sqlite", crate::stores::sqlite().await).await;
+    }
+
+    #[cfg(feature = "postgres")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_fills_the_key_slots_and_purges_them() {
+        if let Some(s) = crate::stores::postgres().await {
+            slots_filled_and_purged("postgres", s).await;
+        }
+    }
+
+    #[cfg(feature = "redis")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis_fills_the_key_slots_and_purges_them() {
+        if let Some(s) = crate::stores::redis().await {
+            slots_filled_and_purged("redis", s).await;
+        }
+    }
+
     /// A slot set before `backend` is kept; one set after replaces the backend's.
     #[test]
     fn backend_fills_only_empty_key_slots() {

@@ -30,8 +30,8 @@ impl Slots {
 }
 
 /// Fills the extension slots a built-in backend provides, where they are empty: the
-/// signing-key store and the jti denylist ([`super::keys`]) of [`MemoryStore`] (and of the
-/// durable backends that implement them). Another type fills nothing.
+/// signing-key store and the jti denylist ([`super::keys`]) of [`MemoryStore`],
+/// `sql::SqlStore` and `redis::RedisStore`. Another type fills nothing.
 pub(crate) fn fill_builtin_slots(
     backend: Arc<dyn Any + Send + Sync>,
     slots: &mut HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
@@ -51,9 +51,20 @@ pub(crate) fn fill_builtin_slots(
         put::<dyn SigningKeyStore>(slots, b.clone());
         put::<dyn RevokedJtiStore>(slots, b);
     }
-    if let Ok(m) = backend.downcast::<MemoryStore>() {
-        keys(slots, m);
+    let backend = match backend.downcast::<MemoryStore>() {
+        Ok(m) => return keys(slots, m),
+        Err(other) => other,
+    };
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    let backend = match backend.downcast::<super::sql::SqlStore>() {
+        Ok(s) => return keys(slots, s),
+        Err(other) => other,
+    };
+    #[cfg(feature = "redis")]
+    if let Ok(r) = backend.downcast::<super::redis::RedisStore>() {
+        keys(slots, r);
     }
+    let _ = backend;
 }
 
 /// A slot [`StoresBuilder::build`] found empty, by name (`access`, `codes`, or the name an

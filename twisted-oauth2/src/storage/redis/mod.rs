@@ -24,7 +24,9 @@
 //!   a pointer whose record is gone (revoked) finds nothing.
 //! - **Expiry**: every key gets a TTL at its record's `expires_at` (`EXAT`, on the Redis
 //!   server's clock), and an index set lives as long as its longest-lived member, so
-//!   nothing outlives its record and [`Purge::purge_expired`] has nothing to do. A used
+//!   nothing outlives its record and [`Purge::purge_expired`] only trims the signing keys
+//!   and the jti denylist index (see `keys.rs`: keys under the `{sk}` hash tag, a revoked
+//!   jti as `<prefix>jti:<sha256>` with a TTL at its `exp`). A used
 //!   code stays (as [`CodeTake::Replayed`]) until its expiry.
 //!   A tombstone expires at the `until` its revocation passed.
 //! - **Atomicity**: code take, code release, token puts with their index, refresh
@@ -125,6 +127,7 @@ mod clients;
 mod codes;
 mod counters;
 mod device;
+mod keys;
 mod pending;
 mod purge;
 mod refresh;

@@ -179,6 +179,10 @@ pub(super) struct Scripts {
     pub(super) mark_client: Script,
     pub(super) put_device: Script,
     pub(super) cas_device: Script,
+    pub(super) create_key: Script,
+    pub(super) purge_keys: Script,
+    pub(super) revoke_jti: Script,
+    pub(super) unrevoke_expired_jti: Script,
 }
 
 impl Scripts {
@@ -194,6 +198,10 @@ impl Scripts {
             mark_client: Script::new(MARK_CLIENT),
             put_device: Script::new(device::PUT_DEVICE),
             cas_device: Script::new(device::CAS_DEVICE),
+            create_key: Script::new(keys::CREATE_KEY),
+            purge_keys: Script::new(keys::PURGE_KEYS),
+            revoke_jti: Script::new(keys::REVOKE_JTI),
+            unrevoke_expired_jti: Script::new(keys::UNREVOKE_EXPIRED_JTI),
         })
     }
 }

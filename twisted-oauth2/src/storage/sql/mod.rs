@@ -1,9 +1,11 @@
 //! SQL stores over [`sqlx`]: a SQLite file (feature `sqlite`) or PostgreSQL (feature
 //! `postgres`), one [`SqlStore`] implementing every storage trait.
 //!
-//! - **Schema**: seven tables (`oauth2_codes`, `oauth2_access_tokens`,
+//! - **Schema**: the tables `oauth2_codes`, `oauth2_access_tokens`,
 //!   `oauth2_refresh_tokens`, `oauth2_pending`, `oauth2_grant_tombstones`,
-//!   `oauth2_client_tombstones`, `oauth2_clients`) plus `oauth2_schema_version`. The versioned
+//!   `oauth2_client_tombstones`, `oauth2_clients`, `oauth2_device_codes`,
+//!   `oauth2_signing_keys` and `oauth2_revoked_jtis` (the stores of `super::keys`; a key's
+//!   private half only as its sealed bytes) plus `oauth2_schema_version`. The versioned
 //!   DDL is embedded and applied at connect, idempotently and under a lock (a PostgreSQL
 //!   advisory lock, a SQLite `BEGIN IMMEDIATE`), so several instances may start at once.
 //!   On PostgreSQL the tables live in the connection's `search_path` (choose a schema with
@@ -223,6 +225,7 @@ mod access;
 mod clients;
 mod codes;
 mod device;
+mod keys;
 mod pending;
 mod purge;
 mod refresh;

@@ -20,6 +20,9 @@ impl Purge for SqlStore {
             "DELETE FROM oauth2_refresh_tokens WHERE client_id IN \
              (SELECT id FROM oauth2_clients WHERE expires_at <= $1)",
             "DELETE FROM oauth2_clients WHERE expires_at <= $1",
+            // Retired signing keys and expired denylist entries (`super::keys`).
+            "DELETE FROM oauth2_signing_keys WHERE published_until <= $1",
+            "DELETE FROM oauth2_revoked_jtis WHERE expires_at <= $1",
         ] {
             total += self.timed(async { exec!(self, sql, now) }).await?;
         }

@@ -67,6 +67,20 @@ pub(super) const SQLITE_MIGRATIONS: &[&[&str]] = &[
         "CREATE INDEX IF NOT EXISTS oauth2_device_codes_expires \
      ON oauth2_device_codes (expires_at)",
     ],
+    &[
+        // Version 8: signing keys of self-contained tokens (`sealed_private` is the
+        // AEAD-sealed private key, never plaintext) and the jti denylist.
+        "CREATE TABLE IF NOT EXISTS oauth2_signing_keys (kid TEXT PRIMARY KEY NOT NULL, \
+     alg TEXT NOT NULL, generation BIGINT NOT NULL, public_jwk TEXT NOT NULL, \
+     sealed_private BLOB NOT NULL, created_at BIGINT NOT NULL, signs_from BIGINT NOT NULL, \
+     signs_until BIGINT NOT NULL, published_until BIGINT NOT NULL, UNIQUE (alg, generation))",
+        "CREATE INDEX IF NOT EXISTS oauth2_signing_keys_published \
+     ON oauth2_signing_keys (published_until)",
+        "CREATE TABLE IF NOT EXISTS oauth2_revoked_jtis (jti TEXT PRIMARY KEY NOT NULL, \
+     expires_at BIGINT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS oauth2_revoked_jtis_expires \
+     ON oauth2_revoked_jtis (expires_at)",
+    ],
 ];
 
 /// The PostgreSQL twin of `SQLITE_MIGRATIONS` (`BYTEA` instead of `BLOB`).
@@ -293,10 +307,23 @@ pub(super) const POSTGRES_MIGRATIONS: &[&[&str]] = &[
         "CREATE INDEX IF NOT EXISTS oauth2_device_codes_expires \
      ON oauth2_device_codes (expires_at)",
     ],
+    &[
+        // Version 8: signing keys and the jti denylist, as on SQLite.
+        "CREATE TABLE IF NOT EXISTS oauth2_signing_keys (kid TEXT PRIMARY KEY, \
+     alg TEXT NOT NULL, generation BIGINT NOT NULL, public_jwk TEXT NOT NULL, \
+     sealed_private BYTEA NOT NULL, created_at BIGINT NOT NULL, signs_from BIGINT NOT NULL, \
+     signs_until BIGINT NOT NULL, published_until BIGINT NOT NULL, UNIQUE (alg, generation))",
+        "CREATE INDEX IF NOT EXISTS oauth2_signing_keys_published \
+     ON oauth2_signing_keys (published_until)",
+        "CREATE TABLE IF NOT EXISTS oauth2_revoked_jtis (jti TEXT PRIMARY KEY, \
+     expires_at BIGINT NOT NULL)",
+        "CREATE INDEX IF NOT EXISTS oauth2_revoked_jtis_expires \
+     ON oauth2_revoked_jtis (expires_at)",
+    ],
 ];
 
 /// The schema version this library writes.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 pub(super) const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS oauth2_schema_version \
      (version BIGINT PRIMARY KEY NOT NULL, applied_at BIGINT NOT NULL)";

@@ -332,6 +332,116 @@ async fn a_version_5_postgres_database_upgrades_and_its_rotated_tokens_are_outsi
         .unwrap();
 }
 
+/// What a version-7 database (before signing keys and the jti denylist) holds after the
+/// upgrade to version 8: its token, and working key and denylist tables.
+async fn version_7_database_after_the_upgrade(
+    store: &SqlStore,
+    token: &TokenDigest,
+    record: &TokenRecord,
+) {
+    use crate::storage::{RevokedJtiStore, SigningKeyRecord, SigningKeyStore};
+    let version: i64 = on_pool!(store, |p| sqlx::query(CURRENT_VERSION)
+        .fetch_one(p)
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap());
+    assert_eq!(version, 8);
+    assert_eq!(store.access(token).await.unwrap(), Some(record.clone()));
+    let t = unix_now();
+    let key = SigningKeyRecord::new(
+        "k8",
+        "EdDSA",
+        1,
+        "{}",
+        vec![0, 255, 7],
+        t,
+        t,
+        t + 60,
+        t + 120,
+    );
+    assert_eq!(store.create_key_if_absent(key.clone()).await.unwrap(), key);
+    assert_eq!(store.published_keys(t).await.unwrap(), vec![key]);
+    store.revoke_jti("j8", t + 60).await.unwrap();
+    assert!(store.is_jti_revoked("j8", t).await.unwrap());
+}
+
+/// A version-7 SQLite database upgrades to version 8 at connect and keeps its tokens.
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn a_version_7_sqlite_database_upgrades_to_signing_keys_and_keeps_its_tokens() {
+    let grant = GrantId::random();
+    let (path, url, token, record, pool) = old_sqlite_database("upgrade7", 7, grant).await;
+    pool.close().await;
+    let store = SqlStore::connect(&url).await.unwrap();
+    version_7_database_after_the_upgrade(&store, &token, &record).await;
+    store.close().await;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+}
+
+/// As for SQLite, on PostgreSQL (`TWISTED_OAUTH2_TEST_POSTGRES`; a schema of its own,
+/// dropped at the end).
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn a_version_7_postgres_database_upgrades_to_signing_keys_and_keeps_its_tokens() {
+    let Ok(base) = std::env::var("TWISTED_OAUTH2_TEST_POSTGRES") else {
+        eprintln!("skipping: TWISTED_OAUTH2_TEST_POSTGRES is unset");
+        return;
+    };
+    let schema = format!("upgrade7_{:016x}", rand::random::<u64>());
+    let admin = sqlx::PgPool::connect(&base).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    sqlx::query(VERSION_TABLE).execute(&pool).await.unwrap();
+    for (i, step) in POSTGRES_MIGRATIONS[..7].iter().enumerate() {
+        for stmt in *step {
+            sqlx::query(*stmt).execute(&pool).await.unwrap();
+        }
+        sqlx::query(RECORD_VERSION)
+            .bind(i as i64 + 1)
+            .bind(unix_now())
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    let grant = GrantId::random();
+    let record = TokenRecord::new(
+        "c",
+        crate::scope::Scope::from_tokens(["a"]).unwrap(),
+        grant,
+        unix_now(),
+        unix_now() + 3600,
+    );
+    let token = TokenDigest(rand::random());
+    sqlx::query(
+        "INSERT INTO oauth2_access_tokens (digest, grant_id, client_id, record, expires_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&token.0[..])
+    .bind(&grant_bytes(grant)[..])
+    .bind("c")
+    .bind(encode(&record).unwrap())
+    .bind(record.expires_at)
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let store = SqlStore::connect(&url).await.unwrap();
+    version_7_database_after_the_upgrade(&store, &token, &record).await;
+    store.close().await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+        .execute(&admin)
+        .await
+        .unwrap();
+}
+
 #[cfg(all(feature = "sqlite", feature = "postgres"))]
 #[test]
 fn migrations_have_the_same_shape() {
