@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::client::{Client, SecretDigest};
 use crate::error::ConfigError;
 use crate::scope::Scope;
+pub use crate::signing_keys::{SigningKeyConfig, SigningKeysConfig};
 pub use crate::storage::cache::ValidationCacheConfig;
 
 /// Server-wide settings.
@@ -189,6 +190,10 @@ pub struct ServerConfig {
     /// JWT access tokens (RFC 9068, feature `jwt`): the `jwt_access_tokens` table, read by
     /// the `jwt` format ([`JwtAccessTokensConfig`]).
     pub jwt_access_tokens: JwtAccessTokensConfig,
+    /// The keys self-contained access tokens are signed with, published at
+    /// `GET <base>/jwks` (the `signing_keys` table). Default: off. See
+    /// [`SigningKeysConfig`] and docs/jwt.md.
+    pub signing_keys: SigningKeysConfig,
     /// Not a setting: makes exhaustive struct literals impossible, so adding settings is
     /// not a breaking change. Use `..Default::default()`.
     #[doc(hidden)]
@@ -248,6 +253,7 @@ impl Default for ServerConfig {
             client_metadata: Default::default(),
             validation_cache: Default::default(),
             jwt_access_tokens: Default::default(),
+            signing_keys: Default::default(),
             __non_exhaustive: (),
         }
     }
@@ -318,6 +324,7 @@ impl fmt::Debug for ServerConfig {
             .field("client_metadata", &self.client_metadata)
             .field("validation_cache", &self.validation_cache)
             .field("jwt_access_tokens", &self.jwt_access_tokens)
+            .field("signing_keys", &self.signing_keys)
             .finish()
     }
 }
@@ -654,6 +661,8 @@ impl ServerConfig {
             .validate(self.allow_insecure_request_debug)?;
         self.validation_cache.validate()?;
         self.jwt_access_tokens.validate()?;
+        self.signing_keys
+            .validate(self.access_token_lifetime + self.token_leeway)?;
         let mut clients = Vec::with_capacity(self.clients.len());
         for c in &self.clients {
             if clients.iter().any(|x: &Client| x.id() == c.id) {

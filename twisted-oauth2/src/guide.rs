@@ -18,7 +18,7 @@
 //! | [`protecting_routes`] | [`oauth`](macro@crate::oauth), [`Authorized`](crate::rocket::Authorized), [`AuthResult`](crate::rocket::AuthResult), [`TokenInfo`](crate::TokenInfo) |
 //! | [`storage`] | the storage backends and the store test kit |
 //! | [`validation_cache`] | the validation cache: bounds, revocation across instances, what happens when the channel drops |
-//! | [`jwt`] | JWT access tokens (RFC 9068, feature `jwt`): claims, validation, revocation (denylist or stateless), introspection and refresh |
+//! | [`jwt`] | JWT access tokens and signing keys (feature `jwt`): keys, rotation, JWKS, the RFC 9068 claims, validation, revocation (denylist or stateless), introspection and refresh |
 //! | [`security`] | the production checklist |
 //! | [`registration`] | dynamic client registration (RFC 7591, RFC 7592): [`endpoint::register`](crate::endpoint::register) |
 //! | [`device_flow`] | the device authorization grant (RFC 8628): [`device`](crate::device) |
@@ -61,9 +61,6 @@ pub mod security {}
 #[doc = include_str!("../../docs/validation-cache.md")]
 pub mod validation_cache {}
 
-#[doc = include_str!("../../docs/jwt.md")]
-pub mod jwt {}
-
 #[doc = include_str!("../../docs/migration-from-txoauth2.md")]
 pub mod migration_from_txoauth2 {}
 
@@ -90,6 +87,9 @@ pub mod device_flow {}
 
 #[doc = include_str!("../../docs/rate-limits.md")]
 pub mod rate_limits {}
+
+#[doc = include_str!("../../docs/jwt.md")]
+pub mod jwt {}
 
 #[cfg(feature = "test-client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-client")))]

@@ -17,12 +17,11 @@ use common::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 use twisted_oauth2::clock::FixedClock;
-use twisted_oauth2::config::ServerConfig;
+use twisted_oauth2::config::{ServerConfig, SigningKeyConfig};
 use twisted_oauth2::endpoint::introspect::{self, IntrospectRequest};
 use twisted_oauth2::endpoint::revoke::{self, RevokeRequest};
 use twisted_oauth2::error::StorageError;
 use twisted_oauth2::format::FormatKeys;
-use twisted_oauth2::jwt::keys::Signer;
 use twisted_oauth2::jwt::KeyRing;
 use twisted_oauth2::storage::cache::{Revocation, RevocationChannel, RevocationSink};
 use twisted_oauth2::storage::memory::MemoryStore;
@@ -54,16 +53,18 @@ fn jwt_config() -> ServerConfig {
         }
     }
     cfg.token_leeway = 30;
+    cfg.signing_keys.enabled = true;
+    cfg.signing_keys.keys = vec![SigningKeyConfig {
+        pem: Some(KEY_PEM.into()),
+        kid: Some("test-key".into()),
+        ..Default::default()
+    }];
     cfg
 }
 
-/// The public half of [`KEY_PEM`] as a JWK Set.
-const JWKS: &str = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","alg":"EdDSA","use":"sig","kid":"test-key","x":"nVpuzVT36m0JuoQtVHVggxr1nIMatA5-dNznXA4biyQ"}]}"#;
-
-/// The server's keys: [`KEY_PEM`] signs, [`JWKS`] is published.
-fn ring() -> KeyRing {
-    let key = EncodingKey::from_ed_pem(KEY_PEM.as_bytes()).expect("Ed25519 PEM");
-    KeyRing::shim(Signer::new("test-key", Algorithm::EdDSA, key), JWKS)
+/// The server's keys: [`KEY_PEM`] signs (configured in `signing_keys`).
+fn ring(cfg: &ServerConfig, clock: Arc<FixedClock>) -> KeyRing {
+    KeyRing::from_config(cfg, clock).expect("the configured key")
 }
 
 struct Jwt {
@@ -74,12 +75,13 @@ struct Jwt {
 
 async fn server_on(cfg: ServerConfig, stores: Stores, channel: Option<Arc<MemChannel>>) -> Jwt {
     let clock = Arc::new(FixedClock::at(T0));
+    let keys = FormatKeys::new(ring(&cfg, clock.clone()));
     let mut b = AuthorizationServer::builder(cfg)
         .clock(clock.clone())
         // Random values: several servers share one store in some tests.
         .generator(Arc::new(RandomTokenGenerator))
         .stores(stores.clone())
-        .format_keys(FormatKeys::new(ring()));
+        .format_keys(keys);
     if let Some(c) = channel {
         b = b.revocation_channel(c);
     }
@@ -567,6 +569,9 @@ async fn a_revocation_on_instance_a_is_seen_by_instance_b() {
 impl Jwt {
     /// The published JWKS document.
     fn server_jwks(&self) -> String {
-        ring().jwks_json().to_string()
+        twisted_oauth2::endpoint::jwks::key_ring(&self.server)
+            .expect("a key ring")
+            .jwks_json()
+            .to_string()
     }
 }

@@ -45,10 +45,9 @@
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
-use jsonwebtoken::Header;
 
 use super::claims::{claims_of, record_of};
-use super::keys::KeyRing;
+use super::rotation::KeyRing;
 use super::revocations::{Bounds, Listener, Revocations, Verified};
 use super::verify::{verify_access_token, Expectations};
 use crate::clock::Clock;
@@ -296,10 +295,8 @@ impl AccessTokenFormat for JwtFormat {
             .ok_or_else(|| StorageError::other(JwtIssueError::NoSigningKey))?;
         let jti = ctx.random_value()?;
         let claims = claims_of(record, ctx.issuer(), &jti);
-        let mut header = Header::new(signer.alg());
-        header.typ = Some(TYP.to_owned());
-        header.kid = Some(signer.kid().to_owned());
-        let value = jsonwebtoken::encode(&header, &claims, signer.encoding_key())
+        let value = signer
+            .sign(TYP, &claims)
             .map_err(|e| StorageError::other(JwtIssueError::Sign(e)))?;
         Ok(IssuedToken::for_record(value, record).with_jti(jti))
     }
