@@ -52,7 +52,6 @@ async fn from(
             transport: SECURE,
             request: twisted_oauth2::endpoint::RequestContext::new("POST", "/oauth2/token", SECURE)
                 .with_client_ip(address.parse().ok()),
-            ..Default::default()
         },
     )
     .await
