@@ -103,6 +103,7 @@
 //! | `postgres` | no | the SQL store on PostgreSQL (`storage = "postgres://…"`) |
 //! | `redis` | no | the Redis store (`storage = "redis://…"`) |
 //! | `testkit` | no | the behavioural suite every store implementation must pass |
+//! | `jwt` | no | [`jwt`]: verifying JWT access tokens (RFC 9068) against a JWK Set, `jsonwebtoken` on aws-lc-rs |
 //! | `test-client` | no | `testing::TestClient`: tokens for an app's own tests (implies `rocket`) |
 //! | `test-util` | no | test doubles: `clock::FixedClock` (time moves when told) and `token::SequentialTokenGenerator` (predictable values) |
 //!
@@ -144,6 +145,9 @@ pub mod grant_type;
 #[cfg(feature = "macros")]
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub mod guide;
+#[cfg(feature = "jwt")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+pub mod jwt;
 pub mod limits;
 pub mod origin;
 mod pending_limit;

@@ -45,7 +45,7 @@ use crate::pkce::{ChallengeMethod, CodeChallenge};
 use crate::scope::Scope;
 use crate::storage::{
     ClientRecord, ClientRegistry, CodeRecord, CodeTake, GrantId, PendingRecord, RefreshState,
-    ReuseWindow, Rotation, Stores, TokenRecord,
+    ReuseWindow, Rotation, SigningKeyRecord, Stores, TokenRecord,
 };
 use crate::token::TokenDigest;
 
@@ -112,6 +112,14 @@ cases!(
     device_decision_is_taken_once_and_user_codes_are_unique,
     device_release_gives_a_taken_approval_back_once,
     access_grant_tombstone_reads_back,
+    signing_key_concurrent_creators_of_one_generation_all_get_one_record,
+    signing_keys_of_different_generations_and_algorithms_coexist,
+    published_keys_exclude_retired_and_are_ordered_by_signs_from_then_kid,
+    purge_keys_removes_retired_keys_only,
+    revoked_jti_is_revoked_until_its_exp,
+    revoked_jti_later_exp_wins,
+    revoked_jtis_are_bounded_by_the_limit_latest_expiry_first,
+    purge_revoked_jtis_removes_expired_keeps_live,
 );
 
 /// Generates one `#[test]` per kit case in the current module, each building a fresh
@@ -2102,6 +2110,341 @@ pub mod cases {
                 "decide",
                 d.decide(&unknown, DeviceStatus::Denied, t).await
             ),
+            "{c}"
+        );
+    }
+
+    fn key_store(c: &str, s: &Stores) -> Option<Arc<dyn crate::storage::SigningKeyStore>> {
+        let k = s.get::<dyn crate::storage::SigningKeyStore>();
+        if k.is_none() {
+            eprintln!("store kit `{c}`: skipped, the stores have no SigningKeyStore slot");
+        }
+        k
+    }
+
+    fn jti_store(c: &str, s: &Stores) -> Option<Arc<dyn crate::storage::RevokedJtiStore>> {
+        let j = s.get::<dyn crate::storage::RevokedJtiStore>();
+        if j.is_none() {
+            eprintln!("store kit `{c}`: skipped, the stores have no RevokedJtiStore slot");
+        }
+        j
+    }
+
+    /// A rotation slot no other case (or run) uses.
+    fn generation() -> i64 {
+        i64::from(rand::random::<u32>()) << 16
+    }
+
+    /// A key of `alg` in slot `generation`, published from `t - 60` until `until`, with a
+    /// fresh kid and sealed bytes covering every byte value (binary, not UTF-8).
+    fn signing_key(alg: &str, generation: i64, t: i64, until: i64) -> SigningKeyRecord {
+        let kid = format!("kit-{}", digest().to_hex());
+        let mut sealed: Vec<u8> = (0..=255u8).collect();
+        sealed.extend_from_slice(&digest().0);
+        SigningKeyRecord::new(
+            kid.clone(),
+            alg,
+            generation,
+            format!(r#"{{"kty":"OKP","crv":"Ed25519","x":"kit","kid":"{kid}"}}"#),
+            sealed,
+            t - 60,
+            t - 60,
+            until.min(t + HOUR),
+            until,
+        )
+    }
+
+    /// The keys of `mine` (by kid) among `published`, in the order they came.
+    fn only<'a>(published: &'a [SigningKeyRecord], mine: &[&str]) -> Vec<&'a SigningKeyRecord> {
+        published
+            .iter()
+            .filter(|k| mine.contains(&k.kid.as_str()))
+            .collect()
+    }
+
+    /// 16 concurrent creators of one `(alg, generation)`, each with a key of its own, all
+    /// get the same stored record, which is one of theirs; a later creator gets it too, and
+    /// it is published once.
+    pub async fn signing_key_concurrent_creators_of_one_generation_all_get_one_record(s: Stores) {
+        let c = "signing_key_concurrent_creators_of_one_generation_all_get_one_record";
+        let Some(k) = key_store(c, &s) else { return };
+        let (t, g) = (now(), generation());
+        let candidates: Vec<SigningKeyRecord> = (0..16)
+            .map(|_| signing_key("ES256", g, t, t + HOUR))
+            .collect();
+        let tasks: Vec<_> = candidates
+            .iter()
+            .cloned()
+            .map(|key| {
+                let k = k.clone();
+                tokio::spawn(async move { k.create_key_if_absent(key).await })
+            })
+            .collect();
+        let mut winners = Vec::new();
+        for task in tasks {
+            let got = ok(c, "join", task.await);
+            winners.push(ok(c, "create_key_if_absent", got));
+        }
+        let first = winners[0].clone();
+        assert!(
+            winners.iter().all(|w| *w == first),
+            "{c}: creators got different records"
+        );
+        assert!(
+            candidates.contains(&first),
+            "{c}: the winner is not a candidate"
+        );
+        let late = signing_key("ES256", g, t, t + HOUR);
+        let got = ok(
+            c,
+            "create_key_if_absent",
+            k.create_key_if_absent(late).await,
+        );
+        assert_eq!(got, first, "{c}: a later creator replaced the winner");
+        let published = ok(c, "published_keys", k.published_keys(t).await);
+        let slot: Vec<_> = published
+            .iter()
+            .filter(|p| p.alg == "ES256" && p.generation == g)
+            .collect();
+        assert_eq!(slot, vec![&first], "{c}: the slot is published once");
+    }
+
+    /// Keys of the next generation, and of another algorithm in the same generation, are
+    /// new keys: each creator gets its own record back, exactly as given, and all are
+    /// published.
+    pub async fn signing_keys_of_different_generations_and_algorithms_coexist(s: Stores) {
+        let c = "signing_keys_of_different_generations_and_algorithms_coexist";
+        let Some(k) = key_store(c, &s) else { return };
+        let (t, g) = (now(), generation());
+        let keys = [
+            signing_key("EdDSA", g, t, t + HOUR),
+            signing_key("EdDSA", g + 1, t, t + HOUR),
+            signing_key("RS256", g, t, t + HOUR),
+        ];
+        for key in &keys {
+            let got = ok(
+                c,
+                "create_key_if_absent",
+                k.create_key_if_absent(key.clone()).await,
+            );
+            assert_eq!(&got, key, "{c}: the record did not round-trip");
+        }
+        let published = ok(c, "published_keys", k.published_keys(t).await);
+        let kids: Vec<&str> = keys.iter().map(|k| k.kid.as_str()).collect();
+        assert_eq!(only(&published, &kids).len(), 3, "{c}: {published:?}");
+        for key in &keys {
+            assert!(published.contains(key), "{c}: {} not published", key.kid);
+        }
+    }
+
+    /// `published_keys(now)` lists keys whose `published_until` is after `now` (one
+    /// retired at `now` exactly is not), ordered by `signs_from`, then `kid`.
+    pub async fn published_keys_exclude_retired_and_are_ordered_by_signs_from_then_kid(s: Stores) {
+        let c = "published_keys_exclude_retired_and_are_ordered_by_signs_from_then_kid";
+        let Some(k) = key_store(c, &s) else { return };
+        let (t, g) = (now(), generation());
+        let tag = digest().to_hex();
+        let key = |n: i64, kid: &str, signs_from: i64, until: i64| {
+            let mut r = signing_key("EdDSA", g + n, t, until);
+            r.kid = format!("kit-{tag}-{kid}");
+            r.signs_from = signs_from;
+            r
+        };
+        let next_b = key(0, "b", t + 100, t + HOUR);
+        let current = key(1, "z", t - 100, t + HOUR);
+        let next_a = key(2, "a", t + 100, t + HOUR);
+        let retired = key(3, "c", t - 200, t - 1);
+        let retired_now = key(4, "d", t - 150, t);
+        for r in [&next_b, &current, &next_a, &retired, &retired_now] {
+            ok(
+                c,
+                "create_key_if_absent",
+                k.create_key_if_absent(r.clone()).await,
+            );
+        }
+        let published = ok(c, "published_keys", k.published_keys(t).await);
+        let kids: Vec<&str> = [&next_b, &current, &next_a, &retired, &retired_now]
+            .iter()
+            .map(|r| r.kid.as_str())
+            .collect();
+        let got = only(&published, &kids);
+        assert_eq!(got, vec![&current, &next_a, &next_b], "{c}");
+        let all_ordered = published
+            .windows(2)
+            .all(|w| (w[0].signs_from, &w[0].kid) <= (w[1].signs_from, &w[1].kid));
+        assert!(all_ordered, "{c}: not ordered by (signs_from, kid)");
+        assert!(
+            published.iter().all(|p| p.published_until > t),
+            "{c}: a retired key is published"
+        );
+        let earlier = ok(c, "published_keys", k.published_keys(t - 1).await);
+        assert!(
+            earlier.contains(&retired_now),
+            "{c}: published before retiring"
+        );
+    }
+
+    /// `purge_keys(now)` deletes keys retired at or before `now` (their slot is free for a
+    /// new key afterwards) and keeps published ones.
+    pub async fn purge_keys_removes_retired_keys_only(s: Stores) {
+        let c = "purge_keys_removes_retired_keys_only";
+        let Some(k) = key_store(c, &s) else { return };
+        let (t, g) = (now(), generation());
+        let retired = signing_key("ES256", g, t, t - 10);
+        let retired_now = signing_key("ES256", g + 1, t, t);
+        let live = signing_key("ES256", g + 2, t, t + HOUR);
+        for r in [&retired, &retired_now, &live] {
+            ok(
+                c,
+                "create_key_if_absent",
+                k.create_key_if_absent(r.clone()).await,
+            );
+        }
+        ok(c, "purge_keys", k.purge_keys(t).await);
+        for (n, gone) in [(0, &retired), (1, &retired_now)] {
+            let fresh = signing_key("ES256", g + n, t, t + HOUR);
+            let got = ok(
+                c,
+                "create_key_if_absent",
+                k.create_key_if_absent(fresh.clone()).await,
+            );
+            assert_eq!(got, fresh, "{c}: {} was not purged", gone.kid);
+        }
+        let again = signing_key("ES256", g + 2, t, t + HOUR);
+        let got = ok(
+            c,
+            "create_key_if_absent",
+            k.create_key_if_absent(again).await,
+        );
+        assert_eq!(got, live, "{c}: a published key was purged");
+        let published = ok(c, "published_keys", k.published_keys(t).await);
+        assert!(published.contains(&live), "{c}: live key not published");
+    }
+
+    /// A revoked jti is revoked while `now` is before its `exp` and not from `exp` on;
+    /// revoking again is fine; other jtis are not revoked; a jti over 256 bytes is refused.
+    pub async fn revoked_jti_is_revoked_until_its_exp(s: Stores) {
+        let c = "revoked_jti_is_revoked_until_its_exp";
+        let Some(j) = jti_store(c, &s) else { return };
+        let t = now();
+        let (jti, other) = (digest().to_hex(), digest().to_hex());
+        assert!(
+            !ok(c, "is_jti_revoked", j.is_jti_revoked(&jti, t).await),
+            "{c}"
+        );
+        ok(c, "revoke_jti", j.revoke_jti(&jti, t + 60).await);
+        ok(c, "revoke_jti again", j.revoke_jti(&jti, t + 60).await);
+        for (at, revoked) in [(t, true), (t + 59, true), (t + 60, false), (t + 61, false)] {
+            let got = ok(c, "is_jti_revoked", j.is_jti_revoked(&jti, at).await);
+            assert_eq!(got, revoked, "{c}: at exp{:+}", at - t - 60);
+        }
+        assert!(
+            !ok(c, "is_jti_revoked", j.is_jti_revoked(&other, t).await),
+            "{c}"
+        );
+        let longest = "j".repeat(crate::storage::MAX_JTI_LEN);
+        ok(
+            c,
+            "revoke_jti of 256 bytes",
+            j.revoke_jti(&longest, t + 60).await,
+        );
+        assert!(
+            ok(c, "is_jti_revoked", j.is_jti_revoked(&longest, t).await),
+            "{c}"
+        );
+        let too_long = "j".repeat(crate::storage::MAX_JTI_LEN + 1);
+        assert!(
+            j.revoke_jti(&too_long, t + 60).await.is_err(),
+            "{c}: a jti over 256 bytes was accepted"
+        );
+        assert!(
+            !matches!(j.is_jti_revoked(&too_long, t).await, Ok(true)),
+            "{c}: a refused jti reads back as revoked"
+        );
+    }
+
+    /// Revoking a jti again with an earlier `exp` keeps the later one; with a later `exp`
+    /// extends it.
+    pub async fn revoked_jti_later_exp_wins(s: Stores) {
+        let c = "revoked_jti_later_exp_wins";
+        let Some(j) = jti_store(c, &s) else { return };
+        let t = now();
+        let jti = digest().to_hex();
+        ok(c, "revoke_jti", j.revoke_jti(&jti, t + 60).await);
+        ok(c, "revoke_jti earlier", j.revoke_jti(&jti, t + 30).await);
+        assert!(
+            ok(c, "is_jti_revoked", j.is_jti_revoked(&jti, t + 45).await),
+            "{c}: an earlier exp replaced a later one"
+        );
+        ok(c, "revoke_jti later", j.revoke_jti(&jti, t + 120).await);
+        assert!(
+            ok(c, "is_jti_revoked", j.is_jti_revoked(&jti, t + 100).await),
+            "{c}: a later exp did not extend"
+        );
+        assert!(
+            !ok(c, "is_jti_revoked", j.is_jti_revoked(&jti, t + 120).await),
+            "{c}"
+        );
+    }
+
+    /// `revoked_jtis(now, limit)` lists at most `limit` live entries, the latest `exp`
+    /// first, never an expired one.
+    pub async fn revoked_jtis_are_bounded_by_the_limit_latest_expiry_first(s: Stores) {
+        let c = "revoked_jtis_are_bounded_by_the_limit_latest_expiry_first";
+        let Some(j) = jti_store(c, &s) else { return };
+        let t = now();
+        // Later than anything another case revokes, so these five lead the list.
+        let far = t + 400 * 86_400 + i64::from(rand::random::<u16>());
+        let mine: Vec<(String, i64)> = (0..5).map(|n| (digest().to_hex(), far + n)).collect();
+        for (jti, exp) in &mine {
+            ok(c, "revoke_jti", j.revoke_jti(jti, *exp).await);
+        }
+        let expired = digest().to_hex();
+        ok(c, "revoke_jti", j.revoke_jti(&expired, t - 5).await);
+        let got = ok(c, "revoked_jtis", j.revoked_jtis(t, 3).await);
+        let want: Vec<(String, i64)> = mine.iter().rev().take(3).cloned().collect();
+        assert_eq!(got, want, "{c}: limit 3");
+        assert!(
+            ok(c, "revoked_jtis", j.revoked_jtis(t, 0).await).is_empty(),
+            "{c}: limit 0"
+        );
+        let all = ok(c, "revoked_jtis", j.revoked_jtis(t, 100_000).await);
+        assert!(all.len() >= 5, "{c}: {} listed", all.len());
+        assert!(
+            all.windows(2).all(|w| w[0].1 >= w[1].1),
+            "{c}: not latest first"
+        );
+        assert!(
+            all.iter().all(|(_, exp)| *exp > t),
+            "{c}: an expired jti listed"
+        );
+        assert!(
+            !all.iter().any(|(jti, _)| *jti == expired),
+            "{c}: expired listed"
+        );
+        // Past their exp, they are not listed.
+        let later = ok(c, "revoked_jtis", j.revoked_jtis(far + 4, 10).await);
+        assert!(later.is_empty(), "{c}: {later:?}");
+    }
+
+    /// `purge_revoked_jtis(now)` deletes entries whose `exp` is at or before `now` and
+    /// keeps later ones.
+    pub async fn purge_revoked_jtis_removes_expired_keeps_live(s: Stores) {
+        let c = "purge_revoked_jtis_removes_expired_keeps_live";
+        let Some(j) = jti_store(c, &s) else { return };
+        let t = now();
+        let (old, at_now, live) = (digest().to_hex(), digest().to_hex(), digest().to_hex());
+        ok(c, "revoke_jti", j.revoke_jti(&old, t - 10).await);
+        ok(c, "revoke_jti", j.revoke_jti(&at_now, t).await);
+        ok(c, "revoke_jti", j.revoke_jti(&live, t + HOUR).await);
+        ok(c, "purge_revoked_jtis", j.purge_revoked_jtis(t).await);
+        // Asked about a time before their exp, purged entries are gone all the same.
+        for gone in [&old, &at_now] {
+            let got = ok(c, "is_jti_revoked", j.is_jti_revoked(gone, t - 20).await);
+            assert!(!got, "{c}: not purged");
+        }
+        assert!(
+            ok(c, "is_jti_revoked", j.is_jti_revoked(&live, t).await),
             "{c}"
         );
     }

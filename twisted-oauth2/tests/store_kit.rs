@@ -70,7 +70,8 @@ mod kit_catches_broken_stores {
     use twisted_oauth2::storage::memory::MemoryStore;
     use twisted_oauth2::storage::{
         AccessTokenStore, CodeRecord, CodeStore, CodeTake, GrantId, RefreshState,
-        RefreshTokenStore, ReuseWindow, Rotation, Stores, TokenRecord,
+        RefreshTokenStore, ReuseWindow, RevokedJtiStore, Rotation, SigningKeyRecord,
+        SigningKeyStore, Stores, StoresBuilder, TokenRecord,
     };
     use twisted_oauth2::token::TokenDigest;
 
@@ -338,5 +339,263 @@ mod kit_catches_broken_stores {
                 .is_some_and(|c| fails(c, s)),
             "the kit must catch a store that claims support and rotates strictly"
         );
+    }
+
+    /// Creation as a look, a yield, then an overwrite: concurrent creators of one slot each
+    /// get their own key back.
+    #[derive(Default)]
+    struct RacyKeys(std::sync::Mutex<std::collections::HashMap<(String, i64), SigningKeyRecord>>);
+
+    impl RacyKeys {
+        fn lock(
+            &self,
+        ) -> std::sync::MutexGuard<'_, std::collections::HashMap<(String, i64), SigningKeyRecord>>
+        {
+            self.0.lock().unwrap_or_else(|e| e.into_inner())
+        }
+    }
+
+    #[async_trait]
+    impl SigningKeyStore for RacyKeys {
+        async fn create_key_if_absent(
+            &self,
+            key: SigningKeyRecord,
+        ) -> Result<SigningKeyRecord, StorageError> {
+            let slot = (key.alg.clone(), key.generation);
+            let existing = self.lock().get(&slot).cloned();
+            if let Some(k) = existing {
+                return Ok(k);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            self.lock().insert(slot, key.clone());
+            Ok(key)
+        }
+        async fn published_keys(&self, now: i64) -> Result<Vec<SigningKeyRecord>, StorageError> {
+            let mut v: Vec<_> = self
+                .lock()
+                .values()
+                .filter(|k| k.published_until > now)
+                .cloned()
+                .collect();
+            v.sort_by(|a, b| (a.signs_from, &a.kid).cmp(&(b.signs_from, &b.kid)));
+            Ok(v)
+        }
+        async fn purge_keys(&self, now: i64) -> Result<u64, StorageError> {
+            let mut keys = self.lock();
+            let before = keys.len();
+            keys.retain(|_, k| k.published_until > now);
+            Ok((before - keys.len()) as u64)
+        }
+    }
+
+    /// A denylist whose revocation overwrites the kept `exp` (an earlier one shortens it).
+    #[derive(Default)]
+    struct OverwritingDenylist(dashmap::DashMap<String, i64>);
+
+    #[async_trait]
+    impl RevokedJtiStore for OverwritingDenylist {
+        async fn revoke_jti(&self, jti: &str, exp: i64) -> Result<(), StorageError> {
+            twisted_oauth2::storage::check_jti(jti)?;
+            self.0.insert(jti.to_owned(), exp);
+            Ok(())
+        }
+        async fn is_jti_revoked(&self, jti: &str, now: i64) -> Result<bool, StorageError> {
+            Ok(self.0.get(jti).is_some_and(|e| *e > now))
+        }
+        async fn revoked_jtis(
+            &self,
+            now: i64,
+            limit: usize,
+        ) -> Result<Vec<(String, i64)>, StorageError> {
+            let mut v: Vec<_> = self
+                .0
+                .iter()
+                .filter(|e| *e.value() > now)
+                .map(|e| (e.key().clone(), *e.value()))
+                .collect();
+            v.sort_by_key(|e| std::cmp::Reverse(e.1));
+            v.truncate(limit);
+            Ok(v)
+        }
+        async fn purge_revoked_jtis(&self, now: i64) -> Result<u64, StorageError> {
+            let before = self.0.len();
+            self.0.retain(|_, e| *e > now);
+            Ok((before - self.0.len()) as u64)
+        }
+    }
+
+    fn with_slots(keys: Arc<dyn SigningKeyStore>, jtis: Arc<dyn RevokedJtiStore>) -> Stores {
+        let built = StoresBuilder::default()
+            .backend(Arc::new(MemoryStore::new()))
+            .slot::<dyn SigningKeyStore>(keys)
+            .slot::<dyn RevokedJtiStore>(jtis)
+            .build();
+        match built {
+            Ok(s) => s,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn a_non_atomic_key_creation_fails_the_concurrent_creators_case() {
+        let s = with_slots(
+            Arc::new(RacyKeys::default()),
+            Arc::new(OverwritingDenylist::default()),
+        );
+        assert!(
+            case("signing_key_concurrent_creators_of_one_generation_all_get_one_record")
+                .is_some_and(|c| fails(c, s)),
+            "the kit must catch a key creation with two winners"
+        );
+    }
+
+    #[test]
+    fn a_denylist_where_an_earlier_exp_overwrites_fails_the_later_exp_case() {
+        let memory = Arc::new(MemoryStore::new());
+        let s = with_slots(memory, Arc::new(OverwritingDenylist::default()));
+        assert!(
+            case("revoked_jti_later_exp_wins").is_some_and(|c| fails(c, s)),
+            "the kit must catch a revocation that shortens a kept exp"
+        );
+        // The same double passes the other denylist cases: the case above is what catches it.
+        let s = with_slots(
+            Arc::new(MemoryStore::new()),
+            Arc::new(OverwritingDenylist::default()),
+        );
+        assert!(case("revoked_jti_is_revoked_until_its_exp").is_some_and(|c| !fails(c, s)));
+    }
+}
+
+/// The key slots of every built-in backend: [`Stores::from_backend`], the
+/// [`StoresBuilder::backend`](twisted_oauth2::storage::StoresBuilder::backend) and the URL
+/// connector fill them, and the backend's `Purge::purge_expired` also purges retired keys
+/// and expired denylist entries.
+mod key_slots {
+    use std::sync::Arc;
+
+    use twisted_oauth2::storage::memory::MemoryStore;
+    use twisted_oauth2::storage::{
+        RevokedJtiStore, SigningKeyRecord, SigningKeyStore, Stores, StoresBuilder,
+    };
+    use twisted_oauth2::testkit::{digest, now};
+
+    /// Both slots filled, and `purge_expired` removes a retired key and an expired jti.
+    async fn slots_filled_and_purged(name: &str, s: Stores) {
+        let (Some(keys), Some(jtis)) = (
+            s.get::<dyn SigningKeyStore>(),
+            s.get::<dyn RevokedJtiStore>(),
+        ) else {
+            panic!("{name}: the key slots are not filled");
+        };
+        let t = now();
+        let generation = i64::from(rand::random::<u32>()) << 16;
+        let retired = SigningKeyRecord::new(
+            digest().to_hex(),
+            "EdDSA",
+            generation,
+            "{}",
+            vec![1, 2, 3],
+            t - 100,
+            t - 100,
+            t - 50,
+            t - 10,
+        );
+        let created = keys.create_key_if_absent(retired.clone()).await;
+        assert_eq!(created.ok().as_ref(), Some(&retired), "{name}");
+        let jti = digest().to_hex();
+        assert!(jtis.revoke_jti(&jti, t - 10).await.is_ok(), "{name}");
+        assert!(s.purge.purge_expired(t).await.is_ok(), "{name}");
+        assert!(
+            !matches!(jtis.is_jti_revoked(&jti, t - 20).await, Ok(true)),
+            "{name}: purge_expired kept an expired jti"
+        );
+        let mut fresh = retired.clone();
+        fresh.kid = digest().to_hex();
+        let again = keys.create_key_if_absent(fresh.clone()).await;
+        assert_eq!(
+            again.ok().as_ref(),
+            Some(&fresh),
+            "{name}: purge_expired kept a retired key"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn memory_fills_the_key_slots_by_every_route() {
+        slots_filled_and_purged(
+            "from_backend",
+            Stores::from_backend(Arc::new(MemoryStore::new())),
+        )
+        .await;
+        let built = StoresBuilder::default()
+            .backend(Arc::new(MemoryStore::new()))
+            .require::<dyn SigningKeyStore>("signing_keys")
+            .require::<dyn RevokedJtiStore>("revoked_jtis")
+            .build();
+        match built {
+            Ok(s) => slots_filled_and_purged("StoresBuilder::backend", s).await,
+            Err(e) => panic!("{e}"),
+        }
+        match twisted_oauth2::storage::connect("memory").await {
+            Ok(s) => slots_filled_and_purged("connect(memory)", s).await,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_fills_the_key_slots_and_purges_them() {
+        slots_filled_and_purged("sqlite", crate::stores::sqlite().await).await;
+    }
+
+    #[cfg(feature = "postgres")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_fills_the_key_slots_and_purges_them() {
+        if let Some(s) = crate::stores::postgres().await {
+            slots_filled_and_purged("postgres", s).await;
+        }
+    }
+
+    #[cfg(feature = "redis")]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis_fills_the_key_slots_and_purges_them() {
+        if let Some(s) = crate::stores::redis().await {
+            slots_filled_and_purged("redis", s).await;
+        }
+    }
+
+    /// A slot set before `backend` is kept; one set after replaces the backend's.
+    #[test]
+    fn backend_fills_only_empty_key_slots() {
+        let own: Arc<dyn SigningKeyStore> = Arc::new(MemoryStore::new());
+        let s = StoresBuilder::default()
+            .slot::<dyn SigningKeyStore>(own.clone())
+            .backend(Arc::new(MemoryStore::new()))
+            .build();
+        let kept = s.ok().and_then(|s| s.get::<dyn SigningKeyStore>());
+        assert!(kept.is_some_and(|k| Arc::ptr_eq(&k, &own)));
+    }
+
+    /// A backend of another type fills no key slot, and a format that requires one makes
+    /// the build (the launch) fail naming it; without the requirement it builds.
+    #[test]
+    fn a_backend_without_the_key_slots_is_missing_them_only_when_required() {
+        let stores = Stores::from_backend(Arc::new(MemoryStore::new()));
+        let mut plain = Stores::new(
+            stores.clients.clone(),
+            stores.codes.clone(),
+            stores.access.clone(),
+            stores.refresh.clone(),
+            stores.pending.clone(),
+            stores.purge.clone(),
+        );
+        assert!(plain.get::<dyn SigningKeyStore>().is_none());
+        plain.device_codes = None;
+        let b = StoresBuilder::from_stores(plain);
+        assert!(b.clone().build().is_ok());
+        let missing = b
+            .require::<dyn RevokedJtiStore>("revoked_jtis")
+            .build()
+            .err();
+        assert_eq!(missing.map(|m| m.0), Some("revoked_jtis".to_owned()));
     }
 }

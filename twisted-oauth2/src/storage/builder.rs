@@ -6,8 +6,10 @@ use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::memory::MemoryStore;
 use super::{
-    AccessTokenStore, ClientStore, CodeStore, PendingStore, Purge, RefreshTokenStore, Stores,
+    AccessTokenStore, ClientStore, CodeStore, PendingStore, Purge, RefreshTokenStore,
+    RevokedJtiStore, SigningKeyStore, Stores,
 };
 
 /// Extension slots: one `Arc<T>` per `T` (usually a `dyn Trait`), type-erased.
@@ -25,6 +27,44 @@ impl Slots {
     pub(crate) fn names(&self) -> usize {
         self.0.len()
     }
+}
+
+/// Fills the extension slots a built-in backend provides, where they are empty: the
+/// signing-key store and the jti denylist ([`super::keys`]) of [`MemoryStore`],
+/// `sql::SqlStore` and `redis::RedisStore`. Another type fills nothing.
+pub(crate) fn fill_builtin_slots(
+    backend: Arc<dyn Any + Send + Sync>,
+    slots: &mut HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+) {
+    fn put<T: ?Sized + Send + Sync + 'static>(
+        slots: &mut HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+        store: Arc<T>,
+    ) {
+        slots
+            .entry(TypeId::of::<Arc<T>>())
+            .or_insert_with(|| Arc::new(store));
+    }
+    fn keys<B: SigningKeyStore + RevokedJtiStore>(
+        slots: &mut HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+        b: Arc<B>,
+    ) {
+        put::<dyn SigningKeyStore>(slots, b.clone());
+        put::<dyn RevokedJtiStore>(slots, b);
+    }
+    let backend = match backend.downcast::<MemoryStore>() {
+        Ok(m) => return keys(slots, m),
+        Err(other) => other,
+    };
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
+    let backend = match backend.downcast::<super::sql::SqlStore>() {
+        Ok(s) => return keys(slots, s),
+        Err(other) => other,
+    };
+    #[cfg(feature = "redis")]
+    if let Ok(r) = backend.downcast::<super::redis::RedisStore>() {
+        keys(slots, r);
+    }
+    let _ = backend;
 }
 
 /// A slot [`StoresBuilder::build`] found empty, by name (`access`, `codes`, or the name an
@@ -86,10 +126,16 @@ impl std::fmt::Debug for StoresBuilder {
 
 impl StoresBuilder {
     /// Uses one backend for the six built-in slots (a later setter replaces one of them).
+    ///
+    /// A built-in backend ([`MemoryStore`], `sql::SqlStore`, `redis::RedisStore`) also
+    /// fills the extension slots of [`dyn SigningKeyStore`](SigningKeyStore) and
+    /// [`dyn RevokedJtiStore`](RevokedJtiStore) where they are still empty (a slot set
+    /// before is kept; [`Self::slot`] after replaces).
     pub fn backend<B>(mut self, backend: Arc<B>) -> Self
     where
         B: ClientStore + CodeStore + AccessTokenStore + RefreshTokenStore + PendingStore + Purge,
     {
+        fill_builtin_slots(backend.clone(), &mut self.slots);
         self.clients = Some(backend.clone());
         self.codes = Some(backend.clone());
         self.access = Some(backend.clone());

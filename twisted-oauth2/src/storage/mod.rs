@@ -29,6 +29,10 @@
 //! `redis::RedisStore` (feature `redis`). [`connect`] opens any of them from a storage
 //! URL. The `testkit` feature's `twisted_oauth2::testkit` module holds the behavioural
 //! suite every store must pass.
+//!
+//! Self-contained (JWT) access tokens need two more stores, in extension slots of
+//! [`Stores`]: the server's signing keys ([`SigningKeyStore`]) and the denylist of revoked
+//! token ids ([`RevokedJtiStore`]). The built-in backends implement both and fill the slots.
 
 use std::sync::Arc;
 
@@ -45,6 +49,7 @@ mod builder;
 pub mod cache;
 pub(crate) mod clients;
 mod connect;
+mod keys;
 pub mod memory;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
@@ -57,6 +62,10 @@ pub use builder::{MissingStore, StoresBuilder};
 pub use clients::{ClientRecord, ClientRegistry};
 pub use connect::connect;
 pub(crate) use connect::{describe_storage, storage_kind};
+pub use keys::{
+    check_jti, JtiTooLong, KidTaken, RevokedJtiStore, SigningKeyRecord, SigningKeyStore,
+    MAX_JTI_LEN,
+};
 
 /// Identifies one authorization (the family of tokens issued from one code, one
 /// password grant, or one client-credentials request). Revoking a grant revokes every
@@ -577,8 +586,9 @@ pub trait Purge: Send + Sync + 'static {
 /// The full set of stores a server uses, as shared trait objects: six built-in slots and
 /// extension slots for further store traits ([`Stores::get`]). Built with
 /// [`Stores::builder`] ([`StoresBuilder`], checked at launch), or the shorthands
-/// [`Stores::from_backend`] and [`Stores::new`] (the six built-in slots, no extension
-/// slots); replace a field to mix backends.
+/// [`Stores::from_backend`] (the six built-in slots, and the extension slots a built-in
+/// backend provides) and [`Stores::new`] (the six built-in slots, no extension slots);
+/// replace a field to mix backends.
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct Stores {
@@ -637,11 +647,14 @@ impl Stores {
         self.slots.get::<T>()
     }
 
-    /// Uses one backend for every store.
+    /// Uses one backend for every store. A built-in backend also fills the extension slots
+    /// it provides, as with [`StoresBuilder::backend`].
     pub fn from_backend<B>(backend: Arc<B>) -> Self
     where
         B: ClientStore + CodeStore + AccessTokenStore + RefreshTokenStore + PendingStore + Purge,
     {
+        let mut slots = std::collections::HashMap::new();
+        builder::fill_builtin_slots(backend.clone(), &mut slots);
         Stores {
             clients: backend.clone(),
             codes: backend.clone(),
@@ -650,7 +663,7 @@ impl Stores {
             pending: backend.clone(),
             purge: backend,
             device_codes: None,
-            slots: Default::default(),
+            slots: builder::Slots(Arc::new(slots)),
         }
     }
 }

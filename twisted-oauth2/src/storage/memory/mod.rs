@@ -17,6 +17,12 @@
 //! way; a client revocation scans the table for the client's tokens (no index by client:
 //! it is rare, and an index would cost every token its bytes). A purge that drops expired
 //! clients drops their tokens too.
+//!
+//! The store also keeps signing keys and the jti denylist of self-contained tokens
+//! ([`SigningKeyStore`](super::SigningKeyStore), [`RevokedJtiStore`](super::RevokedJtiStore));
+//! the denylist is capped at [`DEFAULT_REVOKED_JTI_LIMIT`] live entries (or the limit given
+//! to [`MemoryStore::with_revoked_jti_limit`]), and a revocation that would pass the cap
+//! fails rather than evict a live entry.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
@@ -35,6 +41,9 @@ use crate::client::Client;
 use crate::error::StorageError;
 use crate::token::{BuildDigestHasher, TokenDigest};
 
+mod keys;
+pub use keys::DEFAULT_REVOKED_JTI_LIMIT;
+
 /// All stores in memory.
 #[derive(Default)]
 pub struct MemoryStore {
@@ -45,6 +54,8 @@ pub struct MemoryStore {
     /// rotation, which knows no time, rotated it).
     refresh: TokenTable<(TokenRecord, Option<i64>)>,
     pending: DashMap<TokenDigest, PendingRecord, BuildDigestHasher>,
+    signing_keys: keys::MemoryKeys,
+    revoked_jtis: keys::Denylist,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -55,6 +66,8 @@ impl std::fmt::Debug for MemoryStore {
             .field("access_tokens", &self.access.len())
             .field("refresh_tokens", &self.refresh.len())
             .field("pending", &self.pending.len())
+            .field("signing_keys", &self.signing_keys.len())
+            .field("revoked_jtis", &self.revoked_jtis.len())
             .finish()
     }
 }
@@ -375,7 +388,8 @@ impl Purge for MemoryStore {
                 .refresh
                 .retain(|(r, _)| !r.is_expired(now) && !gone.contains(&*r.client_id));
         let tombstones = self.access.purge_tombstones(now) + self.refresh.purge_tombstones(now);
-        Ok(before.saturating_sub(after) as u64 + tokens + tombstones)
+        let keys = self.signing_keys.purge(now) + self.revoked_jtis.purge(now);
+        Ok(before.saturating_sub(after) as u64 + tokens + tombstones + keys)
     }
 }
 
