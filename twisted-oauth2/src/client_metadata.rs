@@ -301,7 +301,7 @@ pub fn cache_max_age(cache_control: &str) -> Option<u64> {
     max_age
 }
 
-mod address;
+pub(crate) mod address;
 mod limits;
 pub(crate) mod rfc7591;
 

@@ -103,6 +103,7 @@
 //! | `postgres` | no | the SQL store on PostgreSQL (`storage = "postgres://…"`) |
 //! | `redis` | no | the Redis store (`storage = "redis://…"`) |
 //! | `testkit` | no | the behavioural suite every store implementation must pass |
+//! | `outbound` | no | [`outbound`]: the shared outbound HTTPS client, a policy per use (implied by `client-metadata`) |
 //! | `jwt` | no | [`jwt`]: verifying JWT access tokens (RFC 9068) against a JWK Set, `jsonwebtoken` on aws-lc-rs |
 //! | `test-client` | no | `testing::TestClient`: tokens for an app's own tests (implies `rocket`) |
 //! | `test-util` | no | test doubles: `clock::FixedClock` (time moves when told) and `token::SequentialTokenGenerator` (predictable values) |
@@ -150,6 +151,9 @@ pub mod guide;
 pub mod jwt;
 pub mod limits;
 pub mod origin;
+#[cfg(feature = "outbound")]
+#[cfg_attr(docsrs, doc(cfg(feature = "outbound")))]
+pub mod outbound;
 mod pending_limit;
 pub mod pkce;
 mod rate_limit;
@@ -157,6 +161,7 @@ pub mod request;
 pub mod resource_indicator;
 pub mod scope;
 pub mod server;
+pub mod signing_keys;
 pub mod storage;
 #[cfg(feature = "test-client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-client")))]

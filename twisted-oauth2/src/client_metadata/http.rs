@@ -1,80 +1,39 @@
 //! [`HttpFetcher`]: client ID metadata documents over HTTPS, with the SSRF limits of the
-//! module documentation.
-
-use std::net::SocketAddr;
-use std::sync::Arc;
+//! module documentation, on the shared [`Outbound`] client.
 
 use async_trait::async_trait;
 
-use super::address::special_use;
 use super::{
-    cache_max_age, ClientMetadataConfig, ClientMetadataFetcher, FetchError, FetchLimits,
-    FetchedDocument,
+    ClientMetadataConfig, ClientMetadataFetcher, FetchError, FetchLimits, FetchedDocument,
 };
 use crate::error::ConfigError;
+use crate::outbound::{check_public, Outbound, OutboundError, Policy};
 
-/// Fetches documents over HTTPS with `reqwest`: no redirects, no proxy, only public
-/// addresses (unless the debug override), the size and time limits, and the configured
-/// extra root certificates.
+/// Fetches documents over HTTPS on an [`Outbound`] client under
+/// [`Policy::public_only`]: no redirects, no proxy, only public addresses (unless the
+/// debug override), the size and time limits, and the configured extra root certificates.
 #[derive(Debug, Clone)]
 pub struct HttpFetcher {
-    client: reqwest::Client,
-    allow_special_use_addresses: bool,
+    outbound: Outbound,
 }
 
-/// Resolves names and keeps only the addresses the policy allows, so the connection is made
-/// to a checked address (a name that resolves differently a moment later gains nothing).
-struct CheckedResolver {
-    allow_special_use_addresses: bool,
-}
-
-impl reqwest::dns::Resolve for CheckedResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let allow = self.allow_special_use_addresses;
-        Box::pin(async move {
-            let addrs = resolve_checked(name.as_str(), allow)
-                .await
-                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
-            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
-        })
-    }
-}
-
-/// The addresses of `host` the policy allows; an error when none (or any) is refused.
-async fn resolve_checked(host: &str, allow: bool) -> Result<Vec<SocketAddr>, FetchError> {
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, 443))
-        .await
-        .map_err(|e| FetchError::Network(format!("cannot resolve {host}: {e}")))?
-        .collect();
-    if addrs.is_empty() {
-        return Err(FetchError::Network(format!("{host} has no address")));
-    }
-    if !allow {
-        if let Some((ip, why)) = addrs
-            .iter()
-            .find_map(|a| special_use(a.ip()).map(|why| (a.ip(), why)))
-        {
-            return Err(FetchError::Refused(format!(
-                "{host} resolves to {ip}, a special-use address: {why}"
-            )));
+impl From<OutboundError> for FetchError {
+    fn from(e: OutboundError) -> Self {
+        match e {
+            OutboundError::Refused(why) => FetchError::Refused(why),
+            OutboundError::Redirect => FetchError::Redirect,
+            OutboundError::TooLarge(n) => FetchError::TooLarge(n),
+            OutboundError::Timeout => FetchError::Timeout,
+            OutboundError::Network(why) => FetchError::Network(why),
         }
     }
-    Ok(addrs)
 }
 
 impl HttpFetcher {
-    /// A fetcher for this policy; reads the PEM files of
+    /// A fetcher for this policy on a client of its own; reads the PEM files of
     /// [`ClientMetadataConfig::root_certificates`].
     pub fn new(config: &ClientMetadataConfig) -> Result<Self, ConfigError> {
-        let mut b = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .https_only(true)
-            .timeout(std::time::Duration::from_secs(config.fetch_timeout))
-            .user_agent(concat!("twisted-oauth2/", env!("CARGO_PKG_VERSION")))
-            .dns_resolver(Arc::new(CheckedResolver {
-                allow_special_use_addresses: config.allow_special_use_addresses,
-            }));
+        let mut roots = Vec::new();
         for path in &config.root_certificates {
             let err = |reason: String| ConfigError::Setting {
                 key: "client_metadata.root_certificates",
@@ -86,18 +45,20 @@ impl HttpFetcher {
             if certs.is_empty() {
                 return Err(err(format!("{path} holds no certificate")));
             }
-            for c in certs {
-                b = b.add_root_certificate(c);
-            }
+            roots.extend(certs);
         }
-        let client = b.build().map_err(|e| ConfigError::Setting {
-            key: "client_metadata",
-            reason: format!("cannot build the HTTPS client: {e}"),
+        let outbound = Outbound::new(&roots, config.allow_special_use_addresses).map_err(|e| {
+            ConfigError::Setting {
+                key: "client_metadata",
+                reason: e.to_string(),
+            }
         })?;
-        Ok(HttpFetcher {
-            client,
-            allow_special_use_addresses: config.allow_special_use_addresses,
-        })
+        Ok(HttpFetcher { outbound })
+    }
+
+    /// A fetcher on a shared client (its debug override applies).
+    pub fn with_outbound(outbound: Outbound) -> Self {
+        HttpFetcher { outbound }
     }
 }
 
@@ -108,86 +69,26 @@ impl ClientMetadataFetcher for HttpFetcher {
         url: &url::Url,
         limits: &FetchLimits,
     ) -> Result<FetchedDocument, FetchError> {
-        let allow = self.allow_special_use_addresses && limits.allow_special_use_addresses;
-        let literal = match url.host() {
-            Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
-            Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
-            _ => None,
-        };
-        if let Some(why) = literal.filter(|_| !allow).and_then(special_use) {
-            return Err(FetchError::Refused(format!(
-                "the address is a special-use one: {why}"
-            )));
+        if self.outbound.allows_special_use_addresses() && !limits.allow_special_use_addresses {
+            // The client allows special-use addresses but these limits do not.
+            check_public(url, limits.timeout).await?;
         }
-        let work = async {
-            if let Some(url::Host::Domain(d)) = url.host() {
-                // A clear refusal before connecting (within the time limit); the resolver
-                // checks again.
-                resolve_checked(d, allow).await?;
-            }
-            let mut resp = self
-                .client
-                .get(url.clone())
-                .header(reqwest::header::ACCEPT, "application/json")
-                .send()
-                .await
-                .map_err(|e| {
-                    if e.is_timeout() {
-                        FetchError::Timeout
-                    } else {
-                        FetchError::Network(e.without_url().to_string())
-                    }
-                })?;
-            let status = resp.status();
-            if status.is_redirection() {
-                return Err(FetchError::Redirect);
-            }
-            if status.as_u16() != 200 {
-                return Err(FetchError::Status(status.as_u16()));
-            }
-            let headers = resp.headers();
-            let served = served_as(
-                headers
-                    .get(reqwest::header::CONTENT_TYPE)
-                    .and_then(|v| v.to_str().ok()),
-            );
-            if served == Served::Other {
-                return Err(FetchError::NotJson);
-            }
-            let max_age = headers
-                .get(reqwest::header::CACHE_CONTROL)
-                .and_then(|v| v.to_str().ok())
-                .and_then(cache_max_age);
-            if resp
-                .content_length()
-                .is_some_and(|n| n > limits.max_size as u64)
-            {
-                return Err(FetchError::TooLarge(limits.max_size));
-            }
-            let mut body = Vec::new();
-            while let Some(chunk) = resp.chunk().await.map_err(|e| {
-                if e.is_timeout() {
-                    FetchError::Timeout
-                } else {
-                    FetchError::Network(e.without_url().to_string())
-                }
-            })? {
-                if body.len() + chunk.len() > limits.max_size {
-                    return Err(FetchError::TooLarge(limits.max_size));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            // Static hosts that know no better (raw GitHub among them) serve `.json` files
-            // as `text/plain`: such a body is accepted when it is a JSON object, and only
-            // then (an HTML or text page is not taken for a document).
-            if served == Served::PlainText && !is_json_object(&body) {
-                return Err(FetchError::NotJson);
-            }
-            Ok(FetchedDocument::new(body, max_age))
-        };
-        tokio::time::timeout(limits.timeout, work)
-            .await
-            .map_err(|_| FetchError::Timeout)?
+        let policy = Policy::public_only(limits.max_size, limits.timeout);
+        let answer = self.outbound.get(url, "application/json", &policy).await?;
+        if answer.status != 200 {
+            return Err(FetchError::Status(answer.status));
+        }
+        let served = served_as(answer.content_type.as_deref());
+        if served == Served::Other {
+            return Err(FetchError::NotJson);
+        }
+        // Static hosts that know no better (raw GitHub among them) serve `.json` files
+        // as `text/plain`: such a body is accepted when it is a JSON object, and only
+        // then (an HTML or text page is not taken for a document).
+        if served == Served::PlainText && !is_json_object(&answer.body) {
+            return Err(FetchError::NotJson);
+        }
+        Ok(FetchedDocument::new(answer.body, answer.max_age))
     }
 }
 
