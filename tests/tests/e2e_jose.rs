@@ -90,10 +90,18 @@ async fn npm_jose_verifies_the_demos_jwt_access_token_against_its_jwks() {
     let demo = serve_demo(demo_figment(free_port())).await;
     let http = http_client();
     let base = &demo.base;
-    let meta = get_json(&http, &format!("{base}/.well-known/oauth-authorization-server")).await;
+    let meta = get_json(
+        &http,
+        &format!("{base}/.well-known/oauth-authorization-server"),
+    )
+    .await;
     let issuer = meta["issuer"].as_str().expect("issuer").to_owned();
     let jwks_uri = meta["jwks_uri"].as_str().expect("jwks_uri").to_owned();
-    let resource = get_json(&http, &format!("{base}/.well-known/oauth-protected-resource")).await;
+    let resource = get_json(
+        &http,
+        &format!("{base}/.well-known/oauth-protected-resource"),
+    )
+    .await;
     let audience = resource["resource"].as_str().expect("resource").to_owned();
 
     let issued = token(&http, base, "demo-svc", "secret").await;
@@ -105,7 +113,10 @@ async fn npm_jose_verifies_the_demos_jwt_access_token_against_its_jwks() {
     let p = &v["payload"];
     assert_eq!(p["iss"], issuer.as_str());
     assert_eq!(p["client_id"], "demo-svc");
-    assert_eq!(p["sub"], "demo-svc", "a client credentials token names the client");
+    assert_eq!(
+        p["sub"], "demo-svc",
+        "a client credentials token names the client"
+    );
     assert_eq!(p["scope"], "VIEW_CLOCK");
     assert!(p["jti"].as_str().is_some_and(|j| !j.is_empty()), "{p}");
     let (iat, exp) = (p["iat"].as_i64().unwrap(), p["exp"].as_i64().unwrap());

@@ -1312,7 +1312,11 @@ fn an_extension_listens_on_a_revocation_channel_through_a_listener_sink() {
     let as_listener: Arc<dyn RevocationListener> = state.clone();
     let sink = RevocationSink::listener(Arc::downgrade(&as_listener));
     LocalOnly.start(sink.clone()).expect("starts");
-    assert_eq!(state.subscribed.load(Ordering::SeqCst), 1, "told it is subscribed");
+    assert_eq!(
+        state.subscribed.load(Ordering::SeqCst),
+        1,
+        "told it is subscribed"
+    );
     // What a networked channel does with what it receives.
     let r = Revocation::jti("a-jti", 1_800_000_000);
     sink.deliver(Revocation::decode(&r.encode()).expect("reads its own wire form"));
@@ -1322,5 +1326,8 @@ fn an_extension_listens_on_a_revocation_channel_through_a_listener_sink() {
     assert!(!sink.is_closed());
     drop(as_listener);
     drop(state);
-    assert!(sink.is_closed(), "the channel can stop once the listener is gone");
+    assert!(
+        sink.is_closed(),
+        "the channel can stop once the listener is gone"
+    );
 }

@@ -143,12 +143,12 @@ pub mod form;
 pub mod format;
 pub mod grant;
 pub mod grant_type;
-#[cfg(feature = "jwt")]
-#[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
-pub mod jwt;
 #[cfg(feature = "macros")]
 #[cfg_attr(docsrs, doc(cfg(feature = "macros")))]
 pub mod guide;
+#[cfg(feature = "jwt")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+pub mod jwt;
 pub mod limits;
 pub mod origin;
 #[cfg(feature = "outbound")]

@@ -785,7 +785,9 @@ impl ServerBuilder {
             if !replaced
                 && crate::jwt::format::used_by(&config)
                 && !config.jwt_access_tokens.stateless
-                && stores.get::<dyn crate::storage::RevokedJtiStore>().is_none()
+                && stores
+                    .get::<dyn crate::storage::RevokedJtiStore>()
+                    .is_none()
             {
                 return Err(ConfigError::Setting {
                     key: "access_token_format",

@@ -25,9 +25,7 @@ use twisted_oauth2::format::FormatKeys;
 use twisted_oauth2::jwt::KeyRing;
 use twisted_oauth2::storage::cache::{Revocation, RevocationChannel, RevocationSink};
 use twisted_oauth2::storage::memory::MemoryStore;
-use twisted_oauth2::storage::{
-    AccessTokenStore, GrantId, RevokedJtiStore, Stores, TokenRecord,
-};
+use twisted_oauth2::storage::{AccessTokenStore, GrantId, RevokedJtiStore, Stores, TokenRecord};
 use twisted_oauth2::token::{RandomTokenGenerator, TokenDigest};
 use twisted_oauth2::AuthorizationServer;
 
@@ -222,7 +220,11 @@ async fn a_client_credentials_jwt_round_trips_issue_to_validation() {
     // Other clients stay opaque.
     let code = s.fixture().code("web", "a", true).await;
     let web = s.fixture().redeem_web(&code).await.expect("web token");
-    assert_eq!(web.access_token.split('.').count(), 1, "web's token is opaque");
+    assert_eq!(
+        web.access_token.split('.').count(),
+        1,
+        "web's token is opaque"
+    );
     assert!(s.ok(&web.access_token).await);
 }
 
@@ -236,7 +238,10 @@ async fn rfc9068_section_2_every_claim_and_the_header() {
     assert!(h["kid"].as_str().is_some_and(|k| !k.is_empty()));
     let c = part(&t, 1);
     assert_eq!(c["iss"], "https://as.example");
-    assert_eq!(c["sub"], "svc", "§2.2: the client for a client-credentials token");
+    assert_eq!(
+        c["sub"], "svc",
+        "§2.2: the client for a client-credentials token"
+    );
     assert_eq!(c["aud"], "https://as.example", "the default audience");
     assert_eq!(c["iat"], T0);
     assert_eq!(c["exp"], T0 + 3600);
@@ -270,7 +275,11 @@ async fn algorithm_confusion_and_forged_tokens_are_refused() {
     let control = sign(&at_header(&kid), &c, KEY_PEM);
     assert!(s.ok(&control).await, "the control token verifies");
 
-    let none = raw(&json!({"alg": "none", "typ": "at+jwt", "kid": kid}), &c, b"");
+    let none = raw(
+        &json!({"alg": "none", "typ": "at+jwt", "kid": kid}),
+        &c,
+        b"",
+    );
     assert!(!s.ok(&none).await, "alg: none");
 
     // HS256 keyed with the public key's bytes (the classic confusion).
@@ -323,19 +332,31 @@ async fn algorithm_confusion_and_forged_tokens_are_refused() {
 
     let mut other_iss = c.clone();
     other_iss["iss"] = json!("https://other.example");
-    assert!(!s.ok(&sign(&at_header(&kid), &other_iss, KEY_PEM)).await, "another issuer");
+    assert!(
+        !s.ok(&sign(&at_header(&kid), &other_iss, KEY_PEM)).await,
+        "another issuer"
+    );
     let mut other_aud = c.clone();
     other_aud["aud"] = json!("https://api.other.example");
-    assert!(!s.ok(&sign(&at_header(&kid), &other_aud, KEY_PEM)).await, "another audience");
+    assert!(
+        !s.ok(&sign(&at_header(&kid), &other_aud, KEY_PEM)).await,
+        "another audience"
+    );
 
     // Expiry with a 30 s leeway.
     let mut expired = c.clone();
     expired["exp"] = json!(T0 - 31);
-    assert!(!s.ok(&sign(&at_header(&kid), &expired, KEY_PEM)).await, "expired beyond the leeway");
+    assert!(
+        !s.ok(&sign(&at_header(&kid), &expired, KEY_PEM)).await,
+        "expired beyond the leeway"
+    );
     let mut within = c.clone();
     within["exp"] = json!(T0 - 10);
     within["jti"] = json!("forged-2");
-    assert!(s.ok(&sign(&at_header(&kid), &within, KEY_PEM)).await, "within the leeway");
+    assert!(
+        s.ok(&sign(&at_header(&kid), &within, KEY_PEM)).await,
+        "within the leeway"
+    );
 
     let mut tampered: Vec<&str> = control.split('.').collect();
     let payload = URL_SAFE_NO_PAD.encode(
@@ -345,7 +366,10 @@ async fn algorithm_confusion_and_forged_tokens_are_refused() {
         .to_string(),
     );
     tampered[1] = &payload;
-    assert!(!s.ok(&tampered.join(".")).await, "a widened scope breaks the signature");
+    assert!(
+        !s.ok(&tampered.join(".")).await,
+        "a widened scope breaks the signature"
+    );
 }
 
 #[tokio::test]
@@ -384,7 +408,11 @@ async fn introspection_of_a_jwt_answers_as_for_an_opaque_token() {
     assert_eq!(v["iat"], T0);
     assert_eq!(v["iss"], "https://as.example");
     s.clock.advance(3600 + 29);
-    assert_eq!(s.introspect(&access).await["active"], true, "within the 30 s leeway");
+    assert_eq!(
+        s.introspect(&access).await["active"],
+        true,
+        "within the 30 s leeway"
+    );
     s.clock.advance(1);
     assert_eq!(s.introspect(&access).await, json!({"active": false}));
 }
@@ -403,7 +431,11 @@ async fn refresh_of_a_jwt_grant_and_reuse_revokes_its_jwts() {
         .expect("refreshes");
     assert_eq!(next.access_token.split('.').count(), 3, "a new JWT");
     assert_ne!(part(&next.access_token, 1)["jti"], part(&first, 1)["jti"]);
-    assert_eq!(part(&next.access_token, 1)["gid"], part(&first, 1)["gid"], "same family");
+    assert_eq!(
+        part(&next.access_token, 1)["gid"],
+        part(&first, 1)["gid"],
+        "same family"
+    );
     assert!(s.ok(&first).await && s.ok(&next.access_token).await);
     // The rotated-out refresh token again: reuse, the family is revoked (RFC 9700 §4.14.2).
     let reuse = f
@@ -471,7 +503,11 @@ impl RevokedJtiStore for Counting {
     async fn is_jti_revoked(&self, jti: &str, now: i64) -> Result<bool, StorageError> {
         self.inner.is_jti_revoked(jti, now).await
     }
-    async fn revoked_jtis(&self, now: i64, limit: usize) -> Result<Vec<(String, i64)>, StorageError> {
+    async fn revoked_jtis(
+        &self,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<(String, i64)>, StorageError> {
         self.inner.revoked_jtis(now, limit).await
     }
     async fn purge_revoked_jtis(&self, now: i64) -> Result<u64, StorageError> {
@@ -561,8 +597,13 @@ async fn a_revocation_on_instance_a_is_seen_by_instance_b() {
     assert!(b.ok(&access).await);
     let fa = a.fixture();
     let body = format!("grant_type=refresh_token&refresh_token={refresh}");
-    fa.token(&body, Some(("app", "app-secret"))).await.expect("refreshes");
-    assert!(fa.token(&body, Some(("app", "app-secret"))).await.is_err(), "reuse");
+    fa.token(&body, Some(("app", "app-secret")))
+        .await
+        .expect("refreshes");
+    assert!(
+        fa.token(&body, Some(("app", "app-secret"))).await.is_err(),
+        "reuse"
+    );
     assert!(!b.ok(&access).await, "B refuses the revoked family's JWT");
 }
 

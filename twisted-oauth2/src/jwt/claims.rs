@@ -166,7 +166,11 @@ mod tests {
 
     #[test]
     fn rfc9068_section_2_2_a_client_credentials_token_names_the_client_as_sub() {
-        let c = claims_of(&record(None, &["https://a", "https://b"]), "https://as", "j");
+        let c = claims_of(
+            &record(None, &["https://a", "https://b"]),
+            "https://as",
+            "j",
+        );
         assert_eq!(c["sub"], "app");
         assert_eq!(c["aud"], serde_json::json!(["https://a", "https://b"]));
         assert!(!c.contains_key(GRANT_CLAIM));

@@ -47,8 +47,8 @@ use std::sync::{Arc, OnceLock};
 use async_trait::async_trait;
 
 use super::claims::{claims_of, record_of};
-use super::rotation::KeyRing;
 use super::revocations::{Bounds, Listener, Revocations, Verified};
+use super::rotation::KeyRing;
 use super::verify::{verify_access_token, Expectations};
 use crate::clock::Clock;
 use crate::config::JwtAccessTokensConfig;
@@ -402,8 +402,12 @@ pub(crate) fn for_server(
     channel: Option<Arc<dyn RevocationChannel>>,
     clock: Arc<dyn Clock>,
 ) -> JwtFormat {
-    let hold = i64::try_from(config.access_token_lifetime.saturating_add(config.token_leeway))
-        .unwrap_or(i64::MAX / 4);
+    let hold = i64::try_from(
+        config
+            .access_token_lifetime
+            .saturating_add(config.token_leeway),
+    )
+    .unwrap_or(i64::MAX / 4);
     JwtFormat::new(
         &config.jwt_access_tokens,
         stores.get::<dyn RevokedJtiStore>(),

@@ -323,7 +323,10 @@ fn bounded_insert<K, V>(
     if map.len() >= cap && !map.contains_key(&key) {
         map.retain(|_, v| until(v) > now);
         if map.len() >= cap {
-            let soonest = map.iter().map(|e| (until(e.value()), *e.key())).min_by_key(|p| p.0);
+            let soonest = map
+                .iter()
+                .map(|e| (until(e.value()), *e.key()))
+                .min_by_key(|p| p.0);
             if let Some((_, k)) = soonest {
                 map.remove(&k);
             }
@@ -413,7 +416,12 @@ mod tests {
         let r = subscribed();
         for i in 0..50 {
             let s = r.seq();
-            r.keep(TokenDigest::of(&i.to_string()), verified("j", None, "c", 500), 1, s);
+            r.keep(
+                TokenDigest::of(&i.to_string()),
+                verified("j", None, "c", 500),
+                1,
+                s,
+            );
             assert!(r.verified_len() <= 4);
         }
     }
@@ -423,7 +431,12 @@ mod tests {
         let r = subscribed();
         let before = r.seq();
         r.apply(Revocation::jti("other", 500), 1);
-        r.keep(TokenDigest::of("t"), verified("j", None, "c", 500), 1, before);
+        r.keep(
+            TokenDigest::of("t"),
+            verified("j", None, "c", 500),
+            1,
+            before,
+        );
         assert_eq!(r.verified_len(), 0);
     }
 
@@ -431,14 +444,21 @@ mod tests {
     fn revoking_a_jti_grant_or_client_evicts_its_verified_tokens_and_is_remembered() {
         let r = subscribed();
         let g = GrantId::random();
-        let (a, b, c) = (TokenDigest::of("a"), TokenDigest::of("b"), TokenDigest::of("c"));
+        let (a, b, c) = (
+            TokenDigest::of("a"),
+            TokenDigest::of("b"),
+            TokenDigest::of("c"),
+        );
         r.keep(a, verified("ja", None, "x", 500), 1, r.seq());
         r.keep(b, verified("jb", Some(g), "x", 500), 1, r.seq());
         r.keep(c, verified("jc", None, "gone", 500), 1, r.seq());
         r.apply(Revocation::jti("ja", 500), 2);
         assert!(r.verified(&a, 2).is_none() && r.verified(&b, 2).is_some());
         assert!(r.jti_revoked(&TokenDigest::of("ja"), 2));
-        assert!(!r.jti_revoked(&TokenDigest::of("ja"), 500), "kept until exp only");
+        assert!(
+            !r.jti_revoked(&TokenDigest::of("ja"), 500),
+            "kept until exp only"
+        );
         r.apply(Revocation::Grant(g), 3);
         assert!(r.verified(&b, 3).is_none() && r.grant_revoked(g, 3));
         r.apply(Revocation::client("gone"), 4);
@@ -504,7 +524,12 @@ mod tests {
         assert!(state.is_subscribed());
         l.deliver(Revocation::jti("j", 100));
         assert!(state.jti_revoked(&TokenDigest::of("j"), 10));
-        state.keep(TokenDigest::of("t"), verified("k", None, "c", 100), 10, state.seq());
+        state.keep(
+            TokenDigest::of("t"),
+            verified("k", None, "c", 100),
+            10,
+            state.seq(),
+        );
         l.deliver_unreadable();
         assert_eq!(state.verified_len(), 0);
         l.lost();
