@@ -67,7 +67,7 @@ async fn jose_verify(jwks_uri: &str, issuer: &str, audience: &str, token: &str) 
 async fn get_json(http: &oauth2::reqwest::Client, url: &str) -> Value {
     let r = http.get(url).send().await.expect("GET");
     assert!(r.status().is_success(), "GET {url}: {}", r.status());
-    r.json().await.expect("JSON")
+    serde_json::from_str(&r.text().await.expect("body")).expect("JSON")
 }
 
 async fn token(http: &oauth2::reqwest::Client, base: &str, id: &str, secret: &str) -> Value {
@@ -79,7 +79,7 @@ async fn token(http: &oauth2::reqwest::Client, base: &str, id: &str, secret: &st
         .await
         .expect("token request");
     assert!(r.status().is_success(), "token: {}", r.status());
-    r.json().await.expect("token response")
+    serde_json::from_str(&r.text().await.expect("body")).expect("token response")
 }
 
 #[rocket::async_test]

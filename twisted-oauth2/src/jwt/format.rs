@@ -10,7 +10,7 @@
 //! # Issuance
 //!
 //! The header is `typ: at+jwt`, the signing key's `kid` and its algorithm; the claims are
-//! RFC 9068 §2.2's (see the table in [`claims`](super::claims)). The `jti` is a fresh value
+//! RFC 9068 §2.2's (the table in docs/jwt.md, "JWT access tokens"). The `jti` is a fresh value
 //! of the server's [`TokenGenerator`](crate::token::TokenGenerator). Issuing writes nothing:
 //! a `client_credentials` token costs one signature and no store round trip.
 //!
