@@ -20,10 +20,13 @@ const ED_A: &[u8] = include_bytes!("../jwt/testdata/ed25519-a.pem");
 const ED_B: &[u8] = include_bytes!("../jwt/testdata/ed25519-b.pem");
 const NOW: i64 = 1_800_000_000;
 
-/// Path → (status, extra header lines, body); and how often each path was asked.
+/// A canned answer: status, extra header lines, body.
+type Route = (u16, String, String);
+
+/// Path → its answer; and how often each path was asked.
 #[derive(Clone, Default)]
 struct Peer {
-    routes: Arc<Mutex<HashMap<String, (u16, String, String)>>>,
+    routes: Arc<Mutex<HashMap<String, Route>>>,
     hits: Arc<Mutex<HashMap<String, usize>>>,
     port: u16,
 }
