@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::client::{Client, SecretDigest};
 use crate::error::ConfigError;
 use crate::scope::Scope;
+pub use crate::signing_keys::{SigningKeyConfig, SigningKeysConfig};
 pub use crate::storage::cache::ValidationCacheConfig;
 
 /// Server-wide settings.
@@ -186,6 +187,10 @@ pub struct ServerConfig {
     /// The validation cache of access tokens (the `validation_cache` table). Default: off.
     /// See [`crate::storage::cache`].
     pub validation_cache: ValidationCacheConfig,
+    /// The keys self-contained access tokens are signed with, published at
+    /// `GET <base>/jwks` (the `signing_keys` table). Default: off. See
+    /// [`SigningKeysConfig`] and docs/jwt.md.
+    pub signing_keys: SigningKeysConfig,
     /// Not a setting: makes exhaustive struct literals impossible, so adding settings is
     /// not a breaking change. Use `..Default::default()`.
     #[doc(hidden)]
@@ -244,6 +249,7 @@ impl Default for ServerConfig {
             limits: Default::default(),
             client_metadata: Default::default(),
             validation_cache: Default::default(),
+            signing_keys: Default::default(),
             __non_exhaustive: (),
         }
     }
@@ -313,6 +319,7 @@ impl fmt::Debug for ServerConfig {
             .field("registration", &self.registration)
             .field("client_metadata", &self.client_metadata)
             .field("validation_cache", &self.validation_cache)
+            .field("signing_keys", &self.signing_keys)
             .finish()
     }
 }
@@ -638,6 +645,8 @@ impl ServerConfig {
         self.client_metadata
             .validate(self.allow_insecure_request_debug)?;
         self.validation_cache.validate()?;
+        self.signing_keys
+            .validate(self.access_token_lifetime + self.token_leeway)?;
         let mut clients = Vec::with_capacity(self.clients.len());
         for c in &self.clients {
             if clients.iter().any(|x: &Client| x.id() == c.id) {

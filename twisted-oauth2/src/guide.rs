@@ -87,6 +87,9 @@ pub mod device_flow {}
 #[doc = include_str!("../../docs/rate-limits.md")]
 pub mod rate_limits {}
 
+#[doc = include_str!("../../docs/jwt.md")]
+pub mod jwt {}
+
 #[cfg(feature = "test-client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-client")))]
 #[doc = include_str!("../../docs/testing.md")]

@@ -165,6 +165,7 @@ pub mod request;
 pub mod resource_indicator;
 pub mod scope;
 pub mod server;
+pub mod signing_keys;
 pub mod storage;
 #[cfg(feature = "test-client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-client")))]

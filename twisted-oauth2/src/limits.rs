@@ -9,8 +9,15 @@
 //!
 //! | limit | key | default |
 //! |---|---|---|
-//! | failed client authentications | the `client_id` presented (token, revocation, introspection, device authorization endpoints; the registration access token at RFC 7592 registration management) | 10 per 60 s |
+//! | failed client authentications | the `client_id` presented and the client address together (token, revocation, introspection, device authorization endpoints; the registration access token at RFC 7592 registration management) | 10 per 60 s |
+//! | their ceiling | the `client_id` presented, from every address together | 100 per 60 s |
 //! | unknown user codes entered | the signed-in user, and the client address (per /64 for IPv6) | 10 per 300 s |
+//!
+//! Limits on guessing one subject's secret (a client's secret, a user's password) are a
+//! [`FailureLimit`]: a low limit per subject *and* address, so a stranger who knows a
+//! `client_id` or a user name cannot lock it out from their own address, and a higher
+//! ceiling per subject as the backstop against guessing spread over many addresses. An
+//! application's own sign-in form uses the same component (the demo's `/login` does).
 //!
 //! The default store is [`MemoryCounters`] (one process, on `governor`). With a Redis
 //! `storage` URL (feature `redis`) the Redis store counts instead (a fixed window per key,
@@ -57,10 +64,16 @@ impl Rule {
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct LimitsConfig {
-    /// Failed client authentications per `client_id` per window. Default 10; `0`: off.
+    /// Failed client authentications per `client_id` from one client address (an IPv4
+    /// address, an IPv6 /64) per window. Default 10; `0`: off.
     pub client_auth_failures: u32,
-    /// Seconds of that window. Default 60.
+    /// Seconds of that window (and of the ceiling's). Default 60.
     pub client_auth_window: u64,
+    /// Failed client authentications per `client_id` from every address together per
+    /// window: the backstop against guessing spread over many addresses (when it is
+    /// reached the `client_id` is refused from everywhere until the window refills).
+    /// Default 100; `0`: off.
+    pub client_auth_ceiling: u32,
     /// Unknown user codes entered per signed-in user, and per address, per window.
     /// Default 10; `0`: off.
     pub user_code_failures: u32,
@@ -75,6 +88,7 @@ impl Default for LimitsConfig {
         LimitsConfig {
             client_auth_failures: 10,
             client_auth_window: 60,
+            client_auth_ceiling: 100,
             user_code_failures: 10,
             user_code_window: 300,
             max_keys: 100_000,
@@ -83,13 +97,29 @@ impl Default for LimitsConfig {
 }
 
 impl LimitsConfig {
-    /// The rule of failed client authentications.
+    /// The rule of failed client authentications per `client_id` and address.
     pub fn client_auth(&self) -> Rule {
         Rule::new(
             "client_auth",
             self.client_auth_failures,
             self.client_auth_window,
         )
+    }
+
+    /// The ceiling of failed client authentications per `client_id`.
+    pub fn client_auth_ceiling(&self) -> Rule {
+        Rule::new(
+            "client_auth_ceiling",
+            self.client_auth_ceiling,
+            self.client_auth_window,
+        )
+    }
+
+    /// The [`FailureLimit`] of client authentication: [`client_auth`](Self::client_auth)
+    /// per `client_id` and address, [`client_auth_ceiling`](Self::client_auth_ceiling) per
+    /// `client_id`, nothing per address alone.
+    pub fn client_auth_limit(&self) -> FailureLimit {
+        FailureLimit::new(self.client_auth(), self.client_auth_ceiling())
     }
 
     /// The rule of unknown user codes.
@@ -211,6 +241,144 @@ impl CounterStore for MemoryCounters {
         let left = until - now;
         Ok(Some(left.as_secs() + u64::from(left.subsec_nanos() > 0)))
     }
+}
+
+/// Failed attempts at one subject's secret (a client's secret, a user's password, a
+/// token), counted in the server's [`CounterStore`] under up to three [`Rule`]s:
+///
+/// - `per_address`: per subject *and* client address (an IPv4 address, an IPv6 /64): the
+///   low limit a guessing loop meets first. The same subject from another address is not
+///   affected, so a stranger cannot lock a known subject out;
+/// - `ceiling`: per subject from every address together, higher: the backstop against
+///   guessing spread over many addresses (while it holds, the subject is refused
+///   everywhere);
+/// - `address` (off unless [`with_address_rule`](Self::with_address_rule)): per address
+///   across subjects, against one address trying many subjects (password spraying).
+///
+/// Ask [`refused`](Self::refused) before checking the secret (refused: answer `429` with
+/// `Retry-After`, without checking it) and call [`failed`](Self::failed) when the check
+/// failed; a success counts nothing. Every refusal is an
+/// [`AuditEvent::RateLimited`](crate::audit::AuditEvent::RateLimited) naming the rule and its
+/// key (`<address> <subject>`, `<subject>` or `<address>`). A counter store that cannot be
+/// reached refuses nobody (logged).
+///
+/// ```
+/// use twisted_oauth2::limits::{FailureLimit, Rule};
+/// # async fn demo(server: &twisted_oauth2::server::AuthorizationServer) {
+/// const LOGIN: FailureLimit = FailureLimit::new(
+///     Rule::new("app_login", 5, 60),
+///     Rule::new("app_login_user", 100, 60),
+/// )
+/// .with_address_rule(Rule::new("app_login_address", 20, 60));
+/// let address = "192.0.2.7".parse().ok();
+/// if let Some(wait) = LOGIN.refused(server, "alice", address).await {
+///     // 429 with `Retry-After: {wait}`, without checking the password.
+/// #   let _ = wait;
+///     return;
+/// }
+/// let password_ok = false; // the application's check
+/// if !password_ok {
+///     LOGIN.failed(server, "alice", address).await;
+/// }
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FailureLimit {
+    /// Failures per subject and address.
+    pub per_address: Rule,
+    /// Failures per subject from every address.
+    pub ceiling: Rule,
+    /// Failures per address across subjects (`max` 0: off).
+    pub address: Rule,
+}
+
+impl FailureLimit {
+    /// Failures counted per subject and address under `per_address`, and per subject
+    /// under `ceiling`.
+    pub const fn new(per_address: Rule, ceiling: Rule) -> Self {
+        FailureLimit {
+            per_address,
+            ceiling,
+            address: Rule::new("", 0, 1),
+        }
+    }
+
+    /// Failures also counted per address across subjects, under `address`.
+    pub const fn with_address_rule(mut self, address: Rule) -> Self {
+        self.address = address;
+        self
+    }
+
+    /// Each rule in use with its key for `subject` from `address`.
+    fn keys(&self, subject: &str, address: Option<std::net::IpAddr>) -> Vec<(&Rule, String)> {
+        let addr = crate::rate_limit::limit_key(address).to_string();
+        [
+            (&self.per_address, format!("{addr} {subject}")),
+            (&self.ceiling, subject.to_owned()),
+            (&self.address, addr),
+        ]
+        .into_iter()
+        .filter(|(rule, _)| rule.max > 0)
+        .collect()
+    }
+
+    /// Whether `subject` from `address` is refused now (nothing is counted): the seconds
+    /// to wait, audited as `rate_limited`.
+    pub async fn refused(
+        &self,
+        server: &crate::server::AuthorizationServer,
+        subject: &str,
+        address: Option<std::net::IpAddr>,
+    ) -> Option<u64> {
+        for (rule, key) in self.keys(subject, address) {
+            match server.counters().refused(rule, &key).await {
+                Ok(Some(wait)) => {
+                    audit_refusal(server, rule, key, wait);
+                    return Some(wait);
+                }
+                Ok(None) => {}
+                Err(e) => log::warn!("twisted-oauth2: cannot read the limit `{}`: {e}", rule.name),
+            }
+        }
+        None
+    }
+
+    /// Counts one failure of `subject` from `address` under every rule: the seconds to
+    /// wait when one of them is now over its limit (audited as `rate_limited`).
+    pub async fn failed(
+        &self,
+        server: &crate::server::AuthorizationServer,
+        subject: &str,
+        address: Option<std::net::IpAddr>,
+    ) -> Option<u64> {
+        let mut refused = None;
+        for (rule, key) in self.keys(subject, address) {
+            match server.counters().hit(rule, &key).await {
+                Ok(Some(wait)) => {
+                    audit_refusal(server, rule, key, wait);
+                    refused = refused.max(Some(wait));
+                }
+                Ok(None) => {}
+                Err(e) => log::warn!(
+                    "twisted-oauth2: cannot count under the limit `{}`: {e}",
+                    rule.name
+                ),
+            }
+        }
+        refused
+    }
+}
+
+/// The audit event of a refusal under `rule`.
+fn audit_refusal(server: &crate::server::AuthorizationServer, rule: &Rule, key: String, wait: u64) {
+    server
+        .context()
+        .audit(crate::audit::AuditEvent::RateLimited {
+            limit: rule.name,
+            key,
+            retry_after: wait,
+        });
 }
 
 /// The answer to a refused key at an endpoint: `429` with `Retry-After`.

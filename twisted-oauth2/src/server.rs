@@ -402,6 +402,13 @@ impl AuthorizationServer {
         &**self.formats.default_format()
     }
 
+    /// The keys slot formats read ([`ServerBuilder::format_keys`]; with
+    /// `oauth2.signing_keys` on, the Rocket fairing fills it with the `jwt` feature's
+    /// `KeyRing`), for extensions that serve or use those keys.
+    pub fn format_keys(&self) -> Option<&FormatKeys> {
+        self.keys.as_ref()
+    }
+
     /// Every access-token format, by name ([`FormatRegistry`]).
     pub fn formats(&self) -> &FormatRegistry {
         &self.formats
@@ -686,6 +693,21 @@ impl ServerBuilder {
     #[cfg(feature = "rocket")]
     pub(crate) fn has_client_store(&self) -> bool {
         self.client_store.is_some()
+    }
+
+    /// Whether the keys slot was filled ([`Self::format_keys`]).
+    #[cfg(all(feature = "rocket", feature = "jwt"))]
+    pub(crate) fn has_format_keys(&self) -> bool {
+        self.keys.is_some()
+    }
+
+    /// The clock the server will use: the one given, or the system clock (as
+    /// [`Self::build`] chooses).
+    #[cfg(all(feature = "rocket", feature = "jwt"))]
+    pub(crate) fn clock_or_system(&mut self) -> Arc<dyn Clock> {
+        self.clock
+            .get_or_insert_with(|| Arc::new(SystemClock))
+            .clone()
     }
 
     /// Whether a revocation channel was given ([`Self::revocation_channel`]).

@@ -4,47 +4,13 @@
 
 mod common;
 
-use std::sync::{Mutex, OnceLock};
-
+use common::log_capture::{capture, logged};
 use rocket::figment::Figment;
 use rocket::local::asynchronous::Client;
 use rocket::{get, routes};
 use twisted_oauth2::config::ServerConfig;
 use twisted_oauth2::oauth;
 use twisted_oauth2::rocket::OAuth2;
-
-struct Capture(Mutex<Vec<String>>);
-
-impl log::Log for Capture {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-    fn log(&self, record: &log::Record<'_>) {
-        if let Ok(mut v) = self.0.lock() {
-            v.push(format!("{}: {}", record.level(), record.args()));
-        }
-    }
-    fn flush(&self) {}
-}
-
-fn capture() -> &'static Capture {
-    static LOG: OnceLock<&'static Capture> = OnceLock::new();
-    LOG.get_or_init(|| {
-        let c: &'static Capture = Box::leak(Box::new(Capture(Mutex::new(Vec::new()))));
-        let _ = log::set_logger(c);
-        log::set_max_level(log::LevelFilter::Info);
-        c
-    })
-}
-
-/// Whether some captured line contains every one of `parts`.
-fn logged(parts: &[&str]) -> bool {
-    capture()
-        .0
-        .lock()
-        .map(|v| v.iter().any(|l| parts.iter().all(|p| l.contains(p))))
-        .unwrap_or(false)
-}
 
 fn figment(cfg: ServerConfig) -> Figment {
     rocket::Config::figment()

@@ -1,7 +1,7 @@
 //! Brute-force limits shared through Redis: two authorization servers built from one
 //! `storage = "redis://…"` URL (as two instances behind a load balancer would be) count
-//! failed client authentications in the same Redis counters, so a client id refused on one
-//! is refused on the other; a server on another key prefix counts apart.
+//! failed client authentications in the same Redis counters, so a client id refused from an
+//! address on one is refused from it on the other (and the per-client_id ceiling is shared); a server on another key prefix counts apart.
 //!
 //! Needs `TWISTED_OAUTH2_TEST_REDIS` (skips with a notice otherwise):
 //! `cargo test -p twisted-oauth2 --features redis --test shared_limits`
@@ -21,6 +21,7 @@ async fn server(storage: &str) -> AuthorizationServer {
     let mut cfg = config();
     cfg.storage = storage.into();
     cfg.limits.client_auth_failures = 3;
+    cfg.limits.client_auth_ceiling = 6;
     cfg.limits.client_auth_window = 600;
     AuthorizationServer::builder(cfg)
         .build_connected()
@@ -32,6 +33,14 @@ async fn client_credentials(
     s: &AuthorizationServer,
     secret: &str,
 ) -> Result<TokenResponse, OAuthError> {
+    from(s, secret, "198.51.100.7").await
+}
+
+async fn from(
+    s: &AuthorizationServer,
+    secret: &str,
+    address: &str,
+) -> Result<TokenResponse, OAuthError> {
     let auth = basic("svc", secret);
     token::handle(
         s,
@@ -41,7 +50,8 @@ async fn client_credentials(
             authorization: Some(&auth),
             query: None,
             transport: SECURE,
-            ..Default::default()
+            request: twisted_oauth2::endpoint::RequestContext::new("POST", "/oauth2/token", SECURE)
+                .with_client_ip(address.parse().ok()),
         },
     )
     .await
@@ -75,8 +85,22 @@ async fn two_instances_on_one_redis_share_the_failed_client_authentication_limit
             .headers()
             .any(|(k, v)| k == "Retry-After" && (1..=600).contains(&v.parse::<u64>().unwrap())));
     }
+    // The same client id from another address authenticates on either instance.
+    from(&b, "svc-secret", "203.0.113.20")
+        .await
+        .expect("another address is not limited by that loop");
     // A server counting under another key prefix has seen none of them.
     client_credentials(&c, "svc-secret")
         .await
         .expect("another key space is unaffected");
+    // The per-client_id ceiling is shared too: 3 more failures from fresh addresses,
+    // alternating instances, make 6, and every address is refused on both.
+    for (i, s) in [&a, &b, &a].into_iter().enumerate() {
+        let e = from(s, "wrong", &format!("192.0.2.{i}")).await.unwrap_err();
+        assert_eq!(e.status(), 401);
+    }
+    for s in [&a, &b] {
+        let e = from(s, "svc-secret", "203.0.113.99").await.unwrap_err();
+        assert_eq!(e.status(), 429, "the shared ceiling holds");
+    }
 }

@@ -85,28 +85,20 @@ pub(crate) async fn authenticate_with(
     let r = authenticate_counted(server, params, authorization, caller, documents, &failed).await;
     let id = failed.lock().ok().and_then(|mut f| f.take());
     if let Some(id) = id {
-        let rule = server.config().limits.client_auth();
-        match server.counters().hit(&rule, &id).await {
-            Ok(Some(wait)) => {
-                server
-                    .context()
-                    .audit(crate::audit::AuditEvent::RateLimited {
-                        limit: rule.name,
-                        key: id,
-                        retry_after: wait,
-                    });
-            }
-            Ok(None) => {}
-            Err(e) => {
-                log::warn!("twisted-oauth2: cannot count a failed client authentication: {e}")
-            }
-        }
+        server
+            .config()
+            .limits
+            .client_auth_limit()
+            .failed(server, &id, caller)
+            .await;
     }
     r
 }
 
 /// [`authenticate_with`], noting in `failed` the client id whose authentication failed; a
-/// client id over its limit of failures is refused (`429`) before its secret is checked.
+/// client id over its limit of failures (from `caller`, or its ceiling:
+/// [`LimitsConfig::client_auth_limit`](crate::limits::LimitsConfig::client_auth_limit)) is
+/// refused (`429`) before its secret is checked.
 async fn authenticate_counted(
     server: &AuthorizationServer,
     params: &Params,
@@ -152,24 +144,15 @@ async fn authenticate_counted(
             }
         },
     };
-    let rule = server.config().limits.client_auth();
-    match server.counters().refused(&rule, &id).await {
-        Ok(Some(wait)) => {
-            server
-                .context()
-                .audit(crate::audit::AuditEvent::RateLimited {
-                    limit: rule.name,
-                    key: id.clone(),
-                    retry_after: wait,
-                });
-            return Err(crate::limits::too_many(
-                crate::ErrorCode::InvalidClient,
-                "failed client authentications",
-                wait,
-            ));
-        }
-        Ok(None) => {}
-        Err(e) => log::warn!("twisted-oauth2: cannot read the client authentication limit: {e}"),
+    // A client id over its limit of failures from this address, or over its ceiling, is
+    // refused before its secret is checked.
+    let limit = server.config().limits.client_auth_limit();
+    if let Some(wait) = limit.refused(server, &id, caller).await {
+        return Err(crate::limits::too_many(
+            crate::ErrorCode::InvalidClient,
+            "failed client authentications",
+            wait,
+        ));
     }
     let fail = |m: AuthMethod| {
         if let Ok(mut f) = failed.lock() {

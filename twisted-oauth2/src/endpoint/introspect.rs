@@ -153,7 +153,8 @@ pub async fn handle(
     req: IntrospectRequest<'_>,
 ) -> Result<Introspection, OAuthError> {
     let params = req.params(server)?;
-    let caller = authorize_caller(server, &params, req.authorization).await?;
+    let caller =
+        authorize_caller(server, &params, req.authorization, req.request.client_ip).await?;
     let token = params.require("token")?;
     let refresh_first = params.get("token_type_hint") == Some("refresh_token");
     let digest = TokenDigest::of(token);
@@ -235,11 +236,14 @@ fn bearer_scheme(authorization: Option<&str>) -> bool {
     })
 }
 
-/// Decides whether the caller may introspect.
+/// Decides whether the caller may introspect; `client_ip` (the caller's address,
+/// [`RequestContext::client_ip`](crate::endpoint::RequestContext::client_ip)) is the
+/// address a failed client authentication counts against.
 pub async fn authorize_caller(
     server: &AuthorizationServer,
     params: &Params,
     authorization: Option<&str>,
+    client_ip: Option<std::net::IpAddr>,
 ) -> Result<Introspector, OAuthError> {
     if bearer_scheme(authorization) {
         let Some(required) = server.config.introspection_scope.as_deref() else {
@@ -271,7 +275,7 @@ pub async fn authorize_caller(
         return Ok(Introspector::Bearer(info));
     }
     // No metadata-document client may introspect: none is fetched here.
-    let auth = authenticate_with(server, params, authorization, None, false)
+    let auth = authenticate_with(server, params, authorization, client_ip, false)
         .await
         .map_err(basic_challenge)?;
     if auth.method == AuthMethod::None {

@@ -32,6 +32,8 @@
 //!   ([`ServerConfig::scopes_supported`](crate::config::ServerConfig::scopes_supported)).
 //! - `authorization_response_iss_parameter_supported: true` (RFC 9207): every
 //!   authorization response carries `iss`.
+//! - `jwks_uri` (`<base>/jwks`) when the server holds signing keys (feature `jwt`,
+//!   `oauth2.signing_keys.enabled`; see `endpoint::jwks`).
 //!
 //! The protected resource document names the resource (the issuer unless
 //! [`ServerConfig::resource`](crate::config::ServerConfig::resource) is set), this server as
@@ -206,6 +208,13 @@ pub fn authorization_server_metadata(
                 members.insert(
                     "registration_endpoint".into(),
                     server.endpoint_url("register").into(),
+                );
+            }
+            #[cfg(feature = "jwt")]
+            if crate::endpoint::jwks::key_ring(server).is_some() {
+                members.insert(
+                    "jwks_uri".into(),
+                    crate::endpoint::jwks::jwks_uri(server).into(),
                 );
             }
             if cfg.client_metadata.enabled {

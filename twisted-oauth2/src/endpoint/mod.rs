@@ -5,6 +5,9 @@ pub mod authorize;
 pub mod client_auth;
 pub mod device_authorization;
 pub mod introspect;
+#[cfg(feature = "jwt")]
+#[cfg_attr(docsrs, doc(cfg(feature = "jwt")))]
+pub mod jwks;
 pub mod metadata;
 pub mod register;
 pub mod resource;

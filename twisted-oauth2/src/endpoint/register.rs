@@ -438,20 +438,15 @@ async fn authorized_client(
         return Err(refused());
     }
     // Failed token checks count against the client id's limit of failed client
-    // authentications, as at the other endpoints; a client id over it is refused before its
-    // token is checked.
-    let rule = server.config().limits.client_auth();
-    match server.counters().refused(&rule, client_id).await {
-        Ok(Some(wait)) => {
-            rate_limited(server, &rule, client_id, wait);
-            return Err(crate::limits::too_many(
-                ErrorCode::InvalidToken,
-                "failed registration access token checks",
-                wait,
-            ));
-        }
-        Ok(None) => {}
-        Err(e) => log::warn!("twisted-oauth2: cannot read the client authentication limit: {e}"),
+    // authentications (per address, and its ceiling), as at the other endpoints; a client id
+    // over it is refused before its token is checked.
+    let limit = server.config().limits.client_auth_limit();
+    if let Some(wait) = limit.refused(server, client_id, req.client_ip).await {
+        return Err(crate::limits::too_many(
+            ErrorCode::InvalidToken,
+            "failed registration access token checks",
+            wait,
+        ));
     }
     let found = server.client(client_id).await?;
     let client = match found {
@@ -466,33 +461,11 @@ async fn authorized_client(
                 // Same work as a found client, so timing does not tell ids apart.
                 let _ = SecretDigest::of(token);
             }
-            match server.counters().hit(&rule, client_id).await {
-                Ok(Some(wait)) => rate_limited(server, &rule, client_id, wait),
-                Ok(None) => {}
-                Err(e) => log::warn!(
-                    "twisted-oauth2: cannot count a failed registration access token check: {e}"
-                ),
-            }
+            limit.failed(server, client_id, req.client_ip).await;
             return Err(refused());
         }
     };
     Ok(client)
-}
-
-/// The audit event of a client id refused under `rule`.
-fn rate_limited(
-    server: &AuthorizationServer,
-    rule: &crate::limits::Rule,
-    client_id: &str,
-    wait: u64,
-) {
-    server
-        .context()
-        .audit(crate::audit::AuditEvent::RateLimited {
-            limit: rule.name,
-            key: client_id.to_owned(),
-            retry_after: wait,
-        });
 }
 
 /// `GET <base>/register/<client_id>` (RFC 7592 §2.1): the client's current information

@@ -1,4 +1,6 @@
-//! JWT access tokens (RFC 9068): verifying them against a set of public keys.
+//! JWT access tokens (RFC 9068): verifying them against a set of public keys, and the
+//! server's own signing keys ([`KeyRing`]: configured or generated, sealed in the store,
+//! rotated with overlap, published at `GET <base>/jwks`; docs/jwt.md).
 //!
 //! [`verify_access_token`] checks a compact JWS against a [`KeySet`] (read from an RFC 7517
 //! JWK Set) and [`Expectations`] (issuer, audiences, algorithms, leeway, time, `typ`),
@@ -24,8 +26,14 @@
 //! );
 //! ```
 
+pub mod keys;
 mod keyset;
+pub mod rotation;
+mod seal;
 mod verify;
+
+pub use keys::{KeyError, Signer};
+pub use rotation::{KeyRing, RotationSchedule};
 
 pub use keyset::{KeySet, KeySetError, MAX_KEYS, SUPPORTED_ALGORITHMS};
 pub use verify::{verify_access_token, Expectations, JwtRejection, VerifiedJwt, MAX_TOKEN_LEN};

@@ -395,6 +395,9 @@ impl Fairing for OAuth2 {
         if !consent_hook_present(&config, &parts) {
             return Err(rocket);
         }
+        let Some(keys) = signing_keys(&config, &mut parts) else {
+            return Err(rocket);
+        };
         let has_client_store = parts.builder.has_client_store();
         let authorize_by = super::launch::AuthorizeBy::of((
             parts.on_authenticate.is_some(),
@@ -403,9 +406,17 @@ impl Fairing for OAuth2 {
         let Some(store_name) = open_storage(&mut parts, config).await else {
             return Err(rocket);
         };
+        if let Some(keys) = keys {
+            parts.build_with(|b| b.format_keys(keys));
+        }
         let Some(server) = build_server(&mut parts) else {
             return Err(rocket);
         };
+        #[cfg(feature = "jwt")]
+        if let Err(e) = super::signing_keys::start(&server).await {
+            log::error!("twisted-oauth2: {e}");
+            return Err(rocket);
+        }
         let Some(mounted) = endpoint_routes(&server, &mut parts) else {
             return Err(rocket);
         };
@@ -466,6 +477,8 @@ impl Fairing for OAuth2 {
             &info.authorize_by,
             has_authorize,
         ));
+        #[cfg(feature = "jwt")]
+        lines.extend(super::signing_keys::banner_line(&server));
         lines.push(super::launch::grants_line(&server, has_authorize));
         lines.push(format!("  store:      {}", info.store));
         lines.push(match server.validation_cache() {
@@ -533,6 +546,8 @@ impl Fairing for OAuth2 {
         }
         let every = info.purge_every;
         let shutdown = rocket.shutdown();
+        #[cfg(feature = "jwt")]
+        super::signing_keys::spawn_rotation(server.clone(), shutdown.clone());
         rocket::tokio::spawn(async move {
             let mut shutdown = std::pin::pin!(shutdown);
             loop {
@@ -763,6 +778,47 @@ async fn open_storage(parts: &mut Parts, config: ServerConfig) -> Option<String>
     Some(store_name.unwrap_or_else(|| "memory (not durable)".into()))
 }
 
+/// Ignite step: with `signing_keys.enabled`, the key ring for the server's keys slot
+/// (`Some(None)` when off); `None` after logging why not (bad keys, no key-encryption
+/// key, or a build without the `jwt` feature).
+fn signing_keys(
+    config: &ServerConfig,
+    parts: &mut Parts,
+) -> Option<Option<crate::format::FormatKeys>> {
+    #[cfg(feature = "jwt")]
+    {
+        let mut made = None;
+        let mut failed = None;
+        parts.build_with(|mut b| {
+            match super::signing_keys::make_ring(config, &mut b) {
+                Ok(r) => made = r,
+                Err(e) => failed = Some(e),
+            }
+            b
+        });
+        if let Some(e) = failed {
+            log::error!("twisted-oauth2: {e}");
+            return None;
+        }
+        let Some(ring) = made else {
+            return Some(None);
+        };
+        Some(Some(super::signing_keys::slot(&ring)))
+    }
+    #[cfg(not(feature = "jwt"))]
+    {
+        let _ = parts;
+        if config.signing_keys.enabled {
+            log::error!(
+                "twisted-oauth2: oauth2.signing_keys.enabled needs the `jwt` cargo feature of \
+                 twisted-oauth2 (features = [\"jwt\"])"
+            );
+            return None;
+        }
+        Some(None)
+    }
+}
+
 /// Ignite step: the server, from the builder; `None` after logging why not.
 fn build_server(parts: &mut Parts) -> Option<Arc<AuthorizationServer>> {
     let builder = std::mem::replace(
@@ -806,6 +862,10 @@ fn endpoint_routes(server: &Arc<AuthorizationServer>, parts: &mut Parts) -> Opti
             "/device_authorization",
             super::device::DeviceAuthorizationEndpoint,
         ));
+    }
+    #[cfg(feature = "jwt")]
+    if crate::endpoint::jwks::key_ring(server).is_some() {
+        endpoints.extend(super::signing_keys::routes());
     }
     endpoints.append(&mut parts.endpoints);
     let mut root = Vec::new();

@@ -38,6 +38,8 @@ mod logger;
 mod register;
 mod response;
 mod routes;
+#[cfg(feature = "jwt")]
+mod signing_keys;
 pub mod toolkit;
 
 pub(crate) use toolkit::{

@@ -2,6 +2,8 @@
 //! sequential token generator.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod log_capture;
+
 use std::sync::Arc;
 
 use base64::engine::general_purpose::STANDARD;
