@@ -1336,6 +1336,7 @@ fn an_extension_listens_on_a_revocation_channel_through_a_listener_sink() {
         sink.is_closed(),
         "the channel can stop once the listener is gone"
     );
+}
 
 const STATEFUL: &str = "urn:example:params:oauth:grant-type:stateful";
 
