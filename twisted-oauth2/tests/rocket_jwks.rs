@@ -49,7 +49,8 @@ fn config() -> ServerConfig {
 
 /// The figment of `cfg` with the key-encryption key (never serialized, so merged apart).
 fn figment(cfg: ServerConfig, kek: Option<String>) -> Figment {
-    let f = rocket::Config::figment()
+    // Not `rocket::Config::figment()`: the repository's Rocket.toml (the demo's) has keys.
+    let f = Figment::from(rocket::Config::default())
         .merge(("log_level", "normal"))
         .merge(("oauth2", cfg));
     match kek {
