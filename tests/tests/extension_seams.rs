@@ -1278,3 +1278,84 @@ async fn a_toy_flow_of_endpoint_user_decision_and_grant_built_on_the_public_tool
     assert_eq!(status, Status::BadRequest);
     assert_eq!(body["error"], "invalid_grant");
 }
+
+const STATEFUL: &str = "urn:example:params:oauth:grant-type:stateful";
+
+/// What the stateful grant keeps beside the server: its issuance count.
+#[derive(Default)]
+struct GrantCount(AtomicUsize);
+
+/// A grant keeping state in the server's extension state through its `GrantContext` (no
+/// `Arc` of its own), and making a fresh value with the server's generator.
+struct StatefulGrant;
+
+#[async_trait]
+impl Grant for StatefulGrant {
+    fn grant_type(&self) -> &str {
+        STATEFUL
+    }
+
+    async fn handle(
+        &self,
+        ctx: &GrantContext<'_>,
+        req: &GrantRequest<'_>,
+    ) -> Result<Issue, OAuthError> {
+        let client = req.client()?;
+        let scope = ctx.resolve_scope(req.params.get("scope"), client)?;
+        let n = ctx
+            .extension_state(|_| GrantCount::default())
+            .0
+            .fetch_add(1, Ordering::Relaxed)
+            + 1;
+        let handle = ctx.new_value(twisted_oauth2::token::TokenKind::Handle)?;
+        Ok(Issue::new(scope)
+            .response_member("issued_count", serde_json::json!(n))
+            .response_member("handle", serde_json::json!(handle)))
+    }
+}
+
+#[rocket::async_test]
+async fn a_grant_shares_the_servers_extension_state_and_uses_its_generator() {
+    let cfg = ServerConfig {
+        issuer: "https://as.example".into(),
+        clients: vec![ClientConfig {
+            id: "st".into(),
+            secret: Some("st-secret".into()),
+            grant_types: vec![STATEFUL.into()],
+            scopes: Some(vec!["read".into()]),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let server = AuthorizationServer::builder(cfg)
+        .grant(Arc::new(StatefulGrant))
+        .build()
+        .expect("valid config");
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("st:st-secret")
+    );
+    let body = format!("grant_type={STATEFUL}&scope=read");
+    let mut handles = Vec::new();
+    for expected in 1..=2 {
+        let t = twisted_oauth2::endpoint::token::handle(
+            &server,
+            twisted_oauth2::endpoint::token::TokenRequest {
+                body: body.as_bytes(),
+                content_type: Some("application/x-www-form-urlencoded"),
+                authorization: Some(&auth),
+                transport: twisted_oauth2::endpoint::Transport { secure: true },
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("tokens");
+        let v: serde_json::Value = serde_json::from_str(&t.to_json()).unwrap();
+        assert_eq!(v["issued_count"], expected);
+        handles.push(v["handle"].as_str().unwrap().to_owned());
+    }
+    assert_ne!(handles[0], handles[1], "fresh values from the generator");
+    // The grant's state is the server's: an endpoint (or the app) reads the same value.
+    let count = server.extension_state(|_| GrantCount::default());
+    assert_eq!(count.0.load(Ordering::Relaxed), 2);
+}

@@ -46,6 +46,7 @@ pub struct GrantContext<'a> {
     pub(crate) audit: Option<&'a dyn AuditSink>,
     pub(crate) resources: &'a crate::resource_indicator::Resources,
     pub(crate) client_metadata: Option<&'a crate::client_metadata::ClientMetadataResolver>,
+    pub(crate) extension_state: &'a crate::server::ExtensionState,
 }
 
 impl std::fmt::Debug for GrantContext<'_> {
@@ -57,6 +58,17 @@ impl std::fmt::Debug for GrantContext<'_> {
 }
 
 impl<'a> GrantContext<'a> {
+    /// The server's one value of type `T`, as
+    /// [`AuthorizationServer::extension_state`](crate::server::AuthorizationServer::extension_state)
+    /// gives it (the same value: an extension's endpoint and its grant share it), made by
+    /// `init` on first use. Use a type private to the extension.
+    pub fn extension_state<T: Send + Sync + 'static>(
+        &self,
+        init: impl FnOnce(&GrantContext<'a>) -> T,
+    ) -> Arc<T> {
+        self.extension_state.get_or_init(|| init(self))
+    }
+
     /// Records an audit event with the application's [`AuditSink`], if one is installed.
     pub fn audit(&self, event: AuditEvent) {
         if let Some(sink) = self.audit {

@@ -90,6 +90,11 @@ pub mod rate_limits {}
 #[doc = include_str!("../../docs/jwt.md")]
 pub mod jwt {}
 
+#[cfg(feature = "resource-server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "resource-server")))]
+#[doc = include_str!("../../docs/resource-server.md")]
+pub mod resource_server {}
+
 #[cfg(feature = "test-client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-client")))]
 #[doc = include_str!("../../docs/testing.md")]

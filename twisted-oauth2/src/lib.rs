@@ -104,6 +104,7 @@
 //! | `redis` | no | the Redis store (`storage = "redis://…"`) |
 //! | `testkit` | no | the behavioural suite every store implementation must pass |
 //! | `outbound` | no | [`outbound`]: the shared outbound HTTPS client, a policy per use (implied by `client-metadata`) |
+//! | `resource-server` | no | [`remote`]: an external issuer's discovery metadata and cached JWKS (implies `jwt`, `outbound`) |
 //! | `jwt` | no | [`jwt`]: verifying JWT access tokens (RFC 9068) against a JWK Set, `jsonwebtoken` on aws-lc-rs |
 //! | `test-client` | no | `testing::TestClient`: tokens for an app's own tests (implies `rocket`) |
 //! | `test-util` | no | test doubles: `clock::FixedClock` (time moves when told) and `token::SequentialTokenGenerator` (predictable values) |
@@ -157,6 +158,9 @@ pub mod outbound;
 mod pending_limit;
 pub mod pkce;
 mod rate_limit;
+#[cfg(feature = "resource-server")]
+#[cfg_attr(docsrs, doc(cfg(feature = "resource-server")))]
+pub mod remote;
 pub mod request;
 pub mod resource_indicator;
 pub mod scope;

@@ -83,7 +83,26 @@ struct KnownClients(dashmap::DashMap<Arc<str>, i64>);
 
 /// One value per type, made on first use ([`AuthorizationServer::extension_state`]).
 #[derive(Default)]
-struct ExtensionState(dashmap::DashMap<std::any::TypeId, Arc<dyn std::any::Any + Send + Sync>>);
+pub(crate) struct ExtensionState(
+    dashmap::DashMap<std::any::TypeId, Arc<dyn std::any::Any + Send + Sync>>,
+);
+
+impl ExtensionState {
+    /// The `T`, made by `init` on first use.
+    pub(crate) fn get_or_init<T: Send + Sync + 'static>(&self, init: impl FnOnce() -> T) -> Arc<T> {
+        let id = std::any::TypeId::of::<T>();
+        if let Some(v) = self.0.get(&id) {
+            if let Ok(t) = v.value().clone().downcast::<T>() {
+                return t;
+            }
+        }
+        let made: Arc<dyn std::any::Any + Send + Sync> = Arc::new(init());
+        let v = self.0.entry(id).or_insert(made).value().clone();
+        // The map holds a `T` under `T`'s id: the downcast cannot fail.
+        v.downcast::<T>()
+            .unwrap_or_else(|_| unreachable!("extension state is keyed by its type"))
+    }
+}
 
 impl fmt::Debug for AuthorizationServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -134,23 +153,7 @@ impl AuthorizationServer {
         &self,
         init: impl FnOnce(&AuthorizationServer) -> T,
     ) -> Arc<T> {
-        let id = std::any::TypeId::of::<T>();
-        if let Some(v) = self.extension_state.0.get(&id) {
-            if let Ok(t) = v.value().clone().downcast::<T>() {
-                return t;
-            }
-        }
-        let made: Arc<dyn std::any::Any + Send + Sync> = Arc::new(init(self));
-        let v = self
-            .extension_state
-            .0
-            .entry(id)
-            .or_insert(made)
-            .value()
-            .clone();
-        // The map holds a `T` under `T`'s id: the downcast cannot fail.
-        v.downcast::<T>()
-            .unwrap_or_else(|_| unreachable!("extension state is keyed by its type"))
+        self.extension_state.get_or_init(|| init(self))
     }
 
     /// The hooks run after a token response is made ([`ServerBuilder::on_token_issued`]).
@@ -378,6 +381,7 @@ impl AuthorizationServer {
             audit: self.audit.as_deref(),
             resources: &self.resources,
             client_metadata: self.client_metadata.as_deref(),
+            extension_state: &self.extension_state,
         }
     }
 

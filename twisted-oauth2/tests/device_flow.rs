@@ -261,3 +261,89 @@ async fn failed_client_authentications_are_limited_per_client_id_with_retry_afte
     .await
     .unwrap();
 }
+
+#[tokio::test]
+async fn a_registered_public_client_with_the_device_grant_completes_a_device_flow_rfc7591_2() {
+    let mut cfg = device_config();
+    cfg.registration.enabled = true;
+    cfg.registration.rate_limit_per_minute = 0;
+    let f = fixture_with(cfg);
+    let body = serde_json::json!({
+        "grant_types": [GRANT_TYPE],
+        "token_endpoint_auth_method": "none",
+        "client_name": "A CLI",
+    })
+    .to_string();
+    let info = twisted_oauth2::endpoint::register::register(
+        &f.server,
+        twisted_oauth2::endpoint::register::RegistrationRequest {
+            body: body.as_bytes(),
+            content_type: Some("application/json"),
+            transport: SECURE,
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("the device grant type is registrable");
+    let v: serde_json::Value = serde_json::from_str(&info.to_json()).unwrap();
+    assert_eq!(v["grant_types"], serde_json::json!([GRANT_TYPE]));
+    let id = v["client_id"].as_str().unwrap().to_owned();
+    let a = authorize(&f, &format!("client_id={id}&scope=a"), None)
+        .await
+        .unwrap();
+    let (code, _) = device::pending(&f.server, &a.user_code)
+        .await
+        .unwrap()
+        .expect("pending");
+    assert!(
+        device::approve(&f.server, &code, "alice", Scope::parse_param("a").unwrap())
+            .await
+            .unwrap()
+    );
+    let t = poll(&f, &id, &a.device_code).await.expect("tokens");
+    assert!(f.access_ok(&t.access_token).await);
+}
+
+#[tokio::test]
+async fn a_client_id_metadata_document_client_with_the_device_grant_completes_a_device_flow() {
+    use twisted_oauth2::client_metadata::{ClientMetadataConfig, StaticDocuments};
+    const ID: &str = "https://cli.example/oauth/client.json";
+    let mut cfg = device_config();
+    cfg.client_metadata = ClientMetadataConfig {
+        enabled: true,
+        ..Default::default()
+    };
+    let doc = serde_json::json!({
+        "client_id": ID,
+        "client_name": "A CLI",
+        "redirect_uris": ["http://127.0.0.1:7777/callback"],
+        "grant_types": [GRANT_TYPE, "refresh_token"],
+        "token_endpoint_auth_method": "none",
+    });
+    let clock = Arc::new(twisted_oauth2::clock::FixedClock::at(T0));
+    let server = twisted_oauth2::AuthorizationServer::builder(cfg)
+        .clock(clock.clone())
+        .client_metadata_fetcher(Arc::new(StaticDocuments::new().with(ID, &doc)))
+        .build()
+        .expect("valid config");
+    let f = Fixture {
+        server: Arc::new(server),
+        clock,
+    };
+    let id: String = url::form_urlencoded::byte_serialize(ID.as_bytes()).collect();
+    let a = authorize(&f, &format!("client_id={id}&scope=a"), None)
+        .await
+        .expect("the document's device grant is accepted");
+    let (code, record) = device::pending(&f.server, &a.user_code)
+        .await
+        .unwrap()
+        .expect("pending");
+    assert_eq!(&*record.client_id, ID);
+    assert!(
+        device::approve(&f.server, &code, "alice", Scope::parse_param("a").unwrap())
+            .await
+            .unwrap()
+    );
+    let t = poll(&f, &id, &a.device_code).await.expect("tokens");
+    assert!(t.refresh_token.is_some());
+}

@@ -407,8 +407,53 @@ impl<'r> FromRequest<'r> for SameOrigin {
     }
 }
 
+/// Failed sign-ins of the demo's `/login`, counted in the library's counter store (in
+/// process, or shared by every instance on Redis storage) with the library's public
+/// limiter ([`FailureLimit`](twisted_oauth2::limits::FailureLimit)): 5 wrong passwords per
+/// user name and client address per minute, 20 per address over all user names, and a
+/// ceiling of 100 per user name from every address. Over a limit the answer is `429` with
+/// `Retry-After`, before the password is checked; a stranger guessing from their address
+/// does not lock the user out from theirs.
+pub const LOGIN_LIMIT: twisted_oauth2::limits::FailureLimit =
+    twisted_oauth2::limits::FailureLimit::new(
+        twisted_oauth2::limits::Rule::new("demo_login", 5, 60),
+        twisted_oauth2::limits::Rule::new("demo_login_user", 100, 60),
+    )
+    .with_address_rule(twisted_oauth2::limits::Rule::new(
+        "demo_login_address",
+        20,
+        60,
+    ));
+
+/// The client address as the library's limits see it (the TCP peer, or what a trusted
+/// proxy says; never Rocket's `ip_header`).
+struct ClientAddress(Option<std::net::IpAddr>);
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for ClientAddress {
+    type Error = ();
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, ()> {
+        use twisted_oauth2::rocket::toolkit;
+        Outcome::Success(ClientAddress(toolkit::client_ip(
+            req,
+            toolkit::server(req).map(|s| &**s),
+        )))
+    }
+}
+
+/// What a refused sign-in answers.
+#[derive(rocket::Responder)]
+enum LoginRefused {
+    /// A page with its status.
+    Page((rocket::http::Status, RawHtml<String>)),
+    /// Too many failed sign-ins: `429` with `Retry-After`.
+    #[response(status = 429)]
+    Wait(RawHtml<String>, rocket::http::Header<'static>),
+}
+
 /// `POST /login`. A wrong password shows the form again, keeping `next` (the pending
-/// authorization); a cross-site post is refused.
+/// authorization); a cross-site post is refused; failed sign-ins are limited
+/// ([`LOGIN_LIMIT`]).
 #[post("/login", data = "<form>")]
 async fn login(
     origin: Result<SameOrigin, ()>,
@@ -416,40 +461,54 @@ async fn login(
     users: &State<Users>,
     cookies: &CookieJar<'_>,
     pending: PendingRequests<'_>,
-) -> Result<Redirect, (rocket::http::Status, RawHtml<String>)> {
+    oauth: &State<OAuth2State>,
+    address: ClientAddress,
+) -> Result<Redirect, LoginRefused> {
     use rocket::http::Status;
     let next = safe_next(form.next.as_deref());
     if origin.is_err() {
-        return Err((
+        return Err(LoginRefused::Page((
             Status::Forbidden,
             page(
                 "Sign in refused",
                 "<p>This sign-in was sent from another site, so it was refused. \
                  Open the sign-in page of this site and sign in there.</p>",
             ),
+        )));
+    }
+    let server = oauth.server();
+    if let Some(wait) = LOGIN_LIMIT.refused(server, &form.username, address.0).await {
+        return Err(LoginRefused::Wait(
+            login_form(
+                &next,
+                Some("Too many failed sign-ins. Wait a minute and try again."),
+                None,
+            ),
+            rocket::http::Header::new("Retry-After", wait.to_string()),
         ));
     }
     if !users.check(&form.username, &form.password) {
+        LOGIN_LIMIT.failed(server, &form.username, address.0).await;
         // 200 with the form again (a 401 would need a WWW-Authenticate challenge).
         let asking = asking_client(&next, &pending).await;
-        return Err((
+        return Err(LoginRefused::Page((
             Status::Ok,
             login_form(
                 &next,
                 Some("Wrong username or password. Try again."),
                 asking.as_ref(),
             ),
-        ));
+        )));
     }
     let Some(session) = users.start_session(&form.username) else {
-        return Err((
+        return Err(LoginRefused::Page((
             Status::ServiceUnavailable,
             login_form(
                 &next,
                 Some("Signing in is not possible right now. Try again in a moment."),
                 None,
             ),
-        ));
+        )));
     };
     cookies.add(
         Cookie::build((SESSION_COOKIE, session))

@@ -1,9 +1,12 @@
 //! The [`DeviceCodeStore`] of [`RedisStore`]. A request is the hash
-//! `<prefix>{dc:<user code>}:dev` (`d` = the device code's digest, `rec` = the JSON
-//! [`DeviceRecord`]), so its device code and user code live in one Redis Cluster slot (the
-//! user code's hash tag); the pointer `<prefix>dcp:<digest>` (in its own slot) names the
-//! user code, and `<prefix>dcz` (a sorted set of user codes scored by expiry) bounds how
-//! many are live. Every key has a TTL at the record's expiry. Every change of a record is a
+//! `<prefix>{dc}:u:<user code>` (`d` = the device code's digest, `rec` = the JSON
+//! [`DeviceRecord`]); the pointer `<prefix>{dc}:p:<digest>` names the user code, and
+//! `<prefix>{dc}:z` (a sorted set of user codes scored by expiry) bounds how many are
+//! live. All three share the hash tag `{dc}`, so they are in one Redis Cluster slot and a
+//! request is created by one script ([`PUT_DEVICE`]): record, pointer and live entry are
+//! written together or not at all (no orphan user code or pointer). Device codes are few
+//! (`device.max_pending`) and short-lived, so one slot holds them. Every key has a TTL at
+//! the record's expiry. Every change of a record is a
 //! compare-and-set script on its one key, so of concurrent pollers after approval exactly
 //! one marks it taken and gets the tokens (a failed issuance gives it back), and a decision is taken once.
 
@@ -16,12 +19,16 @@ use crate::device::{
 };
 use crate::error::StorageError;
 
-/// Creates a request if its user code is free. KEYS: record. ARGV: digest, record,
-/// expires_at. Returns 1 created, 0 the user code is in use.
+/// Creates a request if its user code is free, in one step: the record, the pointer from
+/// the device code's digest, and the live-set entry. KEYS: record, pointer, live set (one
+/// slot). ARGV: digest, record, expires_at, user code. Returns 1 created, 0 the user code
+/// is in use (nothing written).
 pub(super) const PUT_DEVICE: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'd', ARGV[1], 'rec', ARGV[2])
 redis.call('EXPIREAT', KEYS[1], tonumber(ARGV[3]))
+redis.call('SET', KEYS[2], ARGV[4], 'EXAT', tonumber(ARGV[3]))
+redis.call('ZADD', KEYS[3], tonumber(ARGV[3]), ARGV[4])
 return 1
 "#;
 
@@ -39,15 +46,15 @@ const ATTEMPTS: usize = 8;
 
 impl RedisStore {
     fn device_key(&self, user_code: &str) -> String {
-        format!("{}{{dc:{user_code}}}:dev", self.keys.prefix)
+        format!("{}{{dc}}:u:{user_code}", self.keys.prefix)
     }
 
     fn device_pointer(&self, digest: &str) -> String {
-        format!("{}dcp:{digest}", self.keys.prefix)
+        format!("{}{{dc}}:p:{digest}", self.keys.prefix)
     }
 
     fn device_live_key(&self) -> String {
-        format!("{}dcz", self.keys.prefix)
+        format!("{}{{dc}}:z", self.keys.prefix)
     }
 
     /// The digest and record text of a user code's request.
@@ -100,46 +107,27 @@ impl DeviceCodeStore for RedisStore {
     ) -> Result<bool, StorageError> {
         let json = encode(&record)?;
         let key = self.device_key(user_code);
+        let pointer = self.device_pointer(device_digest);
+        let live = self.device_live_key();
         let exp = record.expires_at.max(1);
         let scripts = self.scripts.clone();
-        let digest = device_digest.to_owned();
+        let (digest, code) = (device_digest.to_owned(), user_code.to_owned());
         let created: i64 = self
             .run(|mut c| async move {
                 scripts
                     .put_device
                     .key(&key)
+                    .key(&pointer)
+                    .key(&live)
                     .arg(&digest)
                     .arg(&json)
                     .arg(exp)
+                    .arg(&code)
                     .invoke_async(&mut c)
                     .await
             })
             .await?;
-        if created != 1 {
-            return Ok(false);
-        }
-        let (pointer, code) = (self.device_pointer(device_digest), user_code.to_owned());
-        self.run(|mut c| async move {
-            ::redis::cmd("SET")
-                .arg(&pointer)
-                .arg(&code)
-                .arg("EXAT")
-                .arg(exp)
-                .query_async::<()>(&mut c)
-                .await
-        })
-        .await?;
-        let (live, code) = (self.device_live_key(), user_code.to_owned());
-        self.run(|mut c| async move {
-            ::redis::cmd("ZADD")
-                .arg(&live)
-                .arg(exp)
-                .arg(&code)
-                .query_async::<i64>(&mut c)
-                .await
-        })
-        .await?;
-        Ok(true)
+        Ok(created == 1)
     }
 
     async fn by_user_code(
