@@ -100,6 +100,25 @@ async fn demo_serves_authorization_server_metadata_rfc8414_3() {
     scopes.sort();
     assert_eq!(scopes, ["VIEW_CLOCK", "profile"]);
     assert_eq!(v["authorization_response_iss_parameter_supported"], true);
+    assert_eq!(v["jwks_uri"], format!("{ISSUER}/oauth2/jwks"));
+}
+
+#[rocket::async_test]
+async fn demo_publishes_its_signing_keys_at_jwks_uri_rfc7517_5() {
+    let c = demo().await;
+    let r = c.get("/oauth2/jwks").dispatch().await;
+    assert_eq!(r.status(), Status::Ok);
+    assert!(r
+        .headers()
+        .get_one("Cache-Control")
+        .is_some_and(|v| v.starts_with("public, max-age=")));
+    let v = json(r).await;
+    let keys = v["keys"].as_array().unwrap();
+    // ES256 and EdDSA: the key that signs and the next one of each.
+    assert_eq!(keys.len(), 4, "{v}");
+    assert!(keys
+        .iter()
+        .all(|k| k.get("d").is_none() && k["use"] == "sig"));
 }
 
 #[rocket::async_test]

@@ -1,11 +1,15 @@
 //! Signing keys through Rocket (feature `jwt`): `GET <base>/jwks` (public keys only,
 //! `Cache-Control` from the rotation schedule, CORS like the discovery documents),
 //! `jwks_uri` in the RFC 8414 metadata, instances on one store agreeing on one key and a
-//! restart reusing it, and the launch errors of bad signing-key configuration.
+//! restart reusing it (in memory, and on PostgreSQL and Redis when
+//! `TWISTED_OAUTH2_TEST_POSTGRES` / `TWISTED_OAUTH2_TEST_REDIS` are set), and the launch
+//! errors of bad signing-key configuration.
 
 #![cfg(feature = "jwt")]
 
 mod common;
+#[cfg(any(feature = "postgres", feature = "redis"))]
+mod stores;
 
 use std::sync::Arc;
 
@@ -45,7 +49,8 @@ fn config() -> ServerConfig {
 
 /// The figment of `cfg` with the key-encryption key (never serialized, so merged apart).
 fn figment(cfg: ServerConfig, kek: Option<String>) -> Figment {
-    let f = rocket::Config::figment()
+    // Not `rocket::Config::figment()`: the repository's Rocket.toml (the demo's) has keys.
+    let f = Figment::from(rocket::Config::default())
         .merge(("log_level", "normal"))
         .merge(("oauth2", cfg));
     match kek {
@@ -301,4 +306,42 @@ async fn configured_keys_are_published_and_a_bad_pem_aborts_launch() {
             .expect_err("a weak key"),
     );
     assert!(logged(&["oauth2.signing_keys.keys", "key 1", "2048 bits"]));
+}
+
+/// Two instances on the store of `url` launched at once publish the same keys (one per
+/// algorithm and generation), and a restart on it publishes them again. The system clock:
+/// the stores expire retired keys by real time.
+#[cfg(any(feature = "postgres", feature = "redis"))]
+async fn instances_on_a_shared_store_agree(url: String) {
+    let f = || {
+        let mut cfg = config();
+        cfg.storage = url.clone();
+        figment(cfg, Some(kek(7)))
+    };
+    let (a, b) = rocket::tokio::join!(
+        client(f(), OAuth2::fairing()),
+        client(f(), OAuth2::fairing())
+    );
+    let (ja, jb) = (jwks(&a).await, jwks(&b).await);
+    assert_eq!(kids(&ja), kids(&jb));
+    assert_eq!(kids(&ja).len(), 4, "one key per algorithm and generation");
+    drop((a, b));
+    let again = client(f(), OAuth2::fairing()).await;
+    assert_eq!(kids(&jwks(&again).await), kids(&ja));
+}
+
+#[cfg(feature = "postgres")]
+#[rocket::async_test]
+async fn two_instances_on_one_postgresql_agree_on_one_first_key_and_survive_a_restart() {
+    if let Some(url) = stores::postgres_url_tagged("jwks").await {
+        instances_on_a_shared_store_agree(url).await;
+    }
+}
+
+#[cfg(feature = "redis")]
+#[rocket::async_test]
+async fn two_instances_on_one_redis_agree_on_one_first_key_and_survive_a_restart() {
+    if let Some(url) = stores::redis_url("jwks") {
+        instances_on_a_shared_store_agree(url).await;
+    }
 }
