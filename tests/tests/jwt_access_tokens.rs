@@ -1,10 +1,10 @@
 //! Protocol tests of the `jwt` access-token format (RFC 9068), without a server: issuance and
 //! its claims, validation and algorithm confusion, revocation (the `jti` denylist, grants,
 //! two instances on one store and one channel), introspection, refresh, and the stateless
-//! option. Run with `--features jwt`.
+//! option. (In the end-to-end crate, whose dependencies turn the `jwt` feature on; the
+//! fixtures are the protocol tests' own.)
 
-#![cfg(feature = "jwt")]
-
+#[path = "../../twisted-oauth2/tests/common/mod.rs"]
 mod common;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -206,7 +206,7 @@ fn raw(header: &Value, claims: &Value, sig: &[u8]) -> String {
     )
 }
 
-#[tokio::test]
+#[rocket::async_test]
 async fn a_client_credentials_jwt_round_trips_issue_to_validation() {
     let s = jwt_server().await;
     let t = s.cc().await;
@@ -228,7 +228,7 @@ async fn a_client_credentials_jwt_round_trips_issue_to_validation() {
     assert!(s.ok(&web.access_token).await);
 }
 
-#[tokio::test]
+#[rocket::async_test]
 async fn rfc9068_section_2_every_claim_and_the_header() {
     let s = jwt_server().await;
     let t = s.cc().await;
@@ -264,7 +264,7 @@ async fn rfc9068_section_2_every_claim_and_the_header() {
     assert_eq!(info.subject.as_deref(), Some("alice"));
 }
 
-#[tokio::test]
+#[rocket::async_test]
 async fn algorithm_confusion_and_forged_tokens_are_refused() {
     let s = jwt_server().await;
     let good = s.cc().await;
@@ -372,7 +372,7 @@ async fn algorithm_confusion_and_forged_tokens_are_refused() {
     );
 }
 
-#[tokio::test]
+#[rocket::async_test]
 async fn a_revoked_jwt_is_refused_and_introspects_inactive() {
     let s = jwt_server().await;
     let t = s.cc().await;
@@ -395,7 +395,7 @@ async fn a_revoked_jwt_is_refused_and_introspects_inactive() {
     assert!(!again.ok(&t).await, "refused by an instance started later");
 }
 
-#[tokio::test]
+#[rocket::async_test]
 async fn introspection_of_a_jwt_answers_as_for_an_opaque_token() {
     let s = jwt_server().await;
     let (access, _) = s.app_pair().await;
@@ -417,7 +417,7 @@ async fn introspection_of_a_jwt_answers_as_for_an_opaque_token() {
     assert_eq!(s.introspect(&access).await, json!({"active": false}));
 }
 
-#[tokio::test]
+#[rocket::async_test]
 async fn refresh_of_a_jwt_grant_and_reuse_revokes_its_jwts() {
     let s = jwt_server().await;
     let (first, refresh) = s.app_pair().await;
@@ -449,7 +449,7 @@ async fn refresh_of_a_jwt_grant_and_reuse_revokes_its_jwts() {
     assert!(!s.ok(&next.access_token).await, "the family's later JWT");
 }
 
-#[tokio::test]
+#[rocket::async_test]
 async fn a_replayed_code_revokes_the_jwt_issued_from_it() {
     let s = jwt_server().await;
     let f = s.fixture();
@@ -515,7 +515,7 @@ impl RevokedJtiStore for Counting {
     }
 }
 
-#[tokio::test]
+#[rocket::async_test]
 async fn client_credentials_jwts_write_nothing_to_the_store() {
     let counting = Arc::new(Counting::default());
     let memory = Arc::new(MemoryStore::new());
@@ -537,7 +537,7 @@ async fn client_credentials_jwts_write_nothing_to_the_store() {
     assert!(counting.writes.load(Ordering::SeqCst) >= 1);
 }
 
-#[tokio::test]
+#[rocket::async_test]
 async fn stateless_jwts_need_no_denylist_and_outlive_revocation_until_exp() {
     let mut cfg = jwt_config();
     cfg.jwt_access_tokens.stateless = true;
@@ -578,7 +578,7 @@ impl RevocationChannel for MemChannel {
     }
 }
 
-#[tokio::test]
+#[rocket::async_test]
 async fn a_revocation_on_instance_a_is_seen_by_instance_b() {
     let stores = memory_stores();
     let channel = Arc::new(MemChannel::default());
