@@ -131,9 +131,12 @@ done
 
 # ---- the shapes behind the answers ----
 token_like() { [[ $1 =~ ^[A-Za-z0-9_-]{20,}$ ]]; }
-for var in TOKEN CODE ACCESS_TOKEN REFRESH_TOKEN REQUEST_ID CSRF_TOKEN; do
+for var in CODE ACCESS_TOKEN REFRESH_TOKEN REQUEST_ID CSRF_TOKEN; do
   token_like "${!var:-}" || fail "\$$var is not set to a token by the walk-through: '${!var:-}'"
 done
+# demo-svc's token is a JWT (RFC 9068): three base64url parts, a JSON header first.
+[[ ${TOKEN:-} =~ ^eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$ ]] ||
+  fail "\$TOKEN is not set to a JWT by the walk-through: '${TOKEN:-}'"
 case "${NEXT:-}" in /consent\?request_id=*) ;; *) fail "\$NEXT is not the consent page: '${NEXT:-}'" ;; esac
 case "${CALLBACK:-}" in
   "http://127.0.0.1:9000/callback?code=$CODE&state=xyz&iss=http%3A%2F%2F127.0.0.1%3A$PORT") ;;

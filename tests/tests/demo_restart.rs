@@ -22,14 +22,17 @@ async fn restarted_demo_accepts_tokens_issued_before() {
     let url = format!("sqlite://{}", db.display());
     let http = http_client();
 
-    // Both runs are one deployment: the same resource identifier (the audience of its
-    // tokens, RFC 8707), though the second listens on another port.
+    // Both runs are one deployment: the same issuer (the `iss` of demo-svc's JWTs) and
+    // resource identifier (the audience of its tokens, RFC 8707), though the second listens
+    // on another port. demo-svc's JWT verifies after the restart with the signing key the
+    // first run generated and sealed in the SQLite file.
     let port = free_port();
     let resource = format!("http://127.0.0.1:{port}");
     let deployment = |port| {
         demo_figment(port)
             .merge(("oauth2.storage", url.as_str()))
             .merge(("oauth2.resource", resource.as_str()))
+            .merge(("oauth2.issuer", resource.as_str()))
     };
     let demo = serve_demo(deployment(port)).await;
     let r = http

@@ -187,6 +187,9 @@ pub struct ServerConfig {
     /// The validation cache of access tokens (the `validation_cache` table). Default: off.
     /// See [`crate::storage::cache`].
     pub validation_cache: ValidationCacheConfig,
+    /// JWT access tokens (RFC 9068, feature `jwt`): the `jwt_access_tokens` table, read by
+    /// the `jwt` format ([`JwtAccessTokensConfig`]).
+    pub jwt_access_tokens: JwtAccessTokensConfig,
     /// The keys self-contained access tokens are signed with, published at
     /// `GET <base>/jwks` (the `signing_keys` table). Default: off. See
     /// [`SigningKeysConfig`] and docs/jwt.md.
@@ -249,6 +252,7 @@ impl Default for ServerConfig {
             limits: Default::default(),
             client_metadata: Default::default(),
             validation_cache: Default::default(),
+            jwt_access_tokens: Default::default(),
             signing_keys: Default::default(),
             __non_exhaustive: (),
         }
@@ -319,6 +323,7 @@ impl fmt::Debug for ServerConfig {
             .field("registration", &self.registration)
             .field("client_metadata", &self.client_metadata)
             .field("validation_cache", &self.validation_cache)
+            .field("jwt_access_tokens", &self.jwt_access_tokens)
             .field("signing_keys", &self.signing_keys)
             .finish()
     }
@@ -468,6 +473,16 @@ impl ServerConfig {
     }
 
     /// Checks the settings and returns the parsed forms the server needs.
+    /// Whether revocations must travel between instances: the validation cache is on, or
+    /// the `jwt` format (feature `jwt`) is in use and not stateless.
+    pub(crate) fn wants_revocation_channel(&self) -> bool {
+        #[cfg(feature = "jwt")]
+        let jwt = crate::jwt::format::used_by(self) && !self.jwt_access_tokens.stateless;
+        #[cfg(not(feature = "jwt"))]
+        let jwt = false;
+        self.validation_cache.enabled || jwt
+    }
+
     pub(crate) fn validate(&self) -> Result<ValidatedConfig, ConfigError> {
         if self.issuer.trim().is_empty() {
             return Err(ConfigError::Setting {
@@ -645,6 +660,7 @@ impl ServerConfig {
         self.client_metadata
             .validate(self.allow_insecure_request_debug)?;
         self.validation_cache.validate()?;
+        self.jwt_access_tokens.validate()?;
         self.signing_keys
             .validate(self.access_token_lifetime + self.token_leeway)?;
         let mut clients = Vec::with_capacity(self.clients.len());
@@ -1075,5 +1091,65 @@ impl ClientMetadataConfig {
         self.max_concurrent_fetches_per_host
             .unwrap_or(self.max_concurrent_fetches / 4)
             .max(1)
+    }
+}
+
+/// How the `jwt` access-token format (RFC 9068, feature `jwt`) keeps revocations: the
+/// `jwt_access_tokens` table of the `oauth2` configuration. See the JWT chapter of the guide
+/// ("Revocation: the trade-off").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JwtAccessTokensConfig {
+    /// Skip the revoked-`jti` denylist and grant tombstones: validation then reads no store
+    /// at all, and a revoked JWT (at `/revoke`, by refresh-token reuse) stays valid until
+    /// its `exp`. Tokens of a deleted client are still refused. Default `false`.
+    pub stateless: bool,
+    /// Most verified tokens kept in memory, so a repeat validation skips the signature
+    /// check. Default 100000.
+    pub max_verified: usize,
+    /// Most revoked `jti`s (and revoked grants, and deleted clients) kept in memory; beyond
+    /// it the soonest-expiring are checked in the store instead. Default 100000.
+    pub max_revoked: usize,
+    /// Seconds after which the in-memory denylist is read from the store again and a
+    /// verified token's grant is checked again, notification or not. Default 60.
+    pub max_staleness: u64,
+    /// Not a setting: use `..Default::default()`.
+    #[doc(hidden)]
+    #[serde(skip)]
+    pub __non_exhaustive: (),
+}
+
+impl Default for JwtAccessTokensConfig {
+    fn default() -> Self {
+        JwtAccessTokensConfig {
+            stateless: false,
+            max_verified: 100_000,
+            max_revoked: 100_000,
+            max_staleness: 60,
+            __non_exhaustive: (),
+        }
+    }
+}
+
+impl JwtAccessTokensConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (key, v) in [
+            ("jwt_access_tokens.max_verified", self.max_verified),
+            ("jwt_access_tokens.max_revoked", self.max_revoked),
+        ] {
+            if v == 0 || v > 100_000_000 {
+                return Err(ConfigError::Setting {
+                    key,
+                    reason: "must be a positive limit (at most 100000000)".into(),
+                });
+            }
+        }
+        if self.max_staleness == 0 || self.max_staleness > 86_400 {
+            return Err(ConfigError::Setting {
+                key: "jwt_access_tokens.max_staleness",
+                reason: "must be between 1 and 86400 seconds".into(),
+            });
+        }
+        Ok(())
     }
 }

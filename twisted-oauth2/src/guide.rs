@@ -18,6 +18,7 @@
 //! | [`protecting_routes`] | [`oauth`](macro@crate::oauth), [`Authorized`](crate::rocket::Authorized), [`AuthResult`](crate::rocket::AuthResult), [`TokenInfo`](crate::TokenInfo) |
 //! | [`storage`] | the storage backends and the store test kit |
 //! | [`validation_cache`] | the validation cache: bounds, revocation across instances, what happens when the channel drops |
+//! | [`jwt`] | JWT access tokens and signing keys (feature `jwt`): keys, rotation, JWKS, the RFC 9068 claims, validation, revocation (denylist or stateless), introspection and refresh |
 //! | [`security`] | the production checklist |
 //! | [`registration`] | dynamic client registration (RFC 7591, RFC 7592): [`endpoint::register`](crate::endpoint::register) |
 //! | [`device_flow`] | the device authorization grant (RFC 8628): [`device`](crate::device) |

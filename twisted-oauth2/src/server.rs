@@ -781,6 +781,36 @@ impl ServerBuilder {
             crate::format::OPAQUE.to_owned(),
             Arc::new(OpaqueTokens) as Arc<dyn AccessTokenFormat>,
         )];
+        // Built in with the feature, before the application's so a format of its own
+        // registered as `jwt` replaces it.
+        #[cfg(feature = "jwt")]
+        {
+            let replaced = self.formats.iter().any(|(n, _)| n == crate::jwt::JWT);
+            if !replaced
+                && crate::jwt::format::used_by(&config)
+                && !config.jwt_access_tokens.stateless
+                && stores
+                    .get::<dyn crate::storage::RevokedJtiStore>()
+                    .is_none()
+            {
+                return Err(ConfigError::Setting {
+                    key: "access_token_format",
+                    reason: "the `jwt` format keeps revoked tokens in a revoked-jti store, and \
+                             the stores have none (the `dyn RevokedJtiStore` slot): give one, \
+                             or set `jwt_access_tokens.stateless = true`"
+                        .into(),
+                });
+            }
+            entries.push((
+                crate::jwt::JWT.to_owned(),
+                Arc::new(crate::jwt::format::for_server(
+                    &config,
+                    &stores,
+                    self.revocation_channel.clone(),
+                    clock.clone(),
+                )) as Arc<dyn AccessTokenFormat>,
+            ));
+        }
         entries.extend(self.formats);
         if let Some(d) = self.default_format {
             config.access_token_format = d;
@@ -989,7 +1019,8 @@ impl ServerBuilder {
     /// [`crate::storage::connect`] when no stores were given (SQL schemas are created or
     /// migrated first). A store that cannot be opened is a [`ConfigError::Setting`] for
     /// `storage` naming the backend (without credentials) and the cause. With
-    /// `oauth2.validation_cache.enabled` (and no [`Self::revocation_channel`]), the
+    /// `oauth2.validation_cache.enabled`, or the `jwt` format in use and not stateless (and no
+    /// [`Self::revocation_channel`]), the
     /// channel of the URL is opened too
     /// ([`crate::storage::cache::revocation_channel_for`]).
     pub async fn build_connected(mut self) -> Result<AuthorizationServer, ConfigError> {
@@ -1000,7 +1031,7 @@ impl ServerBuilder {
                 .await
                 .map_err(|e| storage_setting_error(&url, e))?;
             self.stores = Some(stores);
-            if self.config.validation_cache.enabled && self.revocation_channel.is_none() {
+            if self.config.wants_revocation_channel() && self.revocation_channel.is_none() {
                 let channel = crate::storage::cache::revocation_channel_for(&url)
                     .await
                     .map_err(|e| storage_setting_error(&url, e))?;

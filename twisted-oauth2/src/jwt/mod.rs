@@ -1,6 +1,7 @@
-//! JWT access tokens (RFC 9068): verifying them against a set of public keys, and the
-//! server's own signing keys ([`KeyRing`]: configured or generated, sealed in the store,
-//! rotated with overlap, published at `GET <base>/jwks`; docs/jwt.md).
+//! JWT access tokens (RFC 9068): the `jwt` access-token format ([`JwtFormat`]), verifying
+//! tokens against a set of public keys, and the server's own signing keys ([`KeyRing`]:
+//! configured or generated, sealed in the store, rotated with overlap, published at
+//! `GET <base>/jwks`; docs/jwt.md).
 //!
 //! [`verify_access_token`] checks a compact JWS against a [`KeySet`] (read from an RFC 7517
 //! JWK Set) and [`Expectations`] (issuer, audiences, algorithms, leeway, time, `typ`),
@@ -26,12 +27,16 @@
 //! );
 //! ```
 
+mod claims;
+pub mod format;
 pub mod keys;
 mod keyset;
+mod revocations;
 pub mod rotation;
 mod seal;
 mod verify;
 
+pub use format::{JwtFormat, JWT};
 pub use keys::{KeyError, Signer};
 pub use rotation::{KeyRing, RotationSchedule};
 

@@ -729,7 +729,8 @@ fn consent_hook_present(config: &ServerConfig, parts: &Parts) -> bool {
 }
 
 /// Ignite step: stores given in code win; otherwise the `storage` URL (default `memory`)
-/// is connected, with its revocation channel when the validation cache is on. Sets the
+/// is connected, with its revocation channel when the validation cache or the `jwt` format
+/// needs it ([`ServerConfig::wants_revocation_channel`]). Sets the
 /// configuration on the builder; the store's name for the launch log, or `None` after
 /// logging why not.
 async fn open_storage(parts: &mut Parts, config: ServerConfig) -> Option<String> {
@@ -748,7 +749,7 @@ async fn open_storage(parts: &mut Parts, config: ServerConfig) -> Option<String>
                 return None;
             }
         };
-        if config.validation_cache.enabled && !has_channel {
+        if config.wants_revocation_channel() && !has_channel {
             match crate::storage::cache::revocation_channel_for(&config.storage).await {
                 Ok(c) => {
                     parts.build_with(|b| b.revocation_channel(c));
@@ -756,8 +757,8 @@ async fn open_storage(parts: &mut Parts, config: ServerConfig) -> Option<String>
                 }
                 Err(e) => {
                     log::error!(
-                        "twisted-oauth2: cannot open the validation cache's revocation \
-                         channel on the `storage` {what}: {}",
+                        "twisted-oauth2: cannot open the revocation channel (validation \
+                         cache, JWT denylist) on the `storage` {what}: {}",
                         error_chain(&e)
                     );
                     return None;

@@ -118,6 +118,10 @@ pub enum Revocation {
     /// Every access token of a client, named by the SHA-256 of its id
     /// ([`Revocation::client`]).
     Client(TokenDigest),
+    /// One self-contained access token, by the SHA-256 of its `jti` (RFC 9068), revoked
+    /// until its `exp` (Unix seconds) ([`Revocation::jti`]). The validation cache holds no
+    /// such token and ignores it; the JWT format's denylist keeps it.
+    Jti(TokenDigest, i64),
 }
 
 impl Revocation {
@@ -126,14 +130,22 @@ impl Revocation {
         Revocation::Client(TokenDigest::of(client_id))
     }
 
+    /// The revocation of the self-contained token whose `jti` is `jti`, until `exp`.
+    pub fn jti(jti: &str, exp: i64) -> Self {
+        Revocation::Jti(TokenDigest::of(jti), exp)
+    }
+
     /// The wire form: `t` and 64 hex digits for a token, `g` and 32 for a grant, `c` and 64
-    /// for a client (the SHA-256 of its id, so any id fits a notification). An instance of
-    /// an older version does not read `c`, and so empties its whole cache.
+    /// for a client (the SHA-256 of its id, so any id fits a notification), `j`, 64 hex
+    /// digits and `:` and the decimal `exp` for a `jti`. An instance of an older version
+    /// does not read `c` or `j`, and so empties its whole cache (never serving what the
+    /// message may have revoked).
     pub fn encode(&self) -> String {
         match self {
             Revocation::Token(d) => format!("t{}", d.to_hex()),
             Revocation::Grant(g) => format!("g{:032x}", g.as_u128()),
             Revocation::Client(d) => format!("c{}", d.to_hex()),
+            Revocation::Jti(d, exp) => format!("j{}:{exp}", d.to_hex()),
         }
     }
 
@@ -152,6 +164,15 @@ impl Revocation {
         }
         if let Some(h) = s.strip_prefix('c').filter(|h| hex(h, 64)) {
             return digest(h).map(Revocation::Client);
+        }
+        if let Some((h, exp)) = s.strip_prefix('j').and_then(|r| r.split_once(':')) {
+            let exp = (hex(h, 64)
+                && !exp.is_empty()
+                && exp.len() <= 19
+                && exp.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| exp.parse::<i64>().ok())
+            .flatten()?;
+            return digest(h).map(|d| Revocation::Jti(d, exp));
         }
         let h = s.strip_prefix('g').filter(|h| hex(h, 32))?;
         u128::from_str_radix(h, 16)
@@ -201,10 +222,36 @@ impl RevocationChannel for LocalOnly {
     }
 }
 
-/// Where a [`RevocationChannel`] delivers to: a handle on one cache, which does not keep
-/// the cache alive ([`RevocationSink::is_closed`] once it is dropped).
+/// Whatever else keeps state a revocation must reach (the JWT format's denylist, a cache of
+/// an extension): it receives what a [`RevocationChannel`] delivers once started with
+/// [`RevocationSink::listener`]. Called from the channel's task: keep every method short
+/// and free of I/O.
+pub trait RevocationListener: Send + Sync + 'static {
+    /// The subscription is confirmed: revocations from every instance arrive from now on.
+    fn subscribed(&self);
+
+    /// The subscription is lost: revocations of other instances may be missed until the
+    /// next [`Self::subscribed`].
+    fn lost(&self);
+
+    /// A revocation arrived (its own instance's included).
+    fn deliver(&self, revocation: Revocation);
+
+    /// A message the channel could not read arrived: it may have revoked anything.
+    fn deliver_unreadable(&self);
+}
+
 #[derive(Clone)]
-pub struct RevocationSink(Weak<Shared>);
+enum SinkTarget {
+    Cache(Weak<Shared>),
+    Listener(Weak<dyn RevocationListener>),
+}
+
+/// Where a [`RevocationChannel`] delivers to: a handle on one cache (or one
+/// [`RevocationListener`]), which does not keep it alive ([`RevocationSink::is_closed`]
+/// once it is dropped).
+#[derive(Clone)]
+pub struct RevocationSink(SinkTarget);
 
 impl fmt::Debug for RevocationSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -215,44 +262,88 @@ impl fmt::Debug for RevocationSink {
 }
 
 impl RevocationSink {
+    /// A sink delivering to `listener` while it lives.
+    pub fn listener(listener: Weak<dyn RevocationListener>) -> Self {
+        RevocationSink(SinkTarget::Listener(listener))
+    }
+
     /// The subscription is confirmed: the cache starts (or resumes) serving, empty.
     pub fn subscribed(&self) {
-        if let Some(s) = self.0.upgrade() {
-            s.bump();
-            s.clear();
-            s.serving.store(true, Ordering::SeqCst);
+        match &self.0 {
+            SinkTarget::Cache(w) => {
+                if let Some(s) = w.upgrade() {
+                    s.bump();
+                    s.clear();
+                    s.serving.store(true, Ordering::SeqCst);
+                }
+            }
+            SinkTarget::Listener(w) => {
+                if let Some(l) = w.upgrade() {
+                    l.subscribed();
+                }
+            }
         }
     }
 
     /// The subscription is lost: the cache stops serving and is emptied.
     pub fn lost(&self) {
-        if let Some(s) = self.0.upgrade() {
-            s.serving.store(false, Ordering::SeqCst);
-            s.bump();
-            s.clear();
+        match &self.0 {
+            SinkTarget::Cache(w) => {
+                if let Some(s) = w.upgrade() {
+                    s.serving.store(false, Ordering::SeqCst);
+                    s.bump();
+                    s.clear();
+                }
+            }
+            SinkTarget::Listener(w) => {
+                if let Some(l) = w.upgrade() {
+                    l.lost();
+                }
+            }
         }
     }
 
     /// A revocation arrived: drops the token, or every cached token of the grant or the
     /// client.
     pub fn deliver(&self, revocation: Revocation) {
-        if let Some(s) = self.0.upgrade() {
-            s.evict(revocation);
+        match &self.0 {
+            SinkTarget::Cache(w) => {
+                if let Some(s) = w.upgrade() {
+                    s.evict(revocation);
+                }
+            }
+            SinkTarget::Listener(w) => {
+                if let Some(l) = w.upgrade() {
+                    l.deliver(revocation);
+                }
+            }
         }
     }
 
     /// A message the channel could not read arrived (a newer peer, say): the whole cache is
     /// dropped, as it may have named anything.
     pub fn deliver_unreadable(&self) {
-        if let Some(s) = self.0.upgrade() {
-            s.bump();
-            s.clear();
+        match &self.0 {
+            SinkTarget::Cache(w) => {
+                if let Some(s) = w.upgrade() {
+                    s.bump();
+                    s.clear();
+                }
+            }
+            SinkTarget::Listener(w) => {
+                if let Some(l) = w.upgrade() {
+                    l.deliver_unreadable();
+                }
+            }
         }
     }
 
-    /// Whether the cache is gone, so the channel can stop.
+    /// Whether the cache (or listener) is gone, so the channel can stop.
     pub fn is_closed(&self) -> bool {
-        self.0.strong_count() == 0
+        match &self.0 {
+            SinkTarget::Cache(w) => w.strong_count() == 0,
+            SinkTarget::Listener(w) => w.strong_count() == 0,
+        }
     }
 }
 
@@ -440,6 +531,8 @@ impl Shared {
                     }
                 }
             }
+            // Not a token this cache holds (a self-contained one).
+            Revocation::Jti(..) => {}
             // Rare (a client deleted): a scan of the bounded cache, not an index.
             Revocation::Client(c) => {
                 for s in self.shards.iter() {
@@ -528,7 +621,7 @@ impl CachedAccessStore {
     ) -> Result<Self, StorageError> {
         config.validate().map_err(StorageError::other)?;
         let shared = Arc::new(Shared::new(config.max_entries, config.max_staleness));
-        channel.start(RevocationSink(Arc::downgrade(&shared)))?;
+        channel.start(RevocationSink(SinkTarget::Cache(Arc::downgrade(&shared))))?;
         let policy = CachePolicy {
             max_entries: config.max_entries,
             max_staleness: config.max_staleness,

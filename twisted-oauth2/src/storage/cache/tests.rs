@@ -523,6 +523,8 @@ fn revocations_round_trip_and_garbage_is_refused() {
         Revocation::Token(d),
         Revocation::Grant(g),
         Revocation::client("a client id: any string, of any length"),
+        Revocation::jti("a-jti", 1_800_000_000),
+        Revocation::jti("", 0),
     ] {
         assert_eq!(Revocation::decode(&r.encode()), Some(r));
     }
@@ -545,9 +547,21 @@ fn revocations_round_trip_and_garbage_is_refused() {
         "g0123456789abcdef00112233445566770",
         "té",
         "g+123456789abcdef0011223344556677",
+        "j",
+        "j:1",
+        format!("j{}", d.to_hex()).as_str(),
+        format!("j{}:", d.to_hex()).as_str(),
+        format!("j{}:-1", d.to_hex()).as_str(),
+        format!("j{}:+1", d.to_hex()).as_str(),
+        format!("j{}:99999999999999999999", d.to_hex()).as_str(),
+        format!("j{}:1:2", d.to_hex()).as_str(),
     ] {
         assert_eq!(Revocation::decode(bad), None, "{bad:?}");
     }
+    assert_eq!(
+        Revocation::jti("x", 42).encode(),
+        format!("j{}:42", d.to_hex())
+    );
     let token = Revocation::Token(d).encode();
     assert_eq!(token.len(), 65);
     assert_eq!(
