@@ -35,9 +35,21 @@ fn ring(pem: &str) -> KeyRing {
 
 fn bench_jwt(c: &mut Criterion) {
     let keys = [
-        ("EdDSA", Algorithm::EdDSA, include_str!("../src/jwt/testdata/ed25519.pem")),
-        ("ES256", Algorithm::ES256, include_str!("../src/jwt/testdata/p256.pem")),
-        ("RS256", Algorithm::RS256, include_str!("../src/jwt/testdata/rsa2048.pem")),
+        (
+            "EdDSA",
+            Algorithm::EdDSA,
+            include_str!("../src/jwt/testdata/ed25519.pem"),
+        ),
+        (
+            "ES256",
+            Algorithm::ES256,
+            include_str!("../src/jwt/testdata/p256.pem"),
+        ),
+        (
+            "RS256",
+            Algorithm::RS256,
+            include_str!("../src/jwt/testdata/rsa2048.pem"),
+        ),
     ];
     let now = chrono::Utc::now().timestamp();
     let mut group = c.benchmark_group("jwt");
