@@ -27,6 +27,8 @@
 //!   `BENCH_PURGE_SECS` shorten lifetimes and the purge interval (the soak sets them).
 //! - `BENCH_OAUTH2_TOML`: TOML merged over the configuration (top-level `[oauth2...]`
 //!   tables), e.g. to turn on a setting the bench does not set itself.
+//!   JWT access tokens (RFC 9068) for the bench client: `[oauth2] access_token_format =
+//!   "jwt"` with `[oauth2.signing_keys] enabled = true` (generated keys; debug sealing).
 
 use std::str::FromStr;
 use std::time::Duration;
