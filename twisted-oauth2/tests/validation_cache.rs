@@ -807,3 +807,116 @@ mod kit_postgres_cached {
     }
     twisted_oauth2::store_test_kit!(stores);
 }
+
+/// JWT access tokens (RFC 9068, the `jwt` format) on two instances of one store: they agree
+/// on one generated signing key, accept each other's tokens, and a `jti` revoked on A is
+/// refused by B within the same 250 ms p99 bound (the denylist reaches B's memory through
+/// the storage URL's revocation channel).
+#[cfg(feature = "jwt")]
+mod jwt {
+    use super::*;
+
+    /// The key-encryption key both instances seal generated keys with (test only).
+    const KEK: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+    async fn serve_jwt(storage: &str) -> Served {
+        capture();
+        let mut cfg = config(storage);
+        cfg.clients[0].access_token_format = Some("jwt".into());
+        cfg.signing_keys.enabled = true;
+        let port = free_port();
+        // The KEK is never serialized with the configuration: merged on its own.
+        let figment = loopback_figment(port)
+            .merge(("oauth2", cfg))
+            .merge(("oauth2.signing_keys.key_encryption_key", KEK));
+        let rocket = rocket::custom(figment)
+            .attach(OAuth2::fairing())
+            .mount("/", routes![me]);
+        launch(rocket, port, "").await
+    }
+
+    fn kid(token: &str) -> String {
+        let header = token.split('.').next().unwrap_or_default();
+        let json = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(header)
+            .unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_slice(&json).unwrap_or_default();
+        assert_eq!(v["typ"], "at+jwt", "header {v}");
+        v["kid"].as_str().unwrap_or_default().to_owned()
+    }
+
+    pub(super) async fn jwt_revocation_reaches_the_other_instance(name: &str, url: &str) {
+        let (a, b) = (serve_jwt(url).await, serve_jwt(url).await);
+        let (ta, tb) = (token(a.port).await, token(b.port).await);
+        assert_eq!(
+            kid(&ta),
+            kid(&tb),
+            "{name}: both instances sign with one key"
+        );
+        assert_eq!(
+            me_status(b.port, &ta).await,
+            200,
+            "{name}: B accepts A's JWT"
+        );
+        assert_eq!(
+            me_status(a.port, &tb).await,
+            200,
+            "{name}: A accepts B's JWT"
+        );
+        let mut samples = Vec::with_capacity(TRIALS);
+        for trial in 0..TRIALS {
+            let t = token(a.port).await;
+            // Verified on B twice: the first fills B's verified-token cache, the second is a hit.
+            assert_eq!(me_status(b.port, &t).await, 200, "{name} trial {trial}");
+            assert_eq!(me_status(b.port, &t).await, 200, "{name} trial {trial}");
+            let start = Instant::now();
+            revoke(a.port, &t).await;
+            match until_refused(b.port, &t, start, Duration::from_secs(5)).await {
+                Some(d) => samples.push(d),
+                None => {
+                    panic!("{name} trial {trial}: B still accepts the JWT 5 s after revocation")
+                }
+            }
+            assert_eq!(me_status(a.port, &t).await, 401, "{name} trial {trial}: A");
+        }
+        let p99 = report(&format!("{name} (jwt)"), samples);
+        assert!(
+            p99 <= P99_BOUND,
+            "{name} (jwt): p99 {p99:?} exceeds the acceptance bound {P99_BOUND:?}"
+        );
+        // A third instance started later agrees on the stored key and knows the revocations.
+        let c = serve_jwt(url).await;
+        assert_eq!(
+            me_status(c.port, &tb).await,
+            200,
+            "{name}: a later instance accepts"
+        );
+        revoke(b.port, &tb).await;
+        assert!(
+            until_refused(c.port, &tb, Instant::now(), Duration::from_secs(5))
+                .await
+                .is_some(),
+            "{name}: a later instance sees a revocation"
+        );
+    }
+}
+
+#[cfg(all(feature = "jwt", feature = "postgres"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_jwt_instances_share_one_key_and_see_each_others_revocations() {
+    let _serial = SERIAL.lock().await;
+    let Some(url) = stores::postgres_url().await else {
+        return;
+    };
+    jwt::jwt_revocation_reaches_the_other_instance("postgres", &url).await;
+}
+
+#[cfg(all(feature = "jwt", feature = "redis"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_jwt_instances_share_one_key_and_see_each_others_revocations() {
+    let _serial = SERIAL.lock().await;
+    let Some(url) = stores::redis_url("vcache-jwt") else {
+        return;
+    };
+    jwt::jwt_revocation_reaches_the_other_instance("redis", &url).await;
+}
