@@ -1418,3 +1418,91 @@ async fn a_grant_shares_the_servers_extension_state_and_uses_its_generator() {
     let count = server.extension_state(|_| GrantCount::default());
     assert_eq!(count.0.load(Ordering::Relaxed), 2);
 }
+
+// A flow of its own that keeps one server-side record per pending decision (as the code
+// flow's consent does) decides it with the shared protections of `twisted_oauth2::decision`:
+// the record names the browser's binding and its form's CSRF token; a forged post or one
+// from another browser leaves it in place; of two concurrent posts exactly one takes it.
+
+/// The application's pending decision.
+#[derive(Clone)]
+struct PendingPairing {
+    binding: twisted_oauth2::token::TokenDigest,
+    csrf_token: String,
+    expires_at: i64,
+    subject: String,
+}
+
+type Pending = Arc<Mutex<std::collections::HashMap<String, PendingPairing>>>;
+
+async fn decide_pairing(
+    store: Pending,
+    id: &str,
+    binding: &str,
+    csrf: &str,
+) -> Result<PendingPairing, twisted_oauth2::decision::DecisionRefused> {
+    let peek = {
+        let r = store.lock().unwrap().get(id).cloned();
+        async move { Ok(r) }
+    };
+    let id = id.to_owned();
+    twisted_oauth2::decision::take_once(
+        peek,
+        |r: &PendingPairing| {
+            twisted_oauth2::decision::DecisionGuard::new(&r.binding, &r.csrf_token, r.expires_at)
+        },
+        1_000,
+        Some(binding),
+        csrf,
+        move || {
+            let taken = store.lock().unwrap().remove(&id);
+            async move {
+                // Yield so concurrent deciders interleave between peek and take.
+                rocket::tokio::task::yield_now().await;
+                Ok(taken)
+            }
+        },
+    )
+    .await
+    .map_err(|e| e.expect("the in-memory store does not fail"))
+}
+
+#[rocket::async_test]
+async fn a_flow_of_its_own_decides_a_bound_record_once_with_the_shared_decision_protections() {
+    use twisted_oauth2::decision::DecisionRefused;
+    let browser = "binding-value-of-the-browser-that-started-it";
+    let store: Pending = Arc::new(Mutex::new(std::collections::HashMap::from([(
+        "p1".to_owned(),
+        PendingPairing {
+            binding: twisted_oauth2::token::TokenDigest::of(browser),
+            csrf_token: "csrf-of-the-rendered-form".into(),
+            expires_at: 2_000,
+            subject: "alice".into(),
+        },
+    )])));
+
+    let other = decide_pairing(
+        store.clone(),
+        "p1",
+        "binding-value-of-another-browser-entirely",
+        "csrf-of-the-rendered-form",
+    )
+    .await;
+    assert_eq!(other.err(), Some(DecisionRefused::OtherBrowser));
+    let forged = decide_pairing(store.clone(), "p1", browser, "guessed").await;
+    assert_eq!(forged.err(), Some(DecisionRefused::BadCsrfToken));
+    assert!(
+        store.lock().unwrap().contains_key("p1"),
+        "refusals spend nothing"
+    );
+
+    let (a, b) = rocket::tokio::join!(
+        decide_pairing(store.clone(), "p1", browser, "csrf-of-the-rendered-form"),
+        decide_pairing(store.clone(), "p1", browser, "csrf-of-the-rendered-form"),
+    );
+    let winners: Vec<_> = [a, b].into_iter().filter_map(Result::ok).collect();
+    assert_eq!(winners.len(), 1, "exactly one concurrent decision wins");
+    assert_eq!(winners[0].subject, "alice");
+    let again = decide_pairing(store.clone(), "p1", browser, "csrf-of-the-rendered-form").await;
+    assert_eq!(again.err(), Some(DecisionRefused::Unknown));
+}

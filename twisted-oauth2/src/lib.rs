@@ -137,6 +137,7 @@ pub mod client_metadata;
 pub mod clock;
 pub mod config;
 pub mod context;
+pub mod decision;
 pub mod device;
 pub mod endpoint;
 pub mod error;

@@ -458,8 +458,6 @@ pub fn reject(
     )
 }
 
-const UNKNOWN_REQUEST: &str = "this authorization request is unknown, expired or already decided";
-
 /// Loads a pending request for a consent page without consuming it. It must be bound to
 /// the same user agent (`binding`).
 pub async fn load(
@@ -472,7 +470,7 @@ pub async fn load(
         .pending
         .pending(&TokenDigest::of(request_id))
         .await?
-        .ok_or_else(|| OAuthError::invalid_request(UNKNOWN_REQUEST))?;
+        .ok_or(crate::decision::DecisionRefused::Unknown)?;
     check_binding(server, &record, binding)?;
     to_pending(server, record, request_id).await
 }
@@ -482,20 +480,10 @@ fn check_binding(
     record: &PendingRecord,
     binding: Option<&str>,
 ) -> Result<(), OAuthError> {
-    if record.expires_at <= server.now() {
-        return Err(OAuthError::invalid_request(UNKNOWN_REQUEST));
-    }
-    let bound = binding.is_some_and(|b| {
-        use subtle::ConstantTimeEq;
-        TokenDigest::of(b).0.ct_eq(&record.binding.0).into()
-    });
-    if !bound {
-        return Err(OAuthError::with_description(
-            ErrorCode::AccessDenied,
-            "this authorization request was started in another browser",
-        ));
-    }
-    Ok(())
+    record
+        .decision_guard()
+        .check_browser(server.now(), binding)
+        .map_err(OAuthError::from)
 }
 
 async fn to_pending(
@@ -531,34 +519,29 @@ pub async fn take(
     csrf_token: &str,
 ) -> Result<PendingRecord, OAuthError> {
     let digest = TokenDigest::of(request_id);
-    let record = server
-        .stores
-        .pending
-        .pending(&digest)
-        .await?
-        .ok_or_else(|| OAuthError::invalid_request(UNKNOWN_REQUEST))?;
-    check_binding(server, &record, binding)?;
-    let csrf_ok: bool = {
-        use subtle::ConstantTimeEq;
-        csrf_token
-            .as_bytes()
-            .ct_eq(record.csrf_token.as_bytes())
-            .into()
-    };
-    if !csrf_ok {
-        return Err(OAuthError::with_description(
-            ErrorCode::AccessDenied,
-            "the consent form's CSRF token is missing or wrong",
-        ));
+    let pending = &server.stores.pending;
+    let taken = crate::decision::take_once(
+        pending.pending(&digest),
+        PendingRecord::decision_guard,
+        server.now(),
+        binding,
+        csrf_token,
+        || pending.take_pending(&digest),
+    )
+    .await;
+    match taken {
+        Ok(record) => {
+            server.pending_limit.release(&digest);
+            Ok(record)
+        }
+        Err(Ok(crate::decision::DecisionRefused::Unknown)) => {
+            // Taken by a concurrent decision, or gone: release the slot either way.
+            server.pending_limit.release(&digest);
+            Err(crate::decision::DecisionRefused::Unknown.into())
+        }
+        Err(Ok(refused)) => Err(refused.into()),
+        Err(Err(e)) => Err(e.into()),
     }
-    let taken = server
-        .stores
-        .pending
-        .take_pending(&digest)
-        .await?
-        .ok_or_else(|| OAuthError::invalid_request(UNKNOWN_REQUEST));
-    server.pending_limit.release(&digest);
-    taken
 }
 
 /// Drops a pending request that will not be decided (the consent hook refused it).

@@ -1,8 +1,10 @@
-//! A reusable user decision for pages that decide something (device verification, and
-//! later flows): a CSRF token bound to this browser, checked in constant time and spent
-//! once; and [`BrowserBinding`], the per-browser value a server-side record (the code
-//! flow's pending request) is bound to, so it is decided only from the browser that
-//! started it.
+//! The Rocket side of [`crate::decision`], the protections every page that decides
+//! something shares: [`UserDecision`], a CSRF token kept in a private cookie, for pages
+//! without a server-side record per pending decision (device verification, and later
+//! flows), checked in constant time and spent once; and [`BrowserBinding`], the per-browser
+//! value a server-side record (the code flow's pending request, checked by
+//! [`crate::decision::DecisionGuard`] and taken by [`crate::decision::take_once`]) is bound
+//! to, so it is decided only from the browser that started it.
 //!
 //! [`UserDecision::issue`] makes a token, keeps it in a private cookie (authenticated
 //! encryption with Rocket's `secret_key`; `HttpOnly`, `SameSite=Strict`, `Secure` over
@@ -15,7 +17,7 @@
 use rocket::http::{Cookie, SameSite};
 use rocket::request::Request;
 
-use crate::error::{ErrorCode, OAuthError};
+use crate::error::OAuthError;
 use crate::server::AuthorizationServer;
 use crate::token::{is_b64token, TokenKind};
 
@@ -66,7 +68,6 @@ impl UserDecision {
         server: &AuthorizationServer,
         csrf_token: &str,
     ) -> Result<(), OAuthError> {
-        use subtle::ConstantTimeEq;
         let secure = super::transport(req, server).secure;
         let name = self.cookie_name(secure);
         let expected = req
@@ -74,16 +75,10 @@ impl UserDecision {
             .get_private(&name)
             .map(|c| c.value().to_owned());
         req.cookies().remove_private(Cookie::build(name).path("/"));
-        let ok = expected.is_some_and(|e| {
-            !csrf_token.is_empty() && bool::from(e.as_bytes().ct_eq(csrf_token.as_bytes()))
-        });
-        if ok {
+        if expected.is_some_and(|e| crate::decision::csrf_matches(&e, csrf_token)) {
             Ok(())
         } else {
-            Err(OAuthError::with_description(
-                ErrorCode::AccessDenied,
-                "the form's CSRF token is missing or wrong",
-            ))
+            Err(crate::decision::DecisionRefused::BadCsrfToken.into())
         }
     }
 }

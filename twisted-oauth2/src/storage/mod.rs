@@ -357,6 +357,14 @@ pub struct PendingRecord {
     pub audience: Vec<Arc<str>>,
 }
 
+impl PendingRecord {
+    /// The consent protections of this pending request (its binding, its form's CSRF token
+    /// and its expiry), checked by [`crate::decision::take_once`] before it is decided.
+    pub fn decision_guard(&self) -> crate::decision::DecisionGuard<'_> {
+        crate::decision::DecisionGuard::new(&self.binding, &self.csrf_token, self.expires_at)
+    }
+}
+
 /// Looks up clients (txoauth2's `ClientStorage`).
 #[async_trait]
 pub trait ClientStore: Send + Sync + 'static {
