@@ -469,7 +469,8 @@ fn strings(v: Option<&Value>) -> Vec<&str> {
 /// The granted scope: `scope` (space-separated) or `scp` (a string or a list). Tokens that
 /// are not RFC 6749 §3.3 scope tokens are left out.
 fn scope_of(claims: &Map<String, Value>) -> Scope {
-    let raw: Vec<&str> = match claims.get("scope").or_else(|| claims.get("scp")) {
+    let present = |k: &str| claims.get(k).filter(|v| !v.is_null());
+    let raw: Vec<&str> = match present("scope").or_else(|| present("scp")) {
         Some(Value::String(s)) => s.split(' ').filter(|t| !t.is_empty()).collect(),
         Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
         _ => Vec::new(),

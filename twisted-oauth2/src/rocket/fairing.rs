@@ -639,11 +639,15 @@ impl Fairing for OAuth2 {
         if let Some(err) = pending {
             let code = res.status().code;
             if code == err.status() && code >= 500 {
-                // An outage of what the validator relies on: its `Retry-After`.
+                // An outage of what the validator relies on (`temporarily_unavailable`):
+                // the RFC 6749 §5.2 JSON body instead of the catcher's page, and the
+                // error's `Retry-After`.
+                let body = err.to_json();
+                res.set_header(rocket::http::ContentType::JSON);
+                res.set_sized_body(body.len(), std::io::Cursor::new(body));
+                super::response::no_store(res);
                 for (name, value) in err.headers() {
-                    if !res.headers().contains(name) {
-                        res.set_header(Header::new(name.to_owned(), value.to_owned()));
-                    }
+                    res.set_header(Header::new(name.to_owned(), value.to_owned()));
                 }
             }
             if matches!(code, 400 | 401 | 403) && !res.headers().contains("WWW-Authenticate") {
