@@ -1024,7 +1024,10 @@ async fn a_validator_of_our_own_protects_oauth_routes_without_an_authorization_s
         serde_json::json!(["https://issuer.example"]),
         "RFC 9728 §2: the external authorization server, not one of ours"
     );
-    assert_eq!(doc["scopes_supported"], serde_json::json!(["read", "write"]));
+    assert_eq!(
+        doc["scopes_supported"],
+        serde_json::json!(["read", "write"])
+    );
     // No authorization server: nothing under /oauth2, no RFC 8414 document.
     for path in ["/oauth2/token", "/.well-known/oauth-authorization-server"] {
         let r = http
@@ -1033,7 +1036,11 @@ async fn a_validator_of_our_own_protects_oauth_routes_without_an_authorization_s
             .await
             .unwrap();
         assert_eq!(r.status().as_u16(), 404, "{path}");
-        assert_eq!(get(path, None).await.unwrap().status().as_u16(), 404, "{path}");
+        assert_eq!(
+            get(path, None).await.unwrap().status().as_u16(),
+            404,
+            "{path}"
+        );
     }
 }
 

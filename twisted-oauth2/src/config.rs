@@ -12,9 +12,9 @@ use crate::error::ConfigError;
 use crate::scope::Scope;
 
 mod resource_server;
-pub use resource_server::{IntrospectionConfig, ResourceServerConfig, ALGORITHM_NAMES};
 pub use crate::signing_keys::{SigningKeyConfig, SigningKeysConfig};
 pub use crate::storage::cache::ValidationCacheConfig;
+pub use resource_server::{IntrospectionConfig, ResourceServerConfig, ALGORITHM_NAMES};
 
 /// Server-wide settings.
 ///

@@ -9,7 +9,10 @@ async fn main() {
     if let Err(e) = twisted_oauth2::rocket::RedactingLogger::from_figment(&figment).init() {
         eprintln!("twisted-oauth2-resource-server: the redacting logger is not installed: {e}");
     }
-    if let Err(e) = twisted_oauth2_resource_server::rocket(figment).launch().await {
+    if let Err(e) = twisted_oauth2_resource_server::rocket(figment)
+        .launch()
+        .await
+    {
         eprintln!("twisted-oauth2-resource-server: {e}");
         std::process::exit(1);
     }

@@ -244,18 +244,29 @@ async fn a_valid_jwt_reads_and_writes_notes_and_health_is_open() {
 async fn jwts_for_another_audience_expired_or_signed_with_an_unknown_key_are_invalid_tokens() {
     let issuer = start_issuer().await;
     let client = app(&issuer, Arc::new(FixedClock::at(NOW))).await;
-    let other_aud = jwt(&issuer, KEY_A, "k1", json!({"aud": "https://api.example.com/other"}));
+    let other_aud = jwt(
+        &issuer,
+        KEY_A,
+        "k1",
+        json!({"aud": "https://api.example.com/other"}),
+    );
     assert_invalid_token(&get(&client, "/notes", Some(&other_aud)).await, "audience");
     // Beyond the 60 s leeway; within it the token still counts.
     let expired = jwt(&issuer, KEY_A, "k1", json!({"exp": NOW - 61}));
     assert_invalid_token(&get(&client, "/notes", Some(&expired)).await, "expired");
     let in_leeway = jwt(&issuer, KEY_A, "k1", json!({"exp": NOW - 30}));
-    assert_eq!(get(&client, "/notes", Some(&in_leeway)).await.status(), Status::Ok);
+    assert_eq!(
+        get(&client, "/notes", Some(&in_leeway)).await.status(),
+        Status::Ok
+    );
     let unknown = jwt(&issuer, KEY_B, "k2", json!({}));
     assert_invalid_token(&get(&client, "/notes", Some(&unknown)).await, "unknown kid");
     // A known kid with another key's signature.
     let forged = jwt(&issuer, KEY_B, "k1", json!({}));
-    assert_invalid_token(&get(&client, "/notes", Some(&forged)).await, "bad signature");
+    assert_invalid_token(
+        &get(&client, "/notes", Some(&forged)).await,
+        "bad signature",
+    );
     let other_iss = jwt(&issuer, KEY_A, "k1", json!({"iss": "https://evil.example"}));
     assert_invalid_token(&get(&client, "/notes", Some(&other_iss)).await, "issuer");
 }
@@ -265,7 +276,10 @@ async fn a_token_without_the_scope_gets_403_insufficient_scope() {
     let issuer = start_issuer().await;
     let client = app(&issuer, Arc::new(FixedClock::at(NOW))).await;
     let read_only = jwt(&issuer, KEY_A, "k1", json!({"scope": "notes:read"}));
-    assert_eq!(get(&client, "/notes", Some(&read_only)).await.status(), Status::Ok);
+    assert_eq!(
+        get(&client, "/notes", Some(&read_only)).await.status(),
+        Status::Ok
+    );
     let r = client
         .post("/notes")
         .header(HttpHeader::new(
@@ -287,7 +301,10 @@ async fn a_token_without_the_scope_gets_403_insufficient_scope() {
         "k1",
         json!({"scope": null, "scp": ["notes:read"]}),
     );
-    assert_eq!(get(&client, "/notes", Some(&scp)).await.status(), Status::Ok);
+    assert_eq!(
+        get(&client, "/notes", Some(&scp)).await.status(),
+        Status::Ok
+    );
 }
 
 #[rocket::async_test]
@@ -306,7 +323,10 @@ async fn no_token_gets_the_challenge_and_the_metadata_names_the_external_issuer(
     let doc: Value = r.into_json().await.unwrap();
     assert_eq!(doc["resource"], AUDIENCE);
     assert_eq!(doc["authorization_servers"], json!([issuer.base]));
-    assert_eq!(doc["scopes_supported"], json!(["notes:read", "notes:write"]));
+    assert_eq!(
+        doc["scopes_supported"],
+        json!(["notes:read", "notes:write"])
+    );
     // Resource-server-only: no token endpoint, no RFC 8414 document of our own.
     let r = client.post("/oauth2/token").dispatch().await;
     assert_eq!(r.status(), Status::NotFound);
@@ -317,11 +337,20 @@ async fn a_key_rotation_at_the_issuer_is_picked_up_without_restart() {
     let issuer = start_issuer().await;
     let client = app(&issuer, Arc::new(FixedClock::at(NOW))).await;
     let old = jwt(&issuer, KEY_A, "k1", json!({}));
-    assert_eq!(get(&client, "/notes", Some(&old)).await.status(), Status::Ok);
+    assert_eq!(
+        get(&client, "/notes", Some(&old)).await.status(),
+        Status::Ok
+    );
     *issuer.jwks.lock().unwrap() = key_set(&[(KEY_A, "k1"), (KEY_B, "k2")]);
     let new = jwt(&issuer, KEY_B, "k2", json!({}));
-    assert_eq!(get(&client, "/notes", Some(&new)).await.status(), Status::Ok);
-    assert_eq!(get(&client, "/notes", Some(&old)).await.status(), Status::Ok);
+    assert_eq!(
+        get(&client, "/notes", Some(&new)).await.status(),
+        Status::Ok
+    );
+    assert_eq!(
+        get(&client, "/notes", Some(&old)).await.status(),
+        Status::Ok
+    );
 }
 
 #[rocket::async_test]
@@ -348,7 +377,10 @@ async fn the_issuer_down_answers_503_with_retry_after_then_recovers_without_rest
         Status::ServiceUnavailable
     );
     clock.advance(retry);
-    assert_eq!(get(&client, "/notes", Some(&token)).await.status(), Status::Ok);
+    assert_eq!(
+        get(&client, "/notes", Some(&token)).await.status(),
+        Status::Ok
+    );
 }
 
 fn opaque(issuer: &Issuer, token: &str, answer: Value) {
@@ -379,14 +411,23 @@ async fn opaque_tokens_are_introspected_and_the_answers_cached() {
         body,
         json!({"sub": "bob", "client_id": "cli", "scope": "notes:read"})
     );
-    assert_eq!(get(&client, "/notes", Some("opaque-active")).await.status(), Status::Ok);
+    assert_eq!(
+        get(&client, "/notes", Some("opaque-active")).await.status(),
+        Status::Ok
+    );
     assert_eq!(
         issuer.introspections.load(Ordering::SeqCst),
         1,
         "the second request is answered from the cache"
     );
-    assert_invalid_token(&get(&client, "/notes", Some("opaque-unknown")).await, "inactive");
-    assert_invalid_token(&get(&client, "/notes", Some("opaque-unknown")).await, "inactive");
+    assert_invalid_token(
+        &get(&client, "/notes", Some("opaque-unknown")).await,
+        "inactive",
+    );
+    assert_invalid_token(
+        &get(&client, "/notes", Some("opaque-unknown")).await,
+        "inactive",
+    );
     assert_eq!(
         issuer.introspections.load(Ordering::SeqCst),
         2,
@@ -429,5 +470,8 @@ async fn the_introspection_endpoint_down_answers_503_then_recovers() {
     assert_eq!(body["error"], "temporarily_unavailable", "{body}");
     issuer.down.store(false, Ordering::SeqCst);
     clock.advance(retry);
-    assert_eq!(get(&client, "/notes", Some("opaque-active")).await.status(), Status::Ok);
+    assert_eq!(
+        get(&client, "/notes", Some("opaque-active")).await.status(),
+        Status::Ok
+    );
 }

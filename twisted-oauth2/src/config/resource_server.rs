@@ -203,7 +203,10 @@ impl ResourceServerConfig {
             ));
         }
         if self.audience.len() > 64 {
-            return Err(setting("resource_server.audience", "has more than 64 entries"));
+            return Err(setting(
+                "resource_server.audience",
+                "has more than 64 entries",
+            ));
         }
         if self.algorithms.is_empty() {
             return Err(setting(

@@ -19,12 +19,14 @@ mod jwks;
 mod validator;
 
 pub use discovery::{discover, IssuerMetadata};
+pub use introspection::{Introspected, Introspector, INTROSPECTION_RETRY, NEGATIVE_TTL};
 pub use jwks::{
     RemoteJwks, DEFAULT_TTL, MAX_TTL, MIN_TTL, RETRY_AFTER_FAILURE, RETRY_WITHOUT_KEYS,
     UNKNOWN_KID_REFETCH_PERIOD,
 };
-pub use introspection::{Introspected, Introspector, INTROSPECTION_RETRY, NEGATIVE_TTL};
-pub use validator::{RemoteValidator, RemoteValidatorBuilder, RETRY_DISCOVERY, RETRY_MISCONFIGURED};
+pub use validator::{
+    RemoteValidator, RemoteValidatorBuilder, RETRY_DISCOVERY, RETRY_MISCONFIGURED,
+};
 
 /// Why the external authorization server could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

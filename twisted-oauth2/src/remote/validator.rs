@@ -241,14 +241,23 @@ impl RemoteValidator {
     pub fn describe(&self) -> Vec<String> {
         let i = &self.inner;
         let state = i.endpoints.load();
-        let jwks = match (&i.jwks_uri, state.ready.as_ref().and_then(|r| r.jwks.as_ref())) {
+        let jwks = match (
+            &i.jwks_uri,
+            state.ready.as_ref().and_then(|r| r.jwks.as_ref()),
+        ) {
             (Some(u), _) => u.to_string(),
             (None, Some(j)) => format!("{} (discovered)", j.uri()),
             (None, None) => "from the issuer's metadata (not read yet)".to_owned(),
         };
         let intro = match (&i.introspection, state.ready.as_ref()) {
             (None, _) => "off (opaque tokens refused)".to_owned(),
-            (Some(s), Some(Ready { introspector: Some(x), .. })) => format!(
+            (
+                Some(s),
+                Some(Ready {
+                    introspector: Some(x),
+                    ..
+                }),
+            ) => format!(
                 "POST {} as `{}` (cache {} s)",
                 x.endpoint(),
                 s.client_id,
@@ -527,7 +536,10 @@ fn of_introspection(claims: &Map<String, Value>, now: i64) -> TokenInfo {
         claims.clone(),
         text("sub"),
         text("client_id").or_else(|| text("azp")),
-        strings(claims.get("aud")).into_iter().map(str::to_owned).collect(),
+        strings(claims.get("aud"))
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
         number("exp").unwrap_or(now),
         number("iat"),
         text("jti"),
@@ -562,10 +574,7 @@ impl TokenValidator for RemoteValidator {
             req,
             "",
         )?;
-        let ready = self
-            .ready()
-            .await
-            .map_err(|e| unavailable(&i.issuer, &e))?;
+        let ready = self.ready().await.map_err(|e| unavailable(&i.issuer, &e))?;
         let now = i.clock.unix();
         if token.split('.').count() == 3 {
             let Some(jwks) = &ready.jwks else {
@@ -735,15 +744,11 @@ impl RemoteValidatorBuilder {
         }
         let outbound = match self.outbound {
             Some(o) => o,
-            None => Outbound::new(&[], false)
-                .map_err(|e| err("resource_server", e.to_string()))?,
+            None => Outbound::new(&[], false).map_err(|e| err("resource_server", e.to_string()))?,
         };
-        let policy =
-            Policy::configured(MAX_ANSWER, TIMEOUT).with_require_https(!self.allow_http);
+        let policy = Policy::configured(MAX_ANSWER, TIMEOUT).with_require_https(!self.allow_http);
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
-        let resource = self
-            .resource
-            .unwrap_or_else(|| self.audiences[0].clone());
+        let resource = self.resource.unwrap_or_else(|| self.audiences[0].clone());
         let mut resource = ProtectedResource::new(resource, vec![self.issuer.clone()]);
         resource.resource_name = self.resource_name;
         let needs_discovery = self.jwks_uri.is_none()
@@ -779,11 +784,10 @@ impl RemoteValidatorBuilder {
             let i = &v.inner;
             let ready = Ready {
                 jwks: i.jwks_uri.clone().map(|u| v.jwks(u)),
-                introspector: i.introspection.as_ref().and_then(|s| {
-                    s.endpoint
-                        .clone()
-                        .map(|e| v.introspector(s, e))
-                }),
+                introspector: i
+                    .introspection
+                    .as_ref()
+                    .and_then(|s| s.endpoint.clone().map(|e| v.introspector(s, e))),
             };
             i.endpoints.store(Arc::new(Endpoints {
                 ready: Some(ready),

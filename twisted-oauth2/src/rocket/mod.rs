@@ -43,8 +43,8 @@ mod signing_keys;
 pub mod toolkit;
 
 pub(crate) use toolkit::{
-    capped_query, read_body, request_context, transport, transport_with, CorsEndpoint,
-    Preflight, RocketHeaders,
+    capped_query, read_body, request_context, transport, transport_with, CorsEndpoint, Preflight,
+    RocketHeaders,
 };
 
 pub use crate::endpoint::authorize::PendingAuthorization;

@@ -33,7 +33,10 @@ fn incompatible(parts: &Parts, config: &ServerConfig) -> Option<String> {
             "a consent hook (on_authenticate, builtin_consent, builtin_login)",
         ),
         (parts.device_page.is_some(), "OAuth2::device_verification"),
-        (!parts.endpoints.is_empty(), "extension endpoints (OAuth2::endpoint)"),
+        (
+            !parts.endpoints.is_empty(),
+            "extension endpoints (OAuth2::endpoint)",
+        ),
         (parts.builder.has_stores(), "stores (OAuth2::stores)"),
     ];
     if let Some((_, what)) = code.iter().find(|(set, _)| *set) {
@@ -44,7 +47,10 @@ fn incompatible(parts: &Parts, config: &ServerConfig) -> Option<String> {
         (!config.clients.is_empty(), "oauth2.clients"),
         (config.registration.enabled, "oauth2.registration.enabled"),
         (config.device.enabled, "oauth2.device.enabled"),
-        (config.client_metadata.enabled, "oauth2.client_metadata.enabled"),
+        (
+            config.client_metadata.enabled,
+            "oauth2.client_metadata.enabled",
+        ),
         (config.signing_keys.enabled, "oauth2.signing_keys.enabled"),
         (config.storage.trim() != "memory", "oauth2.storage"),
     ];
@@ -233,7 +239,8 @@ pub(super) fn liftoff(rocket: &Rocket<Orbit>, state: &OAuth2State) {
     let Some(info) = rocket.state::<ResourceServerInfo>() else {
         return;
     };
-    let mut lines = vec!["twisted-oauth2 resource server (no authorization server of its own)".to_owned()];
+    let mut lines =
+        vec!["twisted-oauth2 resource server (no authorization server of its own)".to_owned()];
     lines.extend(info.lines.iter().cloned());
     lines.push(if state.resource_metadata_url().is_empty() {
         "  metadata:   none (the validator describes no protected resource)".to_owned()
