@@ -5,7 +5,8 @@
 //! self-contained access-token format chosen per client (issued with a key from the keys
 //! slot and a `jti`, seen by an after-issue hook, validated at a protected route with typed
 //! rejection reasons in the audit events, introspected, revoked with its revocations in the
-//! store); a token validator of the application's own behind `#[oauth]`; stores grown
+//! store); a token validator of the application's own behind `#[oauth]`, beside our
+//! authorization server and without one (resource-server-only mode); stores grown
 //! through the builder; an endpoint mounted beside the built-ins with a member added to the
 //! RFC 8414 document; a client created at run time through the writable client store; a
 //! form endpoint built on the public toolkit (`twisted_oauth2::rocket::toolkit`)
@@ -41,7 +42,7 @@ use twisted_oauth2::grant::{
 use twisted_oauth2::rocket::{OAuth2, OAuth2State};
 use twisted_oauth2::storage::{GrantId, Stores, TokenRecord};
 use twisted_oauth2::token::TokenResponse;
-use twisted_oauth2::validation::{RequestPolicy, TokenValidator};
+use twisted_oauth2::validation::{ProtectedResource, RequestPolicy, TokenValidator};
 use twisted_oauth2::{oauth, AuthorizationServer, ErrorCode, OAuthError, Scope, TokenInfo};
 
 const POLL: &str = "urn:example:params:oauth:grant-type:poll";
@@ -901,6 +902,146 @@ async fn protected_routes_validate_through_the_token_validator_in_the_state() {
         status_at(&s, "/whoami", own["access_token"].as_str().unwrap()).await,
         401
     );
+}
+
+#[oauth(scope = "write")]
+#[get("/write")]
+fn write_only() -> &'static str {
+    "written"
+}
+
+/// Trusts `letmein` as a token of `own-client` with scope `read` for the resource
+/// `https://api.example/notes`, issued by an authorization server elsewhere.
+struct OwnResource(RequestPolicy);
+
+#[async_trait]
+impl TokenValidator for OwnResource {
+    async fn authenticate(&self, req: &BearerRequest<'_>) -> Result<TokenInfo, OAuthError> {
+        let token = req.authorization.and_then(|h| h.strip_prefix("Bearer "));
+        let Some(token) = token else {
+            return Err(OAuthError::no_token(""));
+        };
+        if token != "letmein" {
+            return Err(OAuthError::with_description(
+                ErrorCode::InvalidToken,
+                "the access token is invalid",
+            )
+            .with_challenge(Challenge::Bearer { scope: None }));
+        }
+        let record = TokenRecord::new(
+            "own-client",
+            Scope::parse("read").unwrap(),
+            GrantId::random(),
+            0,
+            i64::MAX / 2,
+        );
+        Ok(TokenInfo::from_valid(
+            ValidToken::new(record).with_jti("own-1"),
+        ))
+    }
+
+    fn request_policy(&self) -> &RequestPolicy {
+        &self.0
+    }
+
+    fn protected_resource(&self) -> Option<ProtectedResource> {
+        Some(ProtectedResource::new(
+            "https://api.example/notes",
+            vec!["https://issuer.example".into()],
+        ))
+    }
+}
+
+#[rocket::async_test]
+async fn a_validator_of_our_own_protects_oauth_routes_without_an_authorization_server() {
+    let port = common::free_port();
+    // Rocket's defaults only: no `oauth2` table, so no issuer, client or store anywhere.
+    let figment = rocket::figment::Figment::from(rocket::Config::default())
+        .merge(("port", port))
+        .merge(("address", "127.0.0.1"))
+        .merge(("log_level", "off"))
+        .merge(("shutdown.grace", 0))
+        .merge(("shutdown.mercy", 0))
+        .merge(("shutdown.ctrlc", false));
+    let validator = Arc::new(OwnResource(RequestPolicy::default()));
+    let ignited = rocket::custom(figment)
+        .attach(OAuth2::resource_server(validator))
+        .mount("/", routes![protected, whoami, write_only])
+        .ignite()
+        .await
+        .expect("ignites without an authorization server");
+    let state = ignited.state::<OAuth2State>().expect("fairing state");
+    assert!(state.authorization_server().is_none());
+    assert_eq!(
+        state.resource_metadata_url(),
+        "https://api.example/.well-known/oauth-protected-resource/notes"
+    );
+    let served = common::launch(ignited, port).await;
+    let http = common::http_client();
+    let get = |path: &str, token: Option<&str>| {
+        let mut r = http.get(format!("{}{path}", served.base));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        r.send()
+    };
+    let r = get("/whoami", Some("letmein")).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.text().await.unwrap(), "own-client own-1");
+
+    let challenge = |r: &reqwest::Response| {
+        r.headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    let r = get("/protected", None).await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let c = challenge(&r);
+    assert!(
+        c.starts_with("Bearer ")
+            && c.contains(r#"resource_metadata="https://api.example/.well-known/oauth-protected-resource/notes""#)
+            && c.contains(r#"scope="read""#)
+            && !c.contains("error="),
+        "RFC 6750 §3.1: no error code without a token; RFC 9728 §5.1: {c}"
+    );
+    let r = get("/protected", Some("guess")).await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    assert!(challenge(&r).contains(r#"error="invalid_token""#));
+    let r = get("/write", Some("letmein")).await.unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    assert!(challenge(&r).contains(r#"error="insufficient_scope""#));
+
+    let doc = json(
+        get("/.well-known/oauth-protected-resource/notes", None)
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(doc["resource"], "https://api.example/notes");
+    assert_eq!(
+        doc["authorization_servers"],
+        serde_json::json!(["https://issuer.example"]),
+        "RFC 9728 §2: the external authorization server, not one of ours"
+    );
+    assert_eq!(
+        doc["scopes_supported"],
+        serde_json::json!(["read", "write"])
+    );
+    // No authorization server: nothing under /oauth2, no RFC 8414 document.
+    for path in ["/oauth2/token", "/.well-known/oauth-authorization-server"] {
+        let r = http
+            .post(format!("{}{path}", served.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 404, "{path}");
+        assert_eq!(
+            get(path, None).await.unwrap().status().as_u16(),
+            404,
+            "{path}"
+        );
+    }
 }
 
 #[rocket::async_test]

@@ -10,8 +10,11 @@ use serde::{Deserialize, Serialize};
 use crate::client::{Client, SecretDigest};
 use crate::error::ConfigError;
 use crate::scope::Scope;
+
+mod resource_server;
 pub use crate::signing_keys::{SigningKeyConfig, SigningKeysConfig};
 pub use crate::storage::cache::ValidationCacheConfig;
+pub use resource_server::{IntrospectionConfig, ResourceServerConfig, ALGORITHM_NAMES};
 
 /// Server-wide settings.
 ///
@@ -194,6 +197,10 @@ pub struct ServerConfig {
     /// `GET <base>/jwks` (the `signing_keys` table). Default: off. See
     /// [`SigningKeysConfig`] and docs/jwt.md.
     pub signing_keys: SigningKeysConfig,
+    /// Resource-server-only mode against an external issuer (the `resource_server` table):
+    /// when set, the Rocket fairing builds no authorization server. Default: absent. See
+    /// [`ResourceServerConfig`] and docs/resource-server.md.
+    pub resource_server: Option<ResourceServerConfig>,
     /// Not a setting: makes exhaustive struct literals impossible, so adding settings is
     /// not a breaking change. Use `..Default::default()`.
     #[doc(hidden)]
@@ -254,6 +261,7 @@ impl Default for ServerConfig {
             validation_cache: Default::default(),
             jwt_access_tokens: Default::default(),
             signing_keys: Default::default(),
+            resource_server: None,
             __non_exhaustive: (),
         }
     }
@@ -325,6 +333,7 @@ impl fmt::Debug for ServerConfig {
             .field("validation_cache", &self.validation_cache)
             .field("jwt_access_tokens", &self.jwt_access_tokens)
             .field("signing_keys", &self.signing_keys)
+            .field("resource_server", &self.resource_server)
             .finish()
     }
 }

@@ -104,7 +104,7 @@
 //! | `redis` | no | the Redis store (`storage = "redis://…"`) |
 //! | `testkit` | no | the behavioural suite every store implementation must pass |
 //! | `outbound` | no | `outbound`: the shared outbound HTTPS client, a policy per use (implied by `client-metadata`) |
-//! | `resource-server` | no | `remote`: an external issuer's discovery metadata and cached JWKS (implies `jwt`, `outbound`) |
+//! | `resource-server` | no | `remote`: an external issuer's discovery metadata, cached JWKS, RFC 7662 introspection and `RemoteValidator`; the fairing's `[oauth2.resource_server]` mode (implies `jwt`, `outbound`) |
 //! | `jwt` | no | `jwt`: JWT access tokens (RFC 9068): the `jwt` format, verifying against a JWK Set, `jsonwebtoken` on aws-lc-rs |
 //! | `test-client` | no | `testing::TestClient`: tokens for an app's own tests (implies `rocket`) |
 //! | `test-util` | no | test doubles: `clock::FixedClock` (time moves when told) and `token::SequentialTokenGenerator` (predictable values) |

@@ -177,6 +177,47 @@ pub trait TokenValidator: Send + Sync + 'static {
         let _ = forwarded;
         peer
     }
+
+    /// The protected resource this validator guards, as a resource-server-only fairing
+    /// ([`OAuth2::resource_server`](crate::rocket::OAuth2::resource_server)) publishes it in
+    /// its RFC 9728 document and names it in the `resource_metadata` of its challenges.
+    /// `None` (the default): no document is served. Unused next to an authorization
+    /// server, which describes its own resource.
+    fn protected_resource(&self) -> Option<ProtectedResource> {
+        None
+    }
+}
+
+/// The protected resource a [`TokenValidator`] guards, for the RFC 9728 document of a
+/// resource-server-only fairing: its identifier and the authorization servers whose tokens
+/// it accepts (RFC 9728 §2 `resource`, `authorization_servers`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProtectedResource {
+    /// The resource identifier (an `https` URL; its path places the document, RFC 9728
+    /// §3.1).
+    pub resource: String,
+    /// The issuers of the tokens it accepts.
+    pub authorization_servers: Vec<String>,
+    /// A human-readable name.
+    pub resource_name: Option<String>,
+}
+
+impl ProtectedResource {
+    /// The resource `resource`, accepting tokens of `authorization_servers`.
+    pub fn new(resource: impl Into<String>, authorization_servers: Vec<String>) -> Self {
+        ProtectedResource {
+            resource: resource.into(),
+            authorization_servers,
+            resource_name: None,
+        }
+    }
+
+    /// Sets the human-readable name.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.resource_name = Some(name.into());
+        self
+    }
 }
 
 #[async_trait]

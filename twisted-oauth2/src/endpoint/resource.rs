@@ -102,6 +102,15 @@ pub fn extract<'a>(
     req: &BearerRequest<'a>,
     required: &str,
 ) -> Result<&'a str, OAuthError> {
+    extract_with(server.config.allow_access_token_in_query, req, required)
+}
+
+/// [`extract`], the query token counted when `allow_query`.
+pub(crate) fn extract_with<'a>(
+    allow_query: bool,
+    req: &BearerRequest<'a>,
+    required: &str,
+) -> Result<&'a str, OAuthError> {
     let mut found: Option<&'a str> = None;
     let mut count = 0;
     if let Some(h) = req.authorization {
@@ -120,7 +129,7 @@ pub fn extract<'a>(
             count += 1;
         }
     }
-    if server.config.allow_access_token_in_query {
+    if allow_query {
         if req.query_duplicate {
             return Err(bearer_error(
                 ErrorCode::InvalidRequest,

@@ -105,6 +105,11 @@ impl RemoteJwks {
         }
     }
 
+    /// Where the set is fetched from.
+    pub fn uri(&self) -> &url::Url {
+        &self.inner.jwks_uri
+    }
+
     /// The current keys, refreshed first when stale.
     pub async fn key_set(&self) -> Result<KeySet, RemoteError> {
         let state = self.inner.state.load_full();

@@ -1,8 +1,12 @@
 //! Resource-server building blocks against an external authorization server: its metadata
-//! ([`discover`], RFC 8414 or OpenID Connect discovery) and its signing keys, cached
-//! ([`RemoteJwks`]), fetched on the shared [`Outbound`](crate::outbound::Outbound) client
-//! under a [`Policy::configured`](crate::outbound::Policy::configured) policy (the issuer
-//! may be on an internal network).
+//! ([`discover`], RFC 8414 or OpenID Connect discovery), its signing keys, cached
+//! ([`RemoteJwks`]), RFC 7662 introspection of opaque tokens with a short cache
+//! ([`Introspector`]), and the [`RemoteValidator`] that puts them together behind the
+//! [`TokenValidator`](crate::validation::TokenValidator) seam (what the fairing's
+//! `[oauth2.resource_server]` mode uses). Every request goes out on the shared
+//! [`Outbound`](crate::outbound::Outbound) client under a
+//! [`Policy::configured`](crate::outbound::Policy::configured) policy (the issuer may be on
+//! an internal network).
 //!
 //! The issuer's failures (down, an error status, a document that does not parse, a timeout)
 //! are [`RemoteError::Unavailable`], which a protected route answers with `503` and
@@ -10,12 +14,18 @@
 //! recovers without restart.
 
 mod discovery;
+mod introspection;
 mod jwks;
+mod validator;
 
 pub use discovery::{discover, IssuerMetadata};
+pub use introspection::{Introspected, Introspector, INTROSPECTION_RETRY, NEGATIVE_TTL};
 pub use jwks::{
     RemoteJwks, DEFAULT_TTL, MAX_TTL, MIN_TTL, RETRY_AFTER_FAILURE, RETRY_WITHOUT_KEYS,
     UNKNOWN_KID_REFETCH_PERIOD,
+};
+pub use validator::{
+    RemoteValidator, RemoteValidatorBuilder, RETRY_DISCOVERY, RETRY_MISCONFIGURED,
 };
 
 /// Why the external authorization server could not be used.

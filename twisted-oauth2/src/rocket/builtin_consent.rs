@@ -647,14 +647,14 @@ impl OnAuthenticate for Hook {
         req: &Request<'_>,
         pending: PendingAuthorization,
     ) -> Result<Consent, OAuthError> {
-        let Some(state) = req.rocket().state::<super::OAuth2State>() else {
+        let Some(server) = super::toolkit::server(req) else {
             return Err(OAuthError::with_description(
                 crate::error::ErrorCode::ServerError,
                 "the twisted-oauth2 fairing is not attached",
             ));
         };
         let res = match self.0.signed_in.user(req).await {
-            Some(user) => self.0.consent(&state.server, &user, &pending),
+            Some(user) => self.0.consent(server, &user, &pending),
             None => self.0.to_login(&pending.request_id, Status::Found),
         };
         Ok(Consent::new(Ready(res)))

@@ -157,10 +157,7 @@ pub(crate) struct Session;
 #[rocket::async_trait]
 impl super::SignedIn for Session {
     async fn user(&self, req: &Request<'_>) -> Option<String> {
-        let now = req
-            .rocket()
-            .state::<super::OAuth2State>()
-            .map(|s| s.server.now())?;
+        let now = super::toolkit::server(req).map(|s| s.now())?;
         let cookie = req.cookies().get_private(SESSION_COOKIE)?;
         let (exp, user) = cookie.value().split_once('.')?;
         let exp: i64 = exp.parse().ok()?;

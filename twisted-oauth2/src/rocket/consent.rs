@@ -258,10 +258,14 @@ impl<'r> FromRequest<'r> for PendingRequests<'r> {
     type Error = &'static str;
 
     async fn from_request(req: &'r Request<'_>) -> request::Outcome<Self, Self::Error> {
-        match req.rocket().state::<OAuth2State>() {
-            Some(state) => request::Outcome::Success(PendingRequests {
-                server: &state.server,
-                binding: super::decision::BrowserBinding::read(req, &state.server),
+        match req
+            .rocket()
+            .state::<OAuth2State>()
+            .and_then(OAuth2State::authorization_server)
+        {
+            Some(server) => request::Outcome::Success(PendingRequests {
+                server,
+                binding: super::decision::BrowserBinding::read(req, server),
             }),
             None => request::Outcome::Error((
                 Status::InternalServerError,

@@ -24,6 +24,8 @@ use crate::server::{AuthorizationServer, ServerBuilder};
 use crate::storage::{ClientStore, PasswordVerifier, Stores};
 use crate::token::TokenGenerator;
 
+mod resource_server;
+
 /// What the fairing was given before ignite: a [`ServerBuilder`] (its configuration is
 /// read at ignite unless [`OAuth2::config`] gave one) and what only the Rocket side uses.
 struct Parts {
@@ -39,6 +41,10 @@ struct Parts {
     device_page: Option<super::device_page::DevicePage>,
     /// What protected routes validate tokens with, instead of the server.
     validator: Option<Arc<dyn crate::validation::TokenValidator>>,
+    /// Resource-server-only mode asked for in code ([`OAuth2::resource_server`]).
+    resource_server_only: bool,
+    /// The clock given with [`OAuth2::clock`] (the resource-server mode's validator uses it).
+    clock: Option<Arc<dyn Clock>>,
 }
 
 impl Default for Parts {
@@ -55,6 +61,8 @@ impl Default for Parts {
             origin_paths: Vec::new(),
             device_page: None,
             validator: None,
+            resource_server_only: false,
+            clock: None,
         }
     }
 }
@@ -93,10 +101,37 @@ impl std::fmt::Debug for OAuth2 {
 
 impl OAuth2 {
     /// A fairing that reads its configuration from Rocket's figment (`oauth2` key).
+    ///
+    /// With an `[oauth2.resource_server]` table it runs in resource-server-only mode: see
+    /// [`OAuth2::resource_server`] and docs/resource-server.md.
     pub fn fairing() -> Self {
         OAuth2 {
             parts: Mutex::new(Some(Parts::default())),
         }
+    }
+
+    /// A fairing in **resource-server-only mode**: protected routes ([`Authorized`],
+    /// [`AuthResult`], `#[oauth]`) validate tokens with `validator`, and no authorization
+    /// server is built. Nothing is mounted under `/oauth2`, no consent hook and no store
+    /// are needed; the RFC 9728 document of the validator's
+    /// [`protected_resource`](crate::validation::TokenValidator::protected_resource), if
+    /// it describes one, is served at `/.well-known/oauth-protected-resource[/path]` and
+    /// named in the challenges. [`OAuth2State::authorization_server`] is `None`.
+    ///
+    /// The `[oauth2.resource_server]` table does the same with
+    /// [`RemoteValidator`](crate::remote::RemoteValidator) (feature `resource-server`)
+    /// against an external issuer, from [`OAuth2::fairing`]. The `oauth2` table's request
+    /// settings (`realm`, `allow_access_token_in_query`, `trusted_proxy_header`,
+    /// `cors_allowed_origins`, `allowed_origins`) still apply; [`OAuth2::cors_route`] and
+    /// [`OAuth2::check_origin`] work as with a server.
+    ///
+    /// [`Authorized`]: super::Authorized
+    /// [`AuthResult`]: super::AuthResult
+    pub fn resource_server(validator: Arc<dyn crate::validation::TokenValidator>) -> Self {
+        OAuth2::fairing().with(|p| {
+            p.validator = Some(validator);
+            p.resource_server_only = true;
+        })
     }
 
     fn with(self, f: impl FnOnce(&mut Parts)) -> Self {
@@ -172,7 +207,10 @@ impl OAuth2 {
 
     /// Uses this clock (tests).
     pub fn clock(self, clock: Arc<dyn Clock>) -> Self {
-        self.with(|p| p.build_with(|b| b.clock(clock)))
+        self.with(|p| {
+            p.clock = Some(clock.clone());
+            p.build_with(|b| b.clock(clock))
+        })
     }
 
     /// Uses this token generator.
@@ -389,7 +427,13 @@ impl Fairing for OAuth2 {
             log::error!("twisted-oauth2: the OAuth2 fairing was ignited twice");
             return Err(rocket);
         };
-        let Some(config) = read_config(&rocket, &mut parts) else {
+        let Some(config) = load_config(&rocket, &mut parts) else {
+            return Err(rocket);
+        };
+        if parts.resource_server_only || config.resource_server.is_some() {
+            return resource_server::ignite(rocket, parts, config).await;
+        }
+        let Some(config) = settle_issuer(&rocket, config) else {
             return Err(rocket);
         };
         if !consent_hook_present(&config, &parts) {
@@ -441,12 +485,16 @@ impl Fairing for OAuth2 {
     }
 
     async fn on_liftoff(&self, rocket: &Rocket<Orbit>) {
-        let (Some(state), Some(info)) =
-            (rocket.state::<OAuth2State>(), rocket.state::<LaunchInfo>())
-        else {
+        let Some(state) = rocket.state::<OAuth2State>() else {
             return;
         };
-        let server = state.server.clone();
+        let Some(server) = state.authorization_server().cloned() else {
+            resource_server::liftoff(rocket, state);
+            return;
+        };
+        let Some(info) = rocket.state::<LaunchInfo>() else {
+            return;
+        };
         let cfg = server.config();
         let mut lines = vec![
             "twisted-oauth2 authorization server".to_owned(),
@@ -473,6 +521,7 @@ impl Fairing for OAuth2 {
             crate::endpoint::metadata::authorization_server_metadata_url(&server)
         ));
         lines.extend(super::launch::served_lines(
+            &server,
             state,
             &info.authorize_by,
             has_authorize,
@@ -589,16 +638,28 @@ impl Fairing for OAuth2 {
         let state = req.rocket().state::<OAuth2State>();
         if let Some(err) = pending {
             let code = res.status().code;
+            if code == err.status() && code >= 500 {
+                // An outage of what the validator relies on (`temporarily_unavailable`):
+                // the RFC 6749 §5.2 JSON body instead of the catcher's page, and the
+                // error's `Retry-After`.
+                let body = err.to_json();
+                res.set_header(rocket::http::ContentType::JSON);
+                res.set_sized_body(body.len(), std::io::Cursor::new(body));
+                super::response::no_store(res);
+                for (name, value) in err.headers() {
+                    res.set_header(Header::new(name.to_owned(), value.to_owned()));
+                }
+            }
             if matches!(code, 400 | 401 | 403) && !res.headers().contains("WWW-Authenticate") {
                 if let Some(state) = state {
-                    let realm = &state.server.config().realm;
                     let metadata = state.resource_metadata_url_for(req.uri().path().as_str());
-                    if let Some(v) = err.www_authenticate(realm, Some(&metadata)) {
+                    let metadata = Some(&*metadata).filter(|m| !m.is_empty());
+                    if let Some(v) = err.www_authenticate(state.realm(), metadata) {
                         res.set_header(Header::new("WWW-Authenticate", v));
                     }
                     // A browser client (an MCP inspector, a web agent) must be able to read
                     // the challenge to discover the authorization server.
-                    if let Some(origin) = super::cors_origin(req, &state.server) {
+                    if let Some(origin) = state.cors_origin(req) {
                         res.set_header(Header::new(
                             "Access-Control-Expose-Headers",
                             "WWW-Authenticate",
@@ -618,7 +679,7 @@ impl Fairing for OAuth2 {
             !s.cors_paths.is_empty() && s.cors_paths.iter().any(|p| p == req.uri().path().as_str())
         });
         if cors_route && !res.headers().contains("Access-Control-Allow-Origin") {
-            if let Some(origin) = state.and_then(|s| super::cors_origin(req, &s.server)) {
+            if let Some(origin) = state.and_then(|s| s.cors_origin(req)) {
                 set_allow_origin(res, origin);
                 res.set_header(Header::new(
                     "Access-Control-Expose-Headers",
@@ -627,7 +688,7 @@ impl Fairing for OAuth2 {
             }
         }
         if cors_endpoint && !res.headers().contains("Access-Control-Allow-Origin") {
-            if let Some(origin) = state.and_then(|s| super::cors_origin(req, &s.server)) {
+            if let Some(origin) = state.and_then(|s| s.cors_origin(req)) {
                 set_allow_origin(res, origin);
                 res.set_header(Header::new(
                     "Access-Control-Expose-Headers",
@@ -672,9 +733,9 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Ignite step: the configuration (given in code, else the figment's `oauth2` table, else
-/// the defaults) with its issuer settled, set on the builder; `None` after logging why not.
-fn read_config(rocket: &Rocket<Build>, parts: &mut Parts) -> Option<ServerConfig> {
-    let mut config = if parts.config_given {
+/// the defaults); `None` after logging why not.
+fn load_config(rocket: &Rocket<Build>, parts: &mut Parts) -> Option<ServerConfig> {
+    Some(if parts.config_given {
         let mut taken = None;
         parts.build_with(|b| {
             let (b, c) = b.take_config();
@@ -694,7 +755,12 @@ fn read_config(rocket: &Rocket<Build>, parts: &mut Parts) -> Option<ServerConfig
         }
     } else {
         ServerConfig::default()
-    };
+    })
+}
+
+/// Ignite step: the authorization server's issuer settled (derived from Rocket's address
+/// under `allow_insecure_request_debug`); `None` after logging why not.
+fn settle_issuer(rocket: &Rocket<Build>, mut config: ServerConfig) -> Option<ServerConfig> {
     if config.issuer.trim().is_empty() {
         if !config.allow_insecure_request_debug {
             log::error!(
@@ -905,6 +971,19 @@ fn endpoint_routes(server: &Arc<AuthorizationServer>, parts: &mut Parts) -> Opti
             return None;
         }
     };
+    let cors_preflights = cors_preflights(parts)?;
+    Some(Mounted {
+        endpoints,
+        root,
+        well_known,
+        cors_preflights,
+        error_pages,
+    })
+}
+
+/// Ignite step: the preflights of the application's CORS routes; `None` after logging why
+/// not.
+fn cors_preflights(parts: &Parts) -> Option<Vec<rocket::Route>> {
     let mut cors_preflights = Vec::with_capacity(parts.cors_routes.len());
     for (path, methods) in &parts.cors_routes {
         if !path.starts_with('/') || path.contains('<') {
@@ -920,13 +999,7 @@ fn endpoint_routes(server: &Arc<AuthorizationServer>, parts: &mut Parts) -> Opti
             super::Preflight::new(methods),
         ));
     }
-    Some(Mounted {
-        endpoints,
-        root,
-        well_known,
-        cors_preflights,
-        error_pages,
-    })
+    Some(cors_preflights)
 }
 
 /// Ignite step: the managed [`OAuth2State`].
@@ -934,7 +1007,10 @@ fn state(server: Arc<AuthorizationServer>, parts: Parts) -> OAuth2State {
     OAuth2State {
         resource_metadata: crate::endpoint::metadata::protected_resource_metadata_url(&server),
         validator: parts.validator.unwrap_or_else(|| server.clone()),
-        server,
+        realm: server.config().realm.clone(),
+        origin_policy: server.origin_policy().clone(),
+        cors_allowed_origins: server.config().cors_allowed_origins.clone(),
+        server: Some(server),
         scopes_used: Default::default(),
         scope_routes: Default::default(),
         origin_paths: parts

@@ -94,7 +94,7 @@ pub(crate) fn check_origin(req: &Request<'_>, state: &OAuth2State) -> Result<(),
     let Some(origin) = origins.next() else {
         return Ok(());
     };
-    if origins.next().is_none() && state.server.origin_policy().allows(origin) {
+    if origins.next().is_none() && state.origin_policy.allows(origin) {
         return Ok(());
     }
     req.local_cache(OriginRefused::default)

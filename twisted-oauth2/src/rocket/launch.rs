@@ -99,7 +99,7 @@ pub(crate) fn describe_kind(kind: &Kind) -> String {
 /// Such a scope would be advertised in the RFC 9728 document although every authorization
 /// request naming it gets `invalid_scope`, and every token 403. Returns the abort line.
 pub(crate) fn route_scope(state: &OAuth2State, scope: &str, marker: &str) -> Option<String> {
-    let server = &state.server;
+    let server = state.authorization_server()?;
     let supported = server.config().scopes_supported.as_ref()?;
     let missing: Vec<&str> = scope
         .split(' ')
@@ -156,11 +156,11 @@ impl AuthorizeBy {
 /// The banner lines that say what is served: `/authorize` and by what, registration, client
 /// ID metadata documents and the Origin policy of checked routes.
 pub(crate) fn served_lines(
+    server: &AuthorizationServer,
     state: &OAuth2State,
     authorize: &AuthorizeBy,
     has_authorize: bool,
 ) -> Vec<String> {
-    let server = &state.server;
     let cfg = server.config();
     let mut lines = Vec::new();
     lines.push(match (authorize, has_authorize) {
@@ -208,7 +208,7 @@ pub(crate) fn served_lines(
         format!(
             "  origin check: {} (allowed: {})",
             state.origin_paths.join(", "),
-            server.origin_policy().describe()
+            state.origin_policy.describe()
         )
     });
     lines

@@ -43,8 +43,8 @@ mod signing_keys;
 pub mod toolkit;
 
 pub(crate) use toolkit::{
-    capped_query, cors_origin, read_body, request_context, transport, transport_with, CorsEndpoint,
-    Preflight, RocketHeaders,
+    capped_query, read_body, request_context, transport, transport_with, CorsEndpoint, Preflight,
+    RocketHeaders,
 };
 
 pub use crate::endpoint::authorize::PendingAuthorization;
@@ -62,14 +62,31 @@ pub use guard::{AuthResult, Authorized, NoScope, RequiredScope};
 pub use logger::{redact, RedactingLogger};
 pub use response::AuthorizeReply;
 
-/// The state the fairing manages: the server and what the guards need.
+/// The state the fairing manages: the authorization server (none in resource-server-only
+/// mode) and what the guards need.
+///
+/// The guards ([`Authorized`], [`AuthResult`], `#[oauth]`) read only the
+/// [`validator`](Self::validator) and the settings held here (realm, origin policy, CORS
+/// origins, the RFC 9728 metadata URL), never the authorization server, so they work the
+/// same with a validator of another kind and no authorization server at all
+/// ([`OAuth2::resource_server`]).
 pub struct OAuth2State {
-    server: Arc<AuthorizationServer>,
-    /// What the guards check tokens with (the server, as a [`TokenValidator`]).
+    server: Option<Arc<AuthorizationServer>>,
+    /// What the guards check tokens with (the server, as a [`TokenValidator`], unless
+    /// another was plugged in).
+    ///
+    /// [`TokenValidator`]: crate::validation::TokenValidator
     validator: Arc<dyn crate::validation::TokenValidator>,
     scopes_used: Mutex<BTreeSet<String>>,
     scope_routes: Mutex<std::collections::BTreeMap<String, BTreeSet<String>>>,
+    /// The RFC 9728 document's URL; empty when none is served.
     resource_metadata: String,
+    /// The realm of the challenges.
+    realm: String,
+    /// Which `Origin` values checked routes accept.
+    origin_policy: crate::origin::OriginPolicy,
+    /// `cors_allowed_origins`.
+    cors_allowed_origins: Vec<String>,
     /// The application's routes opened to browser clients (`OAuth2::cors_route`).
     cors_paths: Vec<String>,
     /// The routes whose `Origin` is validated (`cors_route` and `check_origin`).
@@ -80,14 +97,32 @@ impl std::fmt::Debug for OAuth2State {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OAuth2State")
             .field("server", &self.server)
-            .finish()
+            .field("resource_metadata", &self.resource_metadata)
+            .finish_non_exhaustive()
     }
 }
 
 impl OAuth2State {
     /// The authorization server.
+    ///
+    /// # Panics
+    ///
+    /// In resource-server-only mode ([`OAuth2::resource_server`], or an
+    /// `[oauth2.resource_server]` table), where there is none: code that may run there uses
+    /// [`Self::authorization_server`].
     pub fn server(&self) -> &Arc<AuthorizationServer> {
-        &self.server
+        match &self.server {
+            Some(s) => s,
+            None => panic!(
+                "OAuth2State::server: the fairing runs in resource-server-only mode and has no \
+                 authorization server; use OAuth2State::authorization_server"
+            ),
+        }
+    }
+
+    /// The authorization server, or `None` in resource-server-only mode.
+    pub fn authorization_server(&self) -> Option<&Arc<AuthorizationServer>> {
+        self.server.as_ref()
     }
 
     /// What protected routes ([`Authorized`], [`AuthResult`], `#[oauth]`) validate tokens
@@ -98,7 +133,9 @@ impl OAuth2State {
     }
 
     /// The URL of the protected resource metadata (RFC 9728), sent as `resource_metadata`
-    /// in the guards' `WWW-Authenticate` challenges.
+    /// in the guards' `WWW-Authenticate` challenges; empty when no document is served (a
+    /// resource-server-only fairing whose validator describes no
+    /// [`ProtectedResource`](crate::validation::ProtectedResource)).
     pub fn resource_metadata_url(&self) -> &str {
         &self.resource_metadata
     }
@@ -108,12 +145,23 @@ impl OAuth2State {
     /// [`route_resources`](crate::config::ServerConfig::route_resources) entry, else
     /// [`Self::resource_metadata_url`].
     pub fn resource_metadata_url_for(&self, path: &str) -> std::borrow::Cow<'_, str> {
-        if self.server.resources().route_resource(path).is_some() {
-            crate::endpoint::metadata::protected_resource_metadata_url_for(&self.server, path)
-                .into()
-        } else {
-            self.resource_metadata.as_str().into()
+        match &self.server {
+            Some(server) if server.resources().route_resource(path).is_some() => {
+                crate::endpoint::metadata::protected_resource_metadata_url_for(server, path).into()
+            }
+            _ => self.resource_metadata.as_str().into(),
         }
+    }
+
+    /// The realm of the guards' challenges.
+    pub(crate) fn realm(&self) -> &str {
+        &self.realm
+    }
+
+    /// The `Access-Control-Allow-Origin` value for the request's `Origin`
+    /// ([`toolkit::cors_origin`]).
+    pub(crate) fn cors_origin(&self, req: &rocket::Request<'_>) -> Option<String> {
+        toolkit::cors_origin_in(req, &self.cors_allowed_origins)
     }
 
     /// Every scope required by a guard of a mounted route (collected at ignite).

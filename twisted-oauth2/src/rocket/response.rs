@@ -46,11 +46,12 @@ pub(crate) fn frame_options(res: &mut Response<'_>) {
 fn realm(req: &Request<'_>) -> (String, Option<String>) {
     match req.rocket().state::<super::OAuth2State>() {
         Some(s) => (
-            s.server.config().realm.clone(),
+            s.realm().to_owned(),
             Some(
                 s.resource_metadata_url_for(req.uri().path().as_str())
                     .into_owned(),
-            ),
+            )
+            .filter(|m| !m.is_empty()),
         ),
         None => ("twisted-oauth2".into(), None),
     }

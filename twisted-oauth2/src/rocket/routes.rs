@@ -122,8 +122,38 @@ impl Handler for ResourceMetadataHandler {
     }
 }
 
+/// `GET /.well-known/oauth-protected-resource[/resource path]` (RFC 9728) of a
+/// resource-server-only fairing: the resource its validator describes, whose
+/// `authorization_servers` are that validator's (an external issuer), listing the scopes
+/// the protected routes require.
+#[derive(Clone)]
+pub(crate) struct RemoteResourceMetadataHandler(
+    pub(crate) Arc<crate::validation::ProtectedResource>,
+);
+
+#[rocket::async_trait]
+impl Handler for RemoteResourceMetadataHandler {
+    async fn handle<'r>(&self, req: &'r Request<'_>, _data: Data<'r>) -> Outcome<'r> {
+        let state = req.rocket().state::<OAuth2State>();
+        let scopes = state.map(OAuth2State::scopes_used).unwrap_or_default();
+        let mut bearer_methods = vec!["header".to_owned()];
+        if state.is_some_and(|s| s.validator().request_policy().allow_access_token_in_query) {
+            bearer_methods.push("query".to_owned());
+        }
+        let r = &self.0;
+        let doc = metadata::ProtectedResourceMetadata {
+            resource: r.resource.clone(),
+            authorization_servers: r.authorization_servers.clone(),
+            scopes_supported: scopes.into_iter().collect(),
+            bearer_methods_supported: bearer_methods,
+            resource_name: r.resource_name.clone(),
+        };
+        document(doc.to_json())
+    }
+}
+
 /// Whether `path` can be mounted as a static Rocket route.
-fn mountable(path: &str) -> bool {
+pub(crate) fn mountable(path: &str) -> bool {
     !path.contains(['<', '>'])
         && rocket::http::uri::Origin::parse(path).is_ok_and(|o| o.query().is_none())
 }

@@ -59,8 +59,11 @@ use crate::server::AuthorizationServer;
 
 /// The server of the fairing's [`OAuth2State`], when the fairing is attached (it always is
 /// for routes the fairing mounts).
+/// `None` too in resource-server-only mode ([`OAuth2::resource_server`](super::OAuth2::resource_server)).
 pub fn server<'r>(req: &'r Request<'_>) -> Option<&'r Arc<AuthorizationServer>> {
-    req.rocket().state::<OAuth2State>().map(OAuth2State::server)
+    req.rocket()
+        .state::<OAuth2State>()
+        .and_then(OAuth2State::authorization_server)
 }
 
 /// A form-POST endpoint (`application/x-www-form-urlencoded`, as the token, revocation and
@@ -291,8 +294,12 @@ pub fn capped_query<'a>(
 /// configured `cors_allowed_origins`: `*`, the origin itself (listed exactly), or `None`
 /// (no `Origin`, CORS off, or not listed).
 pub fn cors_origin(req: &Request<'_>, server: &AuthorizationServer) -> Option<String> {
+    cors_origin_in(req, &server.config().cors_allowed_origins)
+}
+
+/// [`cors_origin`] under the `allowed` origins.
+pub(crate) fn cors_origin_in(req: &Request<'_>, allowed: &[String]) -> Option<String> {
     let origin = req.headers().get_one("Origin")?;
-    let allowed = &server.config().cors_allowed_origins;
     if allowed.iter().any(|o| o == "*") {
         Some("*".to_owned())
     } else if allowed.iter().any(|o| o.eq_ignore_ascii_case(origin)) {
@@ -335,7 +342,7 @@ impl Handler for Preflight {
             return Outcome::Success(res);
         }
         let mut res = Response::build().status(Status::NoContent).finalize();
-        if let Some(origin) = cors_origin(req, state.server()) {
+        if let Some(origin) = state.cors_origin(req) {
             // The allowed headers echo the requested `Mcp-Param-*` names.
             res.set_header(Header::new(
                 "Vary",
