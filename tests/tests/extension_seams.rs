@@ -336,7 +336,7 @@ impl Handler for Hello {
         let issuer = req
             .rocket()
             .state::<OAuth2State>()
-            .map(|s| s.server().issuer().to_owned())
+            .and_then(|s| s.server().map(|s| s.issuer().to_owned()))
             .unwrap_or_default();
         Outcome::from(req, format!("hello from {issuer}"))
     }
@@ -488,6 +488,7 @@ async fn serve_with(more: impl FnOnce(OAuth2) -> OAuth2) -> Served {
         .state::<OAuth2State>()
         .expect("fairing state")
         .server()
+        .expect("an authorization server")
         .clone();
     let served = common::launch(ignited, port).await;
     Served {
@@ -971,7 +972,7 @@ async fn a_validator_of_our_own_protects_oauth_routes_without_an_authorization_s
         .await
         .expect("ignites without an authorization server");
     let state = ignited.state::<OAuth2State>().expect("fairing state");
-    assert!(state.authorization_server().is_none());
+    assert!(state.server().is_none());
     assert_eq!(
         state.resource_metadata_url(),
         "https://api.example/.well-known/oauth-protected-resource/notes"

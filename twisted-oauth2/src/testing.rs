@@ -270,11 +270,12 @@ impl<'c> TestClient<'c> {
     }
 
     /// The authorization server from the fairing's managed state.
+    /// [`TestClientError::NotAttached`] too when the fairing runs resource-server-only.
     pub fn server(&self) -> Result<&'c Arc<AuthorizationServer>, TestClientError> {
         self.client
             .rocket()
             .state::<OAuth2State>()
-            .map(OAuth2State::server)
+            .and_then(OAuth2State::server)
             .ok_or(TestClientError::NotAttached)
     }
 

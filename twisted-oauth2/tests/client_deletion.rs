@@ -98,7 +98,11 @@ async fn server(cfg: ServerConfig) -> Client {
 
 fn stores_of(c: &Client) -> Stores {
     match c.rocket().state::<OAuth2State>() {
-        Some(s) => s.server().stores().clone(),
+        Some(s) => s
+            .server()
+            .expect("an authorization server")
+            .stores()
+            .clone(),
         None => panic!("no OAuth2 state"),
     }
 }

@@ -230,7 +230,13 @@ async fn a_client_created_at_run_time_gets_tokens_over_http_until_deleted() {
         .merge(("oauth2", base()));
     let rocket = rocket::custom(figment).attach(OAuth2::fairing());
     let c = HttpClient::untracked(rocket).await.unwrap();
-    let server = c.rocket().state::<OAuth2State>().unwrap().server().clone();
+    let server = c
+        .rocket()
+        .state::<OAuth2State>()
+        .unwrap()
+        .server()
+        .unwrap()
+        .clone();
     assert_eq!(
         token_status(&c, "svc", "s3cret").await,
         Status::Unauthorized

@@ -580,6 +580,7 @@ async fn a_flood_of_authorization_requests_is_bounded_and_answered_with_a_clear_
         .rocket()
         .state::<twisted_oauth2::rocket::OAuth2State>()
         .unwrap()
-        .server();
+        .server()
+        .unwrap();
     assert_eq!(server.pending_count(), 50);
 }

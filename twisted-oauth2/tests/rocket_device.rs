@@ -70,7 +70,13 @@ async fn the_device_flow_runs_over_http_to_tokens_rfc8628_3() {
     assert_eq!(r.status(), Status::BadRequest);
     assert_eq!(json(r).await["error"], "authorization_pending");
 
-    let server = c.rocket().state::<OAuth2State>().unwrap().server().clone();
+    let server = c
+        .rocket()
+        .state::<OAuth2State>()
+        .unwrap()
+        .server()
+        .unwrap()
+        .clone();
     let (code, _) = device::pending(&server, &user_code).await.unwrap().unwrap();
     let scope = twisted_oauth2::Scope::parse_param("a").unwrap();
     assert!(device::approve(&server, &code, "alice", scope)

@@ -198,6 +198,7 @@ async fn revoked_token_is_401_invalid_token() {
     let state = app.client.rocket().state::<OAuth2State>().unwrap();
     state
         .server()
+        .unwrap()
         .stores()
         .access
         .revoke_access(&TokenDigest::of(&t))
@@ -333,6 +334,7 @@ async fn refresh_token_is_refused_at_protected_routes() {
     );
     state
         .server()
+        .unwrap()
         .stores()
         .refresh
         .put_refresh(&TokenDigest::of("refresh-token-value"), &record)

@@ -164,7 +164,7 @@ fn page(title: &str, body: &str) -> RawHtml<String> {
 fn scope_descriptions(rocket: &Rocket<rocket::Orbit>) -> BTreeMap<String, String> {
     rocket
         .state::<OAuth2State>()
-        .map(|s| s.server().config().scope_descriptions.clone())
+        .and_then(|s| s.server().map(|s| s.config().scope_descriptions.clone()))
         .unwrap_or_default()
 }
 
@@ -461,7 +461,6 @@ async fn login(
     users: &State<Users>,
     cookies: &CookieJar<'_>,
     pending: PendingRequests<'_>,
-    oauth: &State<OAuth2State>,
     address: ClientAddress,
 ) -> Result<Redirect, LoginRefused> {
     use rocket::http::Status;
@@ -476,7 +475,7 @@ async fn login(
             ),
         )));
     }
-    let server = oauth.server();
+    let server = pending.server();
     if let Some(wait) = LOGIN_LIMIT.refused(server, &form.username, address.0).await {
         return Err(LoginRefused::Wait(
             login_form(
@@ -528,10 +527,9 @@ async fn consent_after_login(
     request_id: &str,
     user: LoggedIn,
     pending: PendingRequests<'_>,
-    oauth: &State<OAuth2State>,
 ) -> Result<Consent, AuthorizeReply> {
     let p = pending.load(request_id).await?;
-    let descriptions = &oauth.server().config().scope_descriptions;
+    let descriptions = &pending.server().config().scope_descriptions;
     Ok(Consent::new(consent_page(&user.0, &p, descriptions)))
 }
 

@@ -297,26 +297,29 @@ impl RemoteValidator {
         self.inner.allow_http
     }
 
+    /// The issuer's endpoints if discovered, or the outage answer while its retry delay
+    /// runs; `None` when it is time to discover.
+    fn settled(&self) -> Option<Result<Ready, RemoteError>> {
+        let state = self.inner.endpoints.load_full();
+        if let Some(r) = &state.ready {
+            return Some(Ok(r.clone()));
+        }
+        let now = self.inner.clock.unix();
+        (state.retry_at > now).then(|| Err(waiting(&state, now)))
+    }
+
     /// The issuer's endpoints, discovered first if needed.
     async fn ready(&self) -> Result<Ready, RemoteError> {
         let i = &self.inner;
-        let state = i.endpoints.load_full();
-        if let Some(r) = &state.ready {
-            return Ok(r.clone());
+        if let Some(settled) = self.settled() {
+            return settled;
         }
-        let now = i.clock.unix();
-        if state.retry_at > now {
-            return Err(waiting(&state, now));
-        }
+        // One discovery at a time; whoever waited sees its outcome.
         let _one = i.discovering.lock().await;
-        let state = i.endpoints.load_full();
-        if let Some(r) = &state.ready {
-            return Ok(r.clone());
+        if let Some(settled) = self.settled() {
+            return settled;
         }
         let now = i.clock.unix();
-        if state.retry_at > now {
-            return Err(waiting(&state, now));
-        }
         match self.discover().await {
             Ok(r) => {
                 i.endpoints.store(Arc::new(Endpoints {

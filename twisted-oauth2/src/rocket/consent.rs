@@ -190,7 +190,13 @@ impl fmt::Debug for PendingRequests<'_> {
     }
 }
 
-impl PendingRequests<'_> {
+impl<'r> PendingRequests<'r> {
+    /// The authorization server these pending requests belong to (for a page that also
+    /// reads its configuration or its limits).
+    pub fn server(&self) -> &'r AuthorizationServer {
+        self.server
+    }
+
     /// Loads a pending request for a consent page without consuming it (e.g. after the
     /// login step came back). Failures are an error page.
     pub async fn load(&self, request_id: &str) -> Result<PendingAuthorization, AuthorizeReply> {
@@ -261,7 +267,7 @@ impl<'r> FromRequest<'r> for PendingRequests<'r> {
         match req
             .rocket()
             .state::<OAuth2State>()
-            .and_then(OAuth2State::authorization_server)
+            .and_then(OAuth2State::server)
         {
             Some(server) => request::Outcome::Success(PendingRequests {
                 server,

@@ -116,7 +116,7 @@ impl OAuth2 {
     /// are needed; the RFC 9728 document of the validator's
     /// [`protected_resource`](crate::validation::TokenValidator::protected_resource), if
     /// it describes one, is served at `/.well-known/oauth-protected-resource[/path]` and
-    /// named in the challenges. [`OAuth2State::authorization_server`] is `None`.
+    /// named in the challenges. [`OAuth2State::server`] is `None`.
     ///
     /// The `[oauth2.resource_server]` table does the same with
     /// [`RemoteValidator`](crate::remote::RemoteValidator) (feature `resource-server`)
@@ -488,7 +488,7 @@ impl Fairing for OAuth2 {
         let Some(state) = rocket.state::<OAuth2State>() else {
             return;
         };
-        let Some(server) = state.authorization_server().cloned() else {
+        let Some(server) = state.server().cloned() else {
             resource_server::liftoff(rocket, state);
             return;
         };
@@ -1002,8 +1002,20 @@ fn cors_preflights(parts: &Parts) -> Option<Vec<rocket::Route>> {
     Some(cors_preflights)
 }
 
+/// The routes whose `Origin` is validated (the `cors_route` paths, then the `check_origin`
+/// ones) and the routes opened to browser clients (the `cors_route` paths).
+fn route_paths(
+    cors_routes: Vec<(String, &'static str)>,
+    check_origin: Vec<String>,
+) -> (Vec<String>, Vec<String>) {
+    let cors: Vec<String> = cors_routes.into_iter().map(|(p, _)| p).collect();
+    let origin = cors.iter().cloned().chain(check_origin).collect();
+    (origin, cors)
+}
+
 /// Ignite step: the managed [`OAuth2State`].
 fn state(server: Arc<AuthorizationServer>, parts: Parts) -> OAuth2State {
+    let (origin_paths, cors_paths) = route_paths(parts.cors_routes, parts.origin_paths);
     OAuth2State {
         resource_metadata: crate::endpoint::metadata::protected_resource_metadata_url(&server),
         validator: parts.validator.unwrap_or_else(|| server.clone()),
@@ -1013,13 +1025,8 @@ fn state(server: Arc<AuthorizationServer>, parts: Parts) -> OAuth2State {
         server: Some(server),
         scopes_used: Default::default(),
         scope_routes: Default::default(),
-        origin_paths: parts
-            .cors_routes
-            .iter()
-            .map(|(p, _)| p.clone())
-            .chain(parts.origin_paths)
-            .collect(),
-        cors_paths: parts.cors_routes.into_iter().map(|(p, _)| p).collect(),
+        origin_paths,
+        cors_paths,
     }
 }
 

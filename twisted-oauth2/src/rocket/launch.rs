@@ -99,7 +99,7 @@ pub(crate) fn describe_kind(kind: &Kind) -> String {
 /// Such a scope would be advertised in the RFC 9728 document although every authorization
 /// request naming it gets `invalid_scope`, and every token 403. Returns the abort line.
 pub(crate) fn route_scope(state: &OAuth2State, scope: &str, marker: &str) -> Option<String> {
-    let server = state.authorization_server()?;
+    let server = state.server()?;
     let supported = server.config().scopes_supported.as_ref()?;
     let missing: Vec<&str> = scope
         .split(' ')
@@ -202,15 +202,7 @@ pub(crate) fn served_lines(
             md.allowed_hosts.join(", ")
         ),
     });
-    lines.push(if state.origin_paths.is_empty() {
-        "  origin check: off (no route opened with cors_route or check_origin)".to_owned()
-    } else {
-        format!(
-            "  origin check: {} (allowed: {})",
-            state.origin_paths.join(", "),
-            state.origin_policy.describe()
-        )
-    });
+    lines.push(state.origin_check_line());
     lines
 }
 

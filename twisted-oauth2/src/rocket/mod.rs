@@ -103,25 +103,10 @@ impl std::fmt::Debug for OAuth2State {
 }
 
 impl OAuth2State {
-    /// The authorization server.
-    ///
-    /// # Panics
-    ///
-    /// In resource-server-only mode ([`OAuth2::resource_server`], or an
-    /// `[oauth2.resource_server]` table), where there is none: code that may run there uses
-    /// [`Self::authorization_server`].
-    pub fn server(&self) -> &Arc<AuthorizationServer> {
-        match &self.server {
-            Some(s) => s,
-            None => panic!(
-                "OAuth2State::server: the fairing runs in resource-server-only mode and has no \
-                 authorization server; use OAuth2State::authorization_server"
-            ),
-        }
-    }
-
-    /// The authorization server, or `None` in resource-server-only mode.
-    pub fn authorization_server(&self) -> Option<&Arc<AuthorizationServer>> {
+    /// The authorization server, or `None` in resource-server-only mode
+    /// ([`OAuth2::resource_server`], or an `[oauth2.resource_server]` table), where there is
+    /// none.
+    pub fn server(&self) -> Option<&Arc<AuthorizationServer>> {
         self.server.as_ref()
     }
 
@@ -162,6 +147,19 @@ impl OAuth2State {
     /// ([`toolkit::cors_origin`]).
     pub(crate) fn cors_origin(&self, req: &rocket::Request<'_>) -> Option<String> {
         toolkit::cors_origin_in(req, &self.cors_allowed_origins)
+    }
+
+    /// The launch banner's line on `Origin` validation.
+    pub(crate) fn origin_check_line(&self) -> String {
+        if self.origin_paths.is_empty() {
+            "  origin check: off (no route opened with cors_route or check_origin)".to_owned()
+        } else {
+            format!(
+                "  origin check: {} (allowed: {})",
+                self.origin_paths.join(", "),
+                self.origin_policy.describe()
+            )
+        }
     }
 
     /// Every scope required by a guard of a mounted route (collected at ignite).

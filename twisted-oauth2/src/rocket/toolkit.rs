@@ -63,7 +63,7 @@ use crate::server::AuthorizationServer;
 pub fn server<'r>(req: &'r Request<'_>) -> Option<&'r Arc<AuthorizationServer>> {
     req.rocket()
         .state::<OAuth2State>()
-        .and_then(OAuth2State::authorization_server)
+        .and_then(OAuth2State::server)
 }
 
 /// A form-POST endpoint (`application/x-www-form-urlencoded`, as the token, revocation and

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use rocket::fairing;
 use rocket::{Build, Orbit, Rocket};
 
-use super::{cors_preflights, Parts};
+use super::{cors_preflights, route_paths, Parts};
 use crate::config::ServerConfig;
 use crate::endpoint::metadata::{well_known_path, well_known_url, PROTECTED_RESOURCE_SUFFIX};
 use crate::rocket::routes::{mountable, RemoteResourceMetadataHandler};
@@ -210,6 +210,7 @@ pub(super) async fn ignite(
     let Some(preflights) = cors_preflights(&parts) else {
         return Err(rocket);
     };
+    let (origin_paths, cors_paths) = route_paths(parts.cors_routes, parts.origin_paths);
     let state = OAuth2State {
         server: None,
         validator,
@@ -219,13 +220,8 @@ pub(super) async fn ignite(
         realm: config.realm.clone(),
         origin_policy,
         cors_allowed_origins: config.cors_allowed_origins.clone(),
-        origin_paths: parts
-            .cors_routes
-            .iter()
-            .map(|(p, _)| p.clone())
-            .chain(parts.origin_paths)
-            .collect(),
-        cors_paths: parts.cors_routes.into_iter().map(|(p, _)| p).collect(),
+        origin_paths,
+        cors_paths,
     };
     Ok(rocket
         .manage(state)
@@ -247,15 +243,7 @@ pub(super) fn liftoff(rocket: &Rocket<Orbit>, state: &OAuth2State) {
     } else {
         format!("  metadata:   GET {}", state.resource_metadata_url())
     });
-    lines.push(if state.origin_paths.is_empty() {
-        "  origin check: off (no route opened with cors_route or check_origin)".to_owned()
-    } else {
-        format!(
-            "  origin check: {} (allowed: {})",
-            state.origin_paths.join(", "),
-            state.origin_policy.describe()
-        )
-    });
+    lines.push(state.origin_check_line());
     let scopes = state.scopes_used();
     if !scopes.is_empty() {
         lines.push(format!(
